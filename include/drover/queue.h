@@ -1,0 +1,61 @@
+/* drover: multi-producer, multi-consumer message queues across processes.
+ *
+ * Messages are byte strings of 0 .. DV_MESSAGE_MAX bytes, delivered FIFO per
+ * producer. Timeouts: < 0 waits for ever, 0 does not wait, > 0 seconds.
+ * Errors: EAGAIN (full/empty without waiting), ETIMEDOUT, EPIPE (closed:
+ * puts fail at once; gets drain what is left, then fail), EMSGSIZE,
+ * EINVAL (bad or forged handle), ENOENT (stale handle). */
+#ifndef DROVER_QUEUE_H
+#define DROVER_QUEUE_H
+
+#include <stddef.h>
+
+#include "drover/error.h"
+#include "drover/export.h"
+#include "drover/handle.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Largest message a queue, a task argument or a result carries. */
+#define DV_MESSAGE_MAX ((size_t)64 << 20)
+
+typedef struct dv_queue dv_queue_t;
+
+/* Create a queue holding at most maxsize messages (0: no limit but
+ * memory). It lives on the caller's node. The caller owns the returned
+ * queue; dv_queue_destroy() of the creator's copy removes it. */
+DV_API dv_queue_t *dv_queue_create(size_t maxsize, dv_error_t *err);
+
+/* Append a copy of data[0..len). */
+DV_API int dv_queue_put(dv_queue_t *q, const void *data, size_t len,
+                        double timeout_s, dv_error_t *err);
+
+/* Take the oldest message: *data is malloc'd and owned by the caller
+ * (free() it), *len its length. */
+DV_API int dv_queue_get(dv_queue_t *q, void **data, size_t *len,
+                        double timeout_s, dv_error_t *err);
+
+/* Close: later puts fail with EPIPE; consumers drain, then see EPIPE. */
+DV_API int dv_queue_close(dv_queue_t *q);
+
+/* Messages waiting now (a snapshot), or -1. */
+DV_API long dv_queue_size(dv_queue_t *q);
+
+/* Describe q in *out, to attach it in another process. */
+DV_API int dv_queue_handle(const dv_queue_t *q, dv_handle_t *out);
+
+/* Attach a queue from its handle. The caller owns the result and releases
+ * it with dv_queue_destroy(), which then only detaches. */
+DV_API dv_queue_t *dv_queue_attach(const dv_handle_t *h, dv_error_t *err);
+
+/* Detach (and, for the creator's copy, remove the queue); sets *q = NULL.
+ * Accepts NULL and keeps errno. */
+DV_API void dv_queue_destroy(dv_queue_t **q);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,16 @@
+/* Internal helpers for the error convention of include/drover/error.h. */
+#ifndef DROVER_COMMON_ERROR_H
+#define DROVER_COMMON_ERROR_H
+
+#include "drover/error.h"
+
+/* Format a reason into err (which may be NULL), set errno to errnum, and
+ * return -1, so that a failing path reads `return dv__errprintf(...)`. */
+int dv__errprintf(dv_error_t *err, int errnum, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Same, but keeps the current errno and appends ": strerror(errno)". */
+int dv__errsys(dv_error_t *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#endif
