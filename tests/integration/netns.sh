@@ -202,6 +202,25 @@ dvn_spawn() {
     echo "$DVN_PID" >>"$DVN_DIR/pids"
 }
 
+# The kernel ids ("net:[INODE]") of this instance's network namespaces,
+# one a line, and the PIDs of all processes in the given ones: how a test
+# checks, after teardown, that nothing survived in a namespace it made.
+dvn_ns_ids() {
+    local ns
+    while read -r ns; do
+        echo "net:[$(stat -L -c %i "/run/netns/$ns")]"
+    done <"$DVN_DIR/namespaces"
+}
+dvn_pids_in_ns_ids() {
+    local f id want
+    for f in /proc/[0-9]*/ns/net; do
+        id=$(readlink "$f" 2>/dev/null) || continue
+        for want in "$@"; do
+            [ "$id" != "$want" ] || { f=${f#/proc/}; echo "${f%%/*}"; }
+        done
+    done
+}
+
 dvn_atexit() { DVN_ATEXIT+=("$1"); }
 
 # Signal the given PIDs, wait up to the grace period, then SIGKILL them.
@@ -249,8 +268,14 @@ dvn_teardown() {
     local pids=()
     [ -f "$DVN_DIR/pids" ] && mapfile -t pids <"$DVN_DIR/pids"
     dvn__kill_pids "${pids[@]}"
-    mapfile -t pids <<<"$(dvn__ns_pids)"
-    dvn__kill_pids "${pids[@]}"
+    # A daemon may fork while it shuts down (slurmd starts slurmstepd for a
+    # job's end): sweep until the namespaces are empty.
+    local round
+    for ((round = 0; round < 5; round++)); do
+        mapfile -t pids < <(dvn__ns_pids)
+        [ ${#pids[@]} -gt 0 ] || break
+        dvn__kill_pids "${pids[@]}"
+    done
     # Reap only the children this shell still has (a caller may have
     # waited for some already).
     local live

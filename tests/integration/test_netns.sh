@@ -65,8 +65,10 @@ test_four_nodes() {
     wait "$server" || fail "echo server failed"
     # A process left running inside a node must be killed at teardown.
     dvn_spawn 3 sleep 300
-    local sleeper=$DVN_PID
+    local sleeper=$DVN_PID ids
+    mapfile -t ids < <(dvn_ns_ids)
     dvn_teardown
+    [ -z "$(dvn_pids_in_ns_ids "${ids[@]}")" ] || fail "processes left in namespaces"
     ! kill -0 "$sleeper" 2>/dev/null || fail "process in node3 survived teardown"
     local left
     left=$(leftovers "$x" "$dir")
