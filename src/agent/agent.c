@@ -1,0 +1,306 @@
+/* The per-node agent: the ancestor of every process of the job on its node.
+ * It is the subreaper (orphans come back to it), reaps, and tears the job
+ * down when the main process ends or when it is told to stop (SIGINT,
+ * SIGTERM, SIGHUP): every descendant gets SIGTERM, then SIGKILL after a
+ * grace period; then the job's shared memory and runtime directory are
+ * removed. `drover run` runs it in its own process; a program started
+ * without `drover run` runs it in the original process of the program
+ * (dv__agent_split) so that it exits as its main process did. */
+#define _GNU_SOURCE
+#include "lib/runtime.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/error.h"
+#include "lib/internal.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+int dv__rundir_create(char *buf, size_t cap, dv_error_t *err)
+{
+    const char *tmp = getenv("DROVER_TMPDIR");
+    if (!tmp || !*tmp)
+        tmp = getenv("TMPDIR");
+    if (!tmp || !*tmp)
+        tmp = "/tmp";
+    int n = snprintf(buf, cap, "%s/drover.%s", tmp, dv__job_id());
+    if (n < 0 || (size_t)n >= cap)
+        return dv__errprintf(err, ENAMETOOLONG, "runtime dir: path too long");
+    if (mkdir(buf, 0700) < 0)
+        return dv__errsys(err, "runtime dir: %s", buf);
+    return 0;
+}
+
+static void remove_tree(int dfd, int depth)
+{
+    DIR *d = fdopendir(dfd);
+    if (!d) {
+        close(dfd);
+        return;
+    }
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        if (unlinkat(dirfd(d), e->d_name, 0) == 0 || depth > 8)
+            continue;
+        int sub = openat(dirfd(d), e->d_name,
+                         O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (sub >= 0) {
+            remove_tree(sub, depth + 1);
+            unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR);
+        }
+    }
+    closedir(d);
+}
+
+void dv__job_cleanup(const char *rundir)
+{
+    char prefix[128];
+    int n = snprintf(prefix, sizeof(prefix), "drover.%s.", dv__job_id());
+    DIR *d = opendir("/dev/shm");
+    if (d && n > 0 && (size_t)n < sizeof(prefix)) {
+        struct dirent *e;
+        while ((e = readdir(d)))
+            if (!strncmp(e->d_name, prefix, (size_t)n))
+                unlinkat(dirfd(d), e->d_name, 0);
+    }
+    if (d)
+        closedir(d);
+    if (rundir && *rundir) {
+        int fd = open(rundir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd >= 0)
+            remove_tree(fd, 0);
+        rmdir(rundir);
+    }
+}
+
+void dv__agent_block_signals(void *old)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    sigprocmask(SIG_BLOCK, &set, old);
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
+}
+
+/* The live (not zombie) descendants of this process, from /proc. Returns
+ * their number (at most cap stored), or 0 when /proc cannot be read. */
+static size_t descendants(pid_t *out, size_t cap)
+{
+    size_t n = 0, m = 0, mcap = 1024;
+    pid_t(*t)[2] = malloc(mcap * sizeof(*t)); /* pid, ppid */
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    while (t && d && (e = readdir(d))) {
+        char path[300], buf[512], *end;
+        long pid = strtol(e->d_name, &end, 10);
+        if (*end || pid <= 0)
+            continue;
+        snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        ssize_t k = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+        if (fd >= 0)
+            close(fd);
+        if (k <= 0)
+            continue;
+        buf[k] = 0;
+        char *rp = strrchr(buf, ')');
+        char st;
+        long ppid;
+        if (!rp || sscanf(rp + 1, " %c %ld", &st, &ppid) != 2 || st == 'Z' ||
+            st == 'X')
+            continue;
+        if (m == mcap) {
+            void *nt = realloc(t, 2 * mcap * sizeof(*t));
+            if (!nt)
+                break;
+            t = nt;
+            mcap *= 2;
+        }
+        t[m][0] = (pid_t)pid;
+        t[m][1] = (pid_t)ppid;
+        m++;
+    }
+    if (d)
+        closedir(d);
+    /* Breadth first from ourselves over the parent links. */
+    pid_t self = getpid();
+    size_t head = 0, found = 0;
+    pid_t *q = t ? malloc((m + 1) * sizeof(*q)) : NULL;
+    if (q) {
+        q[found++] = self;
+        while (head < found) {
+            pid_t p = q[head++];
+            for (size_t i = 0; i < m; i++)
+                if (t[i][1] == p && t[i][0] != self)
+                    q[found++] = t[i][0];
+        }
+        for (size_t i = 1; i < found; i++, n++)
+            if (n < cap)
+                out[n] = q[i];
+    }
+    free(q);
+    free(t);
+    return n;
+}
+
+struct sup {
+    pid_t main_pid;
+    int status, main_done;
+    int sfd;
+};
+
+static void reap_all(struct sup *s)
+{
+    int st;
+    pid_t pid;
+    while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
+        if (pid == s->main_pid) {
+            s->status = st;
+            s->main_done = 1;
+        }
+}
+
+/* Read pending signals: returns the first stop signal seen, else 0. */
+static int read_signals(struct sup *s, int timeout_ms)
+{
+    struct pollfd p = {s->sfd, POLLIN, 0};
+    int stop = 0;
+    if (poll(&p, 1, timeout_ms) <= 0)
+        return 0;
+    struct signalfd_siginfo si;
+    while (read(s->sfd, &si, sizeof(si)) == sizeof(si))
+        if (si.ssi_signo != SIGCHLD && !stop)
+            stop = (int)si.ssi_signo;
+    reap_all(s);
+    return stop;
+}
+
+static void signal_all(int sig)
+{
+    pid_t pids[4096];
+    size_t n = descendants(pids, 4096);
+    for (size_t i = 0; i < n && i < 4096; i++)
+        kill(pids[i], sig);
+}
+
+static void teardown(struct sup *s, double grace)
+{
+    pid_t one;
+    if (!descendants(&one, 1))
+        return;
+    signal_all(SIGTERM);
+    double deadline = now_s() + grace + 0.5;
+    while (now_s() < deadline) {
+        read_signals(s, 10);
+        reap_all(s);
+        if (!descendants(&one, 1))
+            return;
+    }
+    for (int i = 0; i < 500 && descendants(&one, 1); i++) {
+        signal_all(SIGKILL);
+        read_signals(s, 10);
+        reap_all(s);
+    }
+}
+
+int dv__agent_supervise(pid_t main_pid, const struct dv__agent_opts *o,
+                        int *signo)
+{
+    struct sup s = {main_pid, 0, 0, -1};
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    s.sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    int stop = 0;
+    reap_all(&s);
+    while (!s.main_done && !stop) {
+        if (s.sfd < 0) {
+            /* No signalfd: fall back to waiting for main alone. */
+            if (waitpid(main_pid, &s.status, 0) == main_pid)
+                s.main_done = 1;
+            continue;
+        }
+        stop = read_signals(&s, -1);
+    }
+    teardown(&s, o->grace_s);
+    reap_all(&s);
+    dv__job_cleanup(o->rundir);
+    if (s.sfd >= 0)
+        close(s.sfd);
+    if (signo)
+        *signo = stop;
+    if (!s.main_done)
+        s.status = stop ? stop : SIGKILL; /* as if killed by it */
+    return s.status;
+}
+
+int dv__agent_split(dv_error_t *err)
+{
+    char dir[PATH_MAX];
+    if (dv__rundir_create(dir, sizeof(dir), err) < 0)
+        return -1;
+    if (setenv(DV_ENV_RUNDIR, dir, 1) < 0 ||
+        setenv(DV_ENV_JOB, dv__job_id(), 1) < 0) {
+        rmdir(dir);
+        return dv__errsys(err, "dv_init: setenv");
+    }
+    sigset_t old;
+    dv__agent_block_signals(&old);
+    fflush(NULL);
+    pid_t agent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        dv__errsys(err, "dv_init: fork");
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        prctl(PR_SET_CHILD_SUBREAPER, 0);
+        unsetenv(DV_ENV_RUNDIR);
+        rmdir(dir);
+        return -1;
+    }
+    if (pid == 0) {
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        prctl(PR_SET_CHILD_SUBREAPER, 0);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != agent)
+            _exit(1);
+        return 0;
+    }
+    struct dv__agent_opts o = {dv__grace_s(), dir};
+    int st = dv__agent_supervise(pid, &o, NULL);
+    if (WIFEXITED(st))
+        _exit(WEXITSTATUS(st));
+    int sig = WIFSIGNALED(st) ? WTERMSIG(st) : SIGKILL;
+    signal(sig, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    raise(sig);
+    _exit(128 + sig);
+}

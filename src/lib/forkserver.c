@@ -1,0 +1,438 @@
+/* The fork server: a single-threaded fork of the main process, made in
+ * dv_init() before any thread or ZeroMQ context exists, that forks one
+ * child per task request. Starting a task is then one fork of a small
+ * process instead of fork + exec of the whole program. The fork server is
+ * the parent of every task it starts: it reaps them and writes each exit
+ * code into its client's status table (a memfd shared with the client),
+ * waking a joiner only when one sleeps. It ends (stopping its children:
+ * SIGTERM, grace, SIGKILL) when its parent dies or on SIGTERM. */
+#define _GNU_SOURCE
+#include "lib/runtime.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <linux/futex.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/error.h"
+#include "lib/internal.h"
+#include "lib/msg.h"
+
+static pid_t fs_pid = -1; /* in a main process: its fork server */
+static char fs_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+
+struct client {
+    int fd;
+    struct dv__ps_slot *tab; /* NULL until HELLO */
+};
+
+struct child {
+    pid_t pid;
+    int client; /* index in S.cl, -1 once that client left */
+    uint32_t slot;
+};
+
+/* State of the fork server process itself. */
+static struct {
+    int lfd, sfd;
+    struct client *cl;
+    size_t ncl, capcl;
+    struct child *ch;
+    size_t nch, capch;
+} S;
+
+const char *dv__forkserver_path(void)
+{
+    return fs_path;
+}
+
+void dv__forkserver_forget(void)
+{
+    fs_pid = -1;
+}
+
+double dv__grace_s(void)
+{
+    const char *g = getenv(DV_ENV_GRACE);
+    char *end;
+    double v = g ? strtod(g, &end) : 2.0;
+    if (!g || end == g || *end || !(v >= 0) || v > 60)
+        v = 2.0;
+    return v;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void slot_finish(struct dv__ps_slot *s, int code)
+{
+    s->code = code;
+    uint32_t old = atomic_exchange(&s->state, DV_PS_DONE);
+    if (old == DV_PS_ABANDONED)
+        atomic_store(&s->state, DV_PS_FREE);
+    else if (old & DV_PS_WAITER)
+        syscall(SYS_futex, &s->state, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+static void reap(void)
+{
+    int st;
+    pid_t pid;
+    while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+        int code = WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
+        for (size_t i = 0; i < S.nch; i++) {
+            if (S.ch[i].pid != pid)
+                continue;
+            struct child c = S.ch[i];
+            S.ch[i] = S.ch[--S.nch];
+            if (c.client >= 0 && S.cl[c.client].tab)
+                slot_finish(&S.cl[c.client].tab[c.slot], code);
+            break;
+        }
+    }
+}
+
+/* Stop every child (SIGTERM, grace, SIGKILL), then exit. */
+static void __attribute__((noreturn)) shutdown_server(void)
+{
+    if (S.lfd >= 0)
+        close(S.lfd);
+    unlink(fs_path);
+    for (size_t i = 0; i < S.nch; i++)
+        kill(S.ch[i].pid, SIGTERM);
+    double deadline = now_s() + dv__grace_s();
+    while (S.nch && now_s() < deadline) {
+        struct pollfd p = {S.sfd, POLLIN, 0};
+        if (poll(&p, 1, 20) > 0) {
+            struct signalfd_siginfo si;
+            while (read(S.sfd, &si, sizeof(si)) == sizeof(si))
+                ;
+        }
+        reap();
+    }
+    for (size_t i = 0; i < S.nch; i++)
+        kill(S.ch[i].pid, SIGKILL);
+    while (S.nch) {
+        pid_t pid = S.ch[0].pid;
+        if (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            continue;
+        S.ch[0] = S.ch[--S.nch];
+    }
+    _exit(0);
+}
+
+static void drop_client(size_t i)
+{
+    close(S.cl[i].fd);
+    if (S.cl[i].tab)
+        munmap(S.cl[i].tab, DV_PS_SLOTS * sizeof(struct dv__ps_slot));
+    S.cl[i].fd = -1;
+    S.cl[i].tab = NULL;
+    for (size_t k = 0; k < S.nch; k++)
+        if (S.ch[k].client == (int)i)
+            S.ch[k].client = -1;
+}
+
+static int reply_err(size_t i, int e, const char *why)
+{
+    dv__msgw_t w;
+    dv__msgw_init(&w);
+    dv__msgw_i32(&w, e);
+    dv__msgw_str(&w, why);
+    int r = dv__msg_send(S.cl[i].fd, DV_MSG_ERR, &w, NULL, 0, -1);
+    dv__msgw_free(&w);
+    return r;
+}
+
+static int reply_ok(size_t i, int32_t v)
+{
+    dv__msgw_t w;
+    dv__msgw_init(&w);
+    dv__msgw_i32(&w, v);
+    int r = dv__msg_send(S.cl[i].fd, DV_MSG_OK, &w, NULL, 0, -1);
+    dv__msgw_free(&w);
+    return r;
+}
+
+/* In a new task child: drop the server's state, restore signals. */
+static void child_setup(pid_t server, int gpu)
+{
+    close(S.sfd);
+    close(S.lfd);
+    for (size_t i = 0; i < S.ncl; i++)
+        if (S.cl[i].fd >= 0)
+            drop_client(i);
+    free(S.cl);
+    free(S.ch);
+    memset(&S, 0, sizeof(S));
+    signal(SIGINT, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != server)
+        _exit(1);
+    if (gpu >= 0) {
+        char v[16];
+        snprintf(v, sizeof(v), "%d", gpu);
+        setenv("CUDA_VISIBLE_DEVICES", v, 1);
+        setenv("ROCR_VISIBLE_DEVICES", v, 1);
+    }
+}
+
+/* START: fork a child for the task. Returns 1 in the child (req filled),
+ * 0 in the server, -1 when the client must be dropped. */
+static int do_start(size_t i, dv__msgr_t *r, void *body,
+                    struct dv__task_req *req)
+{
+    uint32_t slot = dv__msgr_u32(r);
+    int32_t gpu = dv__msgr_i32(r);
+    dv__msgr_str(r, req->task, sizeof(req->task));
+    const void *arg;
+    size_t len = dv__msgr_tail(r, &arg);
+    if (r->bad || slot >= DV_PS_SLOTS || !S.cl[i].tab ||
+        atomic_load(&S.cl[i].tab[slot].state) != DV_PS_STARTING)
+        return reply_err(i, EPROTO, "malformed start request") < 0 ? -1 : 0;
+    if (!dv_task_find(req->task))
+        return reply_err(i, ENOENT, "no such task") < 0 ? -1 : 0;
+    if (S.nch == S.capch) {
+        size_t cap = S.capch ? S.capch * 2 : 64;
+        struct child *c = realloc(S.ch, cap * sizeof(*c));
+        if (!c)
+            return reply_err(i, EAGAIN, "out of memory") < 0 ? -1 : 0;
+        S.ch = c;
+        S.capch = cap;
+    }
+    pid_t server = getpid();
+    pid_t pid = fork();
+    if (pid == 0) {
+        memmove(body, arg, len);
+        req->arg = body;
+        req->len = len;
+        child_setup(server, gpu);
+        return 1;
+    }
+    if (pid < 0)
+        return reply_err(i, EAGAIN, "fork failed") < 0 ? -1 : 0;
+    S.ch[S.nch++] = (struct child){pid, (int)i, slot};
+    S.cl[i].tab[slot].pid = pid;
+    atomic_store(&S.cl[i].tab[slot].state, DV_PS_RUNNING);
+    return reply_ok(i, pid) < 0 ? -1 : 0;
+}
+
+static int do_signal(size_t i, dv__msgr_t *r)
+{
+    uint32_t slot = dv__msgr_u32(r);
+    int32_t sig = dv__msgr_i32(r);
+    if (r->bad || (sig != SIGTERM && sig != SIGKILL))
+        return reply_err(i, EINVAL, "malformed signal request");
+    for (size_t k = 0; k < S.nch; k++)
+        if (S.ch[k].client == (int)i && S.ch[k].slot == slot) {
+            kill(S.ch[k].pid, sig);
+            return reply_ok(i, 0);
+        }
+    return reply_err(i, ESRCH, "the process has ended");
+}
+
+static int do_hello(size_t i, int fd)
+{
+    if (fd < 0 || S.cl[i].tab)
+        return reply_err(i, EPROTO, "bad hello");
+    void *m = mmap(NULL, DV_PS_SLOTS * sizeof(struct dv__ps_slot),
+                   PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED)
+        return reply_err(i, errno, "cannot map the status table");
+    S.cl[i].tab = m;
+    return reply_ok(i, 0);
+}
+
+/* One message from client i. Returns 1 in a new task child. */
+static int handle(size_t i, struct dv__task_req *req)
+{
+    uint16_t type;
+    void *body;
+    size_t len;
+    int fd = -1, r;
+    if (dv__msg_recv(S.cl[i].fd, &type, &body, &len, &fd) < 0) {
+        drop_client(i);
+        return 0;
+    }
+    dv__msgr_t rd;
+    dv__msgr_init(&rd, body, len);
+    if (type == DV_MSG_HELLO)
+        r = do_hello(i, fd);
+    else if (type == DV_MSG_START)
+        r = do_start(i, &rd, body, req);
+    else if (type == DV_MSG_SIGNAL)
+        r = do_signal(i, &rd);
+    else
+        r = -1;
+    if (fd >= 0)
+        close(fd);
+    if (r == 1)
+        return 1;
+    free(body);
+    if (r < 0)
+        drop_client(i);
+    return 0;
+}
+
+static void accept_client(void)
+{
+    int fd = accept4(S.lfd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd < 0)
+        return;
+    size_t i = 0;
+    while (i < S.ncl && S.cl[i].fd >= 0)
+        i++;
+    if (i == S.ncl) {
+        if (S.ncl == S.capcl) {
+            size_t cap = S.capcl ? S.capcl * 2 : 8;
+            struct client *c = realloc(S.cl, cap * sizeof(*c));
+            if (!c) {
+                close(fd);
+                return;
+            }
+            S.cl = c;
+            S.capcl = cap;
+        }
+        S.ncl++;
+    }
+    S.cl[i] = (struct client){fd, NULL};
+}
+
+static void on_signals(void)
+{
+    struct signalfd_siginfo si;
+    while (read(S.sfd, &si, sizeof(si)) == sizeof(si)) {
+        if (si.ssi_signo == SIGCHLD)
+            reap();
+        else
+            shutdown_server();
+    }
+}
+
+/* The server loop. Returns only in a new task child (1). */
+static int serve(struct dv__task_req *req)
+{
+    struct pollfd *pf = NULL;
+    size_t cap = 0;
+    for (;;) {
+        if (cap < S.ncl + 2) {
+            struct pollfd *n = realloc(pf, (S.ncl + 8) * sizeof(*pf));
+            if (!n)
+                shutdown_server();
+            pf = n;
+            cap = S.ncl + 8;
+        }
+        pf[0] = (struct pollfd){S.sfd, POLLIN, 0};
+        pf[1] = (struct pollfd){S.lfd, POLLIN, 0};
+        for (size_t i = 0; i < S.ncl; i++)
+            pf[i + 2] = (struct pollfd){S.cl[i].fd, POLLIN, 0};
+        size_t n = S.ncl + 2;
+        if (poll(pf, n, -1) < 0)
+            continue;
+        if (pf[0].revents)
+            on_signals();
+        for (size_t i = 0; i + 2 < n; i++) {
+            if (!pf[i + 2].revents || S.cl[i].fd < 0)
+                continue;
+            if (handle(i, req) == 1) {
+                free(pf);
+                return 1;
+            }
+        }
+        if (pf[1].revents)
+            accept_client();
+    }
+}
+
+static int server_main(int lfd, pid_t parent, struct dv__task_req *req)
+{
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent)
+        _exit(0);
+    memset(&S, 0, sizeof(S));
+    S.lfd = lfd;
+    signal(SIGINT, SIG_IGN); /* Ctrl-C is for the tasks, not for us */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    S.sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (S.sfd < 0)
+        _exit(1);
+    return serve(req);
+}
+
+int dv__forkserver_start(struct dv__task_req *req, dv_error_t *err)
+{
+    const char *dir = getenv(DV_ENV_RUNDIR);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (!dir || !*dir)
+        return dv__errprintf(err, ENOTCONN, "dv_init: no runtime directory");
+    int n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/fs.%ld.sock", dir,
+                     (long)getpid());
+    if (n < 0 || (size_t)n >= sizeof(sa.sun_path))
+        return dv__errprintf(err, ENAMETOOLONG,
+                             "dv_init: runtime directory path too long: %s",
+                             dir);
+    int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (lfd < 0)
+        return dv__errsys(err, "dv_init: socket");
+    unlink(sa.sun_path);
+    if (bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+        listen(lfd, SOMAXCONN) < 0) {
+        dv__errsys(err, "dv_init: listen on %s", sa.sun_path);
+        close(lfd);
+        return -1;
+    }
+    fflush(NULL);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        dv__errsys(err, "dv_init: fork");
+        close(lfd);
+        unlink(sa.sun_path);
+        return -1;
+    }
+    memcpy(fs_path, sa.sun_path, sizeof(fs_path));
+    if (pid == 0)
+        return server_main(lfd, parent, req);
+    close(lfd);
+    fs_pid = pid;
+    return 0;
+}
+
+void dv__forkserver_stop(void)
+{
+    if (fs_pid <= 0)
+        return;
+    int e = errno;
+    kill(fs_pid, SIGTERM);
+    while (waitpid(fs_pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+    unlink(fs_path);
+    fs_pid = -1;
+    fs_path[0] = 0;
+    errno = e;
+}

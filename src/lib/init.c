@@ -1,0 +1,79 @@
+/* dv_init / dv_finalize: the role of this process in its job. A program
+ * started by `drover run` joins that job; one started directly becomes a
+ * private one-node job (the original process turns into the job's agent,
+ * a child continues as the main process). The main process then forks its
+ * fork server; a child of the fork server comes back through dv_init to
+ * run its task and exit with the task's return code. */
+#define _GNU_SOURCE
+#include "lib/runtime.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "lib/internal.h"
+
+static dv__role_t role;
+static int private_runtime;
+
+dv__role_t dv__role(void)
+{
+    return role;
+}
+
+static void __attribute__((noreturn)) run_task(struct dv__task_req *req)
+{
+    dv_task_f fn = dv_task_find(req->task);
+    struct dv_result result = {NULL, 0};
+    int rc = fn ? fn(req->arg, req->len, &result) : 127;
+    free(result.data);
+    free(req->arg);
+    exit(rc);
+}
+
+int dv_init(int *argc, char ***argv, dv_error_t *err)
+{
+    (void)argc;
+    (void)argv;
+    if (role != DV_ROLE_NONE)
+        return 0;
+    const char *dir = getenv(DV_ENV_RUNDIR);
+    if (!dir || !*dir) {
+        if (dv__agent_split(err) < 0)
+            return -1;
+        private_runtime = 1;
+    }
+    if (dv__node_init(err) < 0)
+        return -1;
+    struct dv__task_req req;
+    memset(&req, 0, sizeof(req));
+    int r = dv__forkserver_start(&req, err);
+    if (r < 0) {
+        dv__node_reset();
+        return -1;
+    }
+    if (r == 0) {
+        role = DV_ROLE_MAIN;
+        return 0;
+    }
+    role = DV_ROLE_TASK;
+    run_task(&req);
+}
+
+int dv_finalize(void)
+{
+    if (role == DV_ROLE_NONE)
+        return 0;
+    int e = errno;
+    dv__process_disconnect();
+    if (role == DV_ROLE_MAIN) {
+        dv__forkserver_stop();
+        if (private_runtime)
+            dv__job_cleanup(NULL);
+    }
+    dv__node_reset();
+    role = DV_ROLE_NONE;
+    errno = e;
+    return 0;
+}

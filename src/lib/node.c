@@ -1,0 +1,216 @@
+/* The node table of the job and placement over it. On one node the table
+ * is built here from the environment and the affinity mask; a multi-node
+ * launcher replaces it with dv__node_table_set(). */
+#define _GNU_SOURCE
+#include "lib/runtime.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/error.h"
+#include "lib/internal.h"
+
+static dv_node_info_t *nodes;
+static int count;
+static int self = -1;
+static unsigned long placed; /* processes placed by this process */
+
+static int usable_cpus(void)
+{
+    for (int n = 1024; n <= 1 << 16; n *= 2) {
+        cpu_set_t *set = CPU_ALLOC(n);
+        size_t sz = CPU_ALLOC_SIZE(n);
+        if (!set)
+            break;
+        if (sched_getaffinity(0, sz, set) == 0) {
+            int c = CPU_COUNT_S(sz, set);
+            CPU_FREE(set);
+            return c > 0 ? c : 1;
+        }
+        CPU_FREE(set);
+        if (errno != EINVAL)
+            break;
+    }
+    long c = sysconf(_SC_NPROCESSORS_ONLN);
+    return c > 0 ? (int)c : 1;
+}
+
+static uint64_t fnv1a(uint64_t h, const char *s)
+{
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
+    return h;
+}
+
+static int env_int(const char *name, int def, int lo, int hi)
+{
+    const char *v = getenv(name);
+    char *end;
+    long x = v ? strtol(v, &end, 10) : def;
+    if (!v || end == v || *end || x < lo || x > hi)
+        return def;
+    return (int)x;
+}
+
+int dv__node_init(dv_error_t *err)
+{
+    int n = env_int(DV_ENV_NODE_COUNT, 1, 1, 1 << 16);
+    int me = env_int(DV_ENV_NODE_INDEX, 0, 0, n - 1);
+    dv_node_info_t *t = calloc((size_t)n, sizeof(*t));
+    if (!t)
+        return dv__errprintf(err, ENOMEM, "dv_init: out of memory");
+    dv_node_info_t *m = &t[me];
+    const char *name = getenv(DV_ENV_NODE_NAME);
+    if (name && *name)
+        snprintf(m->hostname, sizeof(m->hostname), "%s", name);
+    else if (gethostname(m->hostname, sizeof(m->hostname)) < 0)
+        snprintf(m->hostname, sizeof(m->hostname), "localhost");
+    m->hostname[sizeof(m->hostname) - 1] = 0;
+    for (int i = 0; i < n; i++)
+        t[i].index = i;
+    const char *uid = getenv(DV_ENV_NODE_UID);
+    char *end;
+    m->uid = uid ? strtoull(uid, &end, 16) : 0;
+    if (!m->uid) {
+        char idx[16];
+        snprintf(idx, sizeof(idx), "/%d", me);
+        m->uid = fnv1a(
+            fnv1a(fnv1a(0xcbf29ce484222325ull, dv__job_id()), m->hostname),
+            idx);
+    }
+    m->cpus = usable_cpus();
+    free(nodes);
+    nodes = t;
+    count = n;
+    self = me;
+    return 0;
+}
+
+int dv__node_table_set(const dv_node_info_t *t, int n, int me)
+{
+    if (!t || n < 1 || me < 0 || me >= n) {
+        errno = EINVAL;
+        return -1;
+    }
+    dv_node_info_t *c = malloc((size_t)n * sizeof(*c));
+    if (!c) {
+        errno = ENOMEM;
+        return -1;
+    }
+    memcpy(c, t, (size_t)n * sizeof(*c));
+    free(nodes);
+    nodes = c;
+    count = n;
+    self = me;
+    return 0;
+}
+
+void dv__node_reset(void)
+{
+    free(nodes);
+    nodes = NULL;
+    count = 0;
+    self = -1;
+}
+
+int dv_node_count(void)
+{
+    if (self < 0) {
+        errno = ENOTCONN;
+        return -1;
+    }
+    return count;
+}
+
+int dv_node_get(int index, dv_node_info_t *out, dv_error_t *err)
+{
+    if (self < 0)
+        return dv__errprintf(err, ENOTCONN, "dv_node_get: call dv_init first");
+    if (index < 0 || index >= count)
+        return dv__errprintf(err, ERANGE, "dv_node_get: no node %d (of %d)",
+                             index, count);
+    if (!out)
+        return dv__errprintf(err, EINVAL, "dv_node_get: NULL output");
+    *out = nodes[index];
+    return 0;
+}
+
+int dv_node_self(void)
+{
+    if (self < 0)
+        errno = ENOTCONN;
+    return self;
+}
+
+int dv_node_set_gpus(int gpus)
+{
+    if (self < 0) {
+        errno = ENOTCONN;
+        return -1;
+    }
+    if (gpus < 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    nodes[self].gpus = gpus;
+    return 0;
+}
+
+static int block_node(void)
+{
+    unsigned long total = 0;
+    for (int i = 0; i < count; i++)
+        total += nodes[i].cpus > 0 ? (unsigned long)nodes[i].cpus : 1;
+    unsigned long k = placed % total;
+    for (int i = 0; i < count; i++) {
+        unsigned long c = nodes[i].cpus > 0 ? (unsigned long)nodes[i].cpus : 1;
+        if (k < c)
+            return i;
+        k -= c;
+    }
+    return 0;
+}
+
+int dv__placement_node(const dv_placement_t *where, dv_error_t *err)
+{
+    if (self < 0)
+        return dv__errprintf(err, ENOTCONN, "placement: call dv_init first");
+    dv_policy_t pol = where ? where->policy : DV_POLICY_DEFAULT;
+    int node;
+    switch (pol) {
+    case DV_POLICY_DEFAULT:
+    case DV_POLICY_ROUND_ROBIN:
+        node = (int)(placed % (unsigned long)count);
+        break;
+    case DV_POLICY_BLOCK:
+        node = block_node();
+        break;
+    case DV_POLICY_NODE:
+        if (where->node < 0 || where->node >= count)
+            return dv__errprintf(err, EINVAL, "placement: no node %d (of %d)",
+                                 where->node, count);
+        node = where->node;
+        break;
+    case DV_POLICY_HOST:
+        for (node = 0; node < count; node++)
+            if (where->host && !strcmp(nodes[node].hostname, where->host))
+                break;
+        if (node == count)
+            return dv__errprintf(err, ENOENT, "placement: no node named '%s'",
+                                 where->host ? where->host : "(null)");
+        break;
+    case DV_POLICY_LOCAL:
+        node = self;
+        break;
+    default:
+        return dv__errprintf(err, EINVAL, "placement: unknown policy %d",
+                             (int)pol);
+    }
+    placed++;
+    return node;
+}

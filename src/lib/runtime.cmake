@@ -1,0 +1,24 @@
+# The runtime core (owner: core-runtime): task, init, process, node,
+# forkserver, msg in this folder, plus the per-node agent (src/agent),
+# which is part of libdrover because a program started without
+# `drover run` becomes its own agent.
+file(GLOB dv_agent_sources CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/src/agent/*.c)
+target_sources(drover PRIVATE ${dv_agent_sources})
+
+# The same code as a static library with every internal symbol visible to
+# whoever links it: the `drover` command and unit tests of internals.
+add_library(drover_internal STATIC ${drover_lib_sources} ${dv_agent_sources})
+target_include_directories(drover_internal PUBLIC ${CMAKE_SOURCE_DIR}/include
+  ${CMAKE_SOURCE_DIR}/src)
+target_link_libraries(drover_internal PUBLIC drover_common PkgConfig::ZMQ
+  Threads::Threads rt)
+
+set(dv_unit ${CMAKE_SOURCE_DIR}/tests/unit)
+dv_add_test(test_task SOURCES ${dv_unit}/test_task.c LIBS drover TIMEOUT 30)
+dv_add_test(test_msg SOURCES ${dv_unit}/test_msg.c LIBS drover_internal
+  TIMEOUT 30)
+dv_add_test(test_node SOURCES ${dv_unit}/test_node.c LIBS drover TIMEOUT 30)
+dv_add_test(test_process SOURCES ${dv_unit}/test_process.c LIBS drover
+  TIMEOUT 120)
+dv_add_fuzz(fuzz_msg SOURCES ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_msg.c
+  LIBS drover_internal)

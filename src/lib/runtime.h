@@ -1,0 +1,138 @@
+/* Internal interfaces of the runtime core (owner: core-runtime): roles,
+ * the fork server, the process status table, the node table and the
+ * per-node agent. Never installed. */
+#ifndef DROVER_LIB_RUNTIME_H
+#define DROVER_LIB_RUNTIME_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "drover/drover.h"
+
+/* Environment of a job (set by `drover run` or the private runtime). */
+#define DV_ENV_JOB "DROVER_JOB_ID"
+#define DV_ENV_RUNDIR "DROVER_RUNTIME_DIR"
+#define DV_ENV_NODE_INDEX "DROVER_NODE_INDEX"
+#define DV_ENV_NODE_COUNT "DROVER_NODE_COUNT"
+#define DV_ENV_NODE_UID "DROVER_NODE_UID"
+#define DV_ENV_NODE_NAME "DROVER_NODE_NAME"
+#define DV_ENV_GRACE "DROVER_GRACE"
+
+/* The role of this process in its job. */
+typedef enum dv__role {
+    DV_ROLE_NONE = 0, /* dv_init() not called yet */
+    DV_ROLE_MAIN,     /* a main process (returned from dv_init) */
+    DV_ROLE_TASK,     /* a process the runtime started for a task */
+} dv__role_t;
+
+dv__role_t dv__role(void);
+
+/* ---- process status table (process.c, forkserver.c) ----
+ * Each client process of a fork server owns a table of slots in a memfd it
+ * shares with the fork server. The client allocates a slot per process; the
+ * fork server writes the pid and, once it reaped the child, its code. */
+#define DV_PS_SLOTS 4096
+enum {
+    DV_PS_FREE = 0,
+    DV_PS_STARTING = 1,  /* allocated by the client, request in flight */
+    DV_PS_RUNNING = 2,   /* forked */
+    DV_PS_DONE = 3,      /* reaped; code valid */
+    DV_PS_ABANDONED = 4, /* handle destroyed while running */
+    DV_PS_WAITER = 0x100 /* or'ed into RUNNING: someone sleeps on it */
+};
+struct dv__ps_slot {
+    _Atomic uint32_t state; /* futex word */
+    int32_t pid;
+    int32_t code; /* exit code, or -signal */
+    uint32_t pad;
+};
+
+/* Grace period of a teardown, in seconds (DROVER_GRACE, default 2). */
+double dv__grace_s(void);
+
+/* ---- fork server (forkserver.c) ---- */
+
+/* A task request as the fork server hands it to a new child. */
+struct dv__task_req {
+    char task[128];
+    void *arg; /* malloc'd */
+    size_t len;
+};
+
+/* Start the fork server of this main process: a fork of it that forks one
+ * child per task. Must run before any thread or ZeroMQ context exists.
+ * In the parent returns 0 (or -1). In a task child it returns 1 with *req
+ * filled: the caller runs the task and exits. */
+int dv__forkserver_start(struct dv__task_req *req, dv_error_t *err);
+
+/* Stop the fork server this process started (its children get SIGTERM, a
+ * grace period, then SIGKILL) and reap it. Safe when none runs. */
+void dv__forkserver_stop(void);
+
+/* Path of the listening socket of the fork server this process talks to
+ * ("" when none). */
+const char *dv__forkserver_path(void);
+
+/* Forget the fork server without stopping it (in a task child). */
+void dv__forkserver_forget(void);
+
+/* ---- process client (process.c) ---- */
+
+/* Close this process's connection to its fork server (finalize). */
+void dv__process_disconnect(void);
+
+/* ---- node table (node.c) ---- */
+
+/* Build the table from the environment (one node unless a launcher set
+ * DROVER_NODE_COUNT). Returns 0 or -1. */
+int dv__node_init(dv_error_t *err);
+
+/* Replace the table (for a launcher that learned it from the head): n
+ * entries copied; self is this process's node index. */
+int dv__node_table_set(const dv_node_info_t *nodes, int n, int self);
+
+/* The node index a placement gives for the next process (NULL: the
+ * default policy); -1 with EINVAL / ENOENT for a node that does not
+ * exist. Round-robin and block keep their counters per process. */
+int dv__placement_node(const dv_placement_t *where, dv_error_t *err);
+
+/* Forget the table (finalize). */
+void dv__node_reset(void);
+
+/* ---- job clean-up and the agent (src/agent/agent.c) ---- */
+
+/* Create the job's runtime directory <tmp>/drover.<job> with mode 0700,
+ * write its path into buf. tmp is $DROVER_TMPDIR, $TMPDIR or /tmp. */
+int dv__rundir_create(char *buf, size_t cap, dv_error_t *err);
+
+/* Remove every /dev/shm/drover.<job>.* segment of this job, and rundir
+ * (when not NULL) with what it holds. */
+void dv__job_cleanup(const char *rundir);
+
+/* Options of the agent's supervision of one main process. */
+struct dv__agent_opts {
+    double grace_s;     /* SIGTERM -> SIGKILL delay at teardown */
+    const char *rundir; /* removed at the end */
+};
+
+/* Supervise main_pid as the node's agent: become the subreaper, reap,
+ * on SIGINT/SIGTERM/SIGHUP or when the main process ends tear the job
+ * down (every descendant: SIGTERM, grace, SIGKILL), remove the job's
+ * shared memory and rundir. Returns main's wait status; *signo is the
+ * signal that interrupted the job (0 when main ended by itself). The caller
+ * must have blocked SIGCHLD, SIGINT, SIGTERM and SIGHUP before forking
+ * main (dv__agent_block_signals). */
+int dv__agent_supervise(pid_t main_pid, const struct dv__agent_opts *o,
+                        int *signo);
+
+/* Block the signals the agent handles; *old receives the previous mask. */
+void dv__agent_block_signals(void *old_sigset);
+
+/* Private runtime (an MPI-style singleton): split this process in two. The
+ * parent becomes the agent of a one-node job and never returns (it exits
+ * as the child did); the child returns 0 as the main process. */
+int dv__agent_split(dv_error_t *err);
+
+#endif
