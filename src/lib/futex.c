@@ -1,0 +1,114 @@
+/* Blocking helpers of the shared-memory objects: process-shared futexes,
+ * absolute CLOCK_MONOTONIC deadlines, and the liveness check that lets a
+ * waiter recover from a process killed in the middle of an operation. */
+#include "lib/shm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <linux/futex.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+int dv__futex_wait(uint32_t *word, uint32_t val, const struct timespec *dl)
+{
+    /* FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC time. */
+    long r = syscall(SYS_futex, word, FUTEX_WAIT_BITSET, val, dl, NULL,
+                     FUTEX_BITSET_MATCH_ANY);
+    return r == 0 ? 0 : -1;
+}
+
+void dv__futex_wake(uint32_t *word, int n)
+{
+    syscall(SYS_futex, word, FUTEX_WAKE, n, NULL, NULL, 0);
+}
+
+bool dv__deadline(double timeout_s, struct timespec *dl)
+{
+    if (timeout_s < 0)
+        return false;
+    clock_gettime(CLOCK_MONOTONIC, dl);
+    if (timeout_s > 1e9)
+        timeout_s = 1e9;
+    time_t sec = (time_t)timeout_s;
+    long ns = (long)((timeout_s - (double)sec) * 1e9);
+    dl->tv_sec += sec;
+    dl->tv_nsec += ns;
+    if (dl->tv_nsec >= 1000000000L) {
+        dl->tv_sec++;
+        dl->tv_nsec -= 1000000000L;
+    }
+    return true;
+}
+
+bool dv__deadline_passed(const struct timespec *dl)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec > dl->tv_sec ||
+           (now.tv_sec == dl->tv_sec && now.tv_nsec >= dl->tv_nsec);
+}
+
+struct timespec dv__deadline_min(const struct timespec *dl, long ms)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    t.tv_sec += ms / 1000;
+    t.tv_nsec += (ms % 1000) * 1000000L;
+    if (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
+    }
+    if (dl && (dl->tv_sec < t.tv_sec ||
+               (dl->tv_sec == t.tv_sec && dl->tv_nsec < t.tv_nsec)))
+        return *dl;
+    return t;
+}
+
+/* A killed process stays a zombie until its parent reaps it, and kill(pid,
+ * 0) still succeeds on it: read its state from /proc as well. */
+bool dv__pid_alive(pid_t pid)
+{
+    if (pid <= 0)
+        return false;
+    if (kill(pid, 0) < 0 && errno == ESRCH)
+        return false;
+    char path[64], buf[256];
+    snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno != ENOENT;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return true;
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')');
+    if (!p || p[1] != ' ')
+        return true;
+    return p[2] != 'Z' && p[2] != 'X';
+}
+
+static pid_t cached_pid;
+static pthread_once_t pid_once = PTHREAD_ONCE_INIT;
+
+static void refresh_pid(void)
+{
+    __atomic_store_n(&cached_pid, getpid(), __ATOMIC_RELAXED);
+}
+
+static void init_pid(void)
+{
+    refresh_pid();
+    pthread_atfork(NULL, NULL, refresh_pid);
+}
+
+pid_t dv__self_pid(void)
+{
+    pthread_once(&pid_once, init_pid);
+    return __atomic_load_n(&cached_pid, __ATOMIC_RELAXED);
+}

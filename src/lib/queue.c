@@ -1,0 +1,600 @@
+/* Multi-producer, multi-consumer queues in one shared-memory segment each.
+ *
+ * Layout: a header (robust process-shared mutex, positions, futex words)
+ * and a byte ring, the heap, of QUEUE_HEAP bytes (sparse: only touched
+ * pages cost memory). Each message sits in the ring as a 64-byte
+ * descriptor followed by its payload. Positions are 64-bit and only grow;
+ * pos & mask is the offset in the ring. Three of them, under the lock:
+ *   rel <= head <= alloc
+ * [rel, head): messages taken by consumers, being copied out or done;
+ * [head, alloc): messages being written or ready. A SKIP descriptor sends
+ * readers to the start of the ring where a message did not fit at its end.
+ *
+ * The lock only covers reserving and claiming; payloads are copied outside
+ * it, so producers and consumers overlap. A descriptor's state says who
+ * owns it (WRITING: its producer, READING: its consumer, with their pid),
+ * so when a process is killed in the middle of a copy, the others notice
+ * (the pid is gone) and skip or free that message. A process killed while
+ * holding the lock leaves it EOWNERDEAD: the next locker repairs the
+ * counters. Waiters spin briefly, then sleep on a futex word (a sequence
+ * number), and are woken only when a waiter count says someone sleeps. */
+#include "drover/queue.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/error.h"
+#include "lib/shm.h"
+
+#define QUEUE_HEAP ((uint64_t)512 << 20)  /* payload ring, a power of two */
+#define DESC 64                           /* descriptor bytes, and alignment */
+#define RESERVE_STEP ((uint64_t)16 << 20) /* fallocate granularity */
+#define SMALL_BUF ((size_t)64 << 10)      /* malloc'd under the lock */
+#define POLL_MS 10 /* liveness polling while a copy blocks us */
+
+enum { M_WRITING = 1, M_READY, M_READING, M_DONE, M_SKIP };
+
+struct desc {
+    uint32_t state; /* M_*, atomic */
+    int32_t pid;    /* the producer, then the consumer, that owns it */
+    uint64_t len;   /* payload bytes */
+    uint8_t pad[DESC - 16];
+};
+
+struct qshared {
+    struct dv__shm_hdr common;
+    uint64_t maxsize;
+    uint64_t heap_off; /* from the start of the segment */
+    uint64_t heap_cap;
+    _Alignas(64) pthread_mutex_t lock;
+    /* Under the lock (count is also read without it). */
+    _Alignas(64) uint64_t alloc, head, rel;
+    uint64_t count;    /* messages in [head, alloc), atomic */
+    uint64_t reserved; /* heap bytes fallocate'd from offset 0 */
+    uint32_t closed;   /* atomic */
+    /* Futex words: bumped on each publish / free, with sleeper counts. */
+    _Alignas(64) uint32_t data_seq;
+    uint32_t data_sleepers;
+    _Alignas(64) uint32_t space_seq;
+    uint32_t space_sleepers;
+};
+
+struct dv_queue {
+    struct dv__shm shm;
+    struct qshared *sh;
+    unsigned char *heap;
+    uint64_t mask;
+};
+
+static inline struct desc *desc_at(const dv_queue_t *q, uint64_t pos)
+{
+    return (struct desc *)(q->heap + (pos & q->mask));
+}
+
+static inline uint64_t footprint(uint64_t len)
+{
+    return (DESC + len + DESC - 1) & ~(uint64_t)(DESC - 1);
+}
+
+static inline uint64_t next_lap(const dv_queue_t *q, uint64_t pos)
+{
+    return (pos | q->mask) + 1;
+}
+
+static inline uint32_t ld32(const uint32_t *p)
+{
+    return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+
+static inline void st32(uint32_t *p, uint32_t v)
+{
+    __atomic_store_n(p, v, __ATOMIC_RELEASE);
+}
+
+/* The position after the descriptor at pos (read under the lock). */
+static uint64_t desc_next(const dv_queue_t *q, uint64_t pos)
+{
+    const struct desc *d = desc_at(q, pos);
+    if (ld32(&d->state) == M_SKIP)
+        return next_lap(q, pos);
+    return pos + footprint(d->len);
+}
+
+static void add_count(struct qshared *sh, int64_t delta)
+{
+    __atomic_store_n(&sh->count, sh->count + (uint64_t)delta, __ATOMIC_RELAXED);
+}
+
+/* Recount after a process died holding the lock: every step of a critical
+ * section leaves positions valid; only count, and a claim cut short (a
+ * READING descriptor still at head), need fixing. */
+static void repair(dv_queue_t *q)
+{
+    struct qshared *sh = q->sh;
+    while (sh->head != sh->alloc &&
+           ld32(&desc_at(q, sh->head)->state) == M_READING)
+        sh->head = desc_next(q, sh->head);
+    uint64_t n = 0;
+    for (uint64_t p = sh->head; p != sh->alloc; p = desc_next(q, p)) {
+        if (ld32(&desc_at(q, p)->state) != M_SKIP)
+            n++;
+    }
+    __atomic_store_n(&sh->count, n, __ATOMIC_RELAXED);
+}
+
+static int qlock(dv_queue_t *q)
+{
+    pthread_mutex_t *m = &q->sh->lock;
+    int r = EBUSY;
+    for (int i = 0; i < 64 && r == EBUSY; i++) {
+        r = pthread_mutex_trylock(m);
+        if (r == EBUSY)
+            dv__cpu_relax();
+    }
+    if (r == EBUSY)
+        r = pthread_mutex_lock(m);
+    if (r == EOWNERDEAD) {
+        repair(q);
+        r = pthread_mutex_consistent(m);
+    }
+    if (r != 0) {
+        errno = r == ENOTRECOVERABLE ? EIO : r;
+        return -1;
+    }
+    return 0;
+}
+
+static void qunlock(dv_queue_t *q)
+{
+    pthread_mutex_unlock(&q->sh->lock);
+}
+
+/* Bump a sequence word; wake sleepers only if there are any. */
+static void bump(uint32_t *seq, uint32_t *sleepers, int n)
+{
+    __atomic_fetch_add(seq, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(sleepers, __ATOMIC_SEQ_CST) != 0)
+        dv__futex_wake(seq, n);
+}
+
+/* Wait until *seq moves from old: spin, then sleep until dl, or POLL_MS
+ * when poll is set (someone's copy blocks us: check they still live). */
+static void wait_seq(uint32_t *seq, uint32_t *sleepers, uint32_t old,
+                     const struct timespec *dl, bool poll)
+{
+    for (int i = 0; i < DV__SPIN_CHECKS; i++) {
+        if (ld32(seq) != old)
+            return;
+        dv__cpu_relax();
+    }
+    struct timespec t;
+    if (poll) {
+        t = dv__deadline_min(dl, POLL_MS);
+        dl = &t;
+    }
+    __atomic_fetch_add(sleepers, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(seq, __ATOMIC_SEQ_CST) == old)
+        dv__futex_wait(seq, old, dl);
+    __atomic_fetch_sub(sleepers, 1, __ATOMIC_SEQ_CST);
+}
+
+/* Free what consumers finished, oldest first. Returns true if it did. */
+static bool sweep(dv_queue_t *q)
+{
+    struct qshared *sh = q->sh;
+    uint64_t start = sh->rel;
+    while (sh->rel != sh->head) {
+        uint32_t st = ld32(&desc_at(q, sh->rel)->state);
+        if (st != M_DONE && st != M_SKIP)
+            break;
+        sh->rel = desc_next(q, sh->rel);
+    }
+    return sh->rel != start;
+}
+
+/* Under the lock: the descriptor at pos is owned by pid in state st and
+ * pid is dead; drop the message. Returns true when space was freed. */
+static bool drop_dead(dv_queue_t *q, uint64_t pos, uint32_t st, pid_t pid)
+{
+    struct qshared *sh = q->sh;
+    struct desc *d = desc_at(q, pos);
+    if (ld32(&d->state) != st || d->pid != pid)
+        return false; /* it moved on meanwhile */
+    if (st == M_WRITING && pos == sh->head) {
+        sh->head = desc_next(q, pos);
+        add_count(sh, -1);
+    } else if (st != M_READING) {
+        return false;
+    }
+    st32(&d->state, M_DONE);
+    return sweep(q);
+}
+
+static void recover_dead(dv_queue_t *q, uint64_t pos, uint32_t st, pid_t pid)
+{
+    if (pid <= 0 || dv__pid_alive(pid) || qlock(q) < 0)
+        return;
+    bool freed = drop_dead(q, pos, st, pid);
+    qunlock(q);
+    if (freed)
+        bump(&q->sh->space_seq, &q->sh->space_sleepers, INT_MAX);
+    bump(&q->sh->data_seq, &q->sh->data_sleepers, INT_MAX);
+}
+
+/* What blocked an operation: a descriptor whose owner may have died. */
+struct obstacle {
+    uint64_t pos;
+    uint32_t state;
+    pid_t pid;
+};
+
+static void note_owner(const dv_queue_t *q, uint64_t pos, struct obstacle *o)
+{
+    const struct desc *d = desc_at(q, pos);
+    uint32_t st = ld32(&d->state);
+    if (st == M_WRITING || st == M_READING) {
+        o->pos = pos;
+        o->state = st;
+        o->pid = d->pid;
+    }
+}
+
+static void write_skip(dv_queue_t *q, uint64_t pos)
+{
+    struct desc *d = desc_at(q, pos);
+    d->len = 0;
+    d->pid = 0;
+    st32(&d->state, M_SKIP);
+}
+
+/* Under the lock, with nothing in the queue: go on at the front of the
+ * ring, whose pages are warm, rather than marching through all of it. Each
+ * store leaves rel <= head <= alloc with only a SKIP between them. */
+static void restart_front(dv_queue_t *q)
+{
+    struct qshared *sh = q->sh;
+    write_skip(q, sh->alloc);
+    sh->alloc = next_lap(q, sh->alloc);
+    sh->head = sh->alloc;
+    sh->rel = sh->alloc;
+}
+
+/* Make sure heap bytes [0, end) have pages, so that running out of shared
+ * memory is an error here and not SIGBUS during a copy. */
+static int reserve_pages(dv_queue_t *q, uint64_t end, dv_error_t *err)
+{
+    struct qshared *sh = q->sh;
+    if (end <= sh->reserved)
+        return 0;
+    uint64_t to = (end + RESERVE_STEP - 1) & ~(RESERVE_STEP - 1);
+    if (to > sh->heap_cap)
+        to = sh->heap_cap;
+    int r = posix_fallocate(q->shm.fd, (off_t)(sh->heap_off + sh->reserved),
+                            (off_t)(to - sh->reserved));
+    if (r != 0)
+        return dv__errprintf(err, r == ENOSPC ? ENOMEM : r,
+                             "queue: no shared memory left for the payload");
+    sh->reserved = to;
+    return 0;
+}
+
+/* Under the lock: reserve room for len bytes at *pos. EAGAIN: full. */
+static int try_reserve(dv_queue_t *q, uint64_t len, uint64_t *pos,
+                       struct obstacle *o, dv_error_t *err)
+{
+    struct qshared *sh = q->sh;
+    if (__atomic_load_n(&sh->closed, __ATOMIC_RELAXED))
+        return dv__errprintf(err, EPIPE, "queue: closed");
+    if (sh->maxsize && sh->count >= sh->maxsize)
+        return dv__errprintf(err, EAGAIN, "queue: full");
+    if ((sh->alloc & q->mask) != 0 && sh->rel == sh->alloc)
+        restart_front(q);
+    uint64_t n = footprint(len), p = sh->alloc, off = p & q->mask;
+    bool wrap = off != 0 && off + n > sh->heap_cap;
+    uint64_t at = wrap ? next_lap(q, p) : p;
+    if (at + n - sh->rel > sh->heap_cap) {
+        note_owner(q, sh->rel, o);
+        return dv__errprintf(err, EAGAIN, "queue: payload space full");
+    }
+    if (reserve_pages(q, (at & q->mask) + n, err) < 0)
+        return -1;
+    struct desc *d = desc_at(q, at);
+    d->len = len;
+    d->pid = (int32_t)dv__self_pid();
+    st32(&d->state, M_WRITING);
+    if (wrap)
+        write_skip(q, p);
+    sh->alloc = at + n;
+    add_count(sh, 1);
+    *pos = at;
+    return 0;
+}
+
+static int reserve(dv_queue_t *q, size_t len, double timeout_s, uint64_t *pos,
+                   dv_error_t *err)
+{
+    struct qshared *sh = q->sh;
+    struct timespec dl;
+    bool has_dl = dv__deadline(timeout_s, &dl);
+    for (;;) {
+        uint32_t seq = ld32(&sh->space_seq);
+        struct obstacle o = {0, 0, 0};
+        if (qlock(q) < 0)
+            return dv__errsys(err, "queue: lock");
+        int r = try_reserve(q, len, pos, &o, err);
+        qunlock(q);
+        if (r == 0 || errno != EAGAIN || timeout_s == 0)
+            return r;
+        if (has_dl && dv__deadline_passed(&dl))
+            return dv__errprintf(err, ETIMEDOUT, "queue: put timed out");
+        wait_seq(&sh->space_seq, &sh->space_sleepers, seq, has_dl ? &dl : NULL,
+                 o.pid != 0);
+        if (o.pid)
+            recover_dead(q, o.pos, o.state, o.pid);
+    }
+}
+
+int dv_queue_put(dv_queue_t *q, const void *data, size_t len, double timeout_s,
+                 dv_error_t *err)
+{
+    if (!q || (!data && len))
+        return dv__errprintf(err, EINVAL, "queue: put: NULL argument");
+    if (len > DV_MESSAGE_MAX)
+        return dv__errprintf(err, EMSGSIZE,
+                             "queue: message of %zu bytes over the limit "
+                             "(%zu)",
+                             len, DV_MESSAGE_MAX);
+    uint64_t pos = 0;
+    if (reserve(q, len, timeout_s, &pos, err) < 0)
+        return -1;
+    struct desc *d = desc_at(q, pos);
+    if (len)
+        memcpy((unsigned char *)d + DESC, data, len);
+    st32(&d->state, M_READY);
+    bump(&q->sh->data_seq, &q->sh->data_sleepers, 1);
+    return 0;
+}
+
+/* Claim outcome besides 0 and -1: the caller must allocate a buffer of
+ * *need bytes outside the lock, then try again. */
+#define NEED_BUFFER 1
+
+/* Under the lock: take the message at head into the caller's buffer. */
+static int try_claim(dv_queue_t *q, uint64_t *pos, void **buf, size_t *cap,
+                     size_t *need, struct obstacle *o, dv_error_t *err)
+{
+    struct qshared *sh = q->sh;
+    while (sh->head != sh->alloc &&
+           ld32(&desc_at(q, sh->head)->state) == M_SKIP)
+        sh->head = next_lap(q, sh->head);
+    if (sh->head == sh->alloc) {
+        if (__atomic_load_n(&sh->closed, __ATOMIC_RELAXED))
+            return dv__errprintf(err, EPIPE, "queue: closed");
+        return dv__errprintf(err, EAGAIN, "queue: empty");
+    }
+    struct desc *d = desc_at(q, sh->head);
+    if (ld32(&d->state) != M_READY) {
+        note_owner(q, sh->head, o);
+        return dv__errprintf(err, EAGAIN, "queue: empty");
+    }
+    size_t len = (size_t)d->len;
+    if (len > *cap || !*buf) {
+        if (len > SMALL_BUF) {
+            *need = len;
+            return NEED_BUFFER;
+        }
+        void *nb = realloc(*buf, len ? len : 1);
+        if (!nb)
+            return dv__errprintf(err, ENOMEM, "queue: get: out of memory");
+        *buf = nb;
+        *cap = len;
+    }
+    d->pid = (int32_t)dv__self_pid();
+    st32(&d->state, M_READING);
+    *pos = sh->head;
+    sh->head = desc_next(q, sh->head);
+    add_count(sh, -1);
+    return 0;
+}
+
+static int claim(dv_queue_t *q, double timeout_s, uint64_t *pos, void **buf,
+                 size_t *cap, dv_error_t *err)
+{
+    struct qshared *sh = q->sh;
+    struct timespec dl;
+    bool has_dl = dv__deadline(timeout_s, &dl);
+    for (;;) {
+        uint32_t seq = ld32(&sh->data_seq);
+        struct obstacle o = {0, 0, 0};
+        size_t need = 0;
+        if (qlock(q) < 0)
+            return dv__errsys(err, "queue: lock");
+        int r = try_claim(q, pos, buf, cap, &need, &o, err);
+        bool more = r == 0 && sh->count > 0;
+        qunlock(q);
+        if (r == 0) {
+            if (more) /* pass the wake on: one wake per publish */
+                bump(&sh->data_seq, &sh->data_sleepers, 1);
+            return 0;
+        }
+        if (r == NEED_BUFFER) {
+            free(*buf);
+            *cap = 0;
+            if (!(*buf = malloc(need)))
+                return dv__errprintf(err, ENOMEM, "queue: get: out of memory");
+            *cap = need;
+            continue;
+        }
+        if (errno != EAGAIN || timeout_s == 0)
+            return -1;
+        if (has_dl && dv__deadline_passed(&dl))
+            return dv__errprintf(err, ETIMEDOUT, "queue: get timed out");
+        wait_seq(&sh->data_seq, &sh->data_sleepers, seq, has_dl ? &dl : NULL,
+                 o.pid != 0);
+        if (o.pid)
+            recover_dead(q, o.pos, o.state, o.pid);
+    }
+}
+
+/* After the copy: mark the message done and free what can be freed. */
+static void release(dv_queue_t *q, uint64_t pos)
+{
+    st32(&desc_at(q, pos)->state, M_DONE);
+    if (qlock(q) < 0)
+        return; /* the next locker sweeps */
+    bool freed = sweep(q);
+    qunlock(q);
+    if (freed)
+        bump(&q->sh->space_seq, &q->sh->space_sleepers, INT_MAX);
+}
+
+int dv_queue_get(dv_queue_t *q, void **data, size_t *len, double timeout_s,
+                 dv_error_t *err)
+{
+    if (!q || !data || !len)
+        return dv__errprintf(err, EINVAL, "queue: get: NULL argument");
+    void *buf = NULL;
+    size_t cap = 0;
+    uint64_t pos = 0;
+    if (claim(q, timeout_s, &pos, &buf, &cap, err) < 0) {
+        int saved = errno;
+        free(buf);
+        errno = saved;
+        return -1;
+    }
+    struct desc *d = desc_at(q, pos);
+    size_t n = (size_t)d->len;
+    if (n)
+        memcpy(buf, (unsigned char *)d + DESC, n);
+    release(q, pos);
+    *data = buf;
+    *len = n;
+    return 0;
+}
+
+int dv_queue_close(dv_queue_t *q)
+{
+    if (!q) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (qlock(q) < 0)
+        return -1;
+    __atomic_store_n(&q->sh->closed, 1, __ATOMIC_RELAXED);
+    qunlock(q);
+    bump(&q->sh->space_seq, &q->sh->space_sleepers, INT_MAX);
+    bump(&q->sh->data_seq, &q->sh->data_sleepers, INT_MAX);
+    return 0;
+}
+
+long dv_queue_size(dv_queue_t *q)
+{
+    if (!q) {
+        errno = EINVAL;
+        return -1;
+    }
+    return (long)__atomic_load_n(&q->sh->count, __ATOMIC_RELAXED);
+}
+
+static void bind_mapping(dv_queue_t *q)
+{
+    q->sh = (struct qshared *)q->shm.hdr;
+    q->heap = (unsigned char *)q->shm.hdr + q->sh->heap_off;
+    q->mask = q->sh->heap_cap - 1;
+}
+
+static int init_lock(pthread_mutex_t *m)
+{
+    pthread_mutexattr_t a;
+    int r = pthread_mutexattr_init(&a);
+    if (r == 0)
+        r = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+    if (r == 0)
+        r = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+    if (r == 0)
+        r = pthread_mutex_init(m, &a);
+    pthread_mutexattr_destroy(&a);
+    return r;
+}
+
+dv_queue_t *dv_queue_create(size_t maxsize, dv_error_t *err)
+{
+    size_t off = (sizeof(struct qshared) + 4095) & ~(size_t)4095;
+    dv_queue_t *q = calloc(1, sizeof(*q));
+    if (!q) {
+        dv__errprintf(err, ENOMEM, "queue: out of memory");
+        return NULL;
+    }
+    if (dv__shm_create(&q->shm, DV__SHM_QUEUE, 'q', off + QUEUE_HEAP, err) <
+        0) {
+        free(q);
+        return NULL;
+    }
+    struct qshared *sh = (struct qshared *)q->shm.hdr;
+    sh->maxsize = maxsize;
+    sh->heap_off = off;
+    sh->heap_cap = QUEUE_HEAP;
+    int r = init_lock(&sh->lock);
+    if (r != 0) {
+        dv__errprintf(err, r, "queue: process-shared mutex: %s", strerror(r));
+        dv_queue_destroy(&q);
+        errno = r;
+        return NULL;
+    }
+    __atomic_store_n(&sh->common.magic, DV__SHM_MAGIC, __ATOMIC_RELEASE);
+    bind_mapping(q);
+    return q;
+}
+
+int dv_queue_handle(const dv_queue_t *q, dv_handle_t *out)
+{
+    if (!q || !out) {
+        errno = EINVAL;
+        return -1;
+    }
+    dv__shm_handle(&q->shm, out);
+    return 0;
+}
+
+dv_queue_t *dv_queue_attach(const dv_handle_t *h, dv_error_t *err)
+{
+    dv_queue_t *q = calloc(1, sizeof(*q));
+    if (!q) {
+        dv__errprintf(err, ENOMEM, "queue: out of memory");
+        return NULL;
+    }
+    if (dv__shm_attach(&q->shm, h, DV__SHM_QUEUE, err) < 0) {
+        free(q);
+        return NULL;
+    }
+    const struct qshared *sh = (const struct qshared *)q->shm.hdr;
+    if (q->shm.size < sizeof(*sh) || sh->heap_cap == 0 ||
+        (sh->heap_cap & (sh->heap_cap - 1)) ||
+        sh->heap_off + sh->heap_cap != q->shm.size) {
+        dv__errprintf(err, EINVAL, "queue: handle: not a queue");
+        dv_queue_destroy(&q);
+        errno = EINVAL;
+        return NULL;
+    }
+    bind_mapping(q);
+    return q;
+}
+
+void dv_queue_destroy(dv_queue_t **qp)
+{
+    if (!qp || !*qp)
+        return;
+    int saved = errno;
+    dv_queue_t *q = *qp;
+    if (q->shm.hdr && q->shm.owner == getpid() && q->sh)
+        dv_queue_close(q);
+    dv__shm_release(&q->shm);
+    free(q);
+    *qp = NULL;
+    errno = saved;
+}

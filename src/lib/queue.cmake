@@ -1,0 +1,11 @@
+# Tests of the shared-memory queues and events (queue.c, event.c, shm.c,
+# futex.c).
+dv_add_test(test_queue SOURCES ${CMAKE_SOURCE_DIR}/tests/unit/test_queue.c
+  LIBS drover TIMEOUT 120)
+dv_add_test(test_queue_mpmc
+  SOURCES ${CMAKE_SOURCE_DIR}/tests/unit/test_queue_mpmc.c
+  LIBS drover Threads::Threads LABELS tsan TIMEOUT 300)
+add_test(NAME test_queue_threads COMMAND test_queue_mpmc threads)
+set_tests_properties(test_queue_threads PROPERTIES TIMEOUT 300 LABELS tsan)
+dv_add_test(test_event SOURCES ${CMAKE_SOURCE_DIR}/tests/unit/test_event.c
+  LIBS drover LABELS tsan TIMEOUT 60)
