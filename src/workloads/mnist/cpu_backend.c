@@ -1,0 +1,160 @@
+/* The CPU training backend: the float passes of net_impl.h on OpenBLAS
+ * (its thread count set to the backend's), Adadelta on the host. */
+#include <cblas.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "workloads/mnist/backend.h"
+#include "workloads/mnist/net.h"
+
+/* OpenBLAS's thread control (not in every cblas.h). */
+extern void openblas_set_num_threads(int n);
+
+typedef struct cpu {
+    dv__mnist_setup_t s;
+    dv__mnist_ws_f_t *ws;
+    float *p, *sq, *acc;
+    int32_t *iota; /* 0..n_test-1, the test order */
+} cpu_t;
+
+void dv__mnist_adadelta(float *p, const float *g, float *sq, float *acc, long n,
+                        float lr)
+{
+    const float rho = 0.9f, eps = 1e-6f;
+    for (long i = 0; i < n; i++) {
+        float gi = g[i];
+        sq[i] = rho * sq[i] + (1 - rho) * gi * gi;
+        float d = sqrtf(acc[i] + eps) / sqrtf(sq[i] + eps) * gi;
+        acc[i] = rho * acc[i] + (1 - rho) * d * d;
+        p[i] -= lr * d;
+    }
+}
+
+static int set_params(dv__mnist_backend_t *b, const float *p, dv_error_t *err)
+{
+    (void)err;
+    cpu_t *c = b->ctx;
+    memcpy(c->p, p, DV_MNIST_NPARAMS * sizeof(float));
+    memset(c->sq, 0, DV_MNIST_NPARAMS * sizeof(float));
+    memset(c->acc, 0, DV_MNIST_NPARAMS * sizeof(float));
+    return 0;
+}
+
+static int get_params(dv__mnist_backend_t *b, float *p, dv_error_t *err)
+{
+    (void)err;
+    memcpy(p, ((cpu_t *)b->ctx)->p, DV_MNIST_NPARAMS * sizeof(float));
+    return 0;
+}
+
+static int get_grad(dv__mnist_backend_t *b, float *g, dv_error_t *err)
+{
+    (void)err;
+    cpu_t *c = b->ctx;
+    memcpy(g, dv__mnist_grad_f(c->ws), DV_MNIST_NPARAMS * sizeof(float));
+    return 0;
+}
+
+static long train(dv__mnist_backend_t *b, const int32_t *idx, long n, int batch,
+                  float lr, uint64_t step0, float *losses, dv_error_t *err)
+{
+    cpu_t *c = b->ctx;
+    if (batch < 1 || batch > c->s.cap)
+        return dv__errprintf(err, EINVAL, "batch %d outside 1..%d", batch,
+                             c->s.cap);
+    long s = 0;
+    for (long at = 0; at < n; at += batch, s++) {
+        int nb = n - at < batch ? (int)(n - at) : batch;
+        uint64_t k1 = dv__mnist_drop_key(c->s.seed, step0 + s, 1);
+        uint64_t k2 = dv__mnist_drop_key(c->s.seed, step0 + s, 2);
+        dv__mnist_forward_f(c->ws, c->p, c->s.train_images, idx + at, nb, 1, k1,
+                            k2);
+        double nll =
+            dv__mnist_nll_f(c->ws, c->s.train_labels, idx + at, nb, NULL);
+        losses[s] = (float)(nll / nb);
+        if (!isfinite(losses[s]))
+            return s + 1;
+        dv__mnist_backward_f(c->ws, c->p, c->s.train_labels, idx + at, nb, k1,
+                             k2);
+        dv__mnist_adadelta(c->p, dv__mnist_grad_f(c->ws), c->sq, c->acc,
+                           DV_MNIST_NPARAMS, lr);
+    }
+    return s;
+}
+
+static int evaluate(dv__mnist_backend_t *b, int batch, double *sum_nll,
+                    long *correct, dv_error_t *err)
+{
+    (void)err;
+    cpu_t *c = b->ctx;
+    /* Only speed depends on the evaluation batch: cut it to the
+     * workspace, which is sized for training batches. */
+    if (batch < 1 || batch > c->s.cap)
+        batch = c->s.cap;
+    double sum = 0;
+    long ok = 0;
+    for (long at = 0; at < c->s.n_test; at += batch) {
+        int nb = c->s.n_test - at < batch ? (int)(c->s.n_test - at) : batch;
+        long k;
+        dv__mnist_forward_f(c->ws, c->p, c->s.test_images, c->iota + at, nb, 0,
+                            0, 0);
+        sum += dv__mnist_nll_f(c->ws, c->s.test_labels, c->iota + at, nb, &k);
+        ok += k;
+    }
+    *sum_nll = sum;
+    *correct = ok;
+    return 0;
+}
+
+static void destroy(dv__mnist_backend_t *b)
+{
+    if (!b)
+        return;
+    cpu_t *c = b->ctx;
+    if (c) {
+        dv__mnist_ws_destroy_f(c->ws);
+        free(c->p), free(c->sq), free(c->acc), free(c->iota);
+        free(c);
+    }
+    free(b);
+}
+
+int dv__mnist_cpu_open(const dv__mnist_setup_t *s, dv__mnist_backend_t **out,
+                       dv_error_t *err)
+{
+    dv__mnist_backend_t *b = calloc(1, sizeof *b);
+    cpu_t *c = calloc(1, sizeof *c);
+    if (!b || !c) {
+        free(b), free(c);
+        return dv__errprintf(err, ENOMEM, "out of memory");
+    }
+    b->ctx = c;
+    c->s = *s;
+    c->ws = dv__mnist_ws_create_f(s->cap, 8);
+    c->p = calloc(DV_MNIST_NPARAMS, sizeof(float));
+    c->sq = calloc(DV_MNIST_NPARAMS, sizeof(float));
+    c->acc = calloc(DV_MNIST_NPARAMS, sizeof(float));
+    c->iota = calloc(s->n_test ? s->n_test : 1, sizeof(int32_t));
+    if (!c->ws || !c->p || !c->sq || !c->acc || !c->iota) {
+        destroy(b);
+        return dv__errprintf(err, ENOMEM, "out of memory for the workspace");
+    }
+    for (uint32_t i = 0; i < s->n_test; i++)
+        c->iota[i] = (int32_t)i;
+    int threads = s->threads > 0 ? s->threads : 1;
+    openblas_set_num_threads(threads);
+    snprintf(b->name, sizeof b->name, "cpu (%d thread%s, OpenBLAS)", threads,
+             threads == 1 ? "" : "s");
+    b->set_params = set_params;
+    b->get_params = get_params;
+    b->get_grad = get_grad;
+    b->train = train;
+    b->evaluate = evaluate;
+    b->destroy = destroy;
+    *out = b;
+    return 0;
+}

@@ -1,0 +1,63 @@
+/* Loading the CUDA backend (libdrover_mnist_cuda.so) with dlopen, so that
+ * only processes that train on a GPU load the CUDA libraries, and the same
+ * binaries run where those libraries are missing. */
+#include <dlfcn.h>
+#include <errno.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/error.h"
+#include "workloads/mnist/backend.h"
+
+#define LIBNAME "libdrover_mnist_cuda.so"
+
+/* Beside the executable's build tree (bin/../lib), else the loader's path. */
+static void *open_lib(char *why, size_t size)
+{
+    const char *env = getenv("DROVER_MNIST_CUDA_LIB");
+    char path[1200];
+    if (env && *env) {
+        void *h = dlopen(env, RTLD_NOW | RTLD_LOCAL);
+        if (!h)
+            snprintf(why, size, "%s", dlerror());
+        return h;
+    }
+    char exe[1024];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        snprintf(path, sizeof path, "%s/../lib/" LIBNAME, dirname(exe));
+        if (access(path, R_OK) == 0) {
+            void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+            if (!h)
+                snprintf(why, size, "%s", dlerror());
+            return h;
+        }
+    }
+    void *h = dlopen(LIBNAME, RTLD_NOW | RTLD_LOCAL);
+    if (!h)
+        snprintf(why, size, "%s", dlerror());
+    return h;
+}
+
+int dv__mnist_cuda_load(const dv__mnist_setup_t *s, dv__mnist_backend_t **out,
+                        dv_error_t *err)
+{
+    char why[160] = "";
+    void *h = open_lib(why, sizeof why);
+    if (!h)
+        return dv__errprintf(err, ENOTSUP, "CUDA backend unavailable: %s",
+                             why[0] ? why : dlerror());
+    dv__mnist_open_f *open_fn;
+    *(void **)&open_fn = dlsym(h, DV_MNIST_CUDA_SYMBOL);
+    if (!open_fn) {
+        dv__errprintf(err, ENOTSUP, "CUDA backend unavailable: %s", dlerror());
+        dlclose(h);
+        return -1;
+    }
+    /* The library stays loaded: its backend's functions live in it. */
+    return open_fn(s, out, err);
+}

@@ -1,0 +1,21 @@
+/* The MNIST network's CPU passes in float (see net_impl.h). */
+#include <cblas.h>
+
+#include "workloads/mnist/net.h"
+
+#define REAL float
+#define SFX(name) name##_f
+#define GEMM(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc) \
+    cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, 1, A, lda, B, ldb, beta, C, ldc)
+
+#include "workloads/mnist/net_impl.h"
+
+const REAL *dv__mnist_grad_f(const dv__mnist_ws_f_t *ws)
+{
+    return ws->grad;
+}
+
+const REAL *dv__mnist_out_f(const dv__mnist_ws_f_t *ws)
+{
+    return ws->o;
+}
