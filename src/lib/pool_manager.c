@@ -1,0 +1,391 @@
+/* How a pool's manager thread moves items and results (the loop that
+ * drives it is pool_loop.c). It alone talks to the workers: it hands items
+ * out chunk by chunk into each worker's item ring, keeping a few (slow
+ * items) to a few hundred (fast items) items outstanding per worker, so
+ * that a worker takes many ready items without a wake-up each; it takes
+ * results out of the result rings and gives them to their async handles;
+ * after a worker died it requeues the items that worker never started. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "common/error.h"
+#include "lib/internal.h"
+#include "lib/pool_impl.h"
+
+#define TARGET_BACKLOG_S 1e-3 /* work kept queued on a worker */
+
+static void slot_reset(struct pool_worker *w)
+{
+    struct dv__pool_slot *s = w->s;
+    atomic_store(&s->items.head, 0);
+    atomic_store(&s->items.tail, 0);
+    atomic_store(&s->results.head, 0);
+    atomic_store(&s->results.tail, 0);
+    atomic_store(&s->stop, 0);
+    atomic_store(&s->sleeping, 0);
+    atomic_store(&s->wake_below, 1);
+    w->pushed = w->consumed = w->tpos = w->tfreed = 0;
+    w->cur = NULL;
+    w->cur_next = w->cur_end = 0;
+    w->mark = -1;
+    w->fresh = true;
+}
+
+int dv__pool_worker_start(struct dv_pool *p, struct pool_worker *w,
+                          dv_error_t *err)
+{
+    slot_reset(w);
+    w->gen++;
+    atomic_store(&w->s->gen, w->gen);
+    struct dv__pool_hello h;
+    memset(&h, 0, sizeof(h));
+    h.magic = DV__POOL_MAGIC;
+    snprintf(h.shm, sizeof(h.shm), "%s", p->shname);
+    h.slot = w->idx;
+    h.gen = w->gen;
+    w->proc =
+        dv_process_start(DV__POOL_WORKER_TASK, &h, sizeof(h), &p->where, err);
+    if (!w->proc)
+        return -1;
+    int self = dv_node_self();
+    int node = dv_process_node(w->proc);
+    if (self >= 0 && node >= 0 && node != self) {
+        /* The rings are in this node's shared memory. */
+        dv_process_kill(w->proc);
+        dv_process_join(w->proc, 5.0, NULL);
+        dv_process_destroy(&w->proc);
+        return dv__errprintf(err, ENOTSUP,
+                             "pool: a worker placed on node %d, but pool "
+                             "workers must run on the pool's node (%d)",
+                             node, self);
+    }
+    return 0;
+}
+
+static void unlink_big(struct dv_pool *p, struct pool_worker *w, uint64_t k)
+{
+    char name[256];
+    if (dv__pool_big_name(name, sizeof(name), p->shname, 't', w->idx, w->gen,
+                          k) == 0)
+        shm_unlink(name);
+    if (dv__pool_big_name(name, sizeof(name), p->shname, 'r', w->idx, w->gen,
+                          k) == 0)
+        shm_unlink(name);
+}
+
+/* ---- requeue list: items of dead workers, handed out before others ---- */
+
+static void retry_push(struct dv_pool *p, struct dv_async *a, size_t i)
+{
+    if (p->retry_first + p->nretry == p->retry_cap) {
+        if (p->retry_first > 0) {
+            memmove(p->retry, p->retry + p->retry_first,
+                    p->nretry * sizeof(*p->retry));
+            p->retry_first = 0;
+        } else {
+            size_t cap = p->retry_cap ? p->retry_cap * 2 : 64;
+            struct pool_retry *r = realloc(p->retry, cap * sizeof(*r));
+            if (!r) {
+                dv__pool_async_fail(a, i, 0, "out of memory in the pool");
+                return;
+            }
+            p->retry = r;
+            p->retry_cap = cap;
+        }
+    }
+    p->retry[p->retry_first + p->nretry++] = (struct pool_retry){a, i};
+}
+
+/* The next item for worker w: the rest of its chunk, a requeued item, or a
+ * new chunk. False when there is none. */
+static bool next_item(struct dv_pool *p, struct pool_worker *w)
+{
+    if (w->cur && w->cur_next < w->cur_end)
+        return true;
+    if (p->nretry) {
+        struct pool_retry r = p->retry[p->retry_first++];
+        p->nretry--;
+        if (!p->nretry)
+            p->retry_first = 0;
+        w->cur = r.a;
+        w->cur_next = r.i;
+        w->cur_end = r.i + 1;
+        return true;
+    }
+    struct dv_async *a = p->pend_head;
+    if (!a) {
+        w->cur = NULL;
+        return false;
+    }
+    w->cur = a;
+    w->cur_next = a->next;
+    w->cur_end = a->next + a->chunksize < a->n ? a->next + a->chunksize : a->n;
+    a->next = w->cur_end;
+    if (a->next == a->n) {
+        p->pend_head = a->link;
+        if (!p->pend_head)
+            p->pend_tail = NULL;
+        a->link = NULL;
+    }
+    return true;
+}
+
+/* Write item (w->cur, w->cur_next) into w's ring. False when the ring's
+ * data area has no room now. */
+static bool push_item(struct dv_pool *p, struct pool_worker *w)
+{
+    struct dv_async *a = w->cur;
+    size_t i = w->cur_next;
+    size_t len = a->offs[i + 1] - a->offs[i];
+    const unsigned char *data = a->bytes + a->offs[i];
+    uint64_t k = w->pushed;
+    struct dv__pool_entry *e = &w->s->items.e[k % DV__POOL_RING];
+    bool big = len > DV__POOL_INLINE;
+    uint64_t off = 0;
+    if (big) {
+        char name[256];
+        if (dv__pool_big_name(name, sizeof(name), p->shname, 't', w->idx,
+                              w->gen, k) < 0 ||
+            dv__pool_big_write(name, data, len) < 0) {
+            char why[96];
+            snprintf(why, sizeof(why), "cannot pass the item: %s",
+                     strerror(errno));
+            w->cur_next++;
+            dv__pool_async_fail(a, i, 0, why);
+            return true;
+        }
+    } else {
+        off = dv__pool_data_alloc(&w->tpos, w->tfreed, len);
+        if (off == UINT64_MAX)
+            return false;
+        memcpy(w->s->items.data + off % DV__POOL_DATA, data, len);
+    }
+    e->off = off;
+    e->len = len;
+    e->task = a->task;
+    e->flags = big ? DV__POOL_BIG : 0;
+    e->code = 0;
+    w->fl[k % DV__POOL_RING] = (struct pool_inflight){a, i, w->tpos, big};
+    w->pushed++;
+    w->cur_next++;
+    return true;
+}
+
+/* One more item for w, unless it holds enough or there is none. */
+static bool push_one(struct dv_pool *p, struct pool_worker *w)
+{
+    if (!w->proc || w->pushed - w->consumed >= p->depth ||
+        w->pushed - w->consumed >= DV__POOL_RING || !next_item(p, w))
+        return false;
+    return push_item(p, w);
+}
+
+static void publish(struct dv_pool *p, struct pool_worker *w)
+{
+    struct dv__pool_slot *s = w->s;
+    atomic_store_explicit(&s->wake_below, p->depth / 2, memory_order_relaxed);
+    atomic_store_explicit(&s->items.head, w->pushed, memory_order_release);
+    dv__pool_ring_bell(&s->wake, &s->sleeping, false);
+    if (w->mark < 0) {
+        w->mark = dv__pool_now();
+        w->mark_done = w->consumed;
+    }
+}
+
+int dv__pool_refill(struct dv_pool *p)
+{
+    /* One item per worker per round, so that a few slow items spread over
+     * the workers instead of queueing behind each other. */
+    int pushed = 0;
+    for (bool any = true; any;) {
+        any = false;
+        for (int i = 0; i < p->nworkers; i++)
+            if (push_one(p, &p->w[i])) {
+                any = true;
+                pushed++;
+            }
+    }
+    for (int i = 0; pushed && i < p->nworkers; i++) {
+        struct pool_worker *w = &p->w[i];
+        if (w->proc && atomic_load_explicit(&w->s->items.head,
+                                            memory_order_relaxed) != w->pushed)
+            publish(p, w);
+    }
+    return pushed;
+}
+
+/* Turn result entry k of w into an item result. */
+static void take_result(struct dv_pool *p, struct pool_worker *w, uint64_t k)
+{
+    struct dv__pool_entry *e = &w->s->results.e[k % DV__POOL_RING];
+    struct pool_inflight *f = &w->fl[k % DV__POOL_RING];
+    dv_item_result_t r;
+    memset(&r, 0, sizeof(r));
+    r.index = f->i;
+    r.code = e->code;
+    r.ok = e->code == 0 && !(e->flags & ~(uint32_t)DV__POOL_BIG);
+    size_t len = e->len;
+    if ((e->flags & DV__POOL_BIG) && len) {
+        char name[256];
+        if (dv__pool_big_name(name, sizeof(name), p->shname, 'r', w->idx,
+                              w->gen, k) < 0 ||
+            dv__pool_big_read(name, &r.data, len) < 0) {
+            r.ok = 0;
+            snprintf(r.reason, sizeof(r.reason), "result lost: %s",
+                     strerror(errno));
+            len = 0;
+        }
+    } else if (len) {
+        r.data = malloc(len);
+        if (r.data)
+            memcpy(r.data, w->s->results.data + e->off % DV__POOL_DATA, len);
+        else {
+            r.ok = 0;
+            snprintf(r.reason, sizeof(r.reason), "result lost: out of memory");
+            len = 0;
+        }
+    }
+    r.len = len;
+    if (f->big)
+        unlink_big(p, w, k);
+    if (e->flags & DV__POOL_NOTASK)
+        snprintf(r.reason, sizeof(r.reason), "task not found in the worker");
+    else if (e->flags & DV__POOL_ITEMLOST)
+        snprintf(r.reason, sizeof(r.reason), "item lost on its way");
+    else if (e->flags & DV__POOL_RESLOST)
+        snprintf(r.reason, sizeof(r.reason), "result lost: %s",
+                 strerror((int)e->off));
+    else if (e->code != 0)
+        snprintf(r.reason, sizeof(r.reason), "exit code %d", e->code);
+    w->tfreed = f->dend;
+    dv__pool_async_deliver(f->a, &r);
+}
+
+static void learn_speed(struct dv_pool *p, struct pool_worker *w, double now)
+{
+    uint64_t left = w->pushed - w->consumed;
+    if (left > 0 && w->mark >= 0 && w->consumed > w->mark_done) {
+        double t = (now - w->mark) / (double)(w->consumed - w->mark_done);
+        p->t_item = p->t_item > 0 ? 0.75 * p->t_item + 0.25 * t : t;
+        double d = TARGET_BACKLOG_S / p->t_item;
+        p->depth = d < 1                    ? 1
+                   : d > DV__POOL_DEPTH_MAX ? DV__POOL_DEPTH_MAX
+                                            : (unsigned)d;
+    } else if (left == 0 && w->mark >= 0 && w->consumed > w->mark_done &&
+               (p->pend_head || p->nretry || w->cur) &&
+               (now - w->mark) / (double)(w->consumed - w->mark_done) *
+                       p->depth <
+                   TARGET_BACKLOG_S) {
+        /* It ran dry on fast items while work was waiting: keep more
+         * queued. */
+        p->depth = p->depth * 2 > DV__POOL_DEPTH_MAX ? DV__POOL_DEPTH_MAX
+                                                     : p->depth * 2;
+    }
+    w->mark = left > 0 ? now : -1;
+    w->mark_done = w->consumed;
+}
+
+int dv__pool_collect(struct dv_pool *p, struct pool_worker *w)
+{
+    if (!w->proc)
+        return 0;
+    struct dv__pool_ring *R = &w->s->results;
+    uint64_t r = atomic_load_explicit(&R->head, memory_order_acquire);
+    if (r == w->consumed)
+        return 0;
+    uint64_t before = w->consumed;
+    for (uint64_t k = before; k < r; k++)
+        take_result(p, w, k);
+    w->consumed = r;
+    w->fresh = false;
+    if (w->consumed == w->pushed)
+        w->tfreed = w->tpos;
+    atomic_store_explicit(&R->tail, r, memory_order_release);
+    learn_speed(p, w, dv__pool_now());
+    return (int)(r - before);
+}
+
+/* Requeue what w had but never started; the rest of its chunk too. */
+void dv__pool_requeue_unstarted(struct dv_pool *p, struct pool_worker *w,
+                                uint64_t from)
+{
+    for (uint64_t k = from; k < w->pushed; k++) {
+        struct pool_inflight *f = &w->fl[k % DV__POOL_RING];
+        if (f->big)
+            unlink_big(p, w, k);
+        retry_push(p, f->a, f->i);
+    }
+    if (w->cur)
+        for (size_t i = w->cur_next; i < w->cur_end; i++)
+            retry_push(p, w->cur, i);
+    w->cur = NULL;
+}
+
+/* Give every item a worker holds an error result (terminate). */
+void dv__pool_fail_held(struct dv_pool *p, struct pool_worker *w,
+                        const char *why)
+{
+    for (uint64_t k = w->consumed; k < w->pushed; k++) {
+        struct pool_inflight *f = &w->fl[k % DV__POOL_RING];
+        if (f->big)
+            unlink_big(p, w, k);
+        dv__pool_async_fail(f->a, f->i, 0, why);
+    }
+    w->consumed = w->pushed;
+    if (w->cur)
+        for (size_t i = w->cur_next; i < w->cur_end; i++)
+            dv__pool_async_fail(w->cur, i, 0, why);
+    w->cur = NULL;
+}
+
+/* Fail every item not yet handed to a worker. */
+void dv__pool_fail_pending(struct dv_pool *p, const char *why)
+{
+    while (p->nretry) {
+        struct pool_retry r = p->retry[p->retry_first++];
+        p->nretry--;
+        dv__pool_async_fail(r.a, r.i, 0, why);
+    }
+    p->retry_first = 0;
+    while (p->pend_head) {
+        struct dv_async *a = p->pend_head;
+        p->pend_head = a->link;
+        a->link = NULL;
+        size_t from = a->next, n = a->n;
+        a->next = n; /* the last failure may free a */
+        for (size_t i = from; i < n; i++)
+            dv__pool_async_fail(a, i, 0, why);
+    }
+    p->pend_tail = NULL;
+}
+
+bool dv__pool_worker_died(struct dv_pool *p, struct pool_worker *w, int code)
+{
+    dv__pool_collect(p, w); /* what it finished before it died counts */
+    uint64_t started = atomic_load(&w->s->items.tail);
+    bool barren = w->fresh && started == 0;
+    char why[96];
+    if (code < 0)
+        snprintf(why, sizeof(why), "killed by signal %d", -code);
+    else
+        snprintf(why, sizeof(why), "exit code %d", code);
+    uint64_t from = w->consumed;
+    if (started > w->consumed && w->consumed < w->pushed) {
+        /* The one item it was running. */
+        struct pool_inflight *f = &w->fl[from % DV__POOL_RING];
+        unlink_big(p, w, from);
+        dv__pool_async_fail(f->a, f->i, code, why);
+        from++;
+    }
+    dv__pool_requeue_unstarted(p, w, from);
+    w->pushed = w->consumed = from;
+    if (barren)
+        snprintf(p->fail_reason, sizeof(p->fail_reason),
+                 "pool workers end before running anything (%.40s)", why);
+    return barren;
+}
