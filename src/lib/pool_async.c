@@ -29,9 +29,9 @@ struct dv_async *dv__pool_async_new(size_t n)
         free(a->res);
         free(a->state);
         free(a->order);
-        free(a);
         if (!e)
             pthread_cond_destroy(&a->cv);
+        free(a);
         errno = ENOMEM;
         return NULL;
     }
