@@ -293,10 +293,13 @@ int dv__agent_split(dv_error_t *err)
         return 0;
     }
     struct dv__agent_opts o = {dv__grace_s(), dir};
-    int st = dv__agent_supervise(pid, &o, NULL);
-    if (WIFEXITED(st))
+    int signo = 0;
+    int st = dv__agent_supervise(pid, &o, &signo);
+    if (!signo && WIFEXITED(st))
         _exit(WEXITSTATUS(st));
-    int sig = WIFSIGNALED(st) ? WTERMSIG(st) : SIGKILL;
+    /* End as the job did: by the signal that stopped it, or the one that
+     * killed the main process (as `drover run` reports 128 + N). */
+    int sig = signo ? signo : WIFSIGNALED(st) ? WTERMSIG(st) : SIGKILL;
     signal(sig, SIG_DFL);
     sigset_t none;
     sigemptyset(&none);

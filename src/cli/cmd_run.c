@@ -180,6 +180,8 @@ int dv__cmd_run(int argc, char **argv)
     struct dv__agent_opts ao = {dv__grace_s(), dir};
     int signo = 0;
     int st = dv__agent_supervise(pid, &ao, &signo);
+    if (exec_errno)
+        return exec_errno == ENOENT ? 127 : 126;
     if (signo)
         return 128 + signo;
     if (WIFEXITED(st))

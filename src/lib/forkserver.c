@@ -91,6 +91,31 @@ static void slot_finish(struct dv__ps_slot *s, int code)
         syscall(SYS_futex, &s->state, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 }
 
+void dv__forkserver_report(struct dv__task_req *req, int code)
+{
+    if (req->slot)
+        slot_finish(req->slot, code);
+    if (req->table)
+        munmap(req->table, DV_PS_SLOTS * sizeof(struct dv__ps_slot));
+    req->slot = NULL;
+    req->table = NULL;
+}
+
+/* A reaped child: publish its code unless the child did (a task that
+ * returned reports itself; its slot may since have been freed or reused,
+ * which the pid and the state tell). */
+static void reaped(struct dv__ps_slot *s, pid_t pid, int code)
+{
+    if (s->pid != pid)
+        return;
+    uint32_t st = atomic_load(&s->state);
+    if ((st & 0xff) == DV_PS_RUNNING) {
+        slot_finish(s, code);
+    } else if (st == DV_PS_ABANDONED) {
+        atomic_compare_exchange_strong(&s->state, &st, DV_PS_FREE);
+    }
+}
+
 static void reap(void)
 {
     int st;
@@ -103,7 +128,7 @@ static void reap(void)
             struct child c = S.ch[i];
             S.ch[i] = S.ch[--S.nch];
             if (c.client >= 0 && S.cl[c.client].tab)
-                slot_finish(&S.cl[c.client].tab[c.slot], code);
+                reaped(&S.cl[c.client].tab[c.slot], pid, code);
             break;
         }
     }
@@ -171,11 +196,13 @@ static int reply_ok(size_t i, int32_t v)
     return r;
 }
 
-/* In a new task child: drop the server's state, restore signals. */
-static void child_setup(pid_t server, int gpu)
+/* In a new task child: drop the server's state but the status table of
+ * client `mine`, restore signals. */
+static void child_setup(pid_t server, int gpu, size_t mine)
 {
     close(S.sfd);
     close(S.lfd);
+    S.cl[mine].tab = NULL; /* kept: the task reports through it */
     for (size_t i = 0; i < S.ncl; i++)
         if (S.cl[i].fd >= 0)
             drop_client(i);
@@ -221,19 +248,25 @@ static int do_start(size_t i, dv__msgr_t *r, void *body,
         S.capch = cap;
     }
     pid_t server = getpid();
+    /* RUNNING before the fork: the child may report before we go on. */
+    S.cl[i].tab[slot].pid = 0;
+    atomic_store(&S.cl[i].tab[slot].state, DV_PS_RUNNING);
     pid_t pid = fork();
     if (pid == 0) {
         memmove(body, arg, len);
         req->arg = body;
         req->len = len;
-        child_setup(server, gpu);
+        req->table = S.cl[i].tab;
+        req->slot = &S.cl[i].tab[slot];
+        child_setup(server, gpu, i);
         return 1;
     }
-    if (pid < 0)
+    if (pid < 0) {
+        atomic_store(&S.cl[i].tab[slot].state, DV_PS_STARTING);
         return reply_err(i, EAGAIN, "fork failed") < 0 ? -1 : 0;
+    }
     S.ch[S.nch++] = (struct child){pid, (int)i, slot};
     S.cl[i].tab[slot].pid = pid;
-    atomic_store(&S.cl[i].tab[slot].state, DV_PS_RUNNING);
     return reply_ok(i, pid) < 0 ? -1 : 0;
 }
 

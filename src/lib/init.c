@@ -8,7 +8,9 @@
 #include "lib/runtime.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "common/error.h"
@@ -29,7 +31,11 @@ static void __attribute__((noreturn)) run_task(struct dv__task_req *req)
     int rc = fn ? fn(req->arg, req->len, &result) : 127;
     free(result.data);
     free(req->arg);
-    exit(rc);
+    /* As multiprocessing does: flush, then _exit (no atexit handlers of
+     * the parent's program run again in its tasks). */
+    fflush(NULL);
+    dv__forkserver_report(req, rc & 0xff);
+    _exit(rc & 0xff);
 }
 
 int dv_init(int *argc, char ***argv, dv_error_t *err)

@@ -68,9 +68,23 @@ void dv__process_disconnect(void)
     pthread_mutex_unlock(&C.mu);
 }
 
+/* Wait briefly for a reply by polling: a sleep and wake-up costs more
+ * here than the fork server's whole answer to a start. */
+static void spin_for_reply(int fd)
+{
+    char c;
+    for (int i = 0; i < SPINS; i++) {
+        ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n > 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+            return;
+        __builtin_ia32_pause();
+    }
+}
+
 static int expect_ok(int fd, int32_t *value, dv_error_t *err, const char *ctx)
 {
     uint16_t type;
+    spin_for_reply(fd);
     void *body;
     size_t len;
     if (dv__msg_recv(fd, &type, &body, &len, NULL) < 0)

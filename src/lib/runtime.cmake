@@ -22,3 +22,21 @@ dv_add_test(test_process SOURCES ${dv_unit}/test_process.c LIBS drover
   TIMEOUT 120)
 dv_add_fuzz(fuzz_msg SOURCES ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_msg.c
   LIBS drover_internal)
+
+# Benchmark programs (bench/process.sh runs them).
+add_executable(bench_process ${CMAKE_SOURCE_DIR}/bench/bench_process.c)
+target_link_libraries(bench_process PRIVATE drover)
+
+# Integration scripts: real jobs through `drover run` and private runtimes.
+add_executable(dv_job_helper ${CMAKE_SOURCE_DIR}/tests/integration/job_helper.c)
+target_link_libraries(dv_job_helper PRIVATE drover)
+function(dv_runtime_script name script)
+  cmake_parse_arguments(S "" "TIMEOUT" "LABELS" ${ARGN})
+  add_test(NAME ${name}
+    COMMAND bash ${CMAKE_SOURCE_DIR}/tests/integration/${script})
+  set_tests_properties(${name} PROPERTIES TIMEOUT ${S_TIMEOUT}
+    SKIP_RETURN_CODE 77 LABELS "${S_LABELS}"
+    ENVIRONMENT "DROVER_SOURCE_DIR=${CMAKE_SOURCE_DIR};DROVER_BUILD=${CMAKE_BINARY_DIR}")
+endfunction()
+dv_runtime_script(integration_run test_run.sh TIMEOUT 120)
+dv_runtime_script(integration_teardown test_teardown.sh TIMEOUT 180)

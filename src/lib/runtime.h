@@ -38,7 +38,7 @@ enum {
     DV_PS_FREE = 0,
     DV_PS_STARTING = 1,  /* allocated by the client, request in flight */
     DV_PS_RUNNING = 2,   /* forked */
-    DV_PS_DONE = 3,      /* reaped; code valid */
+    DV_PS_DONE = 3,      /* returned or reaped; code valid */
     DV_PS_ABANDONED = 4, /* handle destroyed while running */
     DV_PS_WAITER = 0x100 /* or'ed into RUNNING: someone sleeps on it */
 };
@@ -59,7 +59,13 @@ struct dv__task_req {
     char task[128];
     void *arg; /* malloc'd */
     size_t len;
+    void *table;              /* the client's status table (mapped) */
+    struct dv__ps_slot *slot; /* this task's slot in it */
 };
+
+/* In a task child, once the task returned: publish its exit code in its
+ * slot (so a joiner need not wait for the reaper), release the table. */
+void dv__forkserver_report(struct dv__task_req *req, int code);
 
 /* Start the fork server of this main process: a fork of it that forks one
  * child per task. Must run before any thread or ZeroMQ context exists.
