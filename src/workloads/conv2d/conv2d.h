@@ -10,7 +10,7 @@
  * 1e-12 relative to the largest magnitude (the order of the sums differs).
  *
  * Also here: the seed's job items (image, filter) and their generation,
- * see item.c and the item format in docs/conv2d.md. */
+ * see item.h (which also gives the bytes of a pool item). */
 #ifndef DROVER_WORKLOADS_CONV2D_H
 #define DROVER_WORKLOADS_CONV2D_H
 

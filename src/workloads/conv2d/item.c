@@ -41,8 +41,17 @@ static uint64_t get64(const unsigned char *p)
     return v;
 }
 
+static int host_is_little(void)
+{
+    return __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__;
+}
+
 static void put_doubles(unsigned char *p, const double *d, size_t n)
 {
+    if (host_is_little()) {
+        memcpy(p, d, n * 8);
+        return;
+    }
     for (size_t k = 0; k < n; k++) {
         uint64_t bits;
         memcpy(&bits, &d[k], 8);
@@ -52,6 +61,10 @@ static void put_doubles(unsigned char *p, const double *d, size_t n)
 
 static void get_doubles(double *d, const unsigned char *p, size_t n)
 {
+    if (host_is_little()) {
+        memcpy(d, p, n * 8);
+        return;
+    }
     for (size_t k = 0; k < n; k++) {
         uint64_t bits = get64(p + 8 * k);
         memcpy(&d[k], &bits, 8);
@@ -144,8 +157,7 @@ int dv_conv2d_item_decode(const void *buf, size_t len, dv_conv2d_item_t *it,
     size_t n = (len - DV_CONV2D_ITEM_HEADER) / 8;
     const unsigned char *body = b + DV_CONV2D_ITEM_HEADER;
     const double *d;
-    if (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ &&
-        (uintptr_t)body % _Alignof(double) == 0) {
+    if (host_is_little() && (uintptr_t)body % _Alignof(double) == 0) {
         d = (const double *)(const void *)body;
     } else {
         double *copy = malloc(n * sizeof(double));
