@@ -16,7 +16,7 @@ prog=$build/bin/bench_pool
 [ -x "$prog" ] || { echo "drover: bench/pool.sh: $prog missing (build first)" >&2; exit 1; }
 python=/usr/bin/python3
 [ -x "$python" ] || python=python3
-read -r ours _ _ < <("$prog" 1000000 3)
+read -r ours _ _ < <("$prog" 500000 3)
 read -r theirs _ _ < <("$python" "$here/pool_baseline.py" 100000 3)
 ratio=$(awk -v a="$ours" -v b="$theirs" 'BEGIN { printf "%.1f", a / b }')
 echo "pool_empty_tasks: drover $ours tasks/s, baseline $theirs tasks/s, ratio $ratio"

@@ -168,6 +168,16 @@ int dv_async_get(dv_async_t *a, double timeout_s, dv_item_result_t **results,
         return -1;
     pthread_mutex_lock(&a->mu);
     size_t left = a->n - a->ntaken;
+    if (left && left == a->n) {
+        /* Nothing taken yet: hand the whole array over as it is. */
+        *results = a->res;
+        *n = left;
+        a->res = NULL;
+        memset(a->state, ITEM_TAKEN, a->n);
+        a->ntaken = a->n;
+        pthread_mutex_unlock(&a->mu);
+        return 0;
+    }
     dv_item_result_t *out = left ? malloc(left * sizeof(*out)) : NULL;
     if (left && !out) {
         pthread_mutex_unlock(&a->mu);

@@ -56,8 +56,10 @@ struct pool_worker {
     struct dv__pool_slot *s;
     uint32_t idx;
     uint64_t gen;
-    uint64_t pushed;      /* items published */
-    uint64_t consumed;    /* results taken */
+    uint64_t pushed;    /* items published */
+    uint64_t consumed;  /* results taken */
+    uint64_t held_from; /* with held: terminate failed the items from here on */
+    bool held;
     uint64_t tpos;        /* item data position */
     uint64_t tfreed;      /* item data freed up to */
     struct dv_async *cur; /* rest of the chunk given to this worker */
@@ -133,6 +135,9 @@ void dv__pool_fail_pending(struct dv_pool *p, const char *why);
  * are delivered, the item it ran fails, the others are requeued. True when
  * it died before it started anything. */
 bool dv__pool_worker_died(struct dv_pool *p, struct pool_worker *w, int code);
+/* After terminate, once w's worker is dead: remove the big-payload
+ * segments of the items terminate failed. */
+void dv__pool_unlink_held(struct dv_pool *p, struct pool_worker *w);
 
 /* pool_loop.c: the manager thread. */
 void *dv__pool_manager(void *pool);

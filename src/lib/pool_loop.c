@@ -170,6 +170,8 @@ static void wait_exits(struct dv_pool *p)
                 killed = true;
             }
         }
+        if (w->held)
+            dv__pool_unlink_held(p, w);
         dv_process_destroy(&w->proc);
     }
 }

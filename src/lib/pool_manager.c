@@ -336,6 +336,8 @@ void dv__pool_fail_held(struct dv_pool *p, struct pool_worker *w,
             unlink_big(p, w, k);
         dv__pool_async_fail(f->a, f->i, 0, why);
     }
+    w->held_from = w->consumed;
+    w->held = true;
     w->consumed = w->pushed;
     if (w->cur)
         for (size_t i = w->cur_next; i < w->cur_end; i++)
@@ -388,4 +390,13 @@ bool dv__pool_worker_died(struct dv_pool *p, struct pool_worker *w, int code)
         snprintf(p->fail_reason, sizeof(p->fail_reason),
                  "pool workers end before running anything (%.40s)", why);
     return barren;
+}
+
+void dv__pool_unlink_held(struct dv_pool *p, struct pool_worker *w)
+{
+    /* A worker killed by terminate may have written a big result after
+     * its item failed; it is dead now, so this is the last word. */
+    for (uint64_t k = w->held_from; k < w->pushed; k++)
+        unlink_big(p, w, k);
+    w->held = false;
 }

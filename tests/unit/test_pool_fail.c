@@ -113,8 +113,16 @@ static void test_idle_worker_killed(void)
     CHECK_EQ_INT(failed, 1);
     dv_item_results_free(res, n);
     dv_async_destroy(&a);
-    free(items);
+    /* The replacements end with the pool. */
+    CHECK(dv_pool_map(p, "worker_pid", items, 200, 1, &res, &err) == 0);
+    pid_t pids[200];
+    for (size_t i = 0; i < 200; i++)
+        pids[i] = res && res[i].len == 4 ? *(int32_t *)res[i].data : -1;
+    dv_item_results_free(res, 200);
     dv_pool_destroy(&p);
+    for (size_t i = 0; i < 200; i++)
+        CHECK(pid_gone(pids[i], 5.0));
+    free(items);
 }
 
 /* Every worker keeps dying: items fail with a reason, nothing hangs. */
