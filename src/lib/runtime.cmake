@@ -40,3 +40,49 @@ function(dv_runtime_script name script)
 endfunction()
 dv_runtime_script(integration_run test_run.sh TIMEOUT 120)
 dv_runtime_script(integration_teardown test_teardown.sh TIMEOUT 180)
+
+# Installation: the library, the public headers, a pkg-config file and a
+# CMake package configuration (find_package(drover) -> drover::drover).
+include(CMakePackageConfigHelpers)
+install(TARGETS drover EXPORT droverTargets
+  LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+  ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+  RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+install(DIRECTORY ${CMAKE_SOURCE_DIR}/include/drover
+  DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+set(dv_cmake_dir ${CMAKE_INSTALL_LIBDIR}/cmake/drover)
+install(EXPORT droverTargets NAMESPACE drover:: DESTINATION ${dv_cmake_dir})
+configure_package_config_file(${CMAKE_SOURCE_DIR}/cmake/droverConfig.cmake.in
+  ${CMAKE_BINARY_DIR}/droverConfig.cmake INSTALL_DESTINATION ${dv_cmake_dir})
+write_basic_package_version_file(${CMAKE_BINARY_DIR}/droverConfigVersion.cmake
+  VERSION ${PROJECT_VERSION} COMPATIBILITY SameMajorVersion)
+configure_file(${CMAKE_SOURCE_DIR}/cmake/drover.pc.in
+  ${CMAKE_BINARY_DIR}/drover.pc @ONLY)
+install(FILES ${CMAKE_BINARY_DIR}/droverConfig.cmake
+  ${CMAKE_BINARY_DIR}/droverConfigVersion.cmake DESTINATION ${dv_cmake_dir})
+install(FILES ${CMAKE_BINARY_DIR}/drover.pc
+  DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+# Installed copy + an example built outside the tree against it. Not under
+# sanitizers: an instrumented library needs an instrumented program.
+dv_runtime_script(integration_install test_install.sh TIMEOUT 300
+  LABELS nosan)
+
+# The last test of the suite: nothing of any job is left. It depends on
+# every other test, collected once the whole tree is configured.
+function(dv_collect_tests dir out)
+  get_property(t DIRECTORY ${dir} PROPERTY TESTS)
+  get_property(subs DIRECTORY ${dir} PROPERTY SUBDIRECTORIES)
+  foreach(s ${subs})
+    dv_collect_tests(${s} st)
+    list(APPEND t ${st})
+  endforeach()
+  set(${out} ${t} PARENT_SCOPE)
+endfunction()
+function(dv_add_leftover_check)
+  dv_collect_tests(${CMAKE_SOURCE_DIR} all)
+  add_test(NAME leftovers
+    COMMAND bash ${CMAKE_SOURCE_DIR}/tests/integration/check_leftovers.sh)
+  set_tests_properties(leftovers PROPERTIES DEPENDS "${all}" TIMEOUT 60
+    LABELS "tsan;fuzz")
+endfunction()
+cmake_language(DEFER DIRECTORY ${CMAKE_SOURCE_DIR} CALL dv_add_leftover_check)
