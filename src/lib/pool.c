@@ -6,6 +6,7 @@
  * copies its items into an async handle (pool_async.c) and puts it on the
  * manager's list; the manager fills the handle's results. */
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -107,7 +108,12 @@ dv_pool_t *dv_pool_create(int workers, const dv_placement_t *where,
             return NULL;
         }
     }
+    /* The manager thread takes none of the program's signals. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     int e = pthread_create(&p->thread, NULL, dv__pool_manager, p);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (e) {
         kill_started(p);
         pool_free(p);

@@ -164,7 +164,8 @@ int dv__pool_big_read(const char *name, void **data, size_t len)
 
 uint64_t dv__pool_data_alloc(uint64_t *pos, uint64_t freed, uint64_t len)
 {
-    uint64_t p = *pos;
+    /* 16-byte aligned, so a task may read its bytes as a struct. */
+    uint64_t p = (*pos + 15) & ~(uint64_t)15;
     uint64_t o = p % DV__POOL_DATA;
     if (len == 0)
         return p;
