@@ -2,6 +2,7 @@
  * standard normal), items through their bytes and back for every image
  * kind, refusal of bad item bytes, and a run's summary. */
 #include <errno.h>
+#include <stdio.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,8 +158,58 @@ static void test_bad_items(void)
     free(b);
 }
 
+static void test_job_items(void)
+{
+    const char *src = getenv("DROVER_SOURCE_DIR");
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s/tests/fixtures/conv2d", src ? src : ".");
+    char **paths;
+    size_t n;
+    dv_error_t err;
+    CHECK(dv_conv2d_dir_scan(dir, &paths, &n, &err) == 0);
+    CHECK(n > 20);
+    for (size_t i = 1; i < n; i++)
+        CHECK(strcmp(paths[i - 1], paths[i]) < 0);
+    CHECK(strstr(paths[0], ".npy") != NULL);
+    /* a data item carries the file's array (converted) and runs */
+    void *buf;
+    size_t len;
+    dv_conv2d_item_t it;
+    double *scratch;
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/float32_image.npy", dir);
+    CHECK(dv_conv2d_job_item(DV_CONV2D_DATA, path, 0, 1, 3, 5, &buf, &len,
+                             &err) == 0);
+    CHECK(dv_conv2d_item_decode(buf, len, &it, &scratch, NULL) == 0);
+    CHECK(it.rows == 19 && it.cols == 23 && it.index == 3 && it.step == 5);
+    double filt[16];
+    dv_conv2d_filter_fill(filt, 4, 4, 1, 3);
+    CHECK(memcmp(it.filter, filt, sizeof(filt)) == 0);
+    dv_conv2d_summary_t s;
+    CHECK(dv_conv2d_item_run(buf, len, &s, NULL) == 0);
+    CHECK(s.rows == 5 && s.cols == 6);
+    free(buf);
+    free(scratch);
+    CHECK(dv_conv2d_job_item(DV_CONV2D_RANDOM, NULL, 64, 1, 3, 5, &buf, &len,
+                             NULL) == 0);
+    CHECK_EQ_INT(len, 64 + 128);
+    free(buf);
+    /* a bad file names itself */
+    snprintf(path, sizeof(path), "%s/cases.txt", dir);
+    CHECK(dv_conv2d_job_item(DV_CONV2D_DATA, path, 0, 1, 3, 5, &buf, &len,
+                             &err) == -1);
+    CHECK(strstr(err.text, "cases.txt: not a .npy file") != NULL);
+    dv_conv2d_paths_free(paths, n);
+    errno = 0;
+    CHECK(dv_conv2d_dir_scan("/nonexistent", &paths, &n, &err) == -1);
+    CHECK_EQ_INT(errno, ENOENT);
+    CHECK(dv_conv2d_dir_scan("/proc/self/fdinfo", &paths, &n, &err) == -1);
+    CHECK(strstr(err.text, "no .npy files") != NULL);
+}
+
 int main(void)
 {
+    test_job_items();
     test_normals();
     test_round_trip();
     test_bad_items();

@@ -83,6 +83,23 @@ void dv_conv2d_summary_encode(const dv_conv2d_summary_t *s,
 int dv_conv2d_summary_decode(const void *buf, size_t len,
                              dv_conv2d_summary_t *s, dv_error_t *err);
 
+/* The bytes of item `index` of the seed's job (*buf malloc'd, owned by
+ * the caller): its filter is 4 x 4 normal from (seed, index); its image
+ * size x size zeros or normal (kind ZEROS, RANDOM), or the 2-D array of the
+ * .npy file at path (kind DATA; any shape and dtype the reader takes).
+ * 0, or -1 with errno and a reason (for a file: "PATH: reason"). */
+int dv_conv2d_job_item(enum dv_conv2d_images kind, const char *path,
+                       size_t size, uint64_t seed, uint64_t index,
+                       uint32_t step, void **buf, size_t *len, dv_error_t *err);
+
+/* The *.npy files directly in dir, sorted by name, as "dir/name" paths:
+ * *paths is a malloc'd array of *n malloc'd strings, owned by the caller
+ * (dv_conv2d_paths_free). -1 with errno and a reason when dir cannot be
+ * read or holds no .npy file (ENOENT). */
+int dv_conv2d_dir_scan(const char *dir, char ***paths, size_t *n,
+                       dv_error_t *err);
+void dv_conv2d_paths_free(char **paths, size_t n);
+
 /* Summarise an oh x ow result (borrowed). */
 void dv_conv2d_summarise(const double *out, size_t oh, size_t ow,
                          uint64_t index, dv_conv2d_summary_t *s);
