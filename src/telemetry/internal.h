@@ -20,6 +20,22 @@ typedef struct dv__cpu_times {
 long dv__telem_read_file(const char *root, const char *name, char *buf,
                          size_t cap);
 
+/* A /proc file kept open between samples: each read is a pread at offset
+ * 0, which makes the kernel generate the text afresh, and saves the path
+ * walk of an open per sample. */
+typedef struct dv__proc_file {
+    int fd; /* -1: not open (yet, or after an error) */
+    const char *name;
+} dv__proc_file_t;
+
+/* Like dv__telem_read_file, through f (opened on first use, reopened
+ * after an error). */
+long dv__telem_read_kept(const char *root, dv__proc_file_t *f, char *buf,
+                         size_t cap);
+
+/* Close f; accepts a file never opened. */
+void dv__telem_close_kept(dv__proc_file_t *f);
+
 /* Parse /proc/loadavg text. Returns 0, or -1 (EPROTO) when odd. */
 int dv__telem_parse_loadavg(const char *text, double out[3]);
 

@@ -44,6 +44,48 @@ long dv__telem_read_file(const char *root, const char *name, char *buf,
     return (long)len;
 }
 
+long dv__telem_read_kept(const char *root, dv__proc_file_t *f, char *buf,
+                         size_t cap)
+{
+    char path[4096];
+    if (cap == 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (f->fd < 0) {
+        if (snprintf(path, sizeof(path), "%s/%s", root, f->name) >=
+            (int)sizeof(path)) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        f->fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (f->fd < 0)
+            return -1;
+    }
+    size_t len = 0;
+    while (len < cap - 1) {
+        ssize_t n = pread(f->fd, buf + len, cap - 1 - len, (off_t)len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            dv__telem_close_kept(f);
+            return -1;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    buf[len] = '\0';
+    return (long)len;
+}
+
+void dv__telem_close_kept(dv__proc_file_t *f)
+{
+    if (f->fd >= 0)
+        close(f->fd);
+    f->fd = -1;
+}
+
 int dv__telem_parse_loadavg(const char *text, double out[3])
 {
     const char *p = text;

@@ -26,6 +26,7 @@ struct dv_telem_sampler {
     int ngpu_found;
     dv__cpu_times_t last;
     int have_last;
+    dv__proc_file_t loadavg, stat, meminfo;
     char buf[STAT_PREFIX];
 };
 
@@ -109,10 +110,13 @@ dv_telem_sampler_t *dv_telem_sampler_create(const dv_telem_opts_t *opts,
         free(s);
         return NULL;
     }
+    s->loadavg = (dv__proc_file_t){-1, "loadavg"};
+    s->stat = (dv__proc_file_t){-1, "stat"};
+    s->meminfo = (dv__proc_file_t){-1, "meminfo"};
     if (!(opts && opts->no_gpu))
         open_gpus(s, opts);
     /* A first /proc/stat reading, so the first sample has a delta. */
-    if (dv__telem_read_file(s->root, "stat", s->buf, sizeof(s->buf)) >= 0 &&
+    if (dv__telem_read_kept(s->root, &s->stat, s->buf, sizeof(s->buf)) >= 0 &&
         dv__telem_parse_stat(s->buf, &s->last) == 0)
         s->have_last = 1;
     return s;
@@ -123,6 +127,9 @@ void dv_telem_sampler_destroy(dv_telem_sampler_t **sp)
     if (!sp || !*sp)
         return;
     int saved = errno;
+    dv__telem_close_kept(&(*sp)->loadavg);
+    dv__telem_close_kept(&(*sp)->stat);
+    dv__telem_close_kept(&(*sp)->meminfo);
     dv__telem_gpu_close((*sp)->gpu[0]);
     dv__telem_gpu_close((*sp)->gpu[1]);
     free(*sp);
@@ -145,14 +152,14 @@ static void sample_cpu(dv_telem_sampler_t *s, dv_telem_sample_t *out)
     double load[3];
     dv__cpu_times_t now;
     uint64_t total, used;
-    if (dv__telem_read_file(s->root, "loadavg", s->buf, 256) >= 0 &&
+    if (dv__telem_read_kept(s->root, &s->loadavg, s->buf, 256) >= 0 &&
         dv__telem_parse_loadavg(s->buf, load) == 0) {
         out->load1 = load[0];
         out->load5 = load[1];
         out->load15 = load[2];
         out->valid |= DV_TELEM_LOAD;
     }
-    if (dv__telem_read_file(s->root, "stat", s->buf, sizeof(s->buf)) >= 0 &&
+    if (dv__telem_read_kept(s->root, &s->stat, s->buf, sizeof(s->buf)) >= 0 &&
         dv__telem_parse_stat(s->buf, &now) == 0) {
         double pct = s->have_last ? dv__telem_cpu_percent(&s->last, &now) : -1;
         if (pct >= 0) {
@@ -166,7 +173,8 @@ static void sample_cpu(dv_telem_sampler_t *s, dv_telem_sample_t *out)
         s->last = now;
         s->have_last = 1;
     }
-    if (dv__telem_read_file(s->root, "meminfo", s->buf, sizeof(s->buf)) >= 0 &&
+    if (dv__telem_read_kept(s->root, &s->meminfo, s->buf, sizeof(s->buf)) >=
+            0 &&
         dv__telem_parse_meminfo(s->buf, &total, &used) == 0) {
         out->mem_total = total;
         out->mem_used = used;
