@@ -35,6 +35,7 @@
 #define DESC 64                           /* descriptor bytes, and alignment */
 #define RESERVE_STEP ((uint64_t)16 << 20) /* fallocate granularity */
 #define SMALL_BUF ((size_t)64 << 10)      /* malloc'd under the lock */
+#define EARLY_MIN ((uint64_t)16 << 20)    /* see early_wrap() */
 #define POLL_MS 10 /* liveness polling while a copy blocks us */
 
 enum { M_WRITING = 1, M_READY, M_READING, M_DONE, M_SKIP };
@@ -54,9 +55,11 @@ struct qshared {
     _Alignas(64) pthread_mutex_t lock;
     /* Under the lock (count is also read without it). */
     _Alignas(64) uint64_t alloc, head, rel;
-    uint64_t count;    /* messages in [head, alloc), atomic */
-    uint64_t reserved; /* heap bytes fallocate'd from offset 0 */
-    uint32_t closed;   /* atomic */
+    uint64_t count;      /* messages in [head, alloc), atomic */
+    uint64_t reserved;   /* heap bytes fallocate'd from offset 0 */
+    uint64_t early_min;  /* free bytes at the front that allow an early wrap */
+    uint64_t early_skip; /* position of the last early wrap's SKIP */
+    uint32_t closed;     /* atomic */
     /* Futex words: bumped on each publish / free, with sleeper counts. */
     _Alignas(64) uint32_t data_seq;
     uint32_t data_sleepers;
@@ -264,6 +267,24 @@ static void restart_front(dv_queue_t *q)
     sh->rel = sh->alloc;
 }
 
+/* Wrap to the front before the end of the ring when enough bytes are free
+ * there: consumers that keep up then make the ring reuse a few warm,
+ * cached megabytes instead of marching through all of it. After such a
+ * wrap, a put finds room only in front of the oldest message, so it is
+ * done only where that room holds maxsize messages of this size (never
+ * for unbounded queues): a put does not wait before maxsize messages
+ * wait. With messages of mixed sizes it still may; then early_min
+ * doubles, so early wraps become rarer. */
+static bool early_wrap(const dv_queue_t *q, uint64_t n)
+{
+    const struct qshared *sh = q->sh;
+    uint64_t front = sh->rel & q->mask, fp = footprint(n);
+    if (sh->maxsize == 0 || sh->maxsize > sh->heap_cap / fp)
+        return false;
+    return (sh->rel & ~q->mask) == (sh->alloc & ~q->mask) &&
+           front >= sh->early_min && front >= sh->maxsize * fp;
+}
+
 /* Make sure heap bytes [0, end) have pages, so that running out of shared
  * memory is an error here and not SIGBUS during a copy. */
 static int reserve_pages(dv_queue_t *q, uint64_t end, dv_error_t *err)
@@ -295,12 +316,17 @@ static int try_reserve(dv_queue_t *q, uint64_t len, uint64_t *pos,
     if ((sh->alloc & q->mask) != 0 && sh->rel == sh->alloc)
         restart_front(q);
     uint64_t n = footprint(len), p = sh->alloc, off = p & q->mask;
-    bool wrap = off != 0 && off + n > sh->heap_cap;
+    bool early = off != 0 && early_wrap(q, n);
+    bool wrap = early || (off != 0 && off + n > sh->heap_cap);
     uint64_t at = wrap ? next_lap(q, p) : p;
     if (at + n - sh->rel > sh->heap_cap) {
+        if (sh->early_skip > sh->rel && sh->early_min < sh->heap_cap)
+            sh->early_min *= 2; /* producers run ahead: wrap early less */
         note_owner(q, sh->rel, o);
         return dv__errprintf(err, EAGAIN, "queue: payload space full");
     }
+    if (early)
+        sh->early_skip = p;
     if (reserve_pages(q, (at & q->mask) + n, err) < 0)
         return -1;
     struct desc *d = desc_at(q, at);
@@ -539,6 +565,7 @@ dv_queue_t *dv_queue_create(size_t maxsize, dv_error_t *err)
     sh->maxsize = maxsize;
     sh->heap_off = off;
     sh->heap_cap = QUEUE_HEAP;
+    sh->early_min = EARLY_MIN;
     int r = init_lock(&sh->lock);
     if (r != 0) {
         dv__errprintf(err, r, "queue: process-shared mutex: %s", strerror(r));

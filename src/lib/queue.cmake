@@ -9,3 +9,7 @@ add_test(NAME test_queue_threads COMMAND test_queue_mpmc threads)
 set_tests_properties(test_queue_threads PROPERTIES TIMEOUT 300 LABELS tsan)
 dv_add_test(test_event SOURCES ${CMAKE_SOURCE_DIR}/tests/unit/test_event.c
   LIBS drover LABELS tsan TIMEOUT 60)
+
+# The drover side of bench/queue.sh (run by scripts/bench).
+add_executable(queue_bench ${CMAKE_SOURCE_DIR}/bench/queue_bench.c)
+target_link_libraries(queue_bench PRIVATE drover)

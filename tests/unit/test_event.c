@@ -46,11 +46,15 @@ static void test_barrier(void)
     dv_handle_t h;
     CHECK_EQ_INT(dv_event_handle(e, &h), 0);
     pid_t pids[4];
+    int ready[2];
+    CHECK_EQ_INT(pipe(ready), 0);
     for (int i = 0; i < 4; i++) {
         pids[i] = fork();
         if (pids[i] == 0) {
             dv_event_t *c = dv_event_attach(&h, NULL);
             if (!c || dv_event_wait(c, 0.01, NULL) == 0 || errno != ETIMEDOUT)
+                _exit(1);
+            if (write(ready[1], "r", 1) != 1)
                 _exit(1);
             int ok = dv_event_wait(c, i == 0 ? -1 : 20, NULL) == 0 &&
                      dv_event_is_set(c);
@@ -58,7 +62,16 @@ static void test_barrier(void)
             _exit(ok ? 0 : 2);
         }
     }
-    tq_sleep_ms(60);
+    char r[4];
+    for (size_t got = 0; got < sizeof(r);) { /* all wait, or about to */
+        ssize_t k = read(ready[0], r + got, sizeof(r) - got);
+        if (k <= 0)
+            break;
+        got += (size_t)k;
+    }
+    close(ready[0]);
+    close(ready[1]);
+    tq_sleep_ms(20);
     CHECK_EQ_INT(dv_event_set(e), 0);
     for (int i = 0; i < 4; i++)
         CHECK_EQ_INT(tq_wait(pids[i]), 0);
