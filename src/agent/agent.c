@@ -47,6 +47,20 @@ int dv__rundir_create(char *buf, size_t cap, dv_error_t *err)
         return dv__errprintf(err, ENAMETOOLONG, "runtime dir: path too long");
     if (mkdir(buf, 0700) < 0)
         return dv__errsys(err, "runtime dir: %s", buf);
+    /* Who owns it, for tools that look for directories left behind. */
+    char path[PATH_MAX + 16], pid[24];
+    snprintf(path, sizeof(path), "%s/agent.pid", buf);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+    if (fd < 0 || write(fd, pid, (size_t)n) != n) {
+        dv__errsys(err, "runtime dir: %s", path);
+        if (fd >= 0)
+            close(fd);
+        unlink(path);
+        rmdir(buf);
+        return -1;
+    }
+    close(fd);
     return 0;
 }
 

@@ -109,8 +109,9 @@ void dv__node_reset(void);
 
 /* ---- job clean-up and the agent (src/agent/agent.c) ---- */
 
-/* Create the job's runtime directory <tmp>/drover.<job> with mode 0700,
- * write its path into buf. tmp is $DROVER_TMPDIR, $TMPDIR or /tmp. */
+/* Create the job's runtime directory <tmp>/drover.<job> with mode 0700
+ * holding agent.pid (the caller's pid: the job's agent), write its path
+ * into buf. tmp is $DROVER_TMPDIR, $TMPDIR or /tmp. */
 int dv__rundir_create(char *buf, size_t cap, dv_error_t *err);
 
 /* Remove every /dev/shm/drover.<job>.* segment of this job, and rundir

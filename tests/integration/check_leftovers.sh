@@ -1,28 +1,51 @@
 #!/usr/bin/env bash
-# Run after every other test: no process, shared-memory segment or runtime
-# directory of any drover job may remain (waits up to 5 s for stragglers).
+# Run after every other test: nothing of an ended drover job may remain.
+# Left behind means: a /dev/shm/drover.* segment no live process maps or
+# holds open, a runtime directory whose agent (agent.pid) is gone, or a
+# process whose job's runtime directory is gone. (Jobs that still run, e.g. other
+# test runs on the same machine, are not counted.) Waits up to 5 s.
 set -u
 tmp=${DROVER_TMPDIR:-${TMPDIR:-/tmp}}
-for i in $(seq 50); do
-    left=""
-    for f in /dev/shm/drover.*; do
-        [ -e "$f" ] && left="$left $f"
-    done
-    for d in "$tmp"/drover.*; do
-        [ -d "$d" ] && left="$left $d"
-    done
-    for f in $(grep -lz '^DROVER_RUNTIME_DIR=' /proc/[0-9]*/environ 2>/dev/null); do
+
+scan() {
+    local used dirs f p d st
+    used=$({
+        cat /proc/[0-9]*/maps 2>/dev/null | grep -o '/dev/shm/drover\.[^ ]*'
+        find /proc/[0-9]*/fd -lname '/dev/shm/drover.*' -printf '%l\n' \
+            2>/dev/null
+    } | sed 's/ (deleted)$//' | sort -u)
+    dirs=""
+    for f in $(grep -lz '^DROVER_RUNTIME_DIR=' /proc/[0-9]*/environ \
+        2>/dev/null); do
         p=${f#/proc/}
         p=${p%/environ}
         st=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | cut -d' ' -f1)
-        [ -n "$st" ] && [ "$st" != Z ] && [ "$p" != $$ ] &&
-            left="$left pid:$p($(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null))"
+        [ -z "$st" ] || [ "$st" = Z ] || [ "$p" = $$ ] && continue
+        d=$(tr '\0' '\n' 2>/dev/null <"$f" | sed -n 's/^DROVER_RUNTIME_DIR=//p')
+        if [ -n "$d" ] && [ ! -d "$d" ]; then
+            echo "pid:$p($(tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline"))"
+        fi
+        dirs="$dirs $d"
     done
-    [ -z "$left" ] && {
+    for f in /dev/shm/drover.*; do
+        [ -e "$f" ] && ! grep -qxF "$f" <<<"$used" && echo "$f"
+    done
+    for d in "$tmp"/drover.*; do
+        [ -d "$d" ] || continue
+        p=$(cat "$d/agent.pid" 2>/dev/null)
+        [ -n "$p" ] && [ -d "/proc/$p" ] && continue
+        [[ " $dirs " != *" $d "* ]] && echo "$d"
+    done
+}
+
+for i in $(seq 50); do
+    left=$(scan)
+    if [ -z "$left" ]; then
         echo "no leftovers"
         exit 0
-    }
+    fi
     sleep 0.1
 done
-echo "FAIL: left behind by the suite:$left"
+echo "FAIL: left behind by the suite:"
+echo "$left"
 exit 1
