@@ -21,11 +21,17 @@ extern "C" {
 /* Largest message a queue, a task argument or a result carries. */
 #define DV_MESSAGE_MAX ((size_t)64 << 20)
 
+/* Payload bytes a queue holds at most (its shared ring, of which only the
+ * pages in use cost memory); a put beyond waits as on a full queue. */
+#define DV_QUEUE_BYTES ((size_t)512 << 20)
+
 typedef struct dv_queue dv_queue_t;
 
-/* Create a queue holding at most maxsize messages (0: no limit but
- * memory). It lives on the caller's node. The caller owns the returned
- * queue; dv_queue_destroy() of the creator's copy removes it. */
+/* Create a queue holding at most maxsize messages (0: no count limit;
+ * either way at most DV_QUEUE_BYTES of payload wait). It lives on the
+ * caller's node. The caller owns the returned queue; dv_queue_destroy() of
+ * the creator's copy closes and removes it. A queue may be used by several
+ * threads at once. */
 DV_API dv_queue_t *dv_queue_create(size_t maxsize, dv_error_t *err);
 
 /* Append a copy of data[0..len). */

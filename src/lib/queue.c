@@ -31,7 +31,7 @@
 #include "common/error.h"
 #include "lib/shm.h"
 
-#define QUEUE_HEAP ((uint64_t)512 << 20)  /* payload ring, a power of two */
+#define QUEUE_HEAP ((uint64_t)DV_QUEUE_BYTES) /* a power of two */
 #define DESC 64                           /* descriptor bytes, and alignment */
 #define RESERVE_STEP ((uint64_t)16 << 20) /* fallocate granularity */
 #define SMALL_BUF ((size_t)64 << 10)      /* malloc'd under the lock */
