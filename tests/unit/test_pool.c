@@ -45,6 +45,12 @@ static void test_bad_input(void)
     CHECK(dv_async_get(NULL, 0, &res, &n, &err) < 0 && errno == EINVAL);
     CHECK(dv_pool_close(NULL) < 0 && dv_pool_terminate(NULL) < 0);
     CHECK(dv_pool_join(NULL, 0, &err) < 0);
+    /* A placement the runtime refuses: no pool, nothing left behind. */
+    dv_placement_t nowhere = {DV_POLICY_NODE, 99, NULL, -1};
+    int segments = pool_segments_left(); /* p's */
+    CHECK(dv_pool_create(2, &nowhere, &err) == NULL);
+    CHECK(errno == EINVAL);
+    CHECK_EQ_INT(pool_segments_left(), segments);
     /* An empty map is fine. */
     res = (dv_item_result_t *)&v;
     CHECK(dv_pool_map(p, "twice", NULL, 0, 0, &res, &err) == 0);
@@ -228,6 +234,7 @@ static void test_close_join(void)
     CHECK(dv_pool_close(p) == 0);
     CHECK(dv_pool_map_async(p, "twice", items, 1, 0, &err) == NULL);
     CHECK(errno == EPIPE && strstr(err.text, "closed"));
+    CHECK(dv_pool_join(p, 0.01, &err) < 0 && errno == ETIMEDOUT);
     CHECK(dv_pool_join(p, 30, &err) == 0);
     CHECK(dv_async_ready(a));
     size_t n = 0;
