@@ -51,8 +51,8 @@ int dv__rundir_create(char *buf, size_t cap, dv_error_t *err)
     char path[PATH_MAX + 16], pid[24];
     snprintf(path, sizeof(path), "%s/agent.pid", buf);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-    if (fd < 0 || write(fd, pid, (size_t)n) != n) {
+    int k = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+    if (fd < 0 || write(fd, pid, (size_t)k) != k) {
         dv__errsys(err, "runtime dir: %s", path);
         if (fd >= 0)
             close(fd);
