@@ -7,6 +7,12 @@ dv_add_test(test_queue_mpmc
   LIBS drover Threads::Threads LABELS tsan TIMEOUT 300)
 add_test(NAME test_queue_threads COMMAND test_queue_mpmc threads)
 set_tests_properties(test_queue_threads PROPERTIES TIMEOUT 300 LABELS tsan)
+# White-box: includes queue.c to kill a process that holds the lock.
+dv_add_test(test_queue_robust
+  SOURCES ${CMAKE_SOURCE_DIR}/tests/unit/test_queue_robust.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/shm.c ${CMAKE_CURRENT_SOURCE_DIR}/futex.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/job_id.c
+  LIBS Threads::Threads rt TIMEOUT 60)
 dv_add_test(test_event SOURCES ${CMAKE_SOURCE_DIR}/tests/unit/test_event.c
   LIBS drover LABELS tsan TIMEOUT 60)
 
