@@ -76,7 +76,7 @@ static int set_node_name(dv_telem_sampler_t *s, const char *opt,
 static void open_gpus(dv_telem_sampler_t *s, const dv_telem_opts_t *o)
 {
     dv_error_t e1 = {""}, e2 = {""};
-    char text[DV_TELEM_NOTE_MAX];
+    char text[2 * sizeof(e1.text) + 32]; /* cut to the note's size later */
     const char *nvml = pick(o ? o->nvml_path : NULL, "DROVER_NVML_LIBRARY",
                             "libnvidia-ml.so.1");
     const char *rsmi = pick(o ? o->rsmi_path : NULL, "DROVER_RSMI_LIBRARY",

@@ -63,6 +63,8 @@ static void test_bad_bytes(void)
     snprintf(s.note, sizeof(s.note), "a note");
     int len = dv_telem_record_encode(&s, buf, sizeof(buf), NULL);
     CHECK(len > 0);
+    if (len <= 0)
+        return;
     for (int n = 0; n < len; n++) { /* every truncation */
         errno = 0;
         CHECK_EQ_INT(dv_telem_record_decode(buf, (size_t)n, &d, &err), -1);
