@@ -131,10 +131,12 @@ void dv__pool_requeue_unstarted(struct dv_pool *p, struct pool_worker *w,
 void dv__pool_fail_held(struct dv_pool *p, struct pool_worker *w,
                         const char *why);
 void dv__pool_fail_pending(struct dv_pool *p, const char *why);
-/* Account for w's dead worker (exit code, or -signal): its finished results
- * are delivered, the item it ran fails, the others are requeued. True when
- * it died before it started anything. */
-bool dv__pool_worker_died(struct dv_pool *p, struct pool_worker *w, int code);
+/* Account for w's dead worker (exit code, or -signal; or lost: the reason
+ * when its end is unknown): its finished results are delivered, the item
+ * it ran fails, the others are requeued. True when it died before it
+ * started anything. */
+bool dv__pool_worker_died(struct dv_pool *p, struct pool_worker *w, int code,
+                          const char *lost);
 /* After terminate, once w's worker is dead: remove the big-payload
  * segments of the items terminate failed. */
 void dv__pool_unlink_held(struct dv_pool *p, struct pool_worker *w);

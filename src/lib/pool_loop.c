@@ -64,9 +64,13 @@ static void check_worker(struct dv_pool *p, struct pool_worker *w, int state,
     if (dv_process_is_alive(w->proc))
         return;
     int code = 0;
-    if (dv_process_exitcode(w->proc, &code) < 0)
-        return;
-    bool barren = dv__pool_worker_died(p, w, code);
+    const char *lost = NULL;
+    if (dv_process_exitcode(w->proc, &code) < 0) {
+        if (errno == EAGAIN)
+            return;
+        lost = "worker lost: the runtime does not know it any more";
+    }
+    bool barren = dv__pool_worker_died(p, w, code, lost);
     dv_process_destroy(&w->proc);
     p->barren = barren ? p->barren + 1 : 0;
     if (p->barren >= BARREN_MAX)
@@ -158,6 +162,8 @@ static void wait_exits(struct dv_pool *p)
     for (int i = 0; i < p->nworkers; i++) {
         struct pool_worker *w = &p->w[i];
         while (w->proc && dv_process_join(w->proc, 0.05, NULL) < 0) {
+            if (errno != ETIMEDOUT)
+                break; /* the runtime lost it (finalized): nothing to wait */
             if (killed)
                 continue;
             pthread_mutex_lock(&p->mu);

@@ -366,13 +366,16 @@ void dv__pool_fail_pending(struct dv_pool *p, const char *why)
     p->pend_tail = NULL;
 }
 
-bool dv__pool_worker_died(struct dv_pool *p, struct pool_worker *w, int code)
+bool dv__pool_worker_died(struct dv_pool *p, struct pool_worker *w, int code,
+                          const char *lost)
 {
     dv__pool_collect(p, w); /* what it finished before it died counts */
     uint64_t started = atomic_load(&w->s->items.tail);
     bool barren = w->fresh && started == 0;
     char why[96];
-    if (code < 0)
+    if (lost)
+        snprintf(why, sizeof(why), "%s", lost);
+    else if (code < 0)
         snprintf(why, sizeof(why), "killed by signal %d", -code);
     else
         snprintf(why, sizeof(why), "exit code %d", code);
