@@ -167,6 +167,11 @@ int dv__cmd_run(int argc, char **argv)
     setenv(DV_ENV_JOB, dv__job_id(), 1);
     sigset_t old;
     dv__agent_block_signals(&old);
+    /* An agent that loses its parent (a shell, srun, ssh) ends its job. */
+    pid_t parent = getppid();
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent)
+        raise(SIGTERM);
     int exec_errno;
     pid_t pid = start_main(argv + o.prog, &old, &exec_errno);
     if (pid < 0) {

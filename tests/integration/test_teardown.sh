@@ -58,4 +58,19 @@ else
 fi
 rm -f "$out" /dev/shm/drover.kill1.* 2>/dev/null
 rm -rf "$DROVER_TMPDIR"/drover.kill1
+
+# drover run whose parent dies: it tears its job down (parent-death signal).
+out="$DROVER_TMPDIR/../orphan1.out"
+sh -c '"$0" run --job-id orphan1 -- "$1" sleep 3; echo never' "$D" "$H" \
+    >"$out" 2>&1 &
+pid=$!
+if wait_for "$out" ready; then
+    kill -KILL "$pid"
+    wait "$pid" 2>/dev/null
+    # shellcheck disable=SC2046
+    no_leftovers orphan1 $(sed -n 's/^pids://p' "$out")
+else
+    bad "orphan1: never ready"
+fi
+rm -f "$out"
 finish
