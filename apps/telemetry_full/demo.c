@@ -321,6 +321,7 @@ static int announce_run(struct tf_demo *d)
     printf("Number of nodes: %d\n", d->nnodes);
     printf("Number of scipy workers: %d\n", d->opt->scipy_workers);
     printf("Number of MNIST workers: %d\n", d->opt->mnist_workers);
+    printf("%s\n", d->data_note);
     fflush(stdout);
     return 0;
 }

@@ -8,6 +8,7 @@
 struct tf_demo {
     const struct tf_options *opt;
     char data_dir[1024];
+    char data_note[1024]; /* which MNIST data, printed with the header */
     int nnodes;
     int gpus[TF_MAX_NODES];
     dv_queue_t *queue, *ready, *devices[TF_MAX_NODES];

@@ -23,18 +23,19 @@ static int fail(const char *what, const dv_error_t *err)
 
 /* Everything a run needs that can be wrong is checked here, before any
  * process starts. */
-static int check_inputs(const struct tf_options *opt, char *data_dir,
-                        size_t cap, dv_error_t *err)
+static int check_inputs(const struct tf_options *opt, struct tf_demo *d,
+                        dv_error_t *err)
 {
     if (opt->data_dir)
-        snprintf(data_dir, cap, "%s", opt->data_dir);
+        snprintf(d->data_dir, sizeof(d->data_dir), "%s", opt->data_dir);
     else
-        dv_mnist_default_data_dir(data_dir, cap);
+        dv_mnist_default_data_dir(d->data_dir, sizeof(d->data_dir));
     dv_mnist_data_t *data = NULL;
-    if (dv_mnist_data_load(data_dir, &data, err) < 0)
+    if (dv_mnist_data_load(d->data_dir, &data, err) < 0)
         return -1;
-    printf("MNIST data: %s, %u training and %u test images, from %s\n",
-           data->name, data->n_train, data->n_test, data->dir);
+    snprintf(d->data_note, sizeof(d->data_note),
+             "MNIST data: %s, %u training and %u test images, from %.900s",
+             data->name, data->n_train, data->n_test, data->dir);
     dv_mnist_data_destroy(&data);
     if (opt->telemetry_log &&
         dv_telem_check_writable(opt->telemetry_log, err) < 0)
@@ -48,8 +49,10 @@ static int check_inputs(const struct tf_options *opt, char *data_dir,
 int main(int argc, char **argv)
 {
     dv_error_t err = {""};
-    if (dv_init(&argc, &argv, &err) < 0)
-        return fail("", &err) ? 1 : 1;
+    if (dv_init(&argc, &argv, &err) < 0) {
+        fail("", &err);
+        return 1;
+    }
     struct tf_options opt;
     struct tf_demo demo = {.opt = &opt};
     int rc = 2;
@@ -58,8 +61,7 @@ int main(int argc, char **argv)
     } else if (opt.help) {
         tf_options_print_help(stdout);
         rc = 0;
-    } else if (check_inputs(&opt, demo.data_dir, sizeof(demo.data_dir), &err) <
-               0) {
+    } else if (check_inputs(&opt, &demo, &err) < 0) {
         fail("", &err);
     } else {
         rc = tf_demo_run(&demo) < 0 ? 1 : demo.failed != 0;

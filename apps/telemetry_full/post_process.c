@@ -73,8 +73,8 @@ static void show(struct outputs *o, const void *rec, size_t len)
         fprintf(stderr, "drover: telemetry_full: bad sample: %s\n", err.text);
         return;
     }
-    note_once(o, &s);
     if (o->bars) {
+        note_once(o, &s); /* the lines show notes themselves */
         if (resized) {
             resized = 0;
             dv_telem_bars_resize(o->bars, terminal_cols());
