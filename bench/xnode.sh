@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Cross-node benchmarks between emulated nodes (network + UTS namespaces of
+# tests/integration/netns.sh; needs root). Every connection goes from one
+# node's namespace to another's, never from the root namespace.
+# names: xnode_queue_bw_8MiB xnode_rtt_64B wireup_64
+#   xnode_queue_bw_8MiB  one-way bandwidth of 8 MiB messages node1 -> node2
+#   xnode_rtt_64B        64-byte round trip node1 <-> node2
+#   wireup_64            seconds from launching 64 agents (one per node,
+#                        through nsenter) until the head has welcomed all
+# Baseline: plain TCP (TCP_NODELAY) between the same namespaces, same run.
+# Drover side, until the queue path and the agents exist: drover's CURVE
+# transport (DEALER/ROUTER carrying wire messages), said in the output.
+# Each side prints the median of 3 runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+name=${1:?usage: bench/xnode.sh NAME}
+bin=${DROVER_BUILD:-$PWD/build}/bin/xnode_bench
+[ -x "$bin" ] || { echo "drover: bench: $bin: not built" >&2; exit 1; }
+. tests/integration/netns.sh
+why=$(dvn_why_not)
+[ -z "$why" ] || { echo "drover: bench: $name: emulated nodes unavailable: $why" >&2; exit 1; }
+
+DROVER_KEYS=$("$bin" keygen)
+export DROVER_KEYS
+median3() { printf '%s\n' "$@" | sort -g | sed -n 2p; }
+
+# One client/server measurement: PORT KIND MODE ARGS... (server in node 2;
+# each run its own port, since these run in subshells).
+measure() {
+    local port=$1 kind=$2 mode=$3
+    shift 3
+    dvn_spawn 2 "$bin" serve "$kind" "$(dvn_addr 2)" "$port"
+    local server=$DVN_PID out
+    out=$(dvn_exec 1 "$bin" "$mode" "$kind" "$(dvn_addr 2)" "$port" "$@")
+    wait "$server"
+    echo "$out"
+}
+
+series() { # PORT KIND MODE ARGS...: median of 3 runs on PORT, +1, +2
+    local p=$1 a b c
+    shift
+    a=$(measure "$p" "$@")
+    b=$(measure $((p + 1)) "$@")
+    c=$(measure $((p + 2)) "$@")
+    median3 "$a" "$b" "$c"
+}
+
+note() {
+    echo "  $1: drover side is the CURVE transport (ZeroMQ DEALER/ROUTER," \
+        "wire messages), not yet the $2"
+}
+
+# Start a head in node 1, launch 64 agents, print seconds until all are in.
+wireup() { # KIND N PORT
+    local kind=$1 n=$2 port=$3 i out t0 t1
+    out=$DVN_DIR/head.$kind.$port
+    mkfifo "$out.fifo"
+    exec {fd}<>"$out.fifo" # open both ends first: a plain open would block
+    dvn_spawn 1 "$bin" head "$kind" "$(dvn_addr 1)" "$port" "$n" >"$out.fifo"
+    local head=$DVN_PID
+    local line
+    read -r -t 30 -u "$fd" line
+    [ "$line" = ready ] || { echo "drover: bench: head did not start" >&2; exit 1; }
+    local pids=()
+    t0=$(date +%s.%N)
+    for ((i = 1; i <= n; i++)); do
+        nsenter --net="/run/netns/$(dvn_netns "$i")" --uts="$(dvn_utsfile "$i")" \
+            -- "$bin" agent "$kind" "$(dvn_addr 1)" "$port" &
+        pids+=($!)
+    done
+    read -r -t 60 -u "$fd" t1
+    exec {fd}<&-
+    wait "${pids[@]}" "$head"
+    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f\n", b - a }'
+}
+
+case $name in
+xnode_rtt_64B)
+    dvn_setup 2
+    d=$(series 7101 curve rtt 10000)
+    b=$(series 7111 tcp rtt 10000)
+    z=$(series 7121 zmq rtt 10000)
+    awk -v d="$d" -v b="$b" -v z="$z" 'BEGIN {
+        printf "xnode_rtt_64B: drover %.1f us, baseline %.1f us, ratio %.2f\n",
+            d, b, b / d
+        printf "  xnode_rtt_64B: ZeroMQ without CURVE %.1f us\n", z }'
+    note "$name" "remote queue path"
+    ;;
+xnode_queue_bw_8MiB)
+    dvn_setup 2
+    d=$(series 7101 curve bw 8 100)
+    b=$(series 7111 tcp bw 8 100)
+    z=$(series 7121 zmq bw 8 100)
+    awk -v d="$d" -v b="$b" -v z="$z" 'BEGIN {
+        printf "xnode_queue_bw_8MiB: drover %.2f GB/s, baseline %.2f GB/s, " \
+            "ratio %.2f\n", d, b, d / b
+        printf "  xnode_queue_bw_8MiB: ZeroMQ without CURVE %.2f GB/s\n", z }'
+    note "$name" "remote queue path"
+    ;;
+wireup_64)
+    dvn_setup 64
+    d=$(median3 "$(wireup curve 64 7101)" "$(wireup curve 64 7102)" \
+        "$(wireup curve 64 7103)")
+    b=$(median3 "$(wireup tcp 64 7111)" "$(wireup tcp 64 7112)" \
+        "$(wireup tcp 64 7113)")
+    awk -v d="$d" -v b="$b" 'BEGIN {
+        printf "wireup_64: drover %.3f s, baseline %.3f s, ratio %.2f\n",
+            d, b, b / d }'
+    echo "  wireup_64: baseline: the same 64 hellos over plain TCP; target" \
+        "<= 1 s"
+    note "$name" "drover run + agents"
+    ;;
+*)
+    echo "drover: bench: xnode: no benchmark '$name'" >&2
+    exit 2
+    ;;
+esac
