@@ -13,7 +13,8 @@
 #                (bench/conv2d_scipy.py): images/s.
 # Environment: CONV2D_MEM (default 1073741824) for quicker job runs,
 # CONV2D_IMAGES=zeros|random|data for drover's images (default zeros, the
-# seed's; data ships random images through the pool as Python does).
+# seed's, made in the workers; data ships the seed's zero image in every
+# item through the pool, as multiprocessing does).
 # Usage: bash bench/conv2d.sh NAME  (scripts/bench runs it)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
