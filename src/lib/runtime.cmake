@@ -86,3 +86,7 @@ function(dv_add_leftover_check)
     LABELS "tsan;fuzz")
 endfunction()
 cmake_language(DEFER DIRECTORY ${CMAKE_SOURCE_DIR} CALL dv_add_leftover_check)
+
+dv_add_test(test_init SOURCES ${dv_unit}/test_init.c LIBS drover TIMEOUT 60)
+dv_add_test(test_process_threads SOURCES ${dv_unit}/test_process_threads.c
+  LIBS drover Threads::Threads LABELS tsan TIMEOUT 120)
