@@ -196,7 +196,11 @@ void dv__pool_ring_bell(_Atomic uint32_t *word, _Atomic uint32_t *sleeping,
      * sleeper's store of *sleeping and re-check (Dekker): one of the two
      * sees the other. */
     atomic_thread_fence(memory_order_seq_cst);
-    if (force || atomic_load_explicit(sleeping, memory_order_relaxed)) {
+    if (atomic_load_explicit(sleeping, memory_order_relaxed) == 0 && !force)
+        return;
+    /* The first ringer clears the flag: later ones make no system call
+     * while the sleeper is on its way up (it re-reads everything then). */
+    if (atomic_exchange(sleeping, 0) == 1 || force) {
         atomic_fetch_add(word, 1);
         dv__pool_futex_wake(word);
     }

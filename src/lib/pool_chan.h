@@ -120,7 +120,7 @@ void dv__pool_futex_wait(_Atomic uint32_t *word, uint32_t val,
 void dv__pool_futex_wake(_Atomic uint32_t *word);
 
 /* Wake whoever sleeps on word (bumping it first), only when its sleeping
- * flag says someone may sleep; force: regardless. */
+ * flag says someone may sleep (the flag is cleared); force: regardless. */
 void dv__pool_ring_bell(_Atomic uint32_t *word, _Atomic uint32_t *sleeping,
                         bool force);
 
