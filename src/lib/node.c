@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,8 @@
 static dv_node_info_t *nodes;
 static int count;
 static int self = -1;
-static unsigned long placed; /* processes placed by this process */
+/* Processes placed round-robin or block by this process (any thread). */
+static _Atomic unsigned long placed;
 
 static int usable_cpus(void)
 {
@@ -161,12 +163,12 @@ int dv_node_set_gpus(int gpus)
     return 0;
 }
 
-static int block_node(void)
+static int block_node(unsigned long ticket)
 {
     unsigned long total = 0;
     for (int i = 0; i < count; i++)
         total += nodes[i].cpus > 0 ? (unsigned long)nodes[i].cpus : 1;
-    unsigned long k = placed % total;
+    unsigned long k = ticket % total;
     for (int i = 0; i < count; i++) {
         unsigned long c = nodes[i].cpus > 0 ? (unsigned long)nodes[i].cpus : 1;
         if (k < c)
@@ -185,10 +187,10 @@ int dv__placement_node(const dv_placement_t *where, dv_error_t *err)
     switch (pol) {
     case DV_POLICY_DEFAULT:
     case DV_POLICY_ROUND_ROBIN:
-        node = (int)(placed % (unsigned long)count);
+        node = (int)(atomic_fetch_add(&placed, 1) % (unsigned long)count);
         break;
     case DV_POLICY_BLOCK:
-        node = block_node();
+        node = block_node(atomic_fetch_add(&placed, 1));
         break;
     case DV_POLICY_NODE:
         if (where->node < 0 || where->node >= count)
@@ -211,6 +213,5 @@ int dv__placement_node(const dv_placement_t *where, dv_error_t *err)
         return dv__errprintf(err, EINVAL, "placement: unknown policy %d",
                              (int)pol);
     }
-    placed++;
     return node;
 }
