@@ -41,25 +41,30 @@ mnist_cpu)
     ;;
 mnist_gpu)
     data=${FASHION_DATA:-/usr/share/datasets/fashion-mnist}
-    if ! "$py" -c 'import torch, sys; sys.exit(not torch.cuda.is_available())' \
-        2>/dev/null; then
+    if ! "$py" -c 'import torch, sys; sys.exit(not torch.cuda.is_available())'; then
         echo "mnist_gpu: skipped: no GPU for PyTorch here"
         exit 0
     fi
-    dl=() bl=()
+    logs=$(mktemp -d)
+    trap 'rm -rf "$logs"' EXIT
     for seed in 1 2 3; do
-        dl+=("$("$bin" --device 0 --epochs 3 --seed "$seed" --data-dir "$data")")
-        bl+=("$("$py" bench/mnist_torch.py --device cuda --epochs 3 \
-            --seed "$seed" --data-dir "$data")")
+        "$bin" --device 0 --epochs 3 --seed "$seed" --data-dir "$data" \
+            >"$logs/drover.$seed" ||
+            { echo "drover: bench: mnist_train failed (seed $seed)" >&2; exit 1; }
+        "$py" bench/mnist_torch.py --device cuda --epochs 3 --seed "$seed" \
+            --data-dir "$data" >"$logs/torch.$seed" ||
+            { echo "drover: bench: mnist_torch.py failed (seed $seed)" >&2; exit 1; }
     done
     stats() { # mean epoch seconds, mean final accuracy
-        sed -n 's/^epoch \([0-9]*\): .*accuracy \([0-9.]*\)% time \([0-9.]*\)s$/\1 \2 \3/p' |
+        sed -n 's/^epoch \([0-9]*\): .*accuracy \([0-9.]*\)% time \([0-9.]*\)s$/\1 \2 \3/p' "$@" |
             awk '{ t += $3; n++; if ($1 == 3) { a += $2; k++ } }
                  END { printf "%.4f %.3f", t / n, a / k }'
     }
-    read -r dt da < <(printf '%s\n' "${dl[@]}" | stats)
-    read -r bt ba < <(printf '%s\n' "${bl[@]}" | stats)
-    printf '%s\n' "${dl[@]}" "${bl[@]}" | grep -E '^(backend|epoch)' | sed 's/^/# /'
+    read -r dt da < <(stats "$logs"/drover.*)
+    read -r bt ba < <(stats "$logs"/torch.*)
+    for f in "$logs"/drover.* "$logs"/torch.*; do
+        grep -E '^(backend|epoch)' "$f" | sed "s/^/# $(basename "$f"): /"
+    done
     echo "# accuracy after 3 epochs (mean of seeds 1-3): drover $da%," \
         "baseline $ba%"
     echo "mnist_gpu: drover $dt s/epoch, baseline $bt s/epoch, ratio" \

@@ -63,7 +63,7 @@ static int parse_double(const char *s, double *out)
 static int on_epoch(const dv_mnist_epoch_t *e, void *arg)
 {
     (void)arg;
-    printf("epoch %d: test loss %.4f accuracy %.2f%% time %.2fs\n", e->epoch,
+    printf("epoch %d: test loss %.4f accuracy %.2f%% time %.3fs\n", e->epoch,
            e->test_loss, e->accuracy, e->seconds);
     fflush(stdout);
     return 0;

@@ -144,7 +144,7 @@ int main(void)
              k2 = dv__mnist_drop_key(5, 11, 2);
 
     /* the forward is the example's network */
-    dv__mnist_ws_d_t *ws = dv__mnist_ws_create_d(N, 3);
+    dv__mnist_ws_d_t *ws = dv__mnist_ws_create_d(N, 3, 2);
     dv__mnist_forward_d(ws, p, images, idx, N, 0, 0, 0);
     double worst = 0;
     for (int b = 0; b < N; b++) {
@@ -158,22 +158,22 @@ int main(void)
 
     /* gradients with dropout on, against finite differences */
     loss_d(ws, p, images, labels, idx, k1, k2);
-    dv__mnist_backward_d(ws, p, labels, idx, N, k1, k2);
+    dv__mnist_backward_d(ws, p, labels, idx, N);
     double *g = malloc(DV_MNIST_NPARAMS * sizeof *g);
     memcpy(g, dv__mnist_grad_d(ws), DV_MNIST_NPARAMS * sizeof *g);
     check_tensor_grads(ws, p, g, images, labels, idx, k1, k2);
 
     /* chunk size changes nothing; float agrees with double */
-    dv__mnist_ws_d_t *ws1 = dv__mnist_ws_create_d(N, 1);
+    dv__mnist_ws_d_t *ws1 = dv__mnist_ws_create_d(N, 1, 1);
     loss_d(ws1, p, images, labels, idx, k1, k2);
-    dv__mnist_backward_d(ws1, p, labels, idx, N, k1, k2);
+    dv__mnist_backward_d(ws1, p, labels, idx, N);
     double cd = 0;
     for (long i = 0; i < DV_MNIST_NPARAMS; i++)
         cd = fmax(cd, fabs(dv__mnist_grad_d(ws1)[i] - g[i]));
     CHECK(cd < 1e-12);
-    dv__mnist_ws_f_t *wf = dv__mnist_ws_create_f(N, 8);
+    dv__mnist_ws_f_t *wf = dv__mnist_ws_create_f(N, 8, 2);
     dv__mnist_forward_f(wf, pf, images, idx, N, 1, k1, k2);
-    dv__mnist_backward_f(wf, pf, labels, idx, N, k1, k2);
+    dv__mnist_backward_f(wf, pf, labels, idx, N);
     double rd = rel_diff_f(dv__mnist_grad_f(wf), g, DV_MNIST_NPARAMS);
     printf("float vs double gradient: relative difference %.2e\n", rd);
     CHECK(rd < 1e-4);

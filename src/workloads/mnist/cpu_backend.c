@@ -1,5 +1,5 @@
-/* The CPU training backend: the float passes of net_impl.h on OpenBLAS
- * (its thread count set to the backend's), Adadelta on the host. */
+/* The CPU training backend: the float passes of net_impl.h (OpenMP
+ * threads, each calling single-threaded OpenBLAS), Adadelta on the host. */
 #include <cblas.h>
 #include <errno.h>
 #include <math.h>
@@ -10,6 +10,7 @@
 #include "common/error.h"
 #include "workloads/mnist/backend.h"
 #include "workloads/mnist/net.h"
+#include "workloads/mnist/par.h"
 
 /* OpenBLAS's thread control (not in every cblas.h). */
 extern void openblas_set_num_threads(int n);
@@ -19,6 +20,7 @@ typedef struct cpu {
     dv__mnist_ws_f_t *ws;
     float *p, *sq, *acc;
     int32_t *iota; /* 0..n_test-1, the test order */
+    int threads;
 } cpu_t;
 
 void dv__mnist_adadelta(float *p, const float *g, float *sq, float *acc, long n,
@@ -31,6 +33,20 @@ void dv__mnist_adadelta(float *p, const float *g, float *sq, float *acc, long n,
         float d = sqrtf(acc[i] + eps) / sqrtf(sq[i] + eps) * gi;
         acc[i] = rho * acc[i] + (1 - rho) * d * d;
         p[i] -= lr * d;
+    }
+}
+
+/* Adadelta over the parameters, in blocks shared among the threads. */
+static void update(cpu_t *c, float lr)
+{
+    const float *g = dv__mnist_grad_f(c->ws);
+    int T = c->threads;
+    DV_OMP_FOR(T)
+    for (int t = 0; t < T; t++) {
+        long lo = (long)DV_MNIST_NPARAMS * t / T;
+        long hi = (long)DV_MNIST_NPARAMS * (t + 1) / T;
+        dv__mnist_adadelta(c->p + lo, g + lo, c->sq + lo, c->acc + lo, hi - lo,
+                           lr);
     }
 }
 
@@ -78,10 +94,8 @@ static long train(dv__mnist_backend_t *b, const int32_t *idx, long n, int batch,
         losses[s] = (float)(nll / nb);
         if (!isfinite(losses[s]))
             return s + 1;
-        dv__mnist_backward_f(c->ws, c->p, c->s.train_labels, idx + at, nb, k1,
-                             k2);
-        dv__mnist_adadelta(c->p, dv__mnist_grad_f(c->ws), c->sq, c->acc,
-                           DV_MNIST_NPARAMS, lr);
+        dv__mnist_backward_f(c->ws, c->p, c->s.train_labels, idx + at, nb);
+        update(c, lr);
     }
     return s;
 }
@@ -134,7 +148,8 @@ int dv__mnist_cpu_open(const dv__mnist_setup_t *s, dv__mnist_backend_t **out,
     }
     b->ctx = c;
     c->s = *s;
-    c->ws = dv__mnist_ws_create_f(s->cap, 8);
+    c->threads = s->threads > 0 ? s->threads : 1;
+    c->ws = dv__mnist_ws_create_f(s->cap, 8, c->threads);
     c->p = calloc(DV_MNIST_NPARAMS, sizeof(float));
     c->sq = calloc(DV_MNIST_NPARAMS, sizeof(float));
     c->acc = calloc(DV_MNIST_NPARAMS, sizeof(float));
@@ -145,8 +160,9 @@ int dv__mnist_cpu_open(const dv__mnist_setup_t *s, dv__mnist_backend_t **out,
     }
     for (uint32_t i = 0; i < s->n_test; i++)
         c->iota[i] = (int32_t)i;
-    int threads = s->threads > 0 ? s->threads : 1;
-    openblas_set_num_threads(threads);
+    int threads = c->threads;
+    /* Each of our threads calls the BLAS on its own share. */
+    openblas_set_num_threads(1);
     snprintf(b->name, sizeof b->name, "cpu (%d thread%s, OpenBLAS)", threads,
              threads == 1 ? "" : "s");
     b->set_params = set_params;

@@ -45,7 +45,9 @@ struct Gpu {
     double *eval_sum;
     unsigned long long *eval_ok;
     float *cols1, *a1, *cols2, *a2, *d1, *h, *d2, *o, *go, *gh, *gp, *ga2, *ga1,
-        *wsblas;
+        *wsblas, *tmp;
+    size_t tmp_count; /* floats in tmp, the split-K partial products */
+    int splitk;       /* split long reductions (default on) */
     uint8_t *am;
     Graph graphs[4];
     int ngraphs;
@@ -343,6 +345,36 @@ int gemm(Gpu *G, bool ta, bool tb, int M, int N, int K, const float *A, int lda,
     return 0;
 }
 
+__global__ void k_sum_slices(const float *tmp, int S, long n, float *out)
+{
+    long i = blockIdx.x * (long)blockDim.x + threadIdx.x;
+    if (i >= n)
+        return;
+    float s = 0;
+    for (int k = 0; k < S; k++)
+        s += tmp[k * n + i];
+    out[i] = s;
+}
+
+/* Row-major C[M][N] = A[M][K] B[N][K]^T for a long K: a strided batched
+ * product over slices of Kc (K % Kc == 0), then a sum of the slices. A
+ * single gemm would leave most of the GPU idle on these shapes. */
+int gemm_nt_long(Gpu *G, int M, int N, int K, int Kc, const float *A, int lda,
+                 const float *B, int ldb, float *C, dv_error_t *err)
+{
+    int S = K / Kc;
+    if (!G->splitk || K % Kc != 0 || (size_t)S * M * N > G->tmp_count)
+        return gemm(G, 0, 1, M, N, K, A, lda, B, ldb, 0, C, N, err);
+    const float one = 1, zero = 0;
+    BL(cublasSgemmStridedBatched(G->blas, CUBLAS_OP_T, CUBLAS_OP_N, N, M, Kc,
+                                 &one, B, ldb, Kc, A, lda, Kc, &zero, G->tmp, N,
+                                 (long long)M * N, S));
+    long n = (long)M * N;
+    k_sum_slices<<<blocks(n, 256), 256, 0, G->st>>>(G->tmp, S, n, C);
+    CU(cudaGetLastError());
+    return 0;
+}
+
 #define P(off) (G->p + DV_MNIST_OFF_##off)
 #define GR(off) (G->g + DV_MNIST_OFF_##off)
 
@@ -366,8 +398,8 @@ int forward(Gpu *G, const uint8_t *im, const int32_t *idx, Ctl *ctl, int stride,
     k_bias_relu<<<blocks(64 * n2, T), T, 0, G->st>>>(G->a2, P(B2), n2, 64 * n2);
     k_pool<<<blocks(nb * 9216L, T), T, 0, G->st>>>(G->a2, nb, ctl, G->s.seed,
                                                    G->d1, G->am);
-    if (gemm(G, 0, 1, nb, 128, 9216, G->d1, 9216, P(W3), 9216, 0, G->h, 128,
-             err) < 0)
+    if (gemm_nt_long(G, nb, 128, 9216, 512, G->d1, 9216, P(W3), 9216, G->h,
+                     err) < 0)
         return -1;
     k_fc1_act<<<blocks(nb * 128L, T), T, 0, G->st>>>(G->h, G->d2, P(B3), nb,
                                                      ctl, G->s.seed);
@@ -401,16 +433,16 @@ int backward(Gpu *G, int nb, dv_error_t *err)
         return -1;
     k_unpool<<<blocks(nb * 9216L, T), T, 0, G->st>>>(G->gp, G->a2, G->am, nb,
                                                      ctl, G->s.seed, G->ga2);
-    if (gemm(G, 0, 1, 64, 288, (int)n2, G->ga2, (int)n2, G->cols2, (int)n2, 0,
-             GR(W2), 288, err) < 0)
+    if (gemm_nt_long(G, 64, 288, (int)n2, 576, G->ga2, (int)n2, G->cols2,
+                     (int)n2, GR(W2), err) < 0)
         return -1;
     k_rowsum<<<64, 256, 0, G->st>>>(G->ga2, n2, GR(B2));
     if (gemm(G, 1, 0, 288, (int)n2, 64, P(W2), 288, G->ga2, (int)n2, 0,
              G->cols2, (int)n2, err) < 0)
         return -1;
     k_col2im<<<blocks(32 * n1, T), T, 0, G->st>>>(G->cols2, G->a1, nb, G->ga1);
-    if (gemm(G, 0, 1, 32, 9, (int)n1, G->ga1, (int)n1, G->cols1, (int)n1, 0,
-             GR(W1), 9, err) < 0)
+    if (gemm_nt_long(G, 32, 9, (int)n1, 676, G->ga1, (int)n1, G->cols1, (int)n1,
+                     GR(W1), err) < 0)
         return -1;
     k_rowsum<<<32, 256, 0, G->st>>>(G->ga1, n1, GR(B1));
     CU(cudaGetLastError());
@@ -569,7 +601,8 @@ void destroy(dv__mnist_backend_t *b)
                         G->lr,    G->losses, G->ctl,   G->eval_sum, G->eval_ok,
                         G->cols1, G->a1,     G->cols2, G->a2,       G->d1,
                         G->h,     G->d2,     G->o,     G->go,       G->gh,
-                        G->gp,    G->ga2,    G->ga1,   G->wsblas,   G->am};
+                        G->gp,    G->ga2,    G->ga1,   G->wsblas,   G->am,
+                        G->tmp};
         for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
             cudaFree(bufs[i]);
         if (G->blas)
@@ -584,6 +617,8 @@ void destroy(dv__mnist_backend_t *b)
 int alloc_all(Gpu *G, dv_error_t *err)
 {
     size_t w = (size_t)G->wcap, nt = G->s.n_train, ne = G->s.n_test;
+    size_t c = (size_t)G->s.cap, fc = 18 * w * 128, conv = c * 64 * 288;
+    G->tmp_count = fc > conv ? fc : conv;
     struct {
         void **p;
         size_t bytes;
@@ -618,6 +653,7 @@ int alloc_all(Gpu *G, dv_error_t *err)
         {(void **)&G->ga1, w * 32 * 676 * 4},
         {(void **)&G->wsblas, 32u << 20},
         {(void **)&G->am, w * 9216},
+        {(void **)&G->tmp, G->tmp_count * 4},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         cudaError_t e = cudaMalloc(want[i].p, want[i].bytes);
@@ -708,6 +744,8 @@ dv__mnist_cuda_open(const dv__mnist_setup_t *s, dv__mnist_backend_t **out,
     }
     b->ctx = G;
     G->s = *s;
+    const char *sk = getenv("DROVER_MNIST_SPLITK");
+    G->splitk = !(sk && strcmp(sk, "0") == 0);
     G->wcap = s->cap > 1000 ? s->cap : 1000;
     if (G->wcap > (int)s->n_test && s->cap <= (int)s->n_test)
         G->wcap = (int)s->n_test;

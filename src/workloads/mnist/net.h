@@ -4,7 +4,7 @@
  * log-probabilities (ws->o), backward the gradient of the batch's mean NLL
  * (ws->grad, laid out as the parameter vector, see net_def.h). Dropout is
  * applied when train is non-zero, with the masks of keys key1 and key2
- * (dv__mnist_drop_key). */
+ * (dv__mnist_drop_key). Work is shared among `threads` OpenMP threads. */
 #ifndef DROVER_MNIST_NET_H
 #define DROVER_MNIST_NET_H
 
@@ -16,7 +16,8 @@
 #define DV_MNIST_DECLARE_NET(REAL, S)                                          \
     typedef struct dv__mnist_ws##S dv__mnist_ws##S##_t;                        \
     /* Owned by the caller; free with dv__mnist_ws_destroy. */                 \
-    dv__mnist_ws##S##_t *dv__mnist_ws_create##S(int cap, int chunk);           \
+    dv__mnist_ws##S##_t *dv__mnist_ws_create##S(int cap, int chunk,            \
+                                                int threads);                  \
     void dv__mnist_ws_destroy##S(dv__mnist_ws##S##_t *ws);                     \
     void dv__mnist_forward##S(dv__mnist_ws##S##_t *ws, const REAL *prm,        \
                               const uint8_t *images, const int32_t *idx,       \
@@ -25,9 +26,10 @@
     double dv__mnist_nll##S(const dv__mnist_ws##S##_t *ws,                     \
                             const uint8_t *labels, const int32_t *idx, int n,  \
                             long *correct);                                    \
+    /* After a forward of the same samples (dropout masks come from it). */    \
     void dv__mnist_backward##S(dv__mnist_ws##S##_t *ws, const REAL *prm,       \
                                const uint8_t *labels, const int32_t *idx,      \
-                               int n, uint64_t key1, uint64_t key2);           \
+                               int n);                                         \
     /* The gradient of the last backward (NPARAMS values). */                  \
     const REAL *dv__mnist_grad##S(const dv__mnist_ws##S##_t *ws);              \
     /* The log-probabilities of the last forward ([n][10]). */                 \

@@ -7,21 +7,30 @@
  * Layout: convolution activations are kept channel-major across a chunk
  * of samples ([C][nb][H*W]) so that each convolution is one im2col and
  * one large gemm; a batch is cut into chunks to keep im2col's scratch in
- * cache. Fully connected activations are sample-major ([n][features]). */
+ * cache. Fully connected activations are sample-major ([n][features]).
+ *
+ * Threads (OpenMP, each calling the single-threaded BLAS): chunks are
+ * shared out among them, each with its own scratch and its own partial
+ * convolution gradients, summed in a fixed order (results do not depend on
+ * scheduling); the fully connected products are cut into column or row
+ * blocks. Backward needs no dropout masks again: a value kept by dropout
+ * and by ReLU is exactly one that is non-zero after both. */
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "workloads/mnist/net_def.h"
+#include "workloads/mnist/par.h"
 
 struct SFX(dv__mnist_ws) {
     int cap;     /* samples per call at most */
     int chunk;   /* samples per convolution chunk */
+    int threads; /* workers */
     REAL *x0;    /* [cap][784] normalised input */
     REAL *a1;    /* per chunk [32][nb][676], conv1 after ReLU */
     REAL *a2;    /* per chunk [64][nb][576], conv2 after ReLU */
-    REAL *cols;  /* im2col scratch [288][chunk * 576] */
+    REAL *cols;  /* per thread: im2col scratch [288][chunk * 576] */
     REAL *d1;    /* [cap][9216] pooled, after dropout */
     uint8_t *am; /* [cap][9216] argmax (0..3) of each pool window */
     REAL *h;     /* [cap][128] fc1 after ReLU */
@@ -30,8 +39,9 @@ struct SFX(dv__mnist_ws) {
     REAL *go;    /* [cap][10] */
     REAL *gh;    /* [cap][128] */
     REAL *gp;    /* [cap][9216] */
-    REAL *ga2;   /* [64][chunk * 576] */
-    REAL *ga1;   /* [32][chunk * 676] */
+    REAL *ga2;   /* per thread [64][chunk * 576] */
+    REAL *ga1;   /* per thread [32][chunk * 676] */
+    REAL *part;  /* per thread: conv gradients [OFF_W3] */
     REAL *grad;  /* [NPARAMS] gradient of the mean loss */
 };
 
@@ -41,32 +51,42 @@ void SFX(dv__mnist_ws_destroy)(struct SFX(dv__mnist_ws) * ws)
         return;
     REAL **bufs[] = {&ws->x0, &ws->a1,  &ws->a2,  &ws->cols, &ws->d1,
                      &ws->h,  &ws->d2,  &ws->o,   &ws->go,   &ws->gh,
-                     &ws->gp, &ws->ga2, &ws->ga1, &ws->grad};
+                     &ws->gp, &ws->ga2, &ws->ga1, &ws->part, &ws->grad};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         free(*bufs[i]);
     free(ws->am);
     free(ws);
 }
 
-struct SFX(dv__mnist_ws) * SFX(dv__mnist_ws_create)(int cap, int chunk)
+struct SFX(dv__mnist_ws) *
+    SFX(dv__mnist_ws_create)(int cap, int chunk, int threads)
 {
     struct SFX(dv__mnist_ws) *ws = calloc(1, sizeof *ws);
     if (!ws)
         return NULL;
     ws->cap = cap;
     ws->chunk = chunk;
-    size_t n = (size_t)cap, c = (size_t)chunk;
+    ws->threads = threads > 0 ? threads : 1;
+    size_t n = (size_t)cap, c = (size_t)chunk * ws->threads;
     struct {
         REAL **p;
         size_t count;
     } want[] = {
-        {&ws->x0, n * 784},       {&ws->a1, n * 32 * 676},
-        {&ws->a2, n * 64 * 576},  {&ws->cols, c * 288 * 576},
-        {&ws->d1, n * 9216},      {&ws->h, n * 128},
-        {&ws->d2, n * 128},       {&ws->o, n * 10},
-        {&ws->go, n * 10},        {&ws->gh, n * 128},
-        {&ws->gp, n * 9216},      {&ws->ga2, c * 64 * 576},
-        {&ws->ga1, c * 32 * 676}, {&ws->grad, DV_MNIST_NPARAMS},
+        {&ws->x0, n * 784},
+        {&ws->a1, n * 32 * 676},
+        {&ws->a2, n * 64 * 576},
+        {&ws->cols, c * 288 * 576},
+        {&ws->d1, n * 9216},
+        {&ws->h, n * 128},
+        {&ws->d2, n * 128},
+        {&ws->o, n * 10},
+        {&ws->go, n * 10},
+        {&ws->gh, n * 128},
+        {&ws->gp, n * 9216},
+        {&ws->ga2, c * 64 * 576},
+        {&ws->ga1, c * 32 * 676},
+        {&ws->grad, DV_MNIST_NPARAMS},
+        {&ws->part, (size_t)ws->threads * DV_MNIST_OFF_W3},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         *want[i].p = calloc(want[i].count, sizeof(REAL));
@@ -100,23 +120,28 @@ static void SFX(im2col)(const REAL *in, int C, int nb, int H, REAL *cols)
         }
 }
 
-/* The adjoint of im2col: in += scatter of cols (in zeroed by the caller). */
-static void SFX(col2im)(const REAL *cols, int C, int nb, int H, REAL *in)
+/* The adjoint of im2col for 32 channels of 26x26 from 24x24 outputs,
+ * through ReLU: ga1 = (a1 > 0) * scatter(dcols). */
+static void SFX(col2im_relu)(const REAL *cols, int nb, const REAL *a1,
+                             REAL *ga1)
 {
-    int S = H - 2, P = S * S;
-    size_t ld = (size_t)nb * P;
-    for (int c = 0; c < C; c++)
+    size_t ld = (size_t)nb * 576;
+    memset(ga1, 0, (size_t)32 * nb * 676 * sizeof(REAL));
+    for (int c = 0; c < 32; c++)
         for (int k = 0; k < 9; k++) {
             const REAL *row = cols + (size_t)(c * 9 + k) * ld;
             for (int b = 0; b < nb; b++) {
                 REAL *dst =
-                    in + ((size_t)c * nb + b) * H * H + (k / 3) * H + k % 3;
-                const REAL *src = row + (size_t)b * P;
-                for (int i = 0; i < S; i++)
-                    for (int j = 0; j < S; j++)
-                        dst[i * H + j] += src[i * S + j];
+                    ga1 + ((size_t)c * nb + b) * 676 + (k / 3) * 26 + k % 3;
+                const REAL *src = row + (size_t)b * 576;
+                for (int i = 0; i < 24; i++)
+                    for (int j = 0; j < 24; j++)
+                        dst[i * 26 + j] += src[i * 24 + j];
             }
         }
+    for (size_t at = 0; at < (size_t)32 * nb * 676; at++)
+        if (!(a1[at] > 0))
+            ga1[at] = 0;
 }
 
 static void SFX(bias_relu_rows)(REAL *x, const REAL *bias, int rows,
@@ -154,7 +179,7 @@ static void SFX(pool_chunk)(struct SFX(dv__mnist_ws) * ws, const REAL *a2c,
                         m = w[25], a = 3;
                     size_t at = o + i * 12 + j;
                     ws->am[at] = (uint8_t)a;
-                    if (train)
+                    if (train && m > 0)
                         m = dv__mnist_keep(key, (uint32_t)at,
                                            DV_MNIST_DROP1_THR)
                                 ? m * scale
@@ -164,23 +189,22 @@ static void SFX(pool_chunk)(struct SFX(dv__mnist_ws) * ws, const REAL *a2c,
         }
 }
 
-static void SFX(conv_forward)(struct SFX(dv__mnist_ws) * ws, const REAL *prm,
-                              int n, int train, uint64_t key1)
+static void SFX(conv_forward_chunk)(struct SFX(dv__mnist_ws) * ws,
+                                    const REAL *prm, int b0, int nb, int tid,
+                                    int train, uint64_t key1)
 {
-    for (int b0 = 0; b0 < n; b0 += ws->chunk) {
-        int nb = n - b0 < ws->chunk ? n - b0 : ws->chunk;
-        REAL *a1c = ws->a1 + (size_t)b0 * 32 * 676;
-        REAL *a2c = ws->a2 + (size_t)b0 * 64 * 576;
-        SFX(im2col)(ws->x0 + (size_t)b0 * 784, 1, nb, 28, ws->cols);
-        GEMM(CblasNoTrans, CblasNoTrans, 32, nb * 676, 9, prm + DV_MNIST_OFF_W1,
-             9, ws->cols, nb * 676, 0, a1c, nb * 676);
-        SFX(bias_relu_rows)(a1c, prm + DV_MNIST_OFF_B1, 32, (size_t)nb * 676);
-        SFX(im2col)(a1c, 32, nb, 26, ws->cols);
-        GEMM(CblasNoTrans, CblasNoTrans, 64, nb * 576, 288,
-             prm + DV_MNIST_OFF_W2, 288, ws->cols, nb * 576, 0, a2c, nb * 576);
-        SFX(bias_relu_rows)(a2c, prm + DV_MNIST_OFF_B2, 64, (size_t)nb * 576);
-        SFX(pool_chunk)(ws, a2c, nb, b0, train, key1);
-    }
+    REAL *cols = ws->cols + (size_t)tid * ws->chunk * 288 * 576;
+    REAL *a1c = ws->a1 + (size_t)b0 * 32 * 676;
+    REAL *a2c = ws->a2 + (size_t)b0 * 64 * 576;
+    SFX(im2col)(ws->x0 + (size_t)b0 * 784, 1, nb, 28, cols);
+    GEMM(CblasNoTrans, CblasNoTrans, 32, nb * 676, 9, prm + DV_MNIST_OFF_W1, 9,
+         cols, nb * 676, 0, a1c, nb * 676);
+    SFX(bias_relu_rows)(a1c, prm + DV_MNIST_OFF_B1, 32, (size_t)nb * 676);
+    SFX(im2col)(a1c, 32, nb, 26, cols);
+    GEMM(CblasNoTrans, CblasNoTrans, 64, nb * 576, 288, prm + DV_MNIST_OFF_W2,
+         288, cols, nb * 576, 0, a2c, nb * 576);
+    SFX(bias_relu_rows)(a2c, prm + DV_MNIST_OFF_B2, 64, (size_t)nb * 576);
+    SFX(pool_chunk)(ws, a2c, nb, b0, train, key1);
 }
 
 static void SFX(log_softmax_rows)(REAL *o, int n)
@@ -197,36 +221,60 @@ static void SFX(log_softmax_rows)(REAL *o, int n)
     }
 }
 
-void SFX(dv__mnist_forward)(struct SFX(dv__mnist_ws) * ws, const REAL *prm,
-                            const uint8_t *images, const int32_t *idx, int n,
-                            int train, uint64_t key1, uint64_t key2)
+/* [lo, hi) of part t of n split into T nearly equal parts. */
+static void SFX(split)(int n, int t, int T, int *lo, int *hi)
 {
-    for (int b = 0; b < n; b++) {
-        const uint8_t *px = images + (size_t)idx[b] * 784;
-        for (int p = 0; p < 784; p++)
-            ws->x0[(size_t)b * 784 + p] = dv__mnist_norm(px[p]);
+    *lo = (int)((long)n * t / T);
+    *hi = (int)((long)n * (t + 1) / T);
+}
+
+static void SFX(fc_forward)(struct SFX(dv__mnist_ws) * ws, const REAL *prm,
+                            int n, int train, uint64_t key2)
+{
+    int T = ws->threads;
+    DV_OMP_FOR(T)
+    for (int t = 0; t < T; t++) { /* h = d1 W3^T, by sample rows */
+        int lo, hi;
+        SFX(split)(n, t, T, &lo, &hi);
+        if (hi > lo)
+            GEMM(CblasNoTrans, CblasTrans, hi - lo, 128, 9216,
+                 ws->d1 + (size_t)lo * 9216, 9216, prm + DV_MNIST_OFF_W3, 9216,
+                 0, ws->h + (size_t)lo * 128, 128);
     }
-    SFX(conv_forward)(ws, prm, n, train, key1);
-    GEMM(CblasNoTrans, CblasTrans, n, 128, 9216, ws->d1, 9216,
-         prm + DV_MNIST_OFF_W3, 9216, 0, ws->h, 128);
-    for (int b = 0; b < n; b++)
-        for (int j = 0; j < 128; j++) {
-            size_t at = (size_t)b * 128 + j;
-            REAL v = ws->h[at] + prm[DV_MNIST_OFF_B3 + j];
-            v = v > 0 ? v : 0;
-            ws->h[at] = v;
-            if (train)
-                v = dv__mnist_keep(key2, (uint32_t)at, DV_MNIST_DROP2_THR)
-                        ? v * 2
-                        : 0;
-            ws->d2[at] = v;
-        }
+    for (size_t at = 0; at < (size_t)n * 128; at++) {
+        REAL v = ws->h[at] + prm[DV_MNIST_OFF_B3 + at % 128];
+        v = v > 0 ? v : 0;
+        ws->h[at] = v;
+        if (train && v > 0)
+            v = dv__mnist_keep(key2, (uint32_t)at, DV_MNIST_DROP2_THR) ? v * 2
+                                                                       : 0;
+        ws->d2[at] = v;
+    }
     GEMM(CblasNoTrans, CblasTrans, n, 10, 128, ws->d2, 128,
          prm + DV_MNIST_OFF_W4, 128, 0, ws->o, 10);
     for (int b = 0; b < n; b++)
         for (int k = 0; k < 10; k++)
             ws->o[b * 10 + k] += prm[DV_MNIST_OFF_B4 + k];
     SFX(log_softmax_rows)(ws->o, n);
+}
+
+void SFX(dv__mnist_forward)(struct SFX(dv__mnist_ws) * ws, const REAL *prm,
+                            const uint8_t *images, const int32_t *idx, int n,
+                            int train, uint64_t key1, uint64_t key2)
+{
+    int nchunks = (n + ws->chunk - 1) / ws->chunk;
+    DV_OMP_FOR(ws->threads)
+    for (int ch = 0; ch < nchunks; ch++) {
+        int b0 = ch * ws->chunk;
+        int nb = n - b0 < ws->chunk ? n - b0 : ws->chunk;
+        for (int b = b0; b < b0 + nb; b++) {
+            const uint8_t *px = images + (size_t)idx[b] * 784;
+            for (int p = 0; p < 784; p++)
+                ws->x0[(size_t)b * 784 + p] = dv__mnist_norm(px[p]);
+        }
+        SFX(conv_forward_chunk)(ws, prm, b0, nb, DV_TID(), train, key1);
+    }
+    SFX(fc_forward)(ws, prm, n, train, key2);
 }
 
 double SFX(dv__mnist_nll)(const struct SFX(dv__mnist_ws) * ws,
@@ -268,12 +316,12 @@ static void SFX(row_sums_add)(const REAL *x, int rows, size_t cols, REAL *out)
     }
 }
 
-/* Gradients of the fully connected part; leaves dLoss/d(pool) in gp. */
+/* Gradients of the fully connected part; leaves dLoss/d(d1) in gp. */
 static void SFX(fc_backward)(struct SFX(dv__mnist_ws) * ws, const REAL *prm,
-                             const uint8_t *labels, const int32_t *idx, int n,
-                             uint64_t key1, uint64_t key2)
+                             const uint8_t *labels, const int32_t *idx, int n)
 {
     REAL *g = ws->grad;
+    int T = ws->threads;
     for (int b = 0; b < n; b++)
         for (int k = 0; k < 10; k++)
             ws->go[b * 10 + k] =
@@ -283,75 +331,87 @@ static void SFX(fc_backward)(struct SFX(dv__mnist_ws) * ws, const REAL *prm,
     SFX(col_sums)(ws->go, n, 10, g + DV_MNIST_OFF_B4);
     GEMM(CblasNoTrans, CblasNoTrans, n, 128, 10, ws->go, 10,
          prm + DV_MNIST_OFF_W4, 128, 0, ws->gh, 128);
-    for (size_t at = 0; at < (size_t)n * 128; at++) {
-        int keep = dv__mnist_keep(key2, (uint32_t)at, DV_MNIST_DROP2_THR);
-        ws->gh[at] = keep && ws->h[at] > 0 ? ws->gh[at] * 2 : 0;
-    }
-    GEMM(CblasTrans, CblasNoTrans, 128, 9216, n, ws->gh, 128, ws->d1, 9216, 0,
-         g + DV_MNIST_OFF_W3, 9216);
+    for (size_t at = 0; at < (size_t)n * 128; at++) /* dropout, ReLU */
+        ws->gh[at] = ws->d2[at] > 0 ? ws->gh[at] * 2 : 0;
     SFX(col_sums)(ws->gh, n, 128, g + DV_MNIST_OFF_B3);
-    GEMM(CblasNoTrans, CblasNoTrans, n, 9216, 128, ws->gh, 128,
-         prm + DV_MNIST_OFF_W3, 9216, 0, ws->gp, 9216);
-    const REAL scale = (REAL)(1.0 / 0.75);
-    for (size_t at = 0; at < (size_t)n * 9216; at++)
-        ws->gp[at] = dv__mnist_keep(key1, (uint32_t)at, DV_MNIST_DROP1_THR)
-                         ? ws->gp[at] * scale
-                         : 0;
+    DV_OMP_FOR(T)
+    for (int t = 0; t < T; t++) { /* by blocks of the 9216 columns */
+        int lo, hi;
+        SFX(split)(9216 / 16, t, T, &lo, &hi);
+        lo *= 16, hi *= 16;
+        GEMM(CblasTrans, CblasNoTrans, 128, hi - lo, n, ws->gh, 128,
+             ws->d1 + lo, 9216, 0, g + DV_MNIST_OFF_W3 + lo, 9216);
+        GEMM(CblasNoTrans, CblasNoTrans, n, hi - lo, 128, ws->gh, 128,
+             prm + DV_MNIST_OFF_W3 + lo, 9216, 0, ws->gp + lo, 9216);
+    }
 }
 
-/* Route the pooled gradient back to each window's argmax, through ReLU. */
-static void SFX(unpool_chunk)(struct SFX(dv__mnist_ws) * ws, const REAL *a2c,
-                              int nb, int b0)
+/* Route d1's gradient back to each window's argmax: through dropout and
+ * ReLU (only where d1 > 0), times dropout's scale. */
+static void SFX(unpool_chunk)(const struct SFX(dv__mnist_ws) * ws, int nb,
+                              int b0, REAL *ga2)
 {
-    memset(ws->ga2, 0, (size_t)64 * nb * 576 * sizeof(REAL));
     static const int off[4] = {0, 1, 24, 25};
+    const REAL scale = (REAL)(1.0 / 0.75);
+    memset(ga2, 0, (size_t)64 * nb * 576 * sizeof(REAL));
     for (int c = 0; c < 64; c++)
         for (int b = 0; b < nb; b++) {
             size_t base = ((size_t)c * nb + b) * 576;
             size_t o = (size_t)(b0 + b) * 9216 + c * 144;
             for (int i = 0; i < 12; i++)
                 for (int j = 0; j < 12; j++) {
-                    size_t pos =
-                        base + 2 * i * 24 + 2 * j + off[ws->am[o + i * 12 + j]];
-                    if (a2c[pos] > 0)
-                        ws->ga2[pos] = ws->gp[o + i * 12 + j];
+                    size_t at = o + i * 12 + j;
+                    if (ws->d1[at] > 0)
+                        ga2[base + 2 * i * 24 + 2 * j + off[ws->am[at]]] =
+                            ws->gp[at] * scale;
                 }
         }
 }
 
+/* One chunk's convolution gradients, added into part (this thread's). */
 static void SFX(conv_backward_chunk)(struct SFX(dv__mnist_ws) * ws,
-                                     const REAL *prm, int b0, int nb)
+                                     const REAL *prm, int b0, int nb, int tid,
+                                     REAL *part)
 {
-    REAL *g = ws->grad;
+    size_t c = (size_t)ws->chunk;
+    REAL *cols = ws->cols + tid * c * 288 * 576;
+    REAL *ga2 = ws->ga2 + tid * c * 64 * 576;
+    REAL *ga1 = ws->ga1 + tid * c * 32 * 676;
     const REAL *a1c = ws->a1 + (size_t)b0 * 32 * 676;
-    const REAL *a2c = ws->a2 + (size_t)b0 * 64 * 576;
     int n2 = nb * 576, n1 = nb * 676;
-    SFX(unpool_chunk)(ws, a2c, nb, b0);
-    SFX(im2col)(a1c, 32, nb, 26, ws->cols);
-    GEMM(CblasNoTrans, CblasTrans, 64, 288, n2, ws->ga2, n2, ws->cols, n2, 1,
-         g + DV_MNIST_OFF_W2, 288);
-    SFX(row_sums_add)(ws->ga2, 64, (size_t)n2, g + DV_MNIST_OFF_B2);
-    GEMM(CblasTrans, CblasNoTrans, 288, n2, 64, prm + DV_MNIST_OFF_W2, 288,
-         ws->ga2, n2, 0, ws->cols, n2);
-    memset(ws->ga1, 0, (size_t)32 * n1 * sizeof(REAL));
-    SFX(col2im)(ws->cols, 32, nb, 26, ws->ga1);
-    for (size_t at = 0; at < (size_t)32 * n1; at++)
-        if (!(a1c[at] > 0))
-            ws->ga1[at] = 0;
-    SFX(im2col)(ws->x0 + (size_t)b0 * 784, 1, nb, 28, ws->cols);
-    GEMM(CblasNoTrans, CblasTrans, 32, 9, n1, ws->ga1, n1, ws->cols, n1, 1,
-         g + DV_MNIST_OFF_W1, 9);
-    SFX(row_sums_add)(ws->ga1, 32, (size_t)n1, g + DV_MNIST_OFF_B1);
+    SFX(unpool_chunk)(ws, nb, b0, ga2);
+    SFX(im2col)(a1c, 32, nb, 26, cols);
+    GEMM(CblasNoTrans, CblasTrans, 64, 288, n2, ga2, n2, cols, n2, 1,
+         part + DV_MNIST_OFF_W2, 288);
+    SFX(row_sums_add)(ga2, 64, (size_t)n2, part + DV_MNIST_OFF_B2);
+    GEMM(CblasTrans, CblasNoTrans, 288, n2, 64, prm + DV_MNIST_OFF_W2, 288, ga2,
+         n2, 0, cols, n2);
+    SFX(col2im_relu)(cols, nb, a1c, ga1);
+    SFX(im2col)(ws->x0 + (size_t)b0 * 784, 1, nb, 28, cols);
+    GEMM(CblasNoTrans, CblasTrans, 32, 9, n1, ga1, n1, cols, n1, 1,
+         part + DV_MNIST_OFF_W1, 9);
+    SFX(row_sums_add)(ga1, 32, (size_t)n1, part + DV_MNIST_OFF_B1);
 }
 
 void SFX(dv__mnist_backward)(struct SFX(dv__mnist_ws) * ws, const REAL *prm,
-                             const uint8_t *labels, const int32_t *idx, int n,
-                             uint64_t key1, uint64_t key2)
+                             const uint8_t *labels, const int32_t *idx, int n)
 {
-    SFX(fc_backward)(ws, prm, labels, idx, n, key1, key2);
-    memset(ws->grad, 0, DV_MNIST_OFF_W3 * sizeof(REAL));
-    for (int b0 = 0; b0 < n; b0 += ws->chunk) {
-        int nb = n - b0 < ws->chunk ? n - b0 : ws->chunk;
-        SFX(conv_backward_chunk)(ws, prm, b0, nb);
+    SFX(fc_backward)(ws, prm, labels, idx, n);
+    int T = ws->threads, nchunks = (n + ws->chunk - 1) / ws->chunk;
+    memset(ws->part, 0, (size_t)T * DV_MNIST_OFF_W3 * sizeof(REAL));
+    /* chunk ch goes to thread ch % T, whatever OpenMP's schedule */
+    DV_OMP_FOR(T)
+    for (int t = 0; t < T; t++)
+        for (int ch = t; ch < nchunks; ch += T) {
+            int b0 = ch * ws->chunk;
+            int nb = n - b0 < ws->chunk ? n - b0 : ws->chunk;
+            SFX(conv_backward_chunk)
+            (ws, prm, b0, nb, t, ws->part + (size_t)t * DV_MNIST_OFF_W3);
+        }
+    for (int i = 0; i < DV_MNIST_OFF_W3; i++) {
+        REAL s = 0;
+        for (int t = 0; t < T; t++)
+            s += ws->part[(size_t)t * DV_MNIST_OFF_W3 + i];
+        ws->grad[i] = s;
     }
 }
