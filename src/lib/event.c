@@ -72,13 +72,10 @@ int dv_event_wait(dv_event_t *e, double timeout_s, dv_error_t *err)
     if (!e)
         return dv__errprintf(err, EINVAL, "event: wait: NULL event");
     uint32_t *flag = &e->sh->flag;
-    for (int i = 0; i < DV__SPIN_CHECKS; i++) {
-        if (__atomic_load_n(flag, __ATOMIC_ACQUIRE))
-            return 0;
-        if (timeout_s == 0)
-            break;
-        dv__cpu_relax();
-    }
+    if (__atomic_load_n(flag, __ATOMIC_ACQUIRE))
+        return 0;
+    if (timeout_s != 0 && dv__spin_while(flag, 0))
+        return 0;
     struct timespec dl;
     bool has_dl = dv__deadline(timeout_s, &dl);
     while (!__atomic_load_n(flag, __ATOMIC_ACQUIRE)) {

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <linux/futex.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,6 +26,19 @@ int dv__futex_wait(uint32_t *word, uint32_t val, const struct timespec *dl)
 void dv__futex_wake(uint32_t *word, int n)
 {
     syscall(SYS_futex, word, FUTEX_WAKE, n, NULL, NULL, 0);
+}
+
+bool dv__spin_while(const uint32_t *word, uint32_t old)
+{
+    for (int i = 1; i <= DV__SPIN_CHECKS; i++) {
+        if (__atomic_load_n(word, __ATOMIC_ACQUIRE) != old)
+            return true;
+        if (i % DV__SPIN_YIELD == 0)
+            sched_yield();
+        else
+            dv__cpu_relax();
+    }
+    return false;
 }
 
 bool dv__deadline(double timeout_s, struct timespec *dl)

@@ -170,11 +170,8 @@ static void bump(uint32_t *seq, uint32_t *sleepers, int n)
 static void wait_seq(uint32_t *seq, uint32_t *sleepers, uint32_t old,
                      const struct timespec *dl, bool poll)
 {
-    for (int i = 0; i < DV__SPIN_CHECKS; i++) {
-        if (ld32(seq) != old)
-            return;
-        dv__cpu_relax();
-    }
+    if (dv__spin_while(seq, old))
+        return;
     struct timespec t;
     if (poll) {
         t = dv__deadline_min(dl, POLL_MS);

@@ -67,8 +67,11 @@ int dv__futex_wait(uint32_t *word, uint32_t val, const struct timespec *dl);
 void dv__futex_wake(uint32_t *word, int n);
 
 /* Spin checks before a waiter goes to sleep: a futex wake costs tens of
- * microseconds on virtual machines, a short spin a few. */
+ * microseconds on virtual machines, a short spin a few. Every
+ * DV__SPIN_YIELD checks the spinner yields its CPU, so that on a busy
+ * machine the process it waits for gets to run. */
 #define DV__SPIN_CHECKS 2000
+#define DV__SPIN_YIELD 16
 
 /* One pause of a spin loop. */
 static inline void dv__cpu_relax(void)
@@ -79,6 +82,10 @@ static inline void dv__cpu_relax(void)
     __asm__ __volatile__("yield");
 #endif
 }
+
+/* Spin until *word differs from old (acquire); false when it did not
+ * within DV__SPIN_CHECKS checks. */
+bool dv__spin_while(const uint32_t *word, uint32_t old);
 
 /* Deadlines: timeout_s < 0 is none (returns false), else fills *dl with
  * now + timeout_s on CLOCK_MONOTONIC and returns true. */
