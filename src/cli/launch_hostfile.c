@@ -1,0 +1,325 @@
+/* The hostfile launcher's pieces (see launch.h): the host file, the
+ * remote-exec template, and starting one launch command with the job's
+ * keys on its stdin. Host files and templates come from the user, so every
+ * error names the line or word at fault. */
+#define _GNU_SOURCE
+#include "cli/launch.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/error.h"
+
+#define HOSTFILE_MAX (1u << 20)
+
+void dv__hostlist_free(dv_hostlist_t *l)
+{
+    if (!l)
+        return;
+    for (int i = 0; i < l->n; i++)
+        free(l->hosts[i]);
+    free(l->hosts);
+    l->hosts = NULL;
+    l->n = 0;
+}
+
+static int host_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_' ||
+           c == ':';
+}
+
+static int is_blank(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r';
+}
+
+/* One line without its comment, trimmed, into host (or "" when blank). */
+static int parse_line(const char *p, size_t n, int lineno, char *host,
+                      dv_error_t *err)
+{
+    const char *hash = memchr(p, '#', n);
+    if (hash)
+        n = (size_t)(hash - p);
+    while (n && is_blank(*p))
+        p++, n--;
+    while (n && is_blank(p[n - 1]))
+        n--;
+    host[0] = '\0';
+    if (!n)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (is_blank(p[i]))
+            return dv__errprintf(err, EINVAL, "line %d: one host a line",
+                                 lineno);
+        if (!host_char(p[i]))
+            return dv__errprintf(err, EINVAL,
+                                 "line %d: character 0x%02x in a host name",
+                                 lineno, (unsigned)(unsigned char)p[i]);
+    }
+    if (n > DV_HOST_MAX || p[0] == '-')
+        return dv__errprintf(err, EINVAL, "line %d: not a host name", lineno);
+    memcpy(host, p, n);
+    host[n] = '\0';
+    return 0;
+}
+
+static int add_host(dv_hostlist_t *l, int *lines, const char *host, int lineno,
+                    dv_error_t *err)
+{
+    for (int i = 0; i < l->n; i++)
+        if (!strcmp(l->hosts[i], host))
+            return dv__errprintf(err, EINVAL,
+                                 "line %d: duplicate host '%s' (line %d)",
+                                 lineno, host, lines[i]);
+    char *copy = strdup(host);
+    if (!copy)
+        return dv__errprintf(err, ENOMEM, "out of memory");
+    l->hosts[l->n] = copy;
+    lines[l->n++] = lineno;
+    return 0;
+}
+
+int dv__hostfile_parse_text(const char *text, size_t len, dv_hostlist_t *out,
+                            dv_error_t *err)
+{
+    dv_hostlist_t l = {NULL, 0};
+    size_t maxlines = 1;
+    for (size_t i = 0; i < len; i++)
+        maxlines += text[i] == '\n';
+    l.hosts = calloc(maxlines, sizeof(*l.hosts));
+    int *lines = calloc(maxlines, sizeof(*lines));
+    char host[DV_HOST_MAX + 1];
+    int rc = 0, lineno = 0;
+    if (!l.hosts || !lines)
+        rc = dv__errprintf(err, ENOMEM, "out of memory");
+    for (size_t off = 0; rc == 0 && off < len;) {
+        const char *nl = memchr(text + off, '\n', len - off);
+        size_t n = nl ? (size_t)(nl - (text + off)) : len - off;
+        lineno++;
+        if (memchr(text + off, '\0', n))
+            rc = dv__errprintf(err, EINVAL, "line %d: NUL byte", lineno);
+        else if (parse_line(text + off, n, lineno, host, err) < 0)
+            rc = -1;
+        else if (host[0])
+            rc = add_host(&l, lines, host, lineno, err);
+        off += n + 1;
+    }
+    if (rc == 0 && l.n == 0)
+        rc = dv__errprintf(err, EINVAL, "no host in the file");
+    free(lines);
+    if (rc < 0) {
+        int e = errno;
+        dv__hostlist_free(&l);
+        errno = e;
+        return -1;
+    }
+    *out = l;
+    return 0;
+}
+
+int dv__hostfile_read(const char *path, dv_hostlist_t *out, dv_error_t *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return dv__errsys(err, "%s", path);
+    char *buf = malloc(HOSTFILE_MAX + 1);
+    size_t len = 0;
+    ssize_t n = 1;
+    while (buf && len <= HOSTFILE_MAX &&
+           (n = read(fd, buf + len, HOSTFILE_MAX + 1 - len)) > 0)
+        len += (size_t)n;
+    int e = errno;
+    close(fd);
+    int rc;
+    if (!buf)
+        rc = dv__errprintf(err, ENOMEM, "%s: out of memory", path);
+    else if (n < 0)
+        rc = (errno = e, dv__errsys(err, "%s", path));
+    else if (len > HOSTFILE_MAX)
+        rc = dv__errprintf(err, EFBIG, "%s: over 1 MiB", path);
+    else if ((rc = dv__hostfile_parse_text(buf, len, out, err)) < 0) {
+        char reason[sizeof(err->text)];
+        if (err) {
+            memcpy(reason, err->text, sizeof(reason));
+            dv__errprintf(err, EINVAL, "%s: %s", path, reason);
+        }
+    }
+    free(buf);
+    return rc;
+}
+
+void dv__launch_argv_free(char **argv)
+{
+    if (!argv)
+        return;
+    for (char **p = argv; *p; p++)
+        free(*p);
+    free(argv);
+}
+
+/* A word with every {host} replaced. */
+static char *subst_host(const char *w, size_t n, const char *host)
+{
+    size_t hl = strlen(host), k = 0;
+    char *out = malloc(n * (hl + 1) + 1);
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < n;) {
+        if (n - i >= 6 && !memcmp(w + i, "{host}", 6)) {
+            memcpy(out + k, host, hl);
+            k += hl, i += 6;
+        } else {
+            out[k++] = w[i++];
+        }
+    }
+    out[k] = '\0';
+    return out;
+}
+
+/* Words a remote shell passes through unchanged. */
+static int shell_safe(const char *s)
+{
+    if (!*s)
+        return 0;
+    for (; *s; s++)
+        if (!host_char(*s) && !strchr("/=@%+,", *s))
+            return 0;
+    return 1;
+}
+
+static int check_cmd(char *const *cmd, size_t *ncmd, dv_error_t *err)
+{
+    size_t n = 0;
+    for (; cmd && cmd[n]; n++)
+        if (!shell_safe(cmd[n]))
+            return dv__errprintf(err, EINVAL,
+                                 "launch: argument '%.60s' has characters a "
+                                 "remote shell would change",
+                                 cmd[n]);
+    if (!n)
+        return dv__errprintf(err, EINVAL, "launch: empty command");
+    *ncmd = n;
+    return 0;
+}
+
+static int count_words(const char *t, int *cmd_words)
+{
+    int n = 0;
+    *cmd_words = 0;
+    while (*t) {
+        while (is_blank(*t) || *t == '\n')
+            t++;
+        if (!*t)
+            break;
+        size_t len = strcspn(t, " \t\r\n");
+        n++;
+        *cmd_words += len == 5 && !memcmp(t, "{cmd}", 5);
+        t += len;
+    }
+    return n;
+}
+
+char **dv__launch_expand(const char *tmpl, const char *host, char *const *cmd,
+                         dv_error_t *err)
+{
+    size_t ncmd = 0, k = 0;
+    int cmd_words, nwords = count_words(tmpl, &cmd_words);
+    if (check_cmd(cmd, &ncmd, err) < 0)
+        return NULL;
+    if (cmd_words != 1) {
+        dv__errprintf(err, EINVAL,
+                      "launch command '%.80s': needs {cmd} once, as a word",
+                      tmpl);
+        return NULL;
+    }
+    char **argv = calloc((size_t)nwords + ncmd + 1, sizeof(*argv));
+    for (const char *t = tmpl; argv && *t;) {
+        while (is_blank(*t) || *t == '\n')
+            t++;
+        size_t len = strcspn(t, " \t\r\n");
+        if (!len)
+            break;
+        if (len == 5 && !memcmp(t, "{cmd}", 5)) {
+            for (size_t i = 0; i < ncmd && argv; i++)
+                if (!(argv[k++] = strdup(cmd[i])))
+                    goto nomem;
+        } else if (!(argv[k++] = subst_host(t, len, host))) {
+            goto nomem;
+        }
+        t += len;
+    }
+    if (argv)
+        return argv;
+nomem:
+    dv__launch_argv_free(argv);
+    dv__errprintf(err, ENOMEM, "launch: out of memory");
+    return NULL;
+}
+
+/* In the child: wire stdin, stdout, stderr, then exec; an exec failure is
+ * reported through report_fd (close-on-exec). */
+static void child_exec(char *const *argv, int in_fd, int out_fd, int err_fd,
+                       int report_fd)
+{
+    int devnull = out_fd < 0 ? open("/dev/null", O_WRONLY) : out_fd;
+    if (dup2(in_fd, 0) < 0 || dup2(devnull, 1) < 0 || dup2(err_fd, 2) < 0)
+        _exit(127);
+    execvp(argv[0], argv);
+    int e = errno;
+    if (write(report_fd, &e, sizeof(e)) < 0)
+        _exit(127);
+    _exit(127);
+}
+
+int dv__launch_spawn(char *const *argv, const char *stdin_text, int out_fd,
+                     dv_launch_child_t *child, dv_error_t *err)
+{
+    int in[2], er[2], rep[2];
+    size_t tl = strlen(stdin_text);
+    if (tl > 4096)
+        return dv__errprintf(err, EINVAL, "launch: stdin text over 4 KiB");
+    if (pipe2(in, O_CLOEXEC) < 0)
+        return dv__errsys(err, "launch: pipe");
+    if (pipe2(er, O_CLOEXEC) < 0) {
+        close(in[0]), close(in[1]);
+        return dv__errsys(err, "launch: pipe");
+    }
+    if (pipe2(rep, O_CLOEXEC) < 0) {
+        close(in[0]), close(in[1]), close(er[0]), close(er[1]);
+        return dv__errsys(err, "launch: pipe");
+    }
+    /* Written before the fork, while this process holds the read end: it
+     * fits the pipe's buffer, and no SIGPIPE can come from a child that
+     * exits at once. */
+    ssize_t wrote = write(in[1], stdin_text, tl);
+    int fork_errno = wrote == (ssize_t)tl ? 0 : (errno ? errno : EIO);
+    close(in[1]);
+    pid_t pid = fork_errno ? -1 : fork();
+    if (pid == 0)
+        child_exec(argv, in[0], out_fd, er[1], rep[1]);
+    if (pid < 0 && !fork_errno)
+        fork_errno = errno;
+    close(in[0]), close(er[1]), close(rep[1]);
+    int exec_errno = 0;
+    if (pid > 0 && read(rep[0], &exec_errno, sizeof(exec_errno)) <= 0)
+        exec_errno = 0;
+    close(rep[0]);
+    if (pid < 0 || exec_errno) {
+        close(er[0]);
+        if (pid > 0)
+            waitpid(pid, NULL, 0);
+        errno = pid < 0 ? fork_errno : exec_errno;
+        return dv__errsys(err, "launch: %s", argv[0]);
+    }
+    fcntl(er[0], F_SETFL, O_NONBLOCK);
+    child->pid = pid;
+    child->err_fd = er[0];
+    return 0;
+}
