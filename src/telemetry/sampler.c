@@ -86,7 +86,8 @@ static void open_gpus(dv_telem_sampler_t *s, const dv_telem_opts_t *o)
     s->ngpu_found =
         dv__telem_gpu_count(s->gpu[0]) + dv__telem_gpu_count(s->gpu[1]);
     if (s->ngpu_found == 0) {
-        snprintf(text, sizeof(text), "unavailable: %s; %s", e1.text, e2.text);
+        snprintf(text, sizeof(text), "unavailable: %.150s; %.150s", e1.text,
+                 e2.text);
         dv__telem_note_add(s->note, sizeof(s->note), text);
     }
 }
