@@ -14,6 +14,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 name=${1:?usage: bench/xnode.sh NAME}
+if [ "$name" = xnode ]; then # scripts/bench with no name: all of them
+    for n in xnode_rtt_64B xnode_queue_bw_8MiB wireup_64; do bash "$0" "$n"; done
+    exit
+fi
 bin=${DROVER_BUILD:-$PWD/build}/bin/xnode_bench
 [ -x "$bin" ] || { echo "drover: bench: $bin: not built" >&2; exit 1; }
 . tests/integration/netns.sh
