@@ -93,9 +93,10 @@ int dv_conv2d_item_encode(const dv_conv2d_item_t *it, void **buf, size_t *len,
     size_t body = payload_size(it);
     if (body == 0 || body > SIZE_MAX - DV_CONV2D_ITEM_HEADER)
         return dv__errprintf(err, EOVERFLOW, "conv2d item too large");
-    unsigned char *b = calloc(1, DV_CONV2D_ITEM_HEADER + body);
+    unsigned char *b = malloc(DV_CONV2D_ITEM_HEADER + body);
     if (!b)
         return dv__errprintf(err, ENOMEM, "out of memory for an item");
+    memset(b, 0, DV_CONV2D_ITEM_HEADER); /* the payload is written below */
     memcpy(b, ITEM_MAGIC, 4);
     put32(b + 4, ITEM_VERSION);
     put32(b + 8, (uint32_t)it->kind);
