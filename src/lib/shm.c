@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/error.h"
+#include "drover/node.h"
 #include "lib/internal.h"
 
 /* Handle layout (native byte order: handles never leave the node's job
@@ -171,7 +172,14 @@ int dv__shm_attach(struct dv__shm *s, const dv_handle_t *h, uint32_t kind,
         return dv__errsys(err, "handle: %s", w.name);
     int fd = shm_open(path, O_RDWR | O_CLOEXEC, 0);
     if (fd < 0) {
-        if (errno == ENOENT)
+        int saved = errno, gone = saved == ENOENT, self = dv_node_self();
+        errno = saved;
+        if (gone && self >= 0 && self != w.node)
+            return dv__errprintf(err, ENOENT,
+                                 "handle: %s lives on node %u, not here "
+                                 "(node %d)",
+                                 w.name, w.node, self);
+        if (gone)
             return dv__errprintf(err, ENOENT,
                                  "handle: %s: no such object "
                                  "(destroyed?)",
@@ -203,7 +211,8 @@ void dv__shm_handle(const struct dv__shm *s, dv_handle_t *out)
     w.magic = HANDLE_MAGIC;
     w.version = HANDLE_VERSION;
     w.kind = (uint8_t)s->hdr->kind;
-    w.node = 0;
+    int node = dv_node_self();
+    w.node = node > 0 && node <= UINT16_MAX ? (uint16_t)node : 0;
     w.token = s->hdr->token;
     w.job_hash = job_hash();
     snprintf(w.name, sizeof(w.name), "%s", s->name);
