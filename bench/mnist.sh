@@ -25,7 +25,7 @@ if ! "$py" -c 'import torch' 2>/dev/null && [ -z "${PYTHON:-}" ] &&
 fi
 [ -x "$bin" ] || { echo "drover: bench: $bin not built" >&2; exit 1; }
 
-rate() { sed -n 's/^training: .*(\{0,1\}\([0-9.]*\) images\/s)\{0,1\}$/\1/p' | tail -n1; }
+rate() { grep -o '[0-9.]* images/s' | tail -n1 | cut -d' ' -f1; }
 
 case $name in
 mnist_cpu)
@@ -58,7 +58,7 @@ mnist_gpu)
     stats() { # mean epoch seconds, mean final accuracy
         sed -n 's/^epoch \([0-9]*\): .*accuracy \([0-9.]*\)% time \([0-9.]*\)s$/\1 \2 \3/p' "$@" |
             awk '{ t += $3; n++; if ($1 == 3) { a += $2; k++ } }
-                 END { printf "%.4f %.3f", t / n, a / k }'
+                 END { printf "%.4f %.3f\n", t / n, a / k }'
     }
     read -r dt da < <(stats "$logs"/drover.*)
     read -r bt ba < <(stats "$logs"/torch.*)

@@ -24,8 +24,9 @@ namespace
 {
 
 struct Ctl {
-    unsigned long long step; /* global step, for dropout keys */
+    unsigned long long step; /* global step */
     long long batch;         /* batch number within the epoch */
+    uint64_t key1, key2;     /* this step's dropout keys */
 };
 
 struct Graph {
@@ -45,7 +46,7 @@ struct Gpu {
     double *eval_sum;
     unsigned long long *eval_ok;
     float *cols1, *a1, *cols2, *a2, *d1, *h, *d2, *o, *go, *gh, *gp, *ga2, *ga1,
-        *wsblas, *tmp;
+        *wsblas, *tmp, *ones;
     size_t tmp_count; /* floats in tmp, the split-K partial products */
     int splitk;       /* split long reductions (default on) */
     uint8_t *am;
@@ -86,56 +87,58 @@ __device__ const int32_t *batch_idx(const int32_t *idx, const Ctl *ctl,
     return ctl ? idx + ctl->batch * stride : idx;
 }
 
+/* Index arithmetic is 32-bit with constant divisors, and the channel or
+ * row comes from blockIdx.y: 64-bit divisions by run-time values cost more
+ * than the memory traffic of these kernels. */
+
+/* cols1 [9][nb*676] from the batch's images, normalised; y: k. */
 __global__ void k_im2col1(const uint8_t *im, const int32_t *idx, const Ctl *ctl,
                           int stride, int nb, float *cols)
 {
-    long t = blockIdx.x * (long)blockDim.x + threadIdx.x;
-    long ld = (long)nb * 676;
-    if (t >= 9 * ld)
+    int r = blockIdx.x * blockDim.x + threadIdx.x, k = blockIdx.y;
+    int ld = nb * 676;
+    if (r >= ld)
         return;
-    int k = (int)(t / ld), r = (int)(t % ld), b = r / 676, p = r % 676;
+    int b = r / 676, p = r - b * 676;
     int i = p / 26 + k / 3, j = p % 26 + k % 3;
     const int32_t *ix = batch_idx(idx, ctl, stride);
-    cols[t] = dv__mnist_norm(im[(long)ix[b] * 784 + i * 28 + j]);
+    cols[(size_t)k * ld + r] =
+        dv__mnist_norm(im[(size_t)ix[b] * 784 + i * 28 + j]);
 }
 
-/* in [32][nb][676] -> cols [288][nb*576] */
+/* a1 [32][nb][676] -> cols [288][nb*576]; y: row c*9+k. */
 __global__ void k_im2col2(const float *in, int nb, float *cols)
 {
-    long t = blockIdx.x * (long)blockDim.x + threadIdx.x;
-    long ld = (long)nb * 576;
-    if (t >= 288 * ld)
+    int r = blockIdx.x * blockDim.x + threadIdx.x, row = blockIdx.y;
+    int ld = nb * 576;
+    if (r >= ld)
         return;
-    int row = (int)(t / ld), r = (int)(t % ld), b = r / 576, p = r % 576;
-    int c = row / 9, k = row % 9;
+    int b = r / 576, p = r - b * 576, c = row / 9, k = row - c * 9;
     int i = p / 24 + k / 3, j = p % 24 + k % 3;
-    cols[t] = in[((long)c * nb + b) * 676 + i * 26 + j];
+    cols[(size_t)row * ld + r] = in[((size_t)c * nb + b) * 676 + i * 26 + j];
 }
 
-__global__ void k_bias_relu(float *x, const float *bias, long cols, long n)
+/* x [rows][cols] += bias[row], then ReLU; y: row. */
+__global__ void k_bias_relu(float *x, const float *bias, int cols)
 {
-    long t = blockIdx.x * (long)blockDim.x + threadIdx.x;
-    if (t >= n)
+    int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= cols)
         return;
-    float v = x[t] + bias[t / cols];
-    x[t] = v > 0 ? v : 0;
-}
-
-__device__ uint64_t key_of(const Ctl *ctl, uint64_t seed, int layer)
-{
-    return dv__mnist_drop_key(seed, ctl->step, layer);
+    size_t at = (size_t)blockIdx.y * cols + j;
+    float v = x[at] + bias[blockIdx.y];
+    x[at] = v > 0 ? v : 0;
 }
 
 /* Max-pool 2x2 + dropout: a2 [64][nb][576] -> d1 [nb][9216], argmax. */
-__global__ void k_pool(const float *a2, int nb, const Ctl *ctl, uint64_t seed,
-                       float *d1, uint8_t *am)
+__global__ void k_pool(const float *a2, int nb, const Ctl *ctl, float *d1,
+                       uint8_t *am)
 {
-    long t = blockIdx.x * (long)blockDim.x + threadIdx.x;
-    if (t >= (long)nb * 9216)
+    int t = blockIdx.x * blockDim.x + threadIdx.x;
+    if (t >= nb * 9216)
         return;
-    int b = (int)(t / 9216), f = (int)(t % 9216);
+    int b = t / 9216, f = t - b * 9216;
     int c = f / 144, i = (f % 144) / 12, j = f % 12;
-    const float *w = a2 + ((long)c * nb + b) * 576 + 2 * i * 24 + 2 * j;
+    const float *w = a2 + ((size_t)c * nb + b) * 576 + 2 * i * 24 + 2 * j;
     float m = w[0];
     int a = 0;
     if (w[1] > m)
@@ -145,16 +148,15 @@ __global__ void k_pool(const float *a2, int nb, const Ctl *ctl, uint64_t seed,
     if (w[25] > m)
         m = w[25], a = 3;
     am[t] = (uint8_t)a;
-    if (ctl)
-        m = dv__mnist_keep(key_of(ctl, seed, 1), (uint32_t)t,
-                           DV_MNIST_DROP1_THR)
+    if (ctl && m > 0)
+        m = dv__mnist_keep(ctl->key1, (uint32_t)t, DV_MNIST_DROP1_THR)
                 ? m * (1.0f / 0.75f)
                 : 0.0f;
     d1[t] = m;
 }
 
 __global__ void k_fc1_act(float *h, float *d2, const float *bias, int n,
-                          const Ctl *ctl, uint64_t seed)
+                          const Ctl *ctl)
 {
     int t = blockIdx.x * blockDim.x + threadIdx.x;
     if (t >= n * 128)
@@ -162,19 +164,17 @@ __global__ void k_fc1_act(float *h, float *d2, const float *bias, int n,
     float v = h[t] + bias[t % 128];
     v = v > 0 ? v : 0;
     h[t] = v;
-    if (ctl)
-        v = dv__mnist_keep(key_of(ctl, seed, 2), (uint32_t)t,
-                           DV_MNIST_DROP2_THR)
-                ? v * 2
-                : 0.0f;
+    if (ctl && v > 0)
+        v = dv__mnist_keep(ctl->key2, (uint32_t)t, DV_MNIST_DROP2_THR) ? v * 2
+                                                                       : 0.0f;
     d2[t] = v;
 }
 
 /* Bias, log-softmax, NLL: one block. Training: go = d(mean NLL)/d(logits),
- * losses[batch] = mean NLL, then the control block advances. Evaluation:
- * accumulate the summed NLL and the correct count. */
+ * losses[batch] = mean NLL. Evaluation: accumulate the summed NLL and the
+ * correct count. */
 __global__ void k_head(float *o, const float *bias, const uint8_t *labels,
-                       const int32_t *idx, Ctl *ctl, int stride, int n,
+                       const int32_t *idx, const Ctl *ctl, int stride, int n,
                        float *go, float *losses, double *sum,
                        unsigned long long *ok)
 {
@@ -230,87 +230,70 @@ __global__ void k_colsum(const float *x, int rows, int cols, float *out)
         return;
     float s = 0;
     for (int r = 0; r < rows; r++)
-        s += x[(long)r * cols + j];
+        s += x[(size_t)r * cols + j];
     out[j] = s;
 }
 
-/* Row sums of x [rows][cols] (block per row). */
-__global__ void k_rowsum(const float *x, long cols, float *out)
-{
-    __shared__ float part[256];
-    const float *row = x + blockIdx.x * cols;
-    float s = 0;
-    for (long j = threadIdx.x; j < cols; j += blockDim.x)
-        s += row[j];
-    part[threadIdx.x] = s;
-    __syncthreads();
-    for (int w = blockDim.x / 2; w > 0; w /= 2) {
-        if (threadIdx.x < w)
-            part[threadIdx.x] += part[threadIdx.x + w];
-        __syncthreads();
-    }
-    if (threadIdx.x == 0)
-        out[blockIdx.x] = part[0];
-}
-
-__global__ void k_fc1_back(float *gh, const float *h, int n, const Ctl *ctl,
-                           uint64_t seed)
+/* Through dropout and ReLU: kept and positive exactly where d2 > 0. */
+__global__ void k_fc1_back(float *gh, const float *d2, int n)
 {
     int t = blockIdx.x * blockDim.x + threadIdx.x;
     if (t >= n * 128)
         return;
-    int keep =
-        dv__mnist_keep(key_of(ctl, seed, 2), (uint32_t)t, DV_MNIST_DROP2_THR);
-    gh[t] = keep && h[t] > 0 ? gh[t] * 2 : 0.0f;
+    gh[t] = d2[t] > 0 ? gh[t] * 2 : 0.0f;
 }
 
-/* gp (dLoss/d d1) -> ga2 [64][nb][576]: dropout, then each window's
- * argmax, through ReLU; a thread per pooled value writes its 4 cells. */
-__global__ void k_unpool(const float *gp, const float *a2, const uint8_t *am,
-                         int nb, const Ctl *ctl, uint64_t seed, float *ga2)
+/* gp (dLoss/d d1) -> ga2 [64][nb][576]: where d1 > 0 (kept by dropout and
+ * positive, so ReLU passes), to the window's argmax, times 1/0.75; a
+ * thread per pooled value writes its 4 cells. */
+__global__ void k_unpool(const float *gp, const float *d1, const uint8_t *am,
+                         int nb, float *ga2)
 {
-    long t = blockIdx.x * (long)blockDim.x + threadIdx.x;
-    if (t >= (long)nb * 9216)
+    int t = blockIdx.x * blockDim.x + threadIdx.x;
+    if (t >= nb * 9216)
         return;
-    int b = (int)(t / 9216), f = (int)(t % 9216);
+    int b = t / 9216, f = t - b * 9216;
     int c = f / 144, i = (f % 144) / 12, j = f % 12;
-    float g =
-        dv__mnist_keep(key_of(ctl, seed, 1), (uint32_t)t, DV_MNIST_DROP1_THR)
-            ? gp[t] * (1.0f / 0.75f)
-            : 0.0f;
-    long base = ((long)c * nb + b) * 576 + 2 * i * 24 + 2 * j;
-    const int off[4] = {0, 1, 24, 25};
-    for (int k = 0; k < 4; k++) {
-        long pos = base + off[k];
-        ga2[pos] = (k == am[t] && a2[pos] > 0) ? g : 0.0f;
-    }
+    float g = d1[t] > 0 ? gp[t] * (1.0f / 0.75f) : 0.0f;
+    int a = am[t];
+    float *w = ga2 + ((size_t)c * nb + b) * 576 + 2 * i * 24 + 2 * j;
+    w[0] = a == 0 ? g : 0.0f;
+    w[1] = a == 1 ? g : 0.0f;
+    w[24] = a == 2 ? g : 0.0f;
+    w[25] = a == 3 ? g : 0.0f;
 }
 
 /* col2im as a gather: ga1[c][b][y][x] = sum of the dcols entries that
- * read it, through ReLU (a1 > 0). */
+ * read it, through ReLU (a1 > 0); y: channel c. */
 __global__ void k_col2im(const float *dcols, const float *a1, int nb,
                          float *ga1)
 {
-    long t = blockIdx.x * (long)blockDim.x + threadIdx.x;
-    if (t >= 32L * nb * 676)
+    int r = blockIdx.x * blockDim.x + threadIdx.x, c = blockIdx.y;
+    if (r >= nb * 676)
         return;
+    size_t t = (size_t)c * nb * 676 + r;
     if (!(a1[t] > 0)) {
         ga1[t] = 0;
         return;
     }
-    int c = (int)(t / ((long)nb * 676));
-    int r = (int)(t % ((long)nb * 676)), b = r / 676, p = r % 676;
-    int y = p / 26, x = p % 26;
-    long ld = (long)nb * 576;
+    int b = r / 676, p = r - b * 676, y = p / 26, x = p % 26;
+    size_t ld = (size_t)nb * 576;
+    const float *base = dcols + (size_t)c * 9 * ld + b * 576;
     float s = 0;
     for (int ki = 0; ki < 3; ki++)
         for (int kj = 0; kj < 3; kj++) {
             int i = y - ki, j = x - kj;
-            if (i < 0 || i >= 24 || j < 0 || j >= 24)
-                continue;
-            s += dcols[(long)(c * 9 + ki * 3 + kj) * ld + b * 576 + i * 24 + j];
+            if (i >= 0 && i < 24 && j >= 0 && j < 24)
+                s += base[(ki * 3 + kj) * ld + i * 24 + j];
         }
     ga1[t] = s;
+}
+
+__global__ void k_fill(float *x, int n, float v)
+{
+    int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n)
+        x[i] = v;
 }
 
 __global__ void k_adadelta(float *p, const float *g, float *sq, float *acc,
@@ -327,10 +310,12 @@ __global__ void k_adadelta(float *p, const float *g, float *sq, float *acc,
     p[i] -= *lr * d;
 }
 
-__global__ void k_advance(Ctl *ctl)
+__global__ void k_advance(Ctl *ctl, uint64_t seed)
 {
     ctl->step++;
     ctl->batch++;
+    ctl->key1 = dv__mnist_drop_key(seed, ctl->step, 1);
+    ctl->key2 = dv__mnist_drop_key(seed, ctl->step, 2);
 }
 
 /* Row-major C[M][N] = op(A) op(B) (+ beta C), as cblas_sgemm. */
@@ -384,25 +369,23 @@ int forward(Gpu *G, const uint8_t *im, const int32_t *idx, Ctl *ctl, int stride,
             int nb, dv_error_t *err)
 {
     const int T = 256;
-    long n1 = (long)nb * 676, n2 = (long)nb * 576;
-    k_im2col1<<<blocks(9 * n1, T), T, 0, G->st>>>(im, idx, ctl, stride, nb,
-                                                  G->cols1);
-    if (gemm(G, 0, 0, 32, (int)n1, 9, P(W1), 9, G->cols1, (int)n1, 0, G->a1,
-             (int)n1, err) < 0)
+    int n1 = nb * 676, n2 = nb * 576;
+    k_im2col1<<<dim3(blocks(n1, T), 9), T, 0, G->st>>>(im, idx, ctl, stride, nb,
+                                                       G->cols1);
+    if (gemm(G, 0, 0, 32, n1, 9, P(W1), 9, G->cols1, n1, 0, G->a1, n1, err) < 0)
         return -1;
-    k_bias_relu<<<blocks(32 * n1, T), T, 0, G->st>>>(G->a1, P(B1), n1, 32 * n1);
-    k_im2col2<<<blocks(288 * n2, T), T, 0, G->st>>>(G->a1, nb, G->cols2);
-    if (gemm(G, 0, 0, 64, (int)n2, 288, P(W2), 288, G->cols2, (int)n2, 0, G->a2,
-             (int)n2, err) < 0)
+    k_bias_relu<<<dim3(blocks(n1, T), 32), T, 0, G->st>>>(G->a1, P(B1), n1);
+    k_im2col2<<<dim3(blocks(n2, T), 288), T, 0, G->st>>>(G->a1, nb, G->cols2);
+    if (gemm(G, 0, 0, 64, n2, 288, P(W2), 288, G->cols2, n2, 0, G->a2, n2,
+             err) < 0)
         return -1;
-    k_bias_relu<<<blocks(64 * n2, T), T, 0, G->st>>>(G->a2, P(B2), n2, 64 * n2);
-    k_pool<<<blocks(nb * 9216L, T), T, 0, G->st>>>(G->a2, nb, ctl, G->s.seed,
-                                                   G->d1, G->am);
+    k_bias_relu<<<dim3(blocks(n2, T), 64), T, 0, G->st>>>(G->a2, P(B2), n2);
+    k_pool<<<blocks(nb * 9216, T), T, 0, G->st>>>(G->a2, nb, ctl, G->d1, G->am);
     if (gemm_nt_long(G, nb, 128, 9216, 512, G->d1, 9216, P(W3), 9216, G->h,
                      err) < 0)
         return -1;
-    k_fc1_act<<<blocks(nb * 128L, T), T, 0, G->st>>>(G->h, G->d2, P(B3), nb,
-                                                     ctl, G->s.seed);
+    k_fc1_act<<<blocks(nb * 128, T), T, 0, G->st>>>(G->h, G->d2, P(B3), nb,
+                                                    ctl);
     if (gemm(G, 0, 1, nb, 10, 128, G->d2, 128, P(W4), 128, 0, G->o, 10, err) <
         0)
         return -1;
@@ -410,11 +393,20 @@ int forward(Gpu *G, const uint8_t *im, const int32_t *idx, Ctl *ctl, int stride,
     return 0;
 }
 
+/* Row sums of x [rows][cols] as a product with a vector of ones. */
+int rowsum(Gpu *G, const float *x, int rows, int cols, float *out,
+           dv_error_t *err)
+{
+    const float one = 1, zero = 0;
+    BL(cublasSgemv(G->blas, CUBLAS_OP_T, cols, rows, &one, x, cols, G->ones, 1,
+                   &zero, out, 1));
+    return 0;
+}
+
 int backward(Gpu *G, int nb, dv_error_t *err)
 {
     const int T = 256;
-    long n1 = (long)nb * 676, n2 = (long)nb * 576;
-    Ctl *ctl = G->ctl;
+    int n1 = nb * 676, n2 = nb * 576;
     if (gemm(G, 1, 0, 10, 128, nb, G->go, 10, G->d2, 128, 0, GR(W4), 128, err) <
         0)
         return -1;
@@ -422,8 +414,7 @@ int backward(Gpu *G, int nb, dv_error_t *err)
     if (gemm(G, 0, 0, nb, 128, 10, G->go, 10, P(W4), 128, 0, G->gh, 128, err) <
         0)
         return -1;
-    k_fc1_back<<<blocks(nb * 128L, T), T, 0, G->st>>>(G->gh, G->h, nb, ctl,
-                                                      G->s.seed);
+    k_fc1_back<<<blocks(nb * 128, T), T, 0, G->st>>>(G->gh, G->d2, nb);
     if (gemm(G, 1, 0, 128, 9216, nb, G->gh, 128, G->d1, 9216, 0, GR(W3), 9216,
              err) < 0)
         return -1;
@@ -431,20 +422,21 @@ int backward(Gpu *G, int nb, dv_error_t *err)
     if (gemm(G, 0, 0, nb, 9216, 128, G->gh, 128, P(W3), 9216, 0, G->gp, 9216,
              err) < 0)
         return -1;
-    k_unpool<<<blocks(nb * 9216L, T), T, 0, G->st>>>(G->gp, G->a2, G->am, nb,
-                                                     ctl, G->s.seed, G->ga2);
-    if (gemm_nt_long(G, 64, 288, (int)n2, 576, G->ga2, (int)n2, G->cols2,
-                     (int)n2, GR(W2), err) < 0)
+    k_unpool<<<blocks(nb * 9216, T), T, 0, G->st>>>(G->gp, G->d1, G->am, nb,
+                                                    G->ga2);
+    if (gemm_nt_long(G, 64, 288, n2, 576, G->ga2, n2, G->cols2, n2, GR(W2),
+                     err) < 0 ||
+        rowsum(G, G->ga2, 64, n2, GR(B2), err) < 0)
         return -1;
-    k_rowsum<<<64, 256, 0, G->st>>>(G->ga2, n2, GR(B2));
-    if (gemm(G, 1, 0, 288, (int)n2, 64, P(W2), 288, G->ga2, (int)n2, 0,
-             G->cols2, (int)n2, err) < 0)
+    if (gemm(G, 1, 0, 288, n2, 64, P(W2), 288, G->ga2, n2, 0, G->cols2, n2,
+             err) < 0)
         return -1;
-    k_col2im<<<blocks(32 * n1, T), T, 0, G->st>>>(G->cols2, G->a1, nb, G->ga1);
-    if (gemm_nt_long(G, 32, 9, (int)n1, 676, G->ga1, (int)n1, G->cols1, (int)n1,
-                     GR(W1), err) < 0)
+    k_col2im<<<dim3(blocks(n1, T), 32), T, 0, G->st>>>(G->cols2, G->a1, nb,
+                                                       G->ga1);
+    if (gemm_nt_long(G, 32, 9, n1, 676, G->ga1, n1, G->cols1, n1, GR(W1), err) <
+            0 ||
+        rowsum(G, G->ga1, 32, n1, GR(B1), err) < 0)
         return -1;
-    k_rowsum<<<32, 256, 0, G->st>>>(G->ga1, n1, GR(B1));
     CU(cudaGetLastError());
     return 0;
 }
@@ -460,7 +452,7 @@ int enqueue_step(Gpu *G, int nb, int stride, dv_error_t *err)
         return -1;
     k_adadelta<<<blocks(DV_MNIST_NPARAMS, 256), 256, 0, G->st>>>(
         G->p, G->g, G->sq, G->acc, DV_MNIST_NPARAMS, G->lr);
-    k_advance<<<1, 1, 0, G->st>>>(G->ctl);
+    k_advance<<<1, 1, 0, G->st>>>(G->ctl, G->s.seed);
     CU(cudaGetLastError());
     return 0;
 }
@@ -546,7 +538,8 @@ long train(dv__mnist_backend_t *b, const int32_t *idx, long n, int batch,
         return dv__errprintf(err, EINVAL, "batch %d or count %ld too large",
                              batch, n);
     long full = n / batch, tail = n % batch, steps = full + (tail > 0);
-    Ctl c = {step0, 0};
+    Ctl c = {step0, 0, dv__mnist_drop_key(G->s.seed, step0, 1),
+             dv__mnist_drop_key(G->s.seed, step0, 2)};
     CU(cudaMemcpyAsync(G->perm, idx, n * sizeof(int32_t),
                        cudaMemcpyHostToDevice, G->st));
     CU(cudaMemcpyAsync(G->ctl, &c, sizeof c, cudaMemcpyHostToDevice, G->st));
@@ -602,7 +595,7 @@ void destroy(dv__mnist_backend_t *b)
                         G->cols1, G->a1,     G->cols2, G->a2,       G->d1,
                         G->h,     G->d2,     G->o,     G->go,       G->gh,
                         G->gp,    G->ga2,    G->ga1,   G->wsblas,   G->am,
-                        G->tmp};
+                        G->tmp,   G->ones};
         for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
             cudaFree(bufs[i]);
         if (G->blas)
@@ -654,6 +647,7 @@ int alloc_all(Gpu *G, dv_error_t *err)
         {(void **)&G->wsblas, 32u << 20},
         {(void **)&G->am, w * 9216},
         {(void **)&G->tmp, G->tmp_count * 4},
+        {(void **)&G->ones, w * 676 * 4},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         cudaError_t e = cudaMalloc(want[i].p, want[i].bytes);
@@ -679,6 +673,9 @@ int upload(Gpu *G, dv_error_t *err)
     cudaError_t e = cudaMemcpy(G->iota, iota, ne * 4, cudaMemcpyDefault);
     free(iota);
     CU(e);
+    int n = G->wcap * 676;
+    k_fill<<<blocks(n, 256), 256>>>(G->ones, n, 1.0f);
+    CU(cudaDeviceSynchronize());
     return 0;
 }
 
@@ -721,7 +718,11 @@ int open_gpu(Gpu *G, char *name, size_t size, dv_error_t *err)
      * launch kernels one by one instead. */
     dv_error_t why;
     cudaGraphExec_t exec;
-    if (step_graph(G, G->s.cap, G->s.cap, &exec, &why) < 0) {
+    const char *ng = getenv("DROVER_MNIST_NOGRAPH"); /* for comparisons */
+    if (ng && strcmp(ng, "1") == 0) {
+        G->nograph = 1;
+        snprintf(name + len, size - len, " without CUDA graphs");
+    } else if (step_graph(G, G->s.cap, G->s.cap, &exec, &why) < 0) {
         cudaGetLastError();
         G->nograph = 1;
         snprintf(name + len, size - len, " without CUDA graphs: %s", why.text);

