@@ -2,12 +2,14 @@
  * order and format version the reader takes, the writer's bytes against a
  * file NumPy wrote, and refusals (with their reasons) for bad files,
  * including every truncation of a good one. */
+#define _DEFAULT_SOURCE
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "workloads/conv2d/npy.h"
@@ -286,6 +288,51 @@ static void test_writer_matches_numpy(void)
     free(loaded.m.data);
 }
 
+/* Write the first len bytes of file to a temporary path. */
+static const char *temp_npy(size_t len)
+{
+    static char path[] = "test-npy-XXXXXX"; /* in the test's directory */
+    strcpy(path + strlen(path) - 6, "XXXXXX");
+    int fd = mkstemp(path);
+    if (fd < 0)
+        return NULL;
+    FILE *f = fdopen(fd, "wb");
+    fwrite(file, 1, len, f);
+    fclose(f);
+    return path;
+}
+
+/* dv_npy_load reads only what the header promises and checks the size. */
+static void test_load_sizes(void)
+{
+    double d[5] = {1, 2, 3, 4, 5};
+    const char *h = "{'descr': '<f8', 'fortran_order': False, "
+                    "'shape': (2, 2), }";
+    size_t n = make(1, h, d, 40);
+    struct {
+        size_t len;
+        const char *why;
+    } cases[] = {{n, "file has 40"},
+                 {n - 9, "file has 31"},
+                 {20, "truncated header"},
+                 {3, "bad magic"}};
+    dv_npy_t a;
+    dv_error_t err;
+    for (size_t k = 0; k < 4; k++) {
+        const char *path = temp_npy(cases[k].len);
+        CHECK(path && dv_npy_load(path, &a, &err) == -1);
+        CHECK(strstr(err.text, cases[k].why) != NULL);
+        if (path)
+            unlink(path);
+    }
+    const char *path = temp_npy(n - 8);
+    CHECK(path && dv_npy_load(path, &a, &err) == 0);
+    CHECK(a.m.rows == 2 && a.m.data[3] == 4);
+    free(a.m.data);
+    if (path)
+        unlink(path);
+}
+
 static void test_load_errors(void)
 {
     dv_npy_t a;
@@ -307,5 +354,6 @@ int main(void)
     test_truncations();
     test_writer_matches_numpy();
     test_load_errors();
+    test_load_sizes();
     return CHECK_DONE();
 }

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "common/error.h"
 
@@ -219,6 +220,17 @@ static void shape_text(const struct header *h, char *buf, size_t max)
         snprintf(buf + k, max - k, h->ndim == 1 ? ",)" : ")");
 }
 
+/* The bytes of data h promises; 0 when check_size refuses h whatever the
+ * data (not 2-D, empty, too large). */
+static size_t promised_size(const struct header *h)
+{
+    if (h->ndim != 2 || !h->shape[0] || !h->shape[1] ||
+        h->shape[0] > SIZE_MAX / h->shape[1] ||
+        h->shape[0] * h->shape[1] > SIZE_MAX / 8)
+        return 0;
+    return h->shape[0] * h->shape[1] * h->itemsize;
+}
+
 /* The size checks: 2-D, not empty, bytes that fit and match. */
 static int check_size(const struct header *h, size_t data_len, dv_error_t *err)
 {
@@ -227,12 +239,11 @@ static int check_size(const struct header *h, size_t data_len, dv_error_t *err)
     if (h->ndim != 2)
         return dv__errprintf(err, EINVAL, "%d-D array of shape %s, need 2-D",
                              h->ndim, shape);
-    size_t r = h->shape[0], c = h->shape[1];
-    if (r == 0 || c == 0)
+    if (h->shape[0] == 0 || h->shape[1] == 0)
         return dv__errprintf(err, EINVAL, "empty array of shape %s", shape);
-    if (r > SIZE_MAX / c || r * c > SIZE_MAX / 8)
+    size_t want = promised_size(h);
+    if (want == 0)
         return dv__errprintf(err, EINVAL, "shape %s is too large", shape);
-    size_t want = r * c * h->itemsize;
     if (want != data_len)
         return dv__errprintf(err, EINVAL,
                              "header says %zu bytes of data for shape %s, "
@@ -376,33 +387,72 @@ int dv_npy_decode(const void *buf, size_t len, dv_npy_t *out, dv_error_t *err)
     return 0;
 }
 
-/* Read all of f into a malloc'd buffer. */
-static int slurp(FILE *f, unsigned char **buf, size_t *len, dv_error_t *err)
+/* Read up to n bytes; the count (short at end of file), or -1. */
+static int read_some(FILE *f, unsigned char *b, size_t n, size_t *got,
+                     dv_error_t *err)
 {
-    size_t cap = 1 << 16, n = 0;
-    unsigned char *b = malloc(cap);
-    while (b) {
-        n += fread(b + n, 1, cap - n, f);
-        if (n < cap)
-            break;
-        unsigned char *bigger = cap <= SIZE_MAX / 2 ? realloc(b, cap * 2) : 0;
-        if (!bigger) {
-            free(b);
-            b = NULL;
-            break;
-        }
-        b = bigger;
-        cap *= 2;
-    }
-    if (!b)
-        return dv__errprintf(err, ENOMEM, "out of memory reading the file");
-    if (ferror(f)) {
-        free(b);
+    *got = fread(b, 1, n, f);
+    if (*got < n && ferror(f))
         return dv__errsys(err, "read failed");
-    }
-    *buf = b;
-    *len = n;
     return 0;
+}
+
+/* Where the header of the first `have` bytes ends, so that it can be read
+ * before the data; `have` when the preamble is not a valid one. */
+static size_t header_end(const unsigned char *p, size_t have)
+{
+    size_t start = 0, hlen = 0;
+    dv_error_t ignored;
+    if (have < 12 || memcmp(p, NPY_MAGIC, NPY_MAGIC_LEN) != 0)
+        return have;
+    /* read_preamble wants the header present: pretend it is */
+    if (read_preamble(p, SIZE_MAX / 2, &start, &hlen, &ignored) < 0)
+        return have;
+    return start + hlen;
+}
+
+/* Read a .npy from f without trusting its header: the header is read
+ * first, then exactly the data it promises, checked against the file's
+ * size (or, for a pipe or device, against what follows). */
+static int load_file(FILE *f, dv_npy_t *out, dv_error_t *err)
+{
+    unsigned char head[12 + DV_NPY_HEADER_MAX], extra;
+    size_t have, more = 0, start = 0, hlen = 0;
+    struct header h;
+    struct stat st;
+    if (read_some(f, head, 12, &have, err) < 0)
+        return -1;
+    size_t end = header_end(head, have);
+    if (end > have && read_some(f, head + have, end - have, &more, err) < 0)
+        return -1;
+    have += more;
+    /* a bad or short header: decoding says why */
+    if (read_preamble(head, have, &start, &hlen, NULL) < 0 ||
+        parse_header((const char *)head + start, hlen, &h, NULL) < 0)
+        return dv_npy_decode(head, have, out, err);
+    size_t want = promised_size(&h);
+    int regular = fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode);
+    if (regular) {
+        size_t in_file =
+            (uintmax_t)st.st_size > have ? (size_t)st.st_size - have : 0;
+        if (check_size(&h, in_file, err) < 0)
+            return -1;
+    } else if (want == 0) {
+        return check_size(&h, 0, err) < 0
+                   ? -1
+                   : dv__errprintf(err, EINVAL, "empty array");
+    }
+    unsigned char *buf = malloc(have + want);
+    if (!buf)
+        return dv__errprintf(err, ENOMEM, "out of memory for the array");
+    memcpy(buf, head, have);
+    int rc = read_some(f, buf + have, want, &more, err);
+    if (rc == 0 && !regular && more == want && fread(&extra, 1, 1, f) == 1)
+        rc = dv__errprintf(err, EINVAL, "more data than the header says");
+    if (rc == 0)
+        rc = dv_npy_decode(buf, have + more, out, err);
+    free(buf);
+    return rc;
 }
 
 int dv_npy_load(const char *path, dv_npy_t *out, dv_error_t *err)
@@ -410,14 +460,8 @@ int dv_npy_load(const char *path, dv_npy_t *out, dv_error_t *err)
     FILE *f = fopen(path, "rb");
     if (!f)
         return dv__errsys(err, "cannot open");
-    unsigned char *buf = NULL;
-    size_t len = 0;
-    int rc = slurp(f, &buf, &len, err);
+    int rc = load_file(f, out, err);
     fclose(f);
-    if (rc < 0)
-        return -1;
-    rc = dv_npy_decode(buf, len, out, err);
-    free(buf);
     return rc;
 }
 
