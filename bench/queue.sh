@@ -4,7 +4,7 @@
 # names: queue_rtt_64B queue_bw_1MiB queue_bw_8MiB
 #   queue_rtt_64B  round trip of a 64-byte message between two processes
 #   queue_bw_*     one-way bandwidth, one producer and one consumer process,
-#                  both queues with maxsize 8 (DROVER_BENCH_MAXSIZE, 0: none);
+#                  both queues with maxsize 2 (DROVER_BENCH_MAXSIZE, 0: none);
 #                  also prints single-thread memcpy bandwidth of the same
 #                  block size, uncached (buffers rotating through 256 MiB)
 #                  and cached (the same two buffers).

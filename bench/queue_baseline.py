@@ -46,7 +46,7 @@ def rtt(nbytes, count):
 
 
 def bandwidth(nbytes, count):
-    q = mp.Queue(int(os.environ.get("DROVER_BENCH_MAXSIZE", "8")))
+    q = mp.Queue(int(os.environ.get("DROVER_BENCH_MAXSIZE", "2")))
     p = mp.Process(target=produce, args=(q, nbytes, count))
     p.start()
     runs = []

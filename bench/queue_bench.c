@@ -21,11 +21,11 @@
 #define RUNS 5 /* measured runs, after a warm-up run; prints the median */
 
 /* maxsize of the bandwidth queue, as the baseline's: DROVER_BENCH_MAXSIZE
- * (default 8; 0 is unbounded). */
+ * (default 2; 0 is unbounded). */
 static size_t bw_maxsize(void)
 {
     const char *s = getenv("DROVER_BENCH_MAXSIZE");
-    return s ? strtoul(s, NULL, 10) : 8;
+    return s ? strtoul(s, NULL, 10) : 2;
 }
 
 static double median(double *v, int n)
