@@ -139,90 +139,75 @@ static void test_conversions(void)
     free(a.m.data);
 }
 
+/* Headers refused, with the data size given and the reason expected. */
+static const struct {
+    const char *header;
+    size_t data;
+    const char *why;
+} bad_headers[] = {
+    {"{'descr': '|O', 'fortran_order': False, "
+     "'shape': (2, 2), }",
+     32, "object"},
+    {"{'descr': '<c16', 'fortran_order': False, "
+     "'shape': (1, 2), }",
+     32, "complex"},
+    {"{'descr': [('a', '<f8')], 'fortran_order': "
+     "False, 'shape': (2, 2), }",
+     32, "dtype"},
+    {"{'descr': '<U3', 'fortran_order': False, "
+     "'shape': (2, 2), }",
+     32, "dtype '<U3'"},
+    {"{'descr': '<f8', 'fortran_order': False, "
+     "'shape': (4,), }",
+     32, "1-D array of shape (4,)"},
+    {"{'descr': '<f8', 'fortran_order': False, "
+     "'shape': (1, 2, 2), }",
+     32, "3-D"},
+    {"{'descr': '<f8', 'fortran_order': False, "
+     "'shape': (), }",
+     8, "0-D"},
+    {"{'descr': '<f8', 'fortran_order': False, "
+     "'shape': (0, 2), }",
+     0, "empty"},
+    {"{'descr': '<f8', 'fortran_order': False, "
+     "'shape': (4294967296, 4294967296), }",
+     32, "too large"},
+    {"{'descr': '<f8', 'fortran_order': False, "
+     "'shape': (99999999999999999999999, 2), }",
+     32, "too large"},
+    {"{'descr': '<f8', 'fortran_order': False, "
+     "'shape': (3, 2), }",
+     32, "header says 48 bytes"},
+    {"{'descr': '<f8', 'fortran_order': False, "
+     "'shape': (1, 2), }",
+     32, "file has 32"},
+    {"{'descr': '<f8', 'shape': (2, 2), }", 32, "lacks 'fortran_order'"},
+    {"{'descr': '<f8', 'descr': '<f8', 'shape': "
+     "(2, 2), }",
+     32, "twice"},
+    {"{'descr': '<f8', 'fortran_order': False, "
+     "'shape': (2, 2), 'x': 1}",
+     32, "unexpected key"},
+    {"{'descr': '<f8', 'fortran_order': Maybe, "
+     "'shape': (2, 2)}",
+     32, "fortran_order"},
+    {"['descr']", 32, "not a dict"},
+};
+
 static void test_refusals(void)
 {
-    double d[4] = {0};
-    const char *ok = "{'descr': '<f8', 'fortran_order': False, "
-                     "'shape': (2, 2), }";
-    CHECK(refused(make(1,
-                       "{'descr': '|O', 'fortran_order': False, "
-                       "'shape': (2, 2), }",
-                       d, 32),
-                  "object"));
-    CHECK(refused(make(1,
-                       "{'descr': '<c16', 'fortran_order': False, "
-                       "'shape': (1, 2), }",
-                       d, 32),
-                  "complex"));
-    CHECK(refused(make(1,
-                       "{'descr': [('a', '<f8')], 'fortran_order': "
-                       "False, 'shape': (2, 2), }",
-                       d, 32),
-                  "dtype"));
-    CHECK(refused(make(1,
-                       "{'descr': '<U3', 'fortran_order': False, "
-                       "'shape': (2, 2), }",
-                       d, 32),
-                  "dtype '<U3'"));
-    CHECK(refused(make(1,
-                       "{'descr': '<f8', 'fortran_order': False, "
-                       "'shape': (4,), }",
-                       d, 32),
-                  "1-D array of shape (4,)"));
-    CHECK(refused(make(1,
-                       "{'descr': '<f8', 'fortran_order': False, "
-                       "'shape': (1, 2, 2), }",
-                       d, 32),
-                  "3-D"));
-    CHECK(refused(make(1,
-                       "{'descr': '<f8', 'fortran_order': False, "
-                       "'shape': (), }",
-                       d, 8),
-                  "0-D"));
-    CHECK(refused(make(1,
-                       "{'descr': '<f8', 'fortran_order': False, "
-                       "'shape': (0, 2), }",
-                       d, 0),
-                  "empty"));
-    CHECK(refused(make(1,
-                       "{'descr': '<f8', 'fortran_order': False, "
-                       "'shape': (4294967296, 4294967296), }",
-                       d, 32),
-                  "too large"));
-    CHECK(refused(make(1,
-                       "{'descr': '<f8', 'fortran_order': False, "
-                       "'shape': (99999999999999999999999, 2), }",
-                       d, 32),
-                  "too large"));
-    CHECK(refused(make(1,
-                       "{'descr': '<f8', 'fortran_order': False, "
-                       "'shape': (3, 2), }",
-                       d, 32),
-                  "header says 48 bytes"));
-    CHECK(refused(make(1,
-                       "{'descr': '<f8', 'fortran_order': False, "
-                       "'shape': (1, 2), }",
-                       d, 32),
-                  "file has 32"));
-    CHECK(refused(make(1, "{'descr': '<f8', 'shape': (2, 2), }", d, 32),
-                  "lacks 'fortran_order'"));
-    CHECK(refused(make(1,
-                       "{'descr': '<f8', 'descr': '<f8', 'shape': "
-                       "(2, 2), }",
-                       d, 32),
-                  "twice"));
-    CHECK(refused(make(1,
-                       "{'descr': '<f8', 'fortran_order': False, "
-                       "'shape': (2, 2), 'x': 1}",
-                       d, 32),
-                  "unexpected key"));
-    CHECK(refused(make(1,
-                       "{'descr': '<f8', 'fortran_order': Maybe, "
-                       "'shape': (2, 2)}",
-                       d, 32),
-                  "fortran_order"));
-    CHECK(refused(make(1, "['descr']", d, 32), "not a dict"));
-    size_t n = make(1, ok, d, 32);
+    double d[16] = {0};
+    for (size_t k = 0; k < sizeof(bad_headers) / sizeof(bad_headers[0]); k++) {
+        size_t n = make(1, bad_headers[k].header, d, bad_headers[k].data);
+        if (!refused(n, bad_headers[k].why)) {
+            fprintf(stderr, "  header %s\n", bad_headers[k].header);
+            CHECK(0);
+        }
+    }
+    size_t n = make(1,
+                    "{'descr': '<f8', 'fortran_order': False, "
+                    "'shape': (2, 2), }",
+                    d, 32);
     file[6] = 4;
     CHECK(refused(n, "version 4.0"));
     file[0] = 'x';
