@@ -22,7 +22,8 @@ static int fail(const char *what, const dv_error_t *err)
 }
 
 /* Everything a run needs that can be wrong is checked here, before any
- * process starts. */
+ * process starts; the conv items are made here too, since reading the
+ * images of --images file:DIR is where that input can be wrong. */
 static int check_inputs(const struct tf_options *opt, struct tf_demo *d,
                         dv_error_t *err)
 {
@@ -43,7 +44,8 @@ static int check_inputs(const struct tf_options *opt, struct tf_demo *d,
     if (opt->telemetry_plot &&
         dv_telem_check_writable(opt->telemetry_plot, err) < 0)
         return -1;
-    return 0;
+    /* The conv items too: a bad --images DIR or .npy file fails here. */
+    return tf_items_make(&d->items, opt, err);
 }
 
 int main(int argc, char **argv)
