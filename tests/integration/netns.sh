@@ -27,6 +27,8 @@
 #   netns.sh exec DIR I CMD...   run CMD inside node I of that instance
 #   netns.sh down DIR        tear down an instance made by `up`
 #   netns.sh check           say whether namespaces can be made here (0 / 77)
+#   netns.sh cleanup         remove instances whose test was killed (SIGKILL
+#                            leaves no chance for the trap); not `up` ones
 
 DVN_NET_PREFIX=${DVN_NET_PREFIX:-10.213}
 DVN_GRACE_S=${DVN_GRACE_S:-2}
@@ -94,6 +96,8 @@ dvn__write_state() {
         echo "DVN_N=$DVN_N"
         echo "DVN_NAME_PREFIX=$DVN_NAME_PREFIX"
         echo "DVN_NET_PREFIX=$DVN_NET_PREFIX"
+        # 0: made by `netns.sh up`, never stale.
+        if [ -n "${DVN_NO_TRAP:-}" ]; then echo "DVN_OWNER=0"; else echo "DVN_OWNER=$DVN_OWNER"; fi
     } >"$DVN_DIR/state"
 }
 
@@ -144,6 +148,7 @@ dvn_setup() {
         trap 'dvn__on_signal 143' TERM
     fi
     dvn__claim_subnet || return 1
+    dvn__write_state
     DVN_BRNS="dv${DVN_X}br"
     ip netns add "$DVN_BRNS" || return 1
     echo "$DVN_BRNS" >>"$DVN_DIR/namespaces"
@@ -266,7 +271,9 @@ dvn_teardown() {
     for c in "${DVN_ATEXIT[@]}"; do eval "$c" || true; done
     DVN_ATEXIT=()
     local pids=()
-    [ -f "$DVN_DIR/pids" ] && mapfile -t pids <"$DVN_DIR/pids"
+    # A stale instance's recorded PIDs may belong to others by now: then
+    # only the sweep of its namespaces below is safe.
+    [ -f "$DVN_DIR/pids" ] && [ -z "${DVN_STALE:-}" ] && mapfile -t pids <"$DVN_DIR/pids"
     dvn__kill_pids "${pids[@]}"
     # A daemon may fork while it shuts down (slurmd starts slurmstepd for a
     # job's end): sweep until the namespaces are empty.
@@ -297,6 +304,20 @@ dvn_teardown() {
     return $rc
 }
 
+# Instances under $TMPDIR whose owning shell is gone.
+dvn_cleanup_stale() {
+    local d owner
+    for d in "${TMPDIR:-/tmp}"/drover-nodes.*; do
+        [ -f "$d/state" ] || continue
+        owner=$(sed -n 's/^DVN_OWNER=//p' "$d/state")
+        [ -n "$owner" ] && [ "$owner" != 0 ] || continue
+        ! kill -0 "$owner" 2>/dev/null || continue
+        (
+            dvn_load "$d" && DVN_STALE=1 dvn_teardown
+        ) && dvn__log "removed stale node set $d"
+    done
+}
+
 dvn__main() {
     local cmd=${1:-}
     shift || true
@@ -322,6 +343,9 @@ dvn__main() {
         dvn_load "$1" || return 1
         dvn_teardown
         ;;
+    cleanup)
+        dvn_cleanup_stale
+        ;;
     check)
         local why
         why=$(dvn_why_not)
@@ -329,7 +353,7 @@ dvn__main() {
         echo "available"
         ;;
     *)
-        dvn__log "usage: netns.sh up|exec|down|check ..."
+        dvn__log "usage: netns.sh up|exec|down|check|cleanup ..."
         return 2
         ;;
     esac

@@ -12,6 +12,13 @@ for t in ping python3; do
     command -v "$t" >/dev/null || { echo "SKIP: $t not installed"; exit 77; }
 done
 
+# Running (a zombie waiting for a slow init to reap it is not).
+alive() {
+    local st
+    st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+    [ -n "$st" ] && [ "$st" != Z ]
+}
+
 fail() {
     echo "FAIL: $*" >&2
     exit 1
@@ -52,11 +59,11 @@ test_four_nodes() {
     for i in 1 2 3 4; do
         h=$(dvn_exec "$i" hostname)
         [ "$h" = "node$i" ] || fail "node $i has hostname '$h'"
-        dvn_exec "$i" ip -4 -o addr show dev eth0 | grep -qF "$(dvn_addr "$i")/24" ||
+        dvn_exec "$i" ip -4 -o addr show dev eth0 | grep -F "$(dvn_addr "$i")/24" >/dev/null ||
             fail "node $i lacks address $(dvn_addr "$i")"
-        dvn_exec "$i" ip -o link show lo | grep -q "UP" || fail "node $i: lo down"
+        dvn_exec "$i" ip -o link show lo | grep "UP" >/dev/null || fail "node $i: lo down"
     done
-    ip route show type blackhole | grep -qF "10.213.$x.0/24" || fail "no guard route"
+    ip route show type blackhole | grep -F "10.213.$x.0/24" >/dev/null || fail "no guard route"
     dvn_exec 1 ping -c 1 -W 2 "$(dvn_addr 2)" >/dev/null || fail "node1 cannot ping node2"
     dvn_spawn 2 python3 -c "$TCP_ECHO_SERVER" "$(dvn_addr 2)"
     local server=$DVN_PID reply
@@ -69,7 +76,7 @@ test_four_nodes() {
     mapfile -t ids < <(dvn_ns_ids)
     dvn_teardown
     [ -z "$(dvn_pids_in_ns_ids "${ids[@]}")" ] || fail "processes left in namespaces"
-    ! kill -0 "$sleeper" 2>/dev/null || fail "process in node3 survived teardown"
+    ! alive "$sleeper" || fail "process in node3 survived teardown"
     local left
     left=$(leftovers "$x" "$dir")
     [ -z "$left" ] || fail "teardown left: $left"
@@ -93,11 +100,34 @@ test_teardown_on_failure() {
     sleeper=$(echo "$out" | sed -n 2p)
     [ -n "$x" ] && [ -n "$sleeper" ] || fail "failing script printed '$out'"
     ! echo "$out" | grep -q unreachable || fail "set -e did not stop the script"
-    ! kill -0 "$sleeper" 2>/dev/null || fail "process survived a failing script"
+    ! alive "$sleeper" || fail "process survived a failing script"
     local left
     left=$(leftovers "$x" "$dir")
     [ -z "$left" ] || fail "failing script left: $left"
     echo "ok: teardown after a failing script"
+}
+
+# A test killed with SIGKILL (a CTest timeout) runs no trap: `netns.sh
+# cleanup` removes what it left.
+test_cleanup_after_kill() {
+    local out x dir sleeper
+    out=$(bash -c '
+        . "$1"
+        dvn_setup 2
+        echo "$DVN_X $DVN_DIR"
+        dvn_spawn 2 sleep 300 >/dev/null 2>&1
+        echo "$DVN_PID"
+        kill -KILL $$' _ "$here/netns.sh" || true)
+    read -r x dir <<<"$(echo "$out" | sed -n 1p)"
+    sleeper=$(echo "$out" | sed -n 2p)
+    [ -n "$x" ] && [ -n "$sleeper" ] || fail "killed script printed '$out'"
+    [ -n "$(leftovers "$x" "$dir")" ] || fail "SIGKILL left nothing to clean?"
+    bash "$here/netns.sh" cleanup 2>/dev/null
+    ! alive "$sleeper" || fail "process survived cleanup"
+    local left
+    left=$(leftovers "$x" "$dir")
+    [ -z "$left" ] || fail "cleanup left: $left"
+    echo "ok: netns.sh cleanup after a SIGKILLed script"
 }
 
 test_cli() {
@@ -116,4 +146,5 @@ test_cli() {
 
 test_four_nodes
 test_teardown_on_failure
+test_cleanup_after_kill
 test_cli
