@@ -16,12 +16,12 @@
 #include "drover/error.h"
 
 #define DV__POOL_MAGIC 0x4c4f4f5056445244ull  /* "DRDVPOOL" */
-#define DV__POOL_RING 4096u                   /* entries per ring */
+#define DV__POOL_RING 16384u                  /* entries per ring */
 #define DV__POOL_DATA ((uint64_t)512 << 10)   /* payload bytes per ring */
 #define DV__POOL_INLINE ((uint64_t)128 << 10) /* larger: own segment */
 #define DV__POOL_TASKS 128u                   /* distinct task names per pool */
 #define DV__POOL_TASKNAME 64u
-#define DV__POOL_DEPTH_MAX 2048u /* items outstanding on one worker */
+#define DV__POOL_DEPTH_MAX 8192u /* items outstanding on one worker */
 
 /* Entry flags. */
 enum {

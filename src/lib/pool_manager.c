@@ -17,7 +17,7 @@
 #include "lib/internal.h"
 #include "lib/pool_impl.h"
 
-#define TARGET_BACKLOG_S 1e-3 /* work kept queued on a worker */
+#define TARGET_BACKLOG_S 2e-3 /* work kept queued on a worker */
 
 static void slot_reset(struct pool_worker *w)
 {
