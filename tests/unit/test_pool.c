@@ -93,6 +93,11 @@ static void test_map(void)
     check_map(p, 1000, 7);
     check_map(p, 100, 1000); /* one chunk bigger than the map */
     check_map(p, 1, 0);
+    /* One worker: its rings wrap around several times. */
+    dv_pool_t *one = dv_pool_create(1, NULL, &err);
+    check_map(one, 40000, 1);
+    check_map(one, 40000, 0);
+    dv_pool_destroy(&one);
     dv_placement_t local = {DV_POLICY_LOCAL, 0, NULL, -1};
     dv_pool_t *q = dv_pool_create(2, &local, &err);
     CHECK(q != NULL);
