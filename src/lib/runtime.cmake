@@ -30,6 +30,8 @@ target_link_libraries(bench_process PRIVATE drover)
 # Integration scripts: real jobs through `drover run` and private runtimes.
 add_executable(dv_job_helper ${CMAKE_SOURCE_DIR}/tests/integration/job_helper.c)
 target_link_libraries(dv_job_helper PRIVATE drover)
+add_executable(dv_mn_job ${CMAKE_SOURCE_DIR}/tests/integration/mn_job.c)
+target_link_libraries(dv_mn_job PRIVATE drover)
 function(dv_runtime_script name script)
   cmake_parse_arguments(S "" "TIMEOUT" "LABELS" ${ARGN})
   add_test(NAME ${name}
@@ -40,6 +42,9 @@ function(dv_runtime_script name script)
 endfunction()
 dv_runtime_script(integration_run test_run.sh TIMEOUT 120)
 dv_runtime_script(integration_teardown test_teardown.sh TIMEOUT 180)
+# Multi-node jobs on emulated nodes (root and namespaces, else skipped).
+dv_runtime_script(integration_multinode test_multinode.sh TIMEOUT 180
+  LABELS "netns")
 
 # Installation: the library, the public headers, a pkg-config file and a
 # CMake package configuration (find_package(drover) -> drover::drover).
