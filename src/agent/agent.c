@@ -185,6 +185,7 @@ struct sup {
     pid_t main_pid;
     int status, main_done;
     int sfd;
+    const struct dv__agent_opts *o;
 };
 
 static void reap_all(struct sup *s)
@@ -195,6 +196,8 @@ static void reap_all(struct sup *s)
         if (pid == s->main_pid) {
             s->status = st;
             s->main_done = 1;
+        } else if (s->o && s->o->reaped) {
+            s->o->reaped(s->o->arg, pid, st);
         }
 }
 
@@ -244,7 +247,7 @@ static void teardown(struct sup *s, double grace)
 int dv__agent_supervise(pid_t main_pid, const struct dv__agent_opts *o,
                         int *signo)
 {
-    struct sup s = {main_pid, 0, 0, -1};
+    struct sup s = {main_pid, 0, 0, -1, o};
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGCHLD);
@@ -263,6 +266,8 @@ int dv__agent_supervise(pid_t main_pid, const struct dv__agent_opts *o,
         }
         stop = read_signals(&s, -1);
     }
+    if (o->before_teardown)
+        o->before_teardown(o->arg);
     teardown(&s, o->grace_s);
     reap_all(&s);
     dv__job_cleanup(o->rundir);
@@ -273,6 +278,13 @@ int dv__agent_supervise(pid_t main_pid, const struct dv__agent_opts *o,
     if (!s.main_done)
         s.status = stop ? stop : SIGKILL; /* as if killed by it */
     return s.status;
+}
+
+void dv__agent_kill_tree(double grace_s)
+{
+    struct sup s = {0, 0, 0, -1, NULL};
+    teardown(&s, grace_s);
+    reap_all(&s);
 }
 
 int dv__agent_split(dv_error_t *err)
@@ -306,7 +318,7 @@ int dv__agent_split(dv_error_t *err)
             _exit(1);
         return 0;
     }
-    struct dv__agent_opts o = {dv__grace_s(), dir};
+    struct dv__agent_opts o = {dv__grace_s(), dir, NULL, NULL, NULL};
     int signo = 0;
     int st = dv__agent_supervise(pid, &o, &signo);
     if (!signo && WIFEXITED(st))

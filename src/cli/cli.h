@@ -7,6 +7,10 @@
 /* drover run [options] -- PROGRAM [ARGS...] (cmd_run.c) */
 int dv__cmd_run(int argc, char **argv);
 
+/* drover agent --head EP --job ID --index I (cmd_agent.c): one node of a
+ * multi-node job, started by drover run's launcher. */
+int dv__cmd_agent(int argc, char **argv);
+
 /* drover top (cmd_top.c, telemetry). Weak: a subcommand whose file is not
  * in the build is left out of the table at run time. */
 int dv__cmd_top(int argc, char **argv) __attribute__((weak));

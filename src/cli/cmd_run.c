@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/mn.h"
 #include "lib/internal.h"
 #include "lib/runtime.h"
 
@@ -28,13 +29,51 @@ static const char run_usage[] =
     "  -h, --help        show this help and exit\n"
     "  --grace S         seconds between SIGTERM and SIGKILL at teardown\n"
     "                    (default 2, at most 60)\n"
-    "  --job-id ID       name the job ID ([A-Za-z0-9_-], default: made up)\n";
+    "  --job-id ID       name the job ID ([A-Za-z0-9_-], default: made up)\n"
+    "\n"
+    "multi-node (one agent per other node; the first host is this one):\n"
+    "  --hostfile FILE   hosts, one a line ('#' comments, blank lines)\n"
+    "  --launch-cmd T    how to start a command on {host}: words, {host} and\n"
+    "                    {cmd} replaced (default: ssh -o BatchMode=yes {host}\n"
+    "                    {cmd})\n"
+    "  --launcher L      local, hostfile or slurm (default: slurm inside an\n"
+    "                    allocation, hostfile with --hostfile, else local)\n"
+    "  --nodes N         with slurm: use N nodes of the allocation\n"
+    "  --network-prefix CIDR  listen on the address in CIDR\n"
+    "  --wireup-timeout S     seconds for every node to answer (default 30)\n"
+    "  --label           prefix other nodes' output lines with [hostname]\n"
+    "  --policy P        default placement of the job: round-robin, block,\n"
+    "                    local\n";
 
 struct run_opts {
     const char *grace;
     const char *job_id;
+    const char *hostfile, *launch_cmd, *launcher, *nodes, *prefix, *wireup;
+    const char *policy;
+    int label;
     int prog; /* index of PROGRAM in argv */
 };
+
+/* The options that take a value: name, where it goes. */
+static const char **value_slot(struct run_opts *o, const char *a,
+                               const char **name)
+{
+    static const char *names[] = {
+        "--grace",          "--job-id",         "--hostfile",
+        "--launch-cmd",     "--launcher",       "--nodes",
+        "--network-prefix", "--wireup-timeout", "--policy"};
+    const char **slots[] = {&o->grace,      &o->job_id,   &o->hostfile,
+                            &o->launch_cmd, &o->launcher, &o->nodes,
+                            &o->prefix,     &o->wireup,   &o->policy};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        size_t n = strlen(names[i]);
+        if (!strncmp(a, names[i], n) && (a[n] == 0 || a[n] == '=')) {
+            *name = names[i];
+            return slots[i];
+        }
+    }
+    return NULL;
+}
 
 /* Value of option argv[*i] ("--opt V" or "--opt=V"); NULL on error. */
 static const char *opt_value(int argc, char **argv, int *i, const char *name)
@@ -47,12 +86,6 @@ static const char *opt_value(int argc, char **argv, int *i, const char *name)
         return NULL;
     }
     return argv[++*i];
-}
-
-static int is_opt(const char *a, const char *name)
-{
-    size_t n = strlen(name);
-    return !strncmp(a, name, n) && (a[n] == 0 || a[n] == '=');
 }
 
 /* 0: run; 1: done (help); 2: bad usage. */
@@ -69,12 +102,12 @@ static int parse(int argc, char **argv, struct run_opts *o)
             fputs(run_usage, stdout);
             return 1;
         }
-        if (is_opt(a, "--grace")) {
-            if (!(o->grace = opt_value(argc, argv, &i, "--grace")))
+        const char *name, **slot = value_slot(o, a, &name);
+        if (slot) {
+            if (!(*slot = opt_value(argc, argv, &i, name)))
                 return 2;
-        } else if (is_opt(a, "--job-id")) {
-            if (!(o->job_id = opt_value(argc, argv, &i, "--job-id")))
-                return 2;
+        } else if (!strcmp(a, "--label")) {
+            o->label = 1;
         } else if (a[0] == '-') {
             fprintf(stderr, "drover: run: unknown option '%s'\n", a);
             return 2;
@@ -119,6 +152,72 @@ static int check_opts(const struct run_opts *o)
     return 0;
 }
 
+static int bad_number(const char *opt, const char *v, double lo, double hi,
+                      double *out)
+{
+    char *end;
+    double x = strtod(v, &end);
+    if (end == v || *end || !(x >= lo && x <= hi)) {
+        fprintf(stderr, "drover: run: %s: '%s' is not a number in %g..%g\n",
+                opt, v, lo, hi);
+        return -1;
+    }
+    *out = x;
+    return 0;
+}
+
+/* The multi-node options; *multi set when the job has a head. */
+static int check_multi(const struct run_opts *o, struct mn_head_opts *m,
+                       int *multi)
+{
+    memset(m, 0, sizeof(*m));
+    m->hostfile = o->hostfile;
+    m->launch_cmd = o->launch_cmd;
+    m->network_prefix = o->prefix;
+    m->label = o->label;
+    m->wireup_timeout_s = 30;
+    const char *l = o->launcher;
+    if (l && strcmp(l, "local") && strcmp(l, "hostfile") &&
+        strcmp(l, "slurm")) {
+        fprintf(stderr,
+                "drover: run: --launcher: '%s' is not local, "
+                "hostfile or slurm\n",
+                l);
+        return -1;
+    }
+    if (!l)
+        l = o->hostfile              ? "hostfile"
+            : getenv("SLURM_JOB_ID") ? "slurm"
+                                     : "local";
+    if (!strcmp(l, "hostfile") && !o->hostfile) {
+        fprintf(stderr, "drover: run: --launcher hostfile needs --hostfile\n");
+        return -1;
+    }
+    m->slurm = !strcmp(l, "slurm");
+    *multi = strcmp(l, "local") != 0;
+    double x;
+    if (o->wireup && bad_number("--wireup-timeout", o->wireup, 0.1, 3600,
+                                &m->wireup_timeout_s) < 0)
+        return -1;
+    if (o->nodes) {
+        if (bad_number("--nodes", o->nodes, 1, 65536, &x) < 0 || x != (int)x)
+            return -1;
+        m->slurm_nodes = (int)x;
+    }
+    if (o->policy) {
+        if (strcmp(o->policy, "round-robin") && strcmp(o->policy, "block") &&
+            strcmp(o->policy, "local")) {
+            fprintf(stderr,
+                    "drover: run: --policy: '%s' is not round-robin, "
+                    "block or local\n",
+                    o->policy);
+            return -1;
+        }
+        setenv(DV_ENV_POLICY, o->policy, 1);
+    }
+    return 0;
+}
+
 /* Fork PROGRAM; an exec failure comes back through a close-on-exec pipe. */
 static pid_t start_main(char **argv, const sigset_t *old, int *exec_errno)
 {
@@ -151,11 +250,14 @@ static pid_t start_main(char **argv, const sigset_t *old, int *exec_errno)
 
 int dv__cmd_run(int argc, char **argv)
 {
-    struct run_opts o = {NULL, NULL, 0};
+    struct run_opts o;
+    memset(&o, 0, sizeof(o));
     int r = parse(argc, argv, &o);
     if (r)
         return r == 1 ? 0 : 2;
-    if (check_opts(&o) < 0)
+    struct mn_head_opts mo;
+    int multi = 0;
+    if (check_opts(&o) < 0 || check_multi(&o, &mo, &multi) < 0)
         return 2;
     char dir[PATH_MAX];
     dv_error_t err;
@@ -165,8 +267,16 @@ int dv__cmd_run(int argc, char **argv)
     }
     setenv(DV_ENV_RUNDIR, dir, 1);
     setenv(DV_ENV_JOB, dv__job_id(), 1);
+    /* Blocked before the head makes threads (ZeroMQ's): signals go to the
+     * supervision's signalfd only. */
     sigset_t old;
     dv__agent_block_signals(&old);
+    mn_head_t *head = NULL;
+    if (multi && !(head = mn_head_start(&mo, dir, argv + o.prog, &err))) {
+        fprintf(stderr, "drover: run: %s\n", err.text);
+        dv__job_cleanup(dir);
+        return 1;
+    }
     /* An agent that loses its parent (a shell, srun, ssh) ends its job. */
     pid_t parent = getppid();
     prctl(PR_SET_PDEATHSIG, SIGTERM);
@@ -176,15 +286,24 @@ int dv__cmd_run(int argc, char **argv)
     pid_t pid = start_main(argv + o.prog, &old, &exec_errno);
     if (pid < 0) {
         fprintf(stderr, "drover: run: fork: %s\n", strerror(errno));
+        mn_head_finish(&head);
         dv__job_cleanup(dir);
         return 1;
     }
     if (exec_errno)
         fprintf(stderr, "drover: run: %s: %s\n", argv[o.prog],
                 strerror(exec_errno));
-    struct dv__agent_opts ao = {dv__grace_s(), dir};
+    if (head && mn_head_run(head) < 0) {
+        fprintf(stderr, "drover: run: cannot start the head's thread\n");
+        kill(pid, SIGTERM);
+    }
+    struct dv__agent_opts ao = {dv__grace_s(), dir,
+                                head ? mn_head_reaped : NULL,
+                                head ? mn_head_before_teardown : NULL, head};
     int signo = 0;
     int st = dv__agent_supervise(pid, &ao, &signo);
+    if (mn_head_finish(&head))
+        return 1;
     if (exec_errno)
         return exec_errno == ENOENT ? 127 : 126;
     if (signo)

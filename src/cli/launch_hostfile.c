@@ -6,6 +6,7 @@
 #include "cli/launch.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -268,6 +269,10 @@ nomem:
 static void child_exec(char *const *argv, int in_fd, int out_fd, int err_fd,
                        int report_fd)
 {
+    /* The launch gets default signal handling, whatever its parent blocks. */
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
     int devnull = out_fd < 0 ? open("/dev/null", O_WRONLY) : out_fd;
     if (dup2(in_fd, 0) < 0 || dup2(devnull, 1) < 0 || dup2(err_fd, 2) < 0)
         _exit(127);

@@ -15,6 +15,7 @@ struct command {
 /* One line per subcommand (declared in cli.h). */
 static const struct command commands[] = {
     {"run", dv__cmd_run, "run PROGRAM as the main process of a job"},
+    {"agent", dv__cmd_agent, "a node's agent (started by drover run)"},
     {"top", dv__cmd_top, "live CPU, memory and GPU bars of this machine"},
 };
 

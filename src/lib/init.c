@@ -38,6 +38,49 @@ static void __attribute__((noreturn)) run_task(struct dv__task_req *req)
     _exit(rc & 0xff);
 }
 
+/* Read a remote task's argument from the descriptor its agent handed over
+ * (a memfd holding the bytes). NULL with *len 0 for an empty one. */
+static void *read_arg_fd(int fd, size_t *len)
+{
+    off_t n = lseek(fd, 0, SEEK_END);
+    *len = 0;
+    if (n <= 0 || (size_t)n > DV_MESSAGE_MAX)
+        return NULL;
+    void *b = malloc((size_t)n);
+    if (b && pread(fd, b, (size_t)n, 0) == n) {
+        *len = (size_t)n;
+        return b;
+    }
+    free(b);
+    return NULL;
+}
+
+/* A process an agent started for another node's dv_process_start: it
+ * runs its task like a fork server child, after starting a fork server of
+ * its own (so the task can start processes too). */
+static int init_remote_task(const char *task, dv_error_t *err)
+{
+    struct dv__task_req req;
+    memset(&req, 0, sizeof(req));
+    snprintf(req.task, sizeof(req.task), "%s", task);
+    const char *fds = getenv(DV_ENV_TASK_ARG_FD);
+    int fd = fds ? atoi(fds) : -1;
+    req.arg = fd >= 0 ? read_arg_fd(fd, &req.len) : NULL;
+    if (fd >= 0)
+        close(fd);
+    unsetenv(DV_ENV_TASK);
+    unsetenv(DV_ENV_TASK_ARG_FD);
+    if (dv__node_init(err) < 0)
+        return -1;
+    struct dv__task_req sub;
+    memset(&sub, 0, sizeof(sub));
+    int r = dv__forkserver_start(&sub, err);
+    if (r < 0)
+        return -1;
+    role = DV_ROLE_TASK;
+    run_task(r == 1 ? &sub : &req);
+}
+
 int dv_init(int *argc, char ***argv, dv_error_t *err)
 {
     (void)argc;
@@ -45,6 +88,9 @@ int dv_init(int *argc, char ***argv, dv_error_t *err)
     if (role != DV_ROLE_NONE)
         return 0;
     const char *dir = getenv(DV_ENV_RUNDIR);
+    const char *task = getenv(DV_ENV_TASK);
+    if (task && *task && dir && *dir)
+        return init_remote_task(task, err);
     if (!dir || !*dir) {
         if (dv__agent_split(err) < 0)
             return -1;

@@ -23,7 +23,10 @@ enum dv__msg_type {
     DV_MSG_SIGNAL = 3, /* u32 slot, i32 signo */
     DV_MSG_OK = 4,     /* i32 value (a pid for START) */
     DV_MSG_ERR = 5,    /* i32 errno, str reason */
-    DV_MSG_TYPE_MAX = 5,
+    /* process -> its node's agent (multi-node; HELLO passes the table) */
+    DV_MSG_RSTART = 6,  /* u32 slot, i32 node, i32 gpu, str task, tail arg */
+    DV_MSG_RSIGNAL = 7, /* u32 slot, i32 signo */
+    DV_MSG_TYPE_MAX = 7,
 };
 
 /* A body being built: malloc'd buffer. */

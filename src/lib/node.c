@@ -59,9 +59,61 @@ static int env_int(const char *name, int def, int lo, int hi)
     return (int)x;
 }
 
+/* One line of a node table file: "INDEX UID CPUS GPUS HOST ADDRESS"
+ * (uid in hex, address "-" when none). */
+static int table_line(const char *line, dv_node_info_t *t, int n)
+{
+    int idx, cpus, gpus;
+    unsigned long long uid;
+    char host[64], addr[64];
+    if (sscanf(line, "%d %llx %d %d %63s %63s", &idx, &uid, &cpus, &gpus, host,
+               addr) != 6 ||
+        idx < 0 || idx >= n || cpus < 0 || gpus < 0)
+        return -1;
+    dv_node_info_t *m = &t[idx];
+    snprintf(m->hostname, sizeof(m->hostname), "%s", host);
+    snprintf(m->address, sizeof(m->address), "%s",
+             strcmp(addr, "-") ? addr : "");
+    m->index = idx;
+    m->uid = uid;
+    m->cpus = cpus;
+    m->gpus = gpus;
+    return 0;
+}
+
+/* The table a multi-node agent wrote (DROVER_NODE_TABLE): n lines. */
+static int load_table(const char *path, int n, int me, dv_error_t *err)
+{
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return dv__errsys(err, "dv_init: node table %s", path);
+    dv_node_info_t *t = calloc((size_t)n, sizeof(*t));
+    char line[256];
+    int got = 0;
+    while (t && got < n && fgets(line, sizeof(line), f))
+        if (table_line(line, t, n) == 0)
+            got++;
+    fclose(f);
+    if (!t || got != n) {
+        free(t);
+        return dv__errprintf(err, EPROTO,
+                             "dv_init: node table %s: %d of %d "
+                             "nodes",
+                             path, got, n);
+    }
+    free(nodes);
+    nodes = t;
+    count = n;
+    self = me;
+    return 0;
+}
+
 int dv__node_init(dv_error_t *err)
 {
     int n = env_int(DV_ENV_NODE_COUNT, 1, 1, 1 << 16);
+    const char *tab = getenv(DV_ENV_NODE_TABLE);
+    if (tab && *tab)
+        return load_table(tab, n, env_int(DV_ENV_NODE_INDEX, 0, 0, n - 1), err);
     int me = env_int(DV_ENV_NODE_INDEX, 0, 0, n - 1);
     dv_node_info_t *t = calloc((size_t)n, sizeof(*t));
     if (!t)
@@ -184,6 +236,13 @@ int dv__placement_node(const dv_placement_t *where, dv_error_t *err)
         return dv__errprintf(err, ENOTCONN, "placement: call dv_init first");
     dv_policy_t pol = where ? where->policy : DV_POLICY_DEFAULT;
     int node;
+    if (pol == DV_POLICY_DEFAULT) {
+        const char *p = getenv(DV_ENV_POLICY);
+        if (p && !strcmp(p, "block"))
+            pol = DV_POLICY_BLOCK;
+        else if (p && !strcmp(p, "local"))
+            pol = DV_POLICY_LOCAL;
+    }
     switch (pol) {
     case DV_POLICY_DEFAULT:
     case DV_POLICY_ROUND_ROBIN:

@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -46,7 +47,9 @@ static struct {
     struct dv__ps_slot *tab;
     uint32_t next;
     uint64_t gen;
-} C = {PTHREAD_MUTEX_INITIALIZER, 0, -1, NULL, 0, 1};
+    int mfd; /* the status table's memfd (also handed to the agent) */
+    int afd; /* connection to the node's agent (remote starts), or -1 */
+} C = {PTHREAD_MUTEX_INITIALIZER, 0, -1, NULL, 0, 1, -1, -1};
 
 #define TAB_BYTES (DV_PS_SLOTS * sizeof(struct dv__ps_slot))
 
@@ -56,6 +59,11 @@ static void close_locked(void)
         close(C.fd);
     if (C.tab)
         munmap(C.tab, TAB_BYTES);
+    if (C.mfd >= 0)
+        close(C.mfd);
+    if (C.afd >= 0)
+        close(C.afd);
+    C.mfd = C.afd = -1;
     C.fd = -1;
     C.tab = NULL;
     C.gen++;
@@ -132,7 +140,7 @@ static int connect_locked(dv_error_t *err)
     if (dv__msg_send(C.fd, DV_MSG_HELLO, NULL, NULL, 0, mfd) < 0 ||
         expect_ok(C.fd, NULL, err, "dv_process_start") < 0)
         goto fail;
-    close(mfd);
+    C.mfd = mfd;
     C.owner = getpid();
     C.next = 0;
     return 0;
@@ -188,28 +196,58 @@ static int check_start(const char *task, const void *arg, size_t len,
     *node = dv__placement_node(where, err);
     if (*node < 0)
         return -1;
-    if (*node != dv_node_self())
-        return dv__errprintf(err, ENOTSUP,
-                             "dv_process_start: node %d: remote starts need "
-                             "the multi-node runtime",
-                             *node);
     return 0;
 }
 
-static int request_start(uint32_t slot, const char *task, const void *arg,
-                         size_t len, int gpu, int32_t *pid, dv_error_t *err)
+/* Connect to the node's agent (rundir/agent.sock) and hand it the status
+ * table, so that it can publish the codes of processes on other nodes. */
+static int agent_connect_locked(dv_error_t *err)
 {
+    if (C.afd >= 0)
+        return 0;
+    const char *dir = getenv(DV_ENV_RUNDIR);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (!dir || snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/agent.sock",
+                         dir) >= (int)sizeof(sa.sun_path))
+        return dv__errprintf(err, ENOTCONN, "dv_process_start: no agent");
+    C.afd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (C.afd < 0 || connect(C.afd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+        dv__msg_send(C.afd, DV_MSG_HELLO, NULL, NULL, 0, C.mfd) < 0 ||
+        expect_ok(C.afd, NULL, err, "dv_process_start") < 0) {
+        if (C.afd >= 0)
+            close(C.afd);
+        C.afd = -1;
+        return dv__errprintf(err, ENOTCONN,
+                             "dv_process_start: the node's agent is gone");
+    }
+    return 0;
+}
+
+/* Ask the fork server (node == -1) or, for another node, the agent. */
+static int request_start(uint32_t slot, int node, const char *task,
+                         const void *arg, size_t len, int gpu, int32_t *pid,
+                         dv_error_t *err)
+{
+    int fd = C.fd;
+    if (node >= 0) {
+        if (agent_connect_locked(err) < 0)
+            return -1;
+        fd = C.afd;
+    }
     dv__msgw_t w;
     dv__msgw_init(&w);
     dv__msgw_u32(&w, slot);
+    if (node >= 0)
+        dv__msgw_i32(&w, node);
     dv__msgw_i32(&w, gpu);
     dv__msgw_str(&w, task);
-    int r = dv__msg_send(C.fd, DV_MSG_START, &w, arg, len, -1);
+    int r = dv__msg_send(fd, node >= 0 ? DV_MSG_RSTART : DV_MSG_START, &w, arg,
+                         len, -1);
     dv__msgw_free(&w);
     if (r < 0)
-        return dv__errprintf(err, ENOTCONN,
-                             "dv_process_start: lost the fork server");
-    return expect_ok(C.fd, pid, err, "dv_process_start");
+        return dv__errprintf(err, ENOTCONN, "dv_process_start: lost the %s",
+                             node >= 0 ? "agent" : "fork server");
+    return expect_ok(fd, pid, err, "dv_process_start");
 }
 
 dv_process_t *dv_process_start(const char *task, const void *arg, size_t len,
@@ -230,8 +268,9 @@ dv_process_t *dv_process_start(const char *task, const void *arg, size_t len,
     if (r == 0 && (r = alloc_slot_locked(&slot)) < 0)
         dv__errprintf(err, EAGAIN, "dv_process_start: too many processes");
     if (r == 0) {
-        r = request_start(slot, task, arg, len, where ? where->gpu : -1, &pid,
-                          err);
+        int remote = node != dv_node_self() ? node : -1;
+        r = request_start(slot, remote, task, arg, len, where ? where->gpu : -1,
+                          &pid, err);
         if (r < 0 && C.tab)
             atomic_store(&C.tab[slot].state, DV_PS_FREE);
     }
@@ -365,17 +404,20 @@ static int send_signal(dv_process_t *p, int sig)
     }
     pthread_mutex_lock(&C.mu);
     r = -1;
-    if (C.fd < 0 || C.owner != getpid() || p->gen != C.gen) {
+    int remote = p->node != dv_node_self();
+    int fd = remote ? C.afd : C.fd;
+    if (fd < 0 || C.owner != getpid() || p->gen != C.gen) {
         errno = ENOTCONN;
     } else {
         dv__msgw_t w;
         dv__msgw_init(&w);
         dv__msgw_u32(&w, p->slot);
         dv__msgw_i32(&w, sig);
-        r = dv__msg_send(C.fd, DV_MSG_SIGNAL, &w, NULL, 0, -1);
+        r = dv__msg_send(fd, remote ? DV_MSG_RSIGNAL : DV_MSG_SIGNAL, &w, NULL,
+                         0, -1);
         dv__msgw_free(&w);
         if (r == 0)
-            r = expect_ok(C.fd, NULL, NULL, "signal");
+            r = expect_ok(fd, NULL, NULL, "signal");
     }
     pthread_mutex_unlock(&C.mu);
     return r;

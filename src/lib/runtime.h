@@ -19,6 +19,15 @@
 #define DV_ENV_NODE_UID "DROVER_NODE_UID"
 #define DV_ENV_NODE_NAME "DROVER_NODE_NAME"
 #define DV_ENV_GRACE "DROVER_GRACE"
+/* Multi-node: the node table file an agent wrote, and the task a process
+ * an agent exec'd must run (its argument in the memfd named by
+ * DROVER_TASK_ARG_FD). */
+#define DV_ENV_NODE_TABLE "DROVER_NODE_TABLE"
+#define DV_ENV_TASK "DROVER_TASK"
+/* The job's default placement (drover run --policy): round-robin, block,
+ * local. */
+#define DV_ENV_POLICY "DROVER_POLICY"
+#define DV_ENV_TASK_ARG_FD "DROVER_TASK_ARG_FD"
 
 /* The role of this process in its job. */
 typedef enum dv__role {
@@ -122,7 +131,16 @@ void dv__job_cleanup(const char *rundir);
 struct dv__agent_opts {
     double grace_s;     /* SIGTERM -> SIGKILL delay at teardown */
     const char *rundir; /* removed at the end */
+    /* Multi-node (may be NULL): a child other than main was reaped (from
+     * the supervising thread); the job is about to be torn down. */
+    void (*reaped)(void *arg, pid_t pid, int status);
+    void (*before_teardown)(void *arg);
+    void *arg;
 };
+
+/* Tear down every descendant of this process (SIGTERM, grace, SIGKILL)
+ * and reap them: a remote node's agent at the end of its job. */
+void dv__agent_kill_tree(double grace_s);
 
 /* Supervise main_pid as the node's agent: become the subreaper, reap,
  * on SIGINT/SIGTERM/SIGHUP or when the main process ends tear the job

@@ -261,7 +261,7 @@ const char *dv__wire_type_name(uint16_t type)
 {
     static const char *const names[] = {
         "unknown", "hello", "welcome", "heartbeat", "spawn", "exited",
-        "output",  "kill",  "error",   "ping",      "pong",
+        "output",  "kill",  "error",   "ping",      "pong",  "started",
     };
     if (type > DV_WIRE_TYPE_MAX)
         return names[0];

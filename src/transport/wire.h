@@ -42,7 +42,8 @@ typedef enum {
     DV_WIRE_ERROR = 8,     /* a request failed: reason text */
     DV_WIRE_PING = 9,      /* echo request (tests, benchmarks) */
     DV_WIRE_PONG = 10,     /* echo reply */
-    DV_WIRE_TYPE_MAX = 10
+    DV_WIRE_STARTED = 11,  /* reply to SPAWN: the process runs */
+    DV_WIRE_TYPE_MAX = 11
 } dv_wire_type_t;
 
 /* One field of a decoded message; data points into the decoded buffer. */

@@ -1,0 +1,304 @@
+/* drover agent: the agent of one node of a multi-node job, started by
+ * `drover run` through a launcher (ssh-like template or srun) with the
+ * job's keys on its stdin. It says hello to the head over CURVE, gets the
+ * node table, then serves its node (mn_svc: processes started here for
+ * other nodes, their output, starts asked by processes of this node) until
+ * the head says the job is over, or stops answering, or a signal comes;
+ * then it tears its node down (every descendant, the job's shared memory
+ * and runtime directory) and exits. */
+#define _GNU_SOURCE
+#include "cli/mn.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/error.h"
+#include "lib/internal.h"
+
+struct agent {
+    int index, n;
+    const char *head, *job;
+    dv_job_keys_t keys;
+    dv_transport_t *tp;
+    void *dealer;
+    mn_svc_t *svc;
+    char rundir[PATH_MAX];
+    char table[65536];
+    char prog[PATH_MAX];
+    char *argv[26];
+    int sfd;
+    double seen, next_beat;
+};
+
+static int agent_send(void *arg, int dst, dv_wire_buf_t *b)
+{
+    struct agent *a = arg;
+    (void)dst;
+    return dv__transport_send(a->dealer, NULL, 0, b, NULL);
+}
+
+static int parse(int argc, char **argv, struct agent *a)
+{
+    a->index = -1;
+    for (int i = 1; i < argc; i++) {
+        if (i + 1 < argc && !strcmp(argv[i], "--head"))
+            a->head = argv[++i];
+        else if (i + 1 < argc && !strcmp(argv[i], "--job"))
+            a->job = argv[++i];
+        else if (i + 1 < argc && !strcmp(argv[i], "--index"))
+            a->index = atoi(argv[++i]);
+        else {
+            fprintf(stderr, "drover: agent: unknown argument '%s'\n", argv[i]);
+            return -1;
+        }
+    }
+    if (a->index < 0) {
+        const char *id = getenv("SLURM_NODEID");
+        a->index = id ? atoi(id) + 1 : -1;
+    }
+    if (!a->head || !a->job || a->index < 1) {
+        fprintf(stderr, "drover: agent: needs --head, --job and --index (it "
+                        "is started by drover run)\n");
+        return -1;
+    }
+    return 0;
+}
+
+static int say_hello(struct agent *a, const char *host, dv_error_t *err)
+{
+    dv_wire_buf_t b;
+    char addr[64] = "";
+    mn_local_addr(NULL, addr, sizeof(addr));
+    if (mn_msg_begin(&b, DV_WIRE_HELLO, a->index, 0) < 0)
+        return dv__errprintf(err, ENOMEM, "out of memory");
+    cpu_set_t set;
+    int cpus =
+        sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
+    dv__wire_put_u64(&b, MN_INDEX, (uint64_t)a->index);
+    dv__wire_put_str(&b, MN_HOST, host);
+    dv__wire_put_str(&b, MN_ADDR, addr);
+    dv__wire_put_str(&b, MN_VERSION, DROVER_VERSION);
+    dv__wire_put_u64(&b, MN_CPUS, (uint64_t)cpus);
+    dv__wire_put_u64(&b, MN_GPUS, 0);
+    dv__wire_put_u64(&b, MN_UID,
+                     ((uint64_t)getpid() << 32) ^ (uint64_t)(mn_now() * 1e6));
+    if (dv__wire_end(&b, err) < 0)
+        return -1;
+    return dv__transport_send(a->dealer, NULL, 0, &b, err);
+}
+
+/* Wait for the node table (the head sends it once every node is in). */
+static int wait_welcome(struct agent *a, dv_error_t *err)
+{
+    double end = mn_now() + 120;
+    while (mn_now() < end) {
+        dv_transport_msg_t m;
+        if (dv__transport_recv(a->dealer, &m, 500, NULL) < 0)
+            continue;
+        const dv_wire_view_t *v = &m.view;
+        int ok =
+            v->type == DV_WIRE_WELCOME &&
+            dv__wire_get_str(v, MN_TABLE, a->table, sizeof(a->table), NULL) ==
+                0 &&
+            dv__wire_get_str(v, MN_PROG, a->prog, sizeof(a->prog), NULL) == 0;
+        int na = 0;
+        for (int i = 0; ok && i < v->nfields && na < 25; i++)
+            if (v->fields[i].tag == MN_ARGV)
+                a->argv[na++] =
+                    strndup((const char *)v->fields[i].data, v->fields[i].len);
+        a->argv[na] = NULL;
+        dv__transport_msg_close(&m);
+        if (v->type == DV_WIRE_KILL)
+            return dv__errprintf(err, ECANCELED, "the job was cancelled");
+        if (ok && na > 0)
+            return 0;
+    }
+    return dv__errprintf(err, ETIMEDOUT, "no node table from the head");
+}
+
+/* The runtime directory and environment of this node's processes. */
+static int node_env(struct agent *a, dv_error_t *err)
+{
+    if (dv__rundir_create(a->rundir, sizeof(a->rundir), err) < 0)
+        return -1;
+    char path[PATH_MAX + 8], num[16];
+    snprintf(path, sizeof(path), "%s/nodes", a->rundir);
+    FILE *f = fopen(path, "we");
+    if (!f || fputs(a->table, f) < 0 || fclose(f) != 0)
+        return dv__errsys(err, "%s", path);
+    a->n = 0;
+    for (const char *p = a->table; (p = strchr(p, '\n')); p++)
+        a->n++;
+    setenv(DV_ENV_RUNDIR, a->rundir, 1);
+    setenv(DV_ENV_NODE_TABLE, path, 1);
+    snprintf(num, sizeof(num), "%d", a->n);
+    setenv(DV_ENV_NODE_COUNT, num, 1);
+    snprintf(num, sizeof(num), "%d", a->index);
+    setenv(DV_ENV_NODE_INDEX, num, 1);
+    return a->index < a->n ? 0 : dv__errprintf(err, EPROTO, "bad node table");
+}
+
+static void on_reaped(struct agent *a)
+{
+    int st;
+    pid_t pid;
+    while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
+        mn_svc_reaped(a->svc, pid, st);
+}
+
+/* Returns 1 when the job is over. */
+static int on_signals(struct agent *a)
+{
+    struct signalfd_siginfo si;
+    int stop = 0;
+    while (read(a->sfd, &si, sizeof(si)) == sizeof(si))
+        if (si.ssi_signo != SIGCHLD)
+            stop = 1;
+    on_reaped(a);
+    return stop;
+}
+
+static int on_dealer(struct agent *a)
+{
+    dv_transport_msg_t m;
+    for (int k = 0; k < 256; k++) {
+        if (dv__transport_recv(a->dealer, &m, 0, NULL) < 0)
+            return 0;
+        a->seen = mn_now();
+        int type = m.view.type;
+        int stop = type == DV_WIRE_KILL && mn_get_i64(&m.view, MN_SHUTDOWN, 0);
+        if (type != DV_WIRE_HEARTBEAT && !stop)
+            mn_svc_on_wire(a->svc, &m.view);
+        dv__transport_msg_close(&m);
+        if (stop)
+            return 1;
+    }
+    return 0;
+}
+
+static void beat(struct agent *a)
+{
+    double now = mn_now();
+    if (now < a->next_beat)
+        return;
+    a->next_beat = now + MN_HEARTBEAT_S;
+    dv_wire_buf_t b;
+    if (mn_msg_begin(&b, DV_WIRE_HEARTBEAT, a->index, 0) == 0 &&
+        dv__wire_end(&b, NULL) == 0)
+        agent_send(a, 0, &b);
+    dv__wire_buf_release(&b);
+}
+
+static void serve(struct agent *a)
+{
+    a->seen = mn_now();
+    for (;;) {
+        zmq_pollitem_t it[512];
+        int ni = 0;
+        it[ni++] = (zmq_pollitem_t){a->dealer, 0, ZMQ_POLLIN, 0};
+        it[ni++] = (zmq_pollitem_t){NULL, a->sfd, ZMQ_POLLIN, 0};
+        int nsvc = mn_svc_poll_items(a->svc, it + ni, 512 - ni);
+        zmq_poll(it, ni + nsvc, 200);
+        if (on_dealer(a))
+            return;
+        if (it[1].revents && on_signals(a))
+            return;
+        mn_svc_on_poll(a->svc, it + ni, nsvc);
+        beat(a);
+        if (mn_now() - a->seen > MN_DEAD_S) {
+            fprintf(stderr,
+                    "drover: agent: node %d: lost the head (no "
+                    "heartbeat for %g s)\n",
+                    a->index, MN_DEAD_S);
+            return;
+        }
+    }
+}
+
+/* Forward what the node's processes still had to say. */
+static void drain_output(struct agent *a)
+{
+    zmq_pollitem_t it[512];
+    int n = mn_svc_poll_items(a->svc, it, 512);
+    for (int i = 0; i < n; i++)
+        it[i].revents = it[i].fd == mn_svc_out_fd(a->svc, 1) ||
+                        it[i].fd == mn_svc_out_fd(a->svc, 2);
+    mn_svc_on_poll(a->svc, it, n);
+}
+
+static int start(struct agent *a, dv_error_t *err)
+{
+    char host[64] = "";
+    const char *name = getenv(DV_ENV_NODE_NAME);
+    if (name && *name)
+        snprintf(host, sizeof(host), "%s", name);
+    else
+        gethostname(host, sizeof(host) - 1);
+    if (dv__keys_read_fd(0, &a->keys, err) < 0)
+        return -1;
+    if (!(a->tp = dv__transport_create(&a->keys, NULL, NULL, err)) ||
+        !(a->dealer = dv__transport_connect(a->tp, a->head, err)) ||
+        say_hello(a, host, err) < 0 || wait_welcome(a, err) < 0 ||
+        node_env(a, err) < 0)
+        return -1;
+    a->svc = mn_svc_create(a->index, a->n, a->rundir, a->prog, a->argv, 1,
+                           agent_send, a, err);
+    return a->svc ? 0 : -1;
+}
+
+int dv__cmd_agent(int argc, char **argv)
+{
+    struct agent a;
+    memset(&a, 0, sizeof(a));
+    a.sfd = -1;
+    if (parse(argc, argv, &a) < 0)
+        return 2;
+    /* This node's objects are distinct from other nodes' (emulated nodes
+     * share /dev/shm and /tmp). */
+    char job[160];
+    snprintf(job, sizeof(job), "%s-n%d", a.job, a.index);
+    setenv(DV_ENV_JOB, job, 1);
+    sigset_t old;
+    dv__agent_block_signals(&old);
+    prctl(PR_SET_PDEATHSIG, SIGTERM); /* the launcher (nsenter, ssh) */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    a.sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    dv_error_t err;
+    int rc = 0;
+    if (a.sfd < 0 || start(&a, &err) < 0) {
+        fprintf(stderr, "drover: agent: node %d: %s\n", a.index,
+                a.sfd < 0 ? strerror(errno) : err.text);
+        rc = 1;
+    } else {
+        serve(&a);
+        dv__agent_kill_tree(dv__grace_s());
+        drain_output(&a);
+    }
+    mn_svc_destroy(&a.svc);
+    if (a.rundir[0])
+        dv__job_cleanup(a.rundir);
+    if (a.dealer) {
+        int linger = 1000;
+        zmq_setsockopt(a.dealer, ZMQ_LINGER, &linger, sizeof(linger));
+        dv__transport_close(a.tp, &a.dealer);
+    }
+    dv__transport_destroy(&a.tp);
+    dv__keys_wipe(&a.keys);
+    for (int i = 0; a.argv[i]; i++)
+        free(a.argv[i]);
+    return rc;
+}

@@ -1,0 +1,131 @@
+/* Multi-node runtime of `drover run` (head) and `drover agent` (the other
+ * nodes): the message fields of the control plane, the node service every
+ * node runs (processes of the node asking for starts elsewhere, processes
+ * started here for other nodes, their output), the head and the agent.
+ *
+ * Topology: a star. Every agent has one CURVE DEALER to the head's ROUTER;
+ * a message names its source and destination node and the head forwards
+ * those not meant for itself. Processes reach their node's service over
+ * rundir/agent.sock (the runtime's unix-socket messages, msg.h). */
+#ifndef DROVER_CLI_MN_H
+#define DROVER_CLI_MN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "drover/drover.h"
+#include "lib/runtime.h"
+#include "transport/transport.h"
+
+/* Field tags of the control-plane messages (wire.h). */
+enum {
+    MN_SRC = 1,  /* u64 source node */
+    MN_DST,      /* u64 destination node */
+    MN_RID,      /* u64 request id (made by the source of a SPAWN) */
+    MN_TASK,     /* str */
+    MN_ARG,      /* bytes */
+    MN_GPU,      /* u64 (int64) */
+    MN_PID,      /* u64 */
+    MN_CODE,     /* u64 (int64): exit code, or -signal */
+    MN_SIG,      /* u64 */
+    MN_STREAM,   /* u64 1 or 2 */
+    MN_DATA,     /* bytes */
+    MN_HOST,     /* str */
+    MN_UID,      /* u64 */
+    MN_CPUS,     /* u64 */
+    MN_GPUS,     /* u64 */
+    MN_ADDR,     /* str */
+    MN_VERSION,  /* str: drover version */
+    MN_INDEX,    /* u64 */
+    MN_TABLE,    /* str: node table text (node.c's file format) */
+    MN_TEXT,     /* str: a reason */
+    MN_ERRNO,    /* u64 */
+    MN_PROG,     /* str: the program's path (every node) */
+    MN_ARGV,     /* str, repeated: the program's arguments */
+    MN_JOB,      /* str: job id */
+    MN_SHUTDOWN, /* u64 1 in a KILL: end the job */
+};
+
+/* Heartbeats: one a second each way; this many seconds of silence mean
+ * the peer is gone. */
+#define MN_HEARTBEAT_S 1.0
+#define MN_DEAD_S 5.0
+
+/* How a node service hands a finished message to the node `dst`. */
+typedef int (*mn_send_f)(void *arg, int dst, dv_wire_buf_t *b);
+
+typedef struct mn_svc mn_svc_t;
+
+/* Make the service of node `self` (of n): listens on rundir/agent.sock.
+ * prog/argv: the program every process of the job runs. out_fds: where
+ * the processes started here write (-1: inherit ours). */
+mn_svc_t *mn_svc_create(int self, int n, const char *rundir, const char *prog,
+                        char *const *argv, int out_fds, mn_send_f send,
+                        void *send_arg, dv_error_t *err);
+void mn_svc_destroy(mn_svc_t **s);
+
+/* zmq_poll items for the service's descriptors (at most cap); returns how
+ * many were written. */
+int mn_svc_poll_items(mn_svc_t *s, zmq_pollitem_t *it, int cap);
+/* Handle the items mn_svc_poll_items() wrote, after zmq_poll. */
+void mn_svc_on_poll(mn_svc_t *s, zmq_pollitem_t *it, int n);
+
+/* A control-plane message meant for this node. */
+void mn_svc_on_wire(mn_svc_t *s, const dv_wire_view_t *v);
+
+/* A process this node started was reaped (status as waitpid's). */
+void mn_svc_reaped(mn_svc_t *s, pid_t pid, int status);
+
+/* Node `node` is gone: processes started there end as killed. */
+void mn_svc_node_lost(mn_svc_t *s, int node);
+
+/* Output pipes of remote nodes: stream 1/2 read ends (-1 when none). */
+int mn_svc_out_fd(mn_svc_t *s, int stream);
+
+/* Start a message to dst with MN_SRC/MN_DST set. */
+int mn_msg_begin(dv_wire_buf_t *b, int type, int src, int dst);
+
+/* Read an integer field (default def when absent or malformed). */
+int64_t mn_get_i64(const dv_wire_view_t *v, int tag, int64_t def);
+
+/* This host's first IPv4 address that matches prefix ("a.b.c.d/len"; NULL
+ * or "": any non-loopback). Returns 0 or -1. */
+int mn_local_addr(const char *prefix, char *out, size_t cap);
+
+/* A node's line of the table file (node.c reads it). */
+int mn_table_line(const dv_node_info_t *n, char *out, size_t cap);
+
+/* Seconds on the monotonic clock. */
+double mn_now(void);
+
+/* `drover run` with more than one node (head.c). */
+struct mn_head_opts {
+    const char *hostfile;
+    const char *launch_cmd;
+    const char *network_prefix;
+    double wireup_timeout_s;
+    int label;
+    int slurm;       /* launch through srun */
+    int slurm_nodes; /* --nodes (0: every node of the allocation) */
+};
+typedef struct mn_head mn_head_t;
+
+/* Start the agents and wait until every node has said hello (or report the
+ * nodes that did not and tear down). Writes the table into rundir and sets
+ * the environment of the main process. NULL with err on failure (the
+ * reason is one line naming the node). */
+mn_head_t *mn_head_start(const struct mn_head_opts *o, const char *rundir,
+                         char *const *prog_argv, dv_error_t *err);
+/* Run the head's loop in a thread (after the main process started). */
+int mn_head_run(mn_head_t *h);
+/* For dv__agent_supervise: a reaped child / the job ends. */
+void mn_head_reaped(void *h, pid_t pid, int status);
+void mn_head_before_teardown(void *h);
+/* Stop everything, free; returns 1 when a node failed (job failed). */
+int mn_head_finish(mn_head_t **h);
+
+/* `drover agent` (cmd_agent.c). */
+int dv__cmd_agent(int argc, char **argv);
+
+#endif

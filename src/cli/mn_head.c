@@ -1,0 +1,276 @@
+/* The head of a multi-node job (`drover run --hostfile ...` / Slurm): it
+ * makes the job's keys, listens with CURVE, launches one `drover agent`
+ * per other node (keys on the launch's stdin), waits until each said
+ * hello (naming a node that fails with its launcher's last error line),
+ * hands out the node table, then, in a thread beside the supervision of
+ * the main process, routes messages between nodes, serves node 0's
+ * processes (mn_svc), prints the output of every node (--label), and
+ * watches the heartbeats; a lost node ends the job. */
+#define _GNU_SOURCE
+#include "cli/mn_head.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ifaddrs.h>
+#include <limits.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli/launch.h"
+#include "common/error.h"
+#include "lib/internal.h"
+
+int mn_local_addr(const char *prefix, char *out, size_t cap)
+{
+    struct in_addr want = {0};
+    int bits = -1;
+    if (prefix && *prefix) {
+        char a[64];
+        const char *sl = strchr(prefix, '/');
+        size_t l = sl ? (size_t)(sl - prefix) : strlen(prefix);
+        if (l >= sizeof(a))
+            return -1;
+        memcpy(a, prefix, l);
+        a[l] = 0;
+        bits = sl ? atoi(sl + 1) : 32;
+        if (inet_pton(AF_INET, a, &want) != 1 || bits < 0 || bits > 32)
+            return -1;
+    }
+    struct ifaddrs *ifs, *i;
+    if (getifaddrs(&ifs) < 0)
+        return -1;
+    int r = -1;
+    for (i = ifs; i && r < 0; i = i->ifa_next) {
+        if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET ||
+            (i->ifa_flags & IFF_LOOPBACK))
+            continue;
+        struct in_addr a = ((struct sockaddr_in *)i->ifa_addr)->sin_addr;
+        uint32_t mask = bits <= 0 ? 0 : htonl(~0u << (32 - bits));
+        if (bits >= 0 && (a.s_addr & mask) != (want.s_addr & mask))
+            continue;
+        if (inet_ntop(AF_INET, &a, out, (socklen_t)cap))
+            r = 0;
+    }
+    freeifaddrs(ifs);
+    return r;
+}
+
+int mn_table_line(const dv_node_info_t *n, char *out, size_t cap)
+{
+    return snprintf(out, cap, "%d %llx %d %d %s %s\n", n->index,
+                    (unsigned long long)n->uid, n->cpus, n->gpus, n->hostname,
+                    n->address[0] ? n->address : "-");
+}
+
+/* ---- sending ---- */
+
+int send_to(mn_head_t *h, int dst, dv_wire_buf_t *b)
+{
+    if (dst <= 0 || dst >= h->n || !h->nd[dst].hello || h->nd[dst].dead) {
+        dv__wire_buf_release(b);
+        errno = EHOSTUNREACH;
+        return -1;
+    }
+    return dv__transport_send(h->router, h->nd[dst].peer, h->nd[dst].peer_len,
+                              b, NULL);
+}
+
+/* mn_svc's sender: node 0's own messages go to their MN_DST. */
+int head_send(void *arg, int dst, dv_wire_buf_t *b)
+{
+    mn_head_t *h = arg;
+    dv_wire_view_t v;
+    (void)dst;
+    if (dv__wire_decode(b->data, b->len, &v, NULL) < 0) {
+        dv__wire_buf_release(b);
+        return -1;
+    }
+    int to = (int)mn_get_i64(&v, MN_DST, -1);
+    if (to == 0) {
+        on_local(h, &v);
+        dv__wire_buf_release(b);
+        return 0;
+    }
+    return send_to(h, to, b);
+}
+
+void send_simple(mn_head_t *h, int dst, int type, int shutdown)
+{
+    dv_wire_buf_t b;
+    if (mn_msg_begin(&b, type, 0, dst) < 0)
+        return;
+    if (shutdown)
+        dv__wire_put_u64(&b, MN_SHUTDOWN, 1);
+    if (dv__wire_end(&b, NULL) == 0)
+        send_to(h, dst, &b);
+    dv__wire_buf_release(&b);
+}
+
+/* ---- output of other nodes ---- */
+
+static void write_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t k = write(fd, p, n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return;
+        p += k;
+        n -= (size_t)k;
+    }
+}
+
+void put_output(mn_head_t *h, int node, int stream, const char *p, size_t n,
+                int flush)
+{
+    struct node *d = &h->nd[node];
+    if (!h->o.label) {
+        write_all(stream, p, n);
+        return;
+    }
+    char pre[80];
+    int pl = snprintf(pre, sizeof(pre), "[%s] ", d->info.hostname);
+    while (n || (flush && d->olen[stream])) {
+        size_t room = sizeof(d->obuf[stream]) - d->olen[stream];
+        size_t k = n < room ? n : room;
+        memcpy(d->obuf[stream] + d->olen[stream], p, k);
+        d->olen[stream] += k;
+        p += k;
+        n -= k;
+        char *b = d->obuf[stream], *nl;
+        size_t len = d->olen[stream];
+        while ((nl = memchr(b, '\n', len))) {
+            write_all(stream, pre, (size_t)pl);
+            write_all(stream, b, (size_t)(nl - b) + 1);
+            len -= (size_t)(nl - b) + 1;
+            b = nl + 1;
+        }
+        if (len == sizeof(d->obuf[stream]) || (flush && !n && len)) {
+            write_all(stream, pre, (size_t)pl);
+            write_all(stream, b, len);
+            write_all(stream, "\n", 1);
+            len = 0;
+        }
+        memmove(d->obuf[stream], b, len);
+        d->olen[stream] = len;
+        if (flush && !n)
+            break;
+    }
+}
+
+void on_local(mn_head_t *h, const dv_wire_view_t *v)
+{
+    int src = (int)mn_get_i64(v, MN_SRC, -1);
+    if (src < 0 || src >= h->n)
+        return;
+    if (v->type == DV_WIRE_OUTPUT) {
+        int stream = (int)mn_get_i64(v, MN_STREAM, 0);
+        const dv_wire_field_t *f = dv__wire_find(v, MN_DATA);
+        if ((stream == 1 || stream == 2) && f)
+            put_output(h, src, stream, (const char *)f->data, f->len, 0);
+        return;
+    }
+    if (v->type == DV_WIRE_HEARTBEAT)
+        return;
+    mn_svc_on_wire(h->svc, v);
+}
+
+/* ---- failures ---- */
+
+void node_failed(mn_head_t *h, int i, const char *why)
+{
+    struct node *d = &h->nd[i];
+    if (d->dead)
+        return;
+    d->dead = 1;
+    if (!h->failed)
+        fprintf(stderr, "drover: run: %s: %s\n", d->info.hostname, why);
+    h->failed = 1;
+    mn_svc_node_lost(h->svc, i);
+    kill(getpid(), SIGTERM); /* the supervision tears the job down */
+}
+
+/* Read a launcher's stderr: keep its last line; after wire-up pass the
+ * agent's own messages on. Returns 1 at end of file. */
+int read_launcher(mn_head_t *h, struct node *d, int echo)
+{
+    for (;;) {
+        size_t room = sizeof(d->ebuf) - d->elen - 1;
+        ssize_t k = read(d->ch.err_fd, d->ebuf + d->elen, room);
+        if (k < 0)
+            return errno == EAGAIN || errno == EINTR ? 0 : 1;
+        if (k == 0)
+            return 1;
+        d->elen += (size_t)k;
+        d->ebuf[d->elen] = 0;
+        char *b = d->ebuf, *nl;
+        while ((nl = strchr(b, '\n')) || d->elen == sizeof(d->ebuf) - 1) {
+            if (nl)
+                *nl = 0;
+            if (*b)
+                snprintf(d->lasterr, sizeof(d->lasterr), "%.199s", b);
+            if (echo && *b)
+                fprintf(stderr, "%s\n", b);
+            size_t used = nl ? (size_t)(nl - d->ebuf) + 1 : d->elen;
+            memmove(d->ebuf, d->ebuf + used, d->elen - used);
+            d->elen -= used;
+            d->ebuf[d->elen] = 0;
+            b = d->ebuf;
+        }
+        (void)h;
+    }
+}
+
+/* ---- hello ---- */
+
+int check_hello(mn_head_t *h, const dv_transport_msg_t *m, int *idx, char *why,
+                size_t cap)
+{
+    const dv_wire_view_t *v = &m->view;
+    char ver[64] = "?", host[64] = "";
+    int i = (int)mn_get_i64(v, MN_INDEX, -1);
+    *idx = i;
+    dv__wire_get_str(v, MN_VERSION, ver, sizeof(ver), NULL);
+    if (i <= 0 || i >= h->n || h->nd[i].hello) {
+        snprintf(why, cap, "an agent said hello with a bad index %d", i);
+        *idx = -1;
+        return -1;
+    }
+    if (strcmp(ver, DROVER_VERSION)) {
+        snprintf(why, cap, "runs drover %s, this is drover %s", ver,
+                 DROVER_VERSION);
+        return -1;
+    }
+    if (dv__wire_get_str(v, MN_HOST, host, sizeof(host), NULL) < 0 || !*host) {
+        snprintf(why, cap, "no hostname in its hello");
+        return -1;
+    }
+    for (int k = 0; k < h->n; k++)
+        if ((h->nd[k].hello || k == 0) &&
+            !strcmp(h->nd[k].info.hostname, host)) {
+            snprintf(why, cap, "duplicate hostname '%s' (also node %d)", host,
+                     k);
+            return -1;
+        }
+    struct node *d = &h->nd[i];
+    snprintf(d->info.hostname, sizeof(d->info.hostname), "%s", host);
+    dv__wire_get_str(v, MN_ADDR, d->info.address, sizeof(d->info.address),
+                     NULL);
+    d->info.uid = (uint64_t)mn_get_i64(v, MN_UID, 0);
+    d->info.cpus = (int)mn_get_i64(v, MN_CPUS, 1);
+    d->info.gpus = (int)mn_get_i64(v, MN_GPUS, 0);
+    memcpy(d->peer, m->peer, m->peer_len);
+    d->peer_len = m->peer_len;
+    d->hello = 1;
+    d->seen = mn_now();
+    return 0;
+}

@@ -1,0 +1,53 @@
+/* Private to the head (mn_head.c: wire-up and helpers; mn_head_loop.c:
+ * the loop of a running job). */
+#ifndef DROVER_CLI_MN_HEAD_H
+#define DROVER_CLI_MN_HEAD_H
+
+#include <pthread.h>
+
+#include "cli/launch.h"
+#include "cli/mn.h"
+
+struct node {
+    dv_node_info_t info;
+    uint8_t peer[256];
+    size_t peer_len;
+    int hello, dead, gone;
+    dv_launch_child_t ch; /* ch.pid 0: none (node 0, or one srun) */
+    char lasterr[200];
+    char ebuf[512];
+    size_t elen;
+    double seen;
+    char obuf[3][2048];
+    size_t olen[3];
+};
+
+struct mn_head {
+    struct mn_head_opts o;
+    int n;
+    struct node *nd;
+    char **hosts;
+    dv_job_keys_t keys;
+    dv_transport_t *tp;
+    void *router;
+    char endpoint[128];
+    mn_svc_t *svc;
+    pthread_t th;
+    int running;
+    int stop[2], reap[2];
+    int failed;
+    double next_beat;
+};
+
+int send_to(mn_head_t *h, int dst, dv_wire_buf_t *b);
+int head_send(void *arg, int dst, dv_wire_buf_t *b);
+void send_simple(mn_head_t *h, int dst, int type, int shutdown);
+void put_output(mn_head_t *h, int node, int stream, const char *p, size_t n,
+                int flush);
+void on_local(mn_head_t *h, const dv_wire_view_t *v);
+void node_failed(mn_head_t *h, int i, const char *why);
+int read_launcher(mn_head_t *h, struct node *d, int echo);
+int check_hello(mn_head_t *h, const dv_transport_msg_t *m, int *idx, char *why,
+                size_t cap);
+
+#endif

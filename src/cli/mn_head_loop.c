@@ -1,0 +1,223 @@
+/* The head's loop while a multi-node job runs (a thread of `drover run`
+ * beside the supervision of the main process): routes messages between
+ * nodes, serves node 0's processes, prints other nodes' output, sends and
+ * checks heartbeats, and at the end tells every agent to tear its node
+ * down and waits (bounded) for them to go. */
+#define _GNU_SOURCE
+#include "cli/mn_head.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/error.h"
+#include "lib/runtime.h"
+
+/* Forward a message not meant for node 0, as it came. */
+static void forward(mn_head_t *h, dv_transport_msg_t *m, int dst)
+{
+    size_t len = zmq_msg_size(&m->body);
+    dv_wire_buf_t b = {malloc(len), len, len, 0};
+    if (!b.data)
+        return;
+    memcpy(b.data, zmq_msg_data(&m->body), len);
+    send_to(h, dst, &b);
+}
+
+static int node_of_peer(mn_head_t *h, const dv_transport_msg_t *m)
+{
+    for (int i = 1; i < h->n; i++)
+        if (h->nd[i].peer_len == m->peer_len &&
+            !memcmp(h->nd[i].peer, m->peer, m->peer_len))
+            return i;
+    return -1;
+}
+
+static void on_router(mn_head_t *h)
+{
+    dv_transport_msg_t m;
+    for (int k = 0; k < 256; k++) {
+        if (dv__transport_recv(h->router, &m, 0, NULL) < 0)
+            return;
+        int from = node_of_peer(h, &m);
+        int src = (int)mn_get_i64(&m.view, MN_SRC, -1);
+        int dst = (int)mn_get_i64(&m.view, MN_DST, -1);
+        if (from > 0 && src == from && !h->nd[from].dead) {
+            h->nd[from].seen = mn_now();
+            if (dst == 0)
+                on_local(h, &m.view);
+            else if (dst > 0 && dst < h->n)
+                forward(h, &m, dst);
+        }
+        dv__transport_msg_close(&m);
+    }
+}
+
+static void on_reaped_pipe(mn_head_t *h)
+{
+    int rec[2];
+    while (read(h->reap[0], rec, sizeof(rec)) == sizeof(rec))
+        mn_svc_reaped(h->svc, (pid_t)rec[0], rec[1]);
+}
+
+static void beat(mn_head_t *h)
+{
+    double now = mn_now();
+    if (now < h->next_beat)
+        return;
+    h->next_beat = now + MN_HEARTBEAT_S;
+    for (int i = 1; i < h->n; i++) {
+        struct node *d = &h->nd[i];
+        if (d->dead)
+            continue;
+        if (now - d->seen > MN_DEAD_S) {
+            char why[96];
+            snprintf(why, sizeof(why),
+                     "agent stopped answering (no heartbeat for %g s)",
+                     MN_DEAD_S);
+            node_failed(h, i, why);
+            continue;
+        }
+        send_simple(h, i, DV_WIRE_HEARTBEAT, 0);
+    }
+}
+
+/* A launcher's stderr: the agent's own messages; EOF: the agent is gone. */
+static void on_launcher(mn_head_t *h, int i, int stopping)
+{
+    struct node *d = &h->nd[i];
+    if (!read_launcher(h, d, 1))
+        return;
+    close(d->ch.err_fd);
+    d->ch.err_fd = -1;
+    d->gone = 1;
+    if (stopping || !h->hosts)
+        return;
+    char why[300];
+    snprintf(why, sizeof(why), "agent exited%s%s", d->lasterr[0] ? ": " : "",
+             d->lasterr);
+    node_failed(h, i, why);
+}
+
+/* One round of the loop. Returns 1 when asked to stop. */
+static int loop_once(mn_head_t *h, int stopping, int timeout_ms)
+{
+    zmq_pollitem_t it[512];
+    int map[512], ni = 0;
+    it[ni++] = (zmq_pollitem_t){h->router, 0, ZMQ_POLLIN, 0};
+    it[ni++] = (zmq_pollitem_t){NULL, h->stop[0], ZMQ_POLLIN, 0};
+    it[ni++] = (zmq_pollitem_t){NULL, h->reap[0], ZMQ_POLLIN, 0};
+    int first_launch = ni;
+    for (int i = 1; i < h->n && ni < 256; i++)
+        if (h->nd[i].ch.err_fd >= 0) {
+            map[ni] = i;
+            it[ni++] =
+                (zmq_pollitem_t){NULL, h->nd[i].ch.err_fd, ZMQ_POLLIN, 0};
+        }
+    int first_svc = ni;
+    ni += mn_svc_poll_items(h->svc, it + ni, 512 - ni);
+    if (zmq_poll(it, ni, timeout_ms) < 0)
+        return 0;
+    if (it[0].revents || h->router)
+        on_router(h);
+    if (it[2].revents)
+        on_reaped_pipe(h);
+    for (int j = first_launch; j < first_svc; j++)
+        if (it[j].revents)
+            on_launcher(h, map[j], stopping);
+    mn_svc_on_poll(h->svc, it + first_svc, ni - first_svc);
+    if (!stopping)
+        beat(h);
+    return it[1].revents != 0;
+}
+
+static int agents_left(mn_head_t *h)
+{
+    int k = 0;
+    for (int i = 1; i < h->n; i++)
+        k += h->nd[i].ch.err_fd >= 0 && !h->nd[i].dead;
+    return k;
+}
+
+static void *head_thread(void *arg)
+{
+    mn_head_t *h = arg;
+    while (!loop_once(h, 0, 200))
+        ;
+    for (int i = 1; i < h->n; i++) {
+        if (!h->nd[i].dead)
+            send_simple(h, i, DV_WIRE_KILL, 1);
+        else if (h->nd[i].ch.pid > 0 && !h->nd[i].gone)
+            kill(h->nd[i].ch.pid, SIGKILL); /* its launcher (ssh, nsenter) */
+    }
+    double end = mn_now() + dv__grace_s() + 3;
+    while (agents_left(h) && mn_now() < end)
+        loop_once(h, 1, 50);
+    for (int i = 1; i < h->n; i++)
+        for (int s = 1; s <= 2; s++)
+            put_output(h, i, s, "", 0, 1);
+    return NULL;
+}
+
+int mn_head_run(mn_head_t *h)
+{
+    h->next_beat = mn_now();
+    if (pthread_create(&h->th, NULL, head_thread, h) != 0)
+        return -1;
+    h->running = 1;
+    return 0;
+}
+
+void mn_head_reaped(void *arg, pid_t pid, int status)
+{
+    mn_head_t *h = arg;
+    int rec[2] = {(int)pid, status};
+    if (write(h->reap[1], rec, sizeof(rec)) < 0)
+        return;
+}
+
+void mn_head_before_teardown(void *arg)
+{
+    mn_head_t *h = arg;
+    if (!h->running)
+        return;
+    char c = 1;
+    if (write(h->stop[1], &c, 1) < 0)
+        return;
+    pthread_join(h->th, NULL);
+    h->running = 0;
+}
+
+int mn_head_finish(mn_head_t **hp)
+{
+    mn_head_t *h = *hp;
+    if (!h)
+        return 0;
+    *hp = NULL;
+    mn_head_before_teardown(h);
+    int failed = h->failed;
+    mn_svc_destroy(&h->svc);
+    for (int i = 0; h->nd && i < h->n; i++)
+        if (h->nd[i].ch.err_fd >= 0)
+            close(h->nd[i].ch.err_fd);
+    if (h->router)
+        dv__transport_close(h->tp, &h->router);
+    dv__transport_destroy(&h->tp);
+    dv__keys_wipe(&h->keys);
+    for (int i = 0; i < 2; i++) {
+        if (h->stop[i] >= 0)
+            close(h->stop[i]);
+        if (h->reap[i] >= 0)
+            close(h->reap[i]);
+    }
+    dv_hostlist_t l = {h->hosts, h->n};
+    if (h->hosts)
+        dv__hostlist_free(&l);
+    free(h->nd);
+    free(h);
+    return failed;
+}

@@ -1,0 +1,383 @@
+/* Wire-up of a multi-node job: keys, the head's CURVE listener, one launch
+ * per other node (hostfile template or srun), hellos checked (version,
+ * index, duplicate hostnames), then the node table for everyone. A node
+ * whose launcher exits first, or that says nothing within the wire-up
+ * timeout, is named with its launcher's last error line. */
+#define _GNU_SOURCE
+#include "cli/mn_head.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/error.h"
+#include "lib/internal.h"
+
+/* This machine as node 0. */
+static void self_info(mn_head_t *h)
+{
+    dv_node_info_t *m = &h->nd[0].info;
+    const char *name = getenv(DV_ENV_NODE_NAME);
+    if (name && *name)
+        snprintf(m->hostname, sizeof(m->hostname), "%s", name);
+    else if (gethostname(m->hostname, sizeof(m->hostname)) < 0)
+        snprintf(m->hostname, sizeof(m->hostname), "localhost");
+    m->hostname[sizeof(m->hostname) - 1] = 0;
+    long c = sysconf(_SC_NPROCESSORS_ONLN);
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0)
+        c = CPU_COUNT(&set);
+    m->cpus = c > 0 ? (int)c : 1;
+    m->uid = ((uint64_t)getpid() << 32) ^ (uint64_t)(mn_now() * 1e6);
+    h->nd[0].hello = 1;
+}
+
+/* The agent's command: this very binary. */
+static char **agent_cmd(mn_head_t *h, int index, char *self, size_t cap)
+{
+    static char idx[16];
+    ssize_t k = readlink("/proc/self/exe", self, cap - 1);
+    if (k <= 0)
+        return NULL;
+    self[k] = 0;
+    snprintf(idx, sizeof(idx), "%d", index);
+    char **cmd = calloc(10, sizeof(char *));
+    if (!cmd)
+        return NULL;
+    int n = 0;
+    cmd[n++] = self;
+    cmd[n++] = "agent";
+    cmd[n++] = "--head";
+    cmd[n++] = h->endpoint;
+    cmd[n++] = "--job";
+    cmd[n++] = (char *)dv__job_id();
+    if (index >= 0) {
+        cmd[n++] = "--index";
+        cmd[n++] = idx;
+    }
+    return cmd;
+}
+
+static int launch_hostfile(mn_head_t *h, const char *keys, dv_error_t *err)
+{
+    char self[PATH_MAX];
+    const char *tmpl =
+        h->o.launch_cmd ? h->o.launch_cmd : DV_LAUNCH_DEFAULT_TEMPLATE;
+    for (int i = 1; i < h->n; i++) {
+        char **cmd = agent_cmd(h, i, self, sizeof(self));
+        if (!cmd)
+            return dv__errsys(err, "cannot find the drover binary");
+        char **argv = dv__launch_expand(tmpl, h->hosts[i], cmd, err);
+        free(cmd);
+        if (!argv)
+            return -1;
+        dv_error_t e;
+        int r = dv__launch_spawn(argv, keys, -1, &h->nd[i].ch, &e);
+        dv__launch_argv_free(argv);
+        if (r < 0)
+            return dv__errprintf(err, errno, "%s: launch failed: %s",
+                                 h->hosts[i], e.text);
+    }
+    return 0;
+}
+
+static int launch_slurm(mn_head_t *h, const char *keys, dv_error_t *err)
+{
+    char self[PATH_MAX], nodes[32], me[256] = "";
+    gethostname(me, sizeof(me) - 1);
+    snprintf(nodes, sizeof(nodes), "--nodes=%d", h->n - 1);
+    char **cmd = agent_cmd(h, -1, self, sizeof(self));
+    if (!cmd)
+        return dv__errsys(err, "cannot find the drover binary");
+    char *argv[24];
+    int a = 0;
+    argv[a++] = "srun";
+    argv[a++] = nodes;
+    argv[a++] = "--ntasks-per-node=1";
+    argv[a++] = "--cpu-bind=none";
+    argv[a++] = "--kill-on-bad-exit=1";
+    argv[a++] = "--input=all";
+    argv[a++] = "--exclude";
+    argv[a++] = me;
+    for (int i = 0; cmd[i] && a < 23; i++)
+        argv[a++] = cmd[i];
+    argv[a] = NULL;
+    dv_error_t e;
+    int r = dv__launch_spawn(argv, keys, -1, &h->nd[1].ch, &e);
+    free(cmd);
+    if (r < 0)
+        return dv__errprintf(err, errno, "srun: launch failed: %s", e.text);
+    return 0;
+}
+
+/* Names of the nodes still missing, for the timeout message. */
+static int missing(mn_head_t *h, char *out, size_t cap)
+{
+    int k = 0;
+    out[0] = 0;
+    for (int i = 1; i < h->n; i++)
+        if (!h->nd[i].hello) {
+            size_t l = strlen(out);
+            snprintf(out + l, cap - l, "%s%s", k ? ", " : "",
+                     h->hosts ? h->hosts[i] : h->nd[i].info.hostname);
+            k++;
+        }
+    return k;
+}
+
+static const char *host_of(mn_head_t *h, int i)
+{
+    return h->hosts ? h->hosts[i] : "srun";
+}
+
+/* One message during wire-up. Returns -1 with err when the job cannot go
+ * on. */
+static int wireup_message(mn_head_t *h, dv_error_t *err)
+{
+    dv_transport_msg_t m;
+    if (dv__transport_recv(h->router, &m, 0, NULL) < 0)
+        return 0;
+    int r = 0;
+    if (m.view.type == DV_WIRE_HELLO) {
+        char why[200];
+        int i;
+        if (check_hello(h, &m, &i, why, sizeof(why)) < 0)
+            r = dv__errprintf(err, EPROTO, "%s: %s",
+                              i > 0 ? host_of(h, i) : "agent", why);
+    }
+    dv__transport_msg_close(&m);
+    return r;
+}
+
+/* A launcher's stderr: EOF before its hello is a failed launch. */
+static int wireup_launcher(mn_head_t *h, int i, dv_error_t *err)
+{
+    struct node *d = &h->nd[i];
+    if (!read_launcher(h, d, 0))
+        return 0;
+    close(d->ch.err_fd);
+    d->ch.err_fd = -1;
+    int all = 1;
+    for (int k = 1; k < h->n; k++)
+        all &= h->nd[k].hello;
+    if (all)
+        return 0;
+    const char *who = h->hosts ? host_of(h, i) : "srun";
+    if (!h->hosts) {
+        char miss[512];
+        missing(h, miss, sizeof(miss));
+        who = "srun";
+    }
+    if (h->hosts && d->hello)
+        return 0;
+    return dv__errprintf(err, EHOSTDOWN, "%s: launch failed: %s", who,
+                         d->lasterr[0] ? d->lasterr
+                                       : "the launch command exited");
+}
+
+static int wait_hellos(mn_head_t *h, dv_error_t *err)
+{
+    double deadline = mn_now() + h->o.wireup_timeout_s;
+    for (;;) {
+        int left = 0;
+        for (int i = 1; i < h->n; i++)
+            left += !h->nd[i].hello;
+        if (!left)
+            return 0;
+        sigset_t pend;
+        if (sigpending(&pend) == 0 &&
+            (sigismember(&pend, SIGINT) || sigismember(&pend, SIGTERM) ||
+             sigismember(&pend, SIGHUP)))
+            return dv__errprintf(err, EINTR, "interrupted during wire-up");
+        if (mn_now() > deadline) {
+            char miss[512];
+            missing(h, miss, sizeof(miss));
+            const char *last = "";
+            for (int i = 1; i < h->n && !*last; i++)
+                if (!h->nd[i].hello || h->nd[i].ch.pid)
+                    last = h->nd[i].lasterr;
+            return dv__errprintf(
+                err, ETIMEDOUT, "%s: no answer within %g s%s%s", miss,
+                h->o.wireup_timeout_s, *last ? ": " : "", last);
+        }
+        zmq_pollitem_t it[1 + 256];
+        int ni = 0, map[257];
+        it[ni++] = (zmq_pollitem_t){h->router, 0, ZMQ_POLLIN, 0};
+        for (int i = 1; i < h->n && ni < 257; i++)
+            if (h->nd[i].ch.pid && h->nd[i].ch.err_fd >= 0) {
+                map[ni] = i;
+                it[ni++] =
+                    (zmq_pollitem_t){NULL, h->nd[i].ch.err_fd, ZMQ_POLLIN, 0};
+            }
+        if (zmq_poll(it, ni, 100) < 0 && errno != EINTR)
+            return dv__errsys(err, "poll");
+        if (it[0].revents)
+            while (zmq_poll(it, 1, 0) > 0)
+                if (wireup_message(h, err) < 0)
+                    return -1;
+        for (int j = 1; j < ni; j++)
+            if (it[j].revents && wireup_launcher(h, map[j], err) < 0)
+                return -1;
+    }
+}
+
+static int write_table(mn_head_t *h, const char *rundir, char *text, size_t cap)
+{
+    size_t l = 0;
+    for (int i = 0; i < h->n; i++) {
+        h->nd[i].info.index = i;
+        l += (size_t)mn_table_line(&h->nd[i].info, text + l, cap - l);
+        if (l >= cap)
+            return -1;
+    }
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/nodes", rundir);
+    FILE *f = fopen(path, "we");
+    if (!f || fputs(text, f) < 0 || fclose(f) != 0)
+        return -1;
+    char num[16];
+    setenv(DV_ENV_NODE_TABLE, path, 1);
+    snprintf(num, sizeof(num), "%d", h->n);
+    setenv(DV_ENV_NODE_COUNT, num, 1);
+    setenv(DV_ENV_NODE_INDEX, "0", 1);
+    return 0;
+}
+
+static int send_welcome(mn_head_t *h, const char *table, const char *prog,
+                        char *const *argv)
+{
+    for (int i = 1; i < h->n; i++) {
+        dv_wire_buf_t b;
+        if (mn_msg_begin(&b, DV_WIRE_WELCOME, 0, i) < 0)
+            return -1;
+        dv__wire_put_str(&b, MN_TABLE, table);
+        dv__wire_put_str(&b, MN_PROG, prog);
+        for (int k = 0; argv[k] && k < 24; k++)
+            dv__wire_put_str(&b, MN_ARGV, argv[k]);
+        if (dv__wire_end(&b, NULL) < 0 || send_to(h, i, &b) < 0)
+            return -1;
+        h->nd[i].seen = mn_now();
+    }
+    return 0;
+}
+
+/* Stop every launched agent (wire-up failed): SIGTERM, then SIGKILL. */
+static void kill_launched(mn_head_t *h)
+{
+    for (int i = 1; i < h->n; i++)
+        if (h->nd[i].ch.pid > 0)
+            kill(h->nd[i].ch.pid, SIGTERM);
+    double end = mn_now() + 2;
+    for (int i = 1; i < h->n; i++) {
+        pid_t p = h->nd[i].ch.pid;
+        while (p > 0 && waitpid(p, NULL, WNOHANG) == 0 && mn_now() < end)
+            usleep(10000);
+        if (p > 0 && waitpid(p, NULL, WNOHANG) == 0) {
+            kill(p, SIGKILL);
+            waitpid(p, NULL, 0);
+        }
+        h->nd[i].ch.pid = 0;
+    }
+}
+
+/* The nodes: hostfile lines, or the Slurm allocation. */
+static int node_set(mn_head_t *h, dv_error_t *err)
+{
+    if (h->o.hostfile) {
+        dv_hostlist_t l = {NULL, 0};
+        if (dv__hostfile_read(h->o.hostfile, &l, err) < 0)
+            return -1;
+        h->hosts = l.hosts;
+        h->n = l.n;
+        return 0;
+    }
+    const char *nn = getenv("SLURM_JOB_NUM_NODES");
+    int alloc = nn ? atoi(nn) : 0;
+    if (alloc < 1)
+        return dv__errprintf(err, EINVAL,
+                             "--launcher slurm: not inside a Slurm allocation "
+                             "(SLURM_JOB_NUM_NODES unset)");
+    if (h->o.slurm_nodes > alloc)
+        return dv__errprintf(err, EINVAL,
+                             "--nodes %d: the allocation has %d node%s",
+                             h->o.slurm_nodes, alloc, alloc == 1 ? "" : "s");
+    h->n = h->o.slurm_nodes ? h->o.slurm_nodes : alloc;
+    return 0;
+}
+
+static int head_setup(mn_head_t *h, const char *keys, dv_error_t *err)
+{
+    char addr[64], ep[96];
+    if (mn_local_addr(h->o.network_prefix, addr, sizeof(addr)) < 0)
+        return dv__errprintf(err, EADDRNOTAVAIL,
+                             "no IPv4 address%s%s on this host",
+                             h->o.network_prefix ? " in " : "",
+                             h->o.network_prefix ? h->o.network_prefix : "");
+    snprintf(h->nd[0].info.address, sizeof(h->nd[0].info.address), "%s", addr);
+    snprintf(ep, sizeof(ep), "tcp://%s:*", addr);
+    h->router =
+        dv__transport_listen(h->tp, ep, h->endpoint, sizeof(h->endpoint), err);
+    if (!h->router)
+        return -1;
+    return h->o.slurm ? launch_slurm(h, keys, err)
+                      : launch_hostfile(h, keys, err);
+}
+
+mn_head_t *mn_head_start(const struct mn_head_opts *o, const char *rundir,
+                         char *const *prog_argv, dv_error_t *err)
+{
+    mn_head_t *h = calloc(1, sizeof(*h));
+    char keys[DV_KEYS_TEXT], prog[PATH_MAX], table[65536];
+    if (!h) {
+        dv__errprintf(err, ENOMEM, "out of memory");
+        return NULL;
+    }
+    h->o = *o;
+    h->stop[0] = h->stop[1] = h->reap[0] = h->reap[1] = -1;
+    if (node_set(h, err) < 0)
+        goto fail;
+    if (!(h->nd = calloc((size_t)h->n, sizeof(*h->nd))))
+        goto fail;
+    for (int i = 0; i < h->n; i++)
+        h->nd[i].ch.err_fd = -1;
+    self_info(h);
+    if (h->n > 1) {
+        if (dv__keys_generate(&h->keys, err) < 0 ||
+            !(h->tp = dv__transport_create(&h->keys, NULL, NULL, err)))
+            goto fail;
+        dv__keys_format(&h->keys, keys);
+        int r = head_setup(h, keys, err);
+        memset(keys, 0, sizeof(keys));
+        if (r < 0 || wait_hellos(h, err) < 0)
+            goto fail;
+    }
+    if (!realpath(prog_argv[0], prog))
+        snprintf(prog, sizeof(prog), "%s", prog_argv[0]);
+    if (write_table(h, rundir, table, sizeof(table)) < 0 ||
+        send_welcome(h, table, prog, prog_argv) < 0) {
+        dv__errsys(err, "cannot hand out the node table");
+        goto fail;
+    }
+    if (pipe2(h->stop, O_CLOEXEC) < 0 || pipe2(h->reap, O_CLOEXEC) < 0)
+        goto fail;
+    fcntl(h->reap[0], F_SETFL, O_NONBLOCK);
+    h->svc =
+        mn_svc_create(0, h->n, rundir, prog, prog_argv, 0, head_send, h, err);
+    if (!h->svc)
+        goto fail;
+    return h;
+fail:
+    if (h->nd)
+        kill_launched(h);
+    int failed = 0;
+    (void)failed;
+    mn_head_finish(&h);
+    return NULL;
+}

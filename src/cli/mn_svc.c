@@ -1,0 +1,622 @@
+/* The node service of the multi-node runtime (see mn.h): serves the
+ * processes of its node on rundir/agent.sock (a start or a signal for a
+ * process on another node; the caller's status table is handed over at
+ * hello so that the exit code lands where dv_process_join waits), starts
+ * processes that other nodes ask for (exec of the job's program with
+ * DROVER_TASK), and reports their end to the node that asked. */
+#define _GNU_SOURCE
+#include "cli/mn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <linux/futex.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/error.h"
+#include "lib/msg.h"
+
+extern char **environ;
+
+#define TAB_BYTES (DV_PS_SLOTS * sizeof(struct dv__ps_slot))
+
+struct client {
+    int fd;
+    struct dv__ps_slot *tab;
+};
+
+/* A process a client of this node started on another node. */
+struct req {
+    uint64_t rid;
+    int client; /* -1 once the client left */
+    uint32_t slot;
+    int node;
+    int started;
+};
+
+/* A process started here for another node. */
+struct task {
+    pid_t pid;
+    int origin;
+    uint64_t rid;
+};
+
+struct mn_svc {
+    int self, n;
+    char path[108];
+    char prog[PATH_MAX];
+    char **argv;
+    int lfd;
+    int outr[3], outw[3]; /* [1], [2]: pipes of stdout/stderr, or -1 */
+    struct client *cl;
+    int ncl;
+    struct req *rq;
+    int nrq, caprq;
+    struct task *tk;
+    int ntk, captk;
+    uint64_t next_rid;
+    mn_send_f send;
+    void *send_arg;
+};
+
+double mn_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+int mn_msg_begin(dv_wire_buf_t *b, int type, int src, int dst)
+{
+    memset(b, 0, sizeof(*b));
+    if (dv__wire_begin(b, (uint16_t)type, 0, 128, NULL) < 0)
+        return -1;
+    dv__wire_put_u64(b, MN_SRC, (uint64_t)src);
+    dv__wire_put_u64(b, MN_DST, (uint64_t)dst);
+    return 0;
+}
+
+int64_t mn_get_i64(const dv_wire_view_t *v, int tag, int64_t def)
+{
+    uint64_t x;
+    if (dv__wire_get_u64(v, (uint16_t)tag, &x, NULL) < 0)
+        return def;
+    return (int64_t)x;
+}
+
+static int svc_send(mn_svc_t *s, dv_wire_buf_t *b)
+{
+    if (dv__wire_end(b, NULL) < 0) {
+        dv__wire_buf_release(b);
+        return -1;
+    }
+    return s->send(s->send_arg, -1, b); /* dst: MN_DST */
+}
+
+mn_svc_t *mn_svc_create(int self, int n, const char *rundir, const char *prog,
+                        char *const *argv, int out_fds, mn_send_f send,
+                        void *send_arg, dv_error_t *err)
+{
+    mn_svc_t *s = calloc(1, sizeof(*s));
+    if (!s) {
+        dv__errprintf(err, ENOMEM, "out of memory");
+        return NULL;
+    }
+    s->self = self;
+    s->n = n;
+    s->send = send;
+    s->send_arg = send_arg;
+    s->next_rid = 1;
+    s->lfd = -1;
+    for (int i = 0; i < 3; i++)
+        s->outr[i] = s->outw[i] = -1;
+    snprintf(s->prog, sizeof(s->prog), "%s", prog);
+    int na = 0;
+    while (argv[na])
+        na++;
+    s->argv = calloc((size_t)na + 1, sizeof(char *));
+    for (int i = 0; s->argv && i < na; i++)
+        s->argv[i] = strdup(argv[i]);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/agent.sock", rundir) >=
+        (int)sizeof(sa.sun_path)) {
+        dv__errprintf(err, ENAMETOOLONG, "runtime dir path too long");
+        goto fail;
+    }
+    snprintf(s->path, sizeof(s->path), "%s", sa.sun_path);
+    s->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (s->lfd < 0 || bind(s->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+        listen(s->lfd, SOMAXCONN) < 0) {
+        dv__errsys(err, "listen on %s", sa.sun_path);
+        goto fail;
+    }
+    for (int k = 1; out_fds && k <= 2; k++) {
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) < 0) {
+            dv__errsys(err, "pipe");
+            goto fail;
+        }
+        fcntl(p[0], F_SETFL, O_NONBLOCK);
+        s->outr[k] = p[0];
+        s->outw[k] = p[1];
+    }
+    return s;
+fail:
+    mn_svc_destroy(&s);
+    return NULL;
+}
+
+void mn_svc_destroy(mn_svc_t **sp)
+{
+    mn_svc_t *s = *sp;
+    if (!s)
+        return;
+    *sp = NULL;
+    if (s->lfd >= 0) {
+        close(s->lfd);
+        unlink(s->path);
+    }
+    for (int i = 0; i < 3; i++) {
+        if (s->outr[i] >= 0)
+            close(s->outr[i]);
+        if (s->outw[i] >= 0)
+            close(s->outw[i]);
+    }
+    for (int i = 0; i < s->ncl; i++) {
+        if (s->cl[i].fd >= 0)
+            close(s->cl[i].fd);
+        if (s->cl[i].tab)
+            munmap(s->cl[i].tab, TAB_BYTES);
+    }
+    for (int i = 0; s->argv && s->argv[i]; i++)
+        free(s->argv[i]);
+    free(s->argv);
+    free(s->cl);
+    free(s->rq);
+    free(s->tk);
+    free(s);
+}
+
+int mn_svc_out_fd(mn_svc_t *s, int stream)
+{
+    return stream == 1 || stream == 2 ? s->outr[stream] : -1;
+}
+
+/* ---- replies to the node's processes ---- */
+
+static void reply(mn_svc_t *s, int c, int ok, int32_t v, const char *why)
+{
+    if (c < 0 || s->cl[c].fd < 0)
+        return;
+    dv__msgw_t w;
+    dv__msgw_init(&w);
+    dv__msgw_i32(&w, v);
+    if (!ok)
+        dv__msgw_str(&w, why ? why : "failed");
+    dv__msg_send(s->cl[c].fd, ok ? DV_MSG_OK : DV_MSG_ERR, &w, NULL, 0, -1);
+    dv__msgw_free(&w);
+}
+
+static void slot_finish(struct dv__ps_slot *sl, int code)
+{
+    sl->code = code;
+    uint32_t old = atomic_exchange(&sl->state, DV_PS_DONE);
+    if (old == DV_PS_ABANDONED)
+        atomic_store(&sl->state, DV_PS_FREE);
+    else if (old & DV_PS_WAITER)
+        syscall(SYS_futex, &sl->state, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+static struct req *find_req(mn_svc_t *s, uint64_t rid)
+{
+    for (int i = 0; i < s->nrq; i++)
+        if (s->rq[i].rid == rid)
+            return &s->rq[i];
+    return NULL;
+}
+
+static void drop_req(mn_svc_t *s, struct req *r)
+{
+    *r = s->rq[--s->nrq];
+}
+
+/* The process of request r ended with code. */
+static void req_done(mn_svc_t *s, struct req *r, int code)
+{
+    if (r->client >= 0 && s->cl[r->client].tab) {
+        struct dv__ps_slot *sl = &s->cl[r->client].tab[r->slot];
+        if (!r->started) {
+            atomic_store(&sl->state, DV_PS_FREE);
+            reply(s, r->client, 0, EHOSTDOWN, "the node is gone");
+        } else {
+            slot_finish(sl, code);
+        }
+    }
+    drop_req(s, r);
+}
+
+/* ---- requests from the node's processes ---- */
+
+static int client_rstart(mn_svc_t *s, int c, dv__msgr_t *r)
+{
+    uint32_t slot = dv__msgr_u32(r);
+    int32_t node = dv__msgr_i32(r);
+    int32_t gpu = dv__msgr_i32(r);
+    char task[128];
+    dv__msgr_str(r, task, sizeof(task));
+    const void *arg;
+    size_t len = dv__msgr_tail(r, &arg);
+    struct dv__ps_slot *tab = s->cl[c].tab;
+    if (r->bad || !tab || slot >= DV_PS_SLOTS || node < 0 || node >= s->n ||
+        node == s->self || atomic_load(&tab[slot].state) != DV_PS_STARTING) {
+        reply(s, c, 0, EPROTO, "malformed remote start");
+        return 0;
+    }
+    if (s->nrq == s->caprq) {
+        int cap = s->caprq ? 2 * s->caprq : 64;
+        struct req *n = realloc(s->rq, (size_t)cap * sizeof(*n));
+        if (!n) {
+            reply(s, c, 0, ENOMEM, "out of memory");
+            return 0;
+        }
+        s->rq = n;
+        s->caprq = cap;
+    }
+    uint64_t rid = s->next_rid++;
+    dv_wire_buf_t b;
+    if (mn_msg_begin(&b, DV_WIRE_SPAWN, s->self, node) < 0) {
+        reply(s, c, 0, ENOMEM, "out of memory");
+        return 0;
+    }
+    dv__wire_put_u64(&b, MN_RID, rid);
+    dv__wire_put_str(&b, MN_TASK, task);
+    dv__wire_put_u64(&b, MN_GPU, (uint64_t)(int64_t)gpu);
+    dv__wire_put(&b, MN_ARG, arg, len);
+    if (svc_send(s, &b) < 0) {
+        reply(s, c, 0, EHOSTUNREACH, "cannot reach the node");
+        return 0;
+    }
+    s->rq[s->nrq++] = (struct req){rid, c, slot, node, 0};
+    return 0;
+}
+
+static int client_rsignal(mn_svc_t *s, int c, dv__msgr_t *r)
+{
+    uint32_t slot = dv__msgr_u32(r);
+    int32_t sig = dv__msgr_i32(r);
+    struct req *q = NULL;
+    for (int i = 0; i < s->nrq && !q; i++)
+        if (s->rq[i].client == c && s->rq[i].slot == slot)
+            q = &s->rq[i];
+    if (r->bad || (sig != SIGTERM && sig != SIGKILL)) {
+        reply(s, c, 0, EINVAL, "malformed signal request");
+        return 0;
+    }
+    if (!q || !q->started) {
+        reply(s, c, 0, ESRCH, "the process has ended");
+        return 0;
+    }
+    dv_wire_buf_t b;
+    if (mn_msg_begin(&b, DV_WIRE_KILL, s->self, q->node) == 0) {
+        dv__wire_put_u64(&b, MN_RID, q->rid);
+        dv__wire_put_u64(&b, MN_SIG, (uint64_t)sig);
+        svc_send(s, &b);
+    }
+    reply(s, c, 1, 0, NULL);
+    return 0;
+}
+
+static void client_drop(mn_svc_t *s, int c)
+{
+    close(s->cl[c].fd);
+    s->cl[c].fd = -1;
+    for (int i = 0; i < s->nrq; i++)
+        if (s->rq[i].client == c)
+            s->rq[i].client = -1;
+    if (s->cl[c].tab)
+        munmap(s->cl[c].tab, TAB_BYTES);
+    s->cl[c].tab = NULL;
+}
+
+static void client_message(mn_svc_t *s, int c)
+{
+    uint16_t type;
+    void *body;
+    size_t len;
+    int fd = -1;
+    if (dv__msg_recv(s->cl[c].fd, &type, &body, &len, &fd) < 0) {
+        client_drop(s, c);
+        return;
+    }
+    dv__msgr_t r;
+    dv__msgr_init(&r, body, len);
+    if (type == DV_MSG_HELLO && fd >= 0 && !s->cl[c].tab) {
+        void *m =
+            mmap(NULL, TAB_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (m == MAP_FAILED)
+            reply(s, c, 0, errno, "cannot map the status table");
+        else
+            s->cl[c].tab = m;
+        if (m != MAP_FAILED)
+            reply(s, c, 1, 0, NULL);
+    } else if (type == DV_MSG_RSTART) {
+        client_rstart(s, c, &r);
+    } else if (type == DV_MSG_RSIGNAL) {
+        client_rsignal(s, c, &r);
+    } else {
+        client_drop(s, c);
+    }
+    if (fd >= 0)
+        close(fd);
+    free(body);
+}
+
+static void client_accept(mn_svc_t *s)
+{
+    int fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd < 0)
+        return;
+    int i = 0;
+    while (i < s->ncl && s->cl[i].fd >= 0)
+        i++;
+    if (i == s->ncl) {
+        struct client *n = realloc(s->cl, (size_t)(s->ncl + 1) * sizeof(*n));
+        if (!n) {
+            close(fd);
+            return;
+        }
+        s->cl = n;
+        s->ncl++;
+    }
+    s->cl[i] = (struct client){fd, NULL};
+}
+
+/* ---- output of the processes started here ---- */
+
+static void forward_output(mn_svc_t *s, int stream)
+{
+    char buf[65536];
+    ssize_t k;
+    while ((k = read(s->outr[stream], buf, sizeof(buf))) > 0) {
+        dv_wire_buf_t b;
+        if (mn_msg_begin(&b, DV_WIRE_OUTPUT, s->self, 0) < 0)
+            return;
+        dv__wire_put_u64(&b, MN_STREAM, (uint64_t)stream);
+        dv__wire_put(&b, MN_DATA, buf, (size_t)k);
+        svc_send(s, &b);
+    }
+}
+
+int mn_svc_poll_items(mn_svc_t *s, zmq_pollitem_t *it, int cap)
+{
+    int n = 0;
+    if (n < cap)
+        it[n++] = (zmq_pollitem_t){NULL, s->lfd, ZMQ_POLLIN, 0};
+    for (int k = 1; k <= 2; k++)
+        if (s->outr[k] >= 0 && n < cap)
+            it[n++] = (zmq_pollitem_t){NULL, s->outr[k], ZMQ_POLLIN, 0};
+    for (int i = 0; i < s->ncl && n < cap; i++)
+        if (s->cl[i].fd >= 0)
+            it[n++] = (zmq_pollitem_t){NULL, s->cl[i].fd, ZMQ_POLLIN, 0};
+    return n;
+}
+
+void mn_svc_on_poll(mn_svc_t *s, zmq_pollitem_t *it, int n)
+{
+    for (int j = 0; j < n; j++) {
+        if (!it[j].revents)
+            continue;
+        int fd = it[j].fd;
+        if (fd == s->lfd) {
+            client_accept(s);
+            continue;
+        }
+        if (fd == s->outr[1] || fd == s->outr[2]) {
+            forward_output(s, fd == s->outr[1] ? 1 : 2);
+            continue;
+        }
+        for (int c = 0; c < s->ncl; c++)
+            if (s->cl[c].fd == fd) {
+                client_message(s, c);
+                break;
+            }
+    }
+}
+
+/* ---- processes started here for other nodes ---- */
+
+/* The environment of a started process: ours plus its task. */
+static char **task_env(const char *task, int argfd, int gpu)
+{
+    size_t n = 0;
+    while (environ[n])
+        n++;
+    char **e = calloc(n + 6, sizeof(char *));
+    if (!e)
+        return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(environ[i], "CUDA_VISIBLE_DEVICES=", 21) || gpu < 0)
+            if (strncmp(environ[i], "ROCR_VISIBLE_DEVICES=", 21) || gpu < 0)
+                e[k++] = strdup(environ[i]);
+    char v[160];
+    snprintf(v, sizeof(v), "%s=%s", DV_ENV_TASK, task);
+    e[k++] = strdup(v);
+    snprintf(v, sizeof(v), "%s=%d", DV_ENV_TASK_ARG_FD, argfd);
+    e[k++] = strdup(v);
+    if (gpu >= 0) {
+        snprintf(v, sizeof(v), "CUDA_VISIBLE_DEVICES=%d", gpu);
+        e[k++] = strdup(v);
+        snprintf(v, sizeof(v), "ROCR_VISIBLE_DEVICES=%d", gpu);
+        e[k++] = strdup(v);
+    }
+    return e;
+}
+
+static void env_free(char **e)
+{
+    for (size_t i = 0; e && e[i]; i++)
+        free(e[i]);
+    free(e);
+}
+
+/* fork + exec the program for a task; returns the pid or -1. */
+static pid_t spawn_task(mn_svc_t *s, const char *task, const void *arg,
+                        size_t len, int gpu)
+{
+    int mfd = memfd_create("drover-arg", 0);
+    if (mfd < 0)
+        return -1;
+    if (len && write(mfd, arg, len) != (ssize_t)len) {
+        close(mfd);
+        return -1;
+    }
+    char **env = task_env(task, mfd, gpu);
+    pid_t self = getpid(), pid = env ? fork() : -1;
+    if (pid == 0) {
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != self)
+            _exit(127);
+        if (s->outw[1] >= 0)
+            dup2(s->outw[1], 1);
+        if (s->outw[2] >= 0)
+            dup2(s->outw[2], 2);
+        execve(s->prog, s->argv, env);
+        _exit(127);
+    }
+    close(mfd);
+    env_free(env);
+    return pid;
+}
+
+static void on_spawn(mn_svc_t *s, const dv_wire_view_t *v, int src)
+{
+    char task[128];
+    const dv_wire_field_t *arg = dv__wire_find(v, MN_ARG);
+    uint64_t rid = (uint64_t)mn_get_i64(v, MN_RID, 0);
+    int gpu = (int)mn_get_i64(v, MN_GPU, -1);
+    pid_t pid = -1;
+    int e = EPROTO;
+    if (dv__wire_get_str(v, MN_TASK, task, sizeof(task), NULL) == 0 && arg &&
+        arg->len <= DV_MESSAGE_MAX) {
+        if (s->ntk == s->captk) {
+            int cap = s->captk ? 2 * s->captk : 64;
+            struct task *n = realloc(s->tk, (size_t)cap * sizeof(*n));
+            if (n) {
+                s->tk = n;
+                s->captk = cap;
+            }
+        }
+        pid = s->ntk < s->captk ? spawn_task(s, task, arg->data, arg->len, gpu)
+                                : -1;
+        e = errno;
+    }
+    dv_wire_buf_t b;
+    if (mn_msg_begin(&b, pid > 0 ? DV_WIRE_STARTED : DV_WIRE_ERROR, s->self,
+                     src) < 0)
+        return;
+    dv__wire_put_u64(&b, MN_RID, rid);
+    if (pid > 0) {
+        s->tk[s->ntk++] = (struct task){pid, src, rid};
+        dv__wire_put_u64(&b, MN_PID, (uint64_t)pid);
+    } else {
+        dv__wire_put_u64(&b, MN_ERRNO, (uint64_t)e);
+        dv__wire_put_str(&b, MN_TEXT, strerror(e));
+    }
+    svc_send(s, &b);
+}
+
+void mn_svc_reaped(mn_svc_t *s, pid_t pid, int status)
+{
+    for (int i = 0; i < s->ntk; i++) {
+        if (s->tk[i].pid != pid)
+            continue;
+        int code = WIFEXITED(status)
+                       ? WEXITSTATUS(status)
+                       : -(WIFSIGNALED(status) ? WTERMSIG(status) : SIGKILL);
+        dv_wire_buf_t b;
+        if (mn_msg_begin(&b, DV_WIRE_EXITED, s->self, s->tk[i].origin) == 0) {
+            dv__wire_put_u64(&b, MN_RID, s->tk[i].rid);
+            dv__wire_put_u64(&b, MN_CODE, (uint64_t)(int64_t)code);
+            svc_send(s, &b);
+        }
+        s->tk[i] = s->tk[--s->ntk];
+        return;
+    }
+}
+
+static void on_kill(mn_svc_t *s, const dv_wire_view_t *v, int src)
+{
+    uint64_t rid = (uint64_t)mn_get_i64(v, MN_RID, 0);
+    int sig = (int)mn_get_i64(v, MN_SIG, 0);
+    if (sig != SIGTERM && sig != SIGKILL)
+        return;
+    for (int i = 0; i < s->ntk; i++)
+        if (s->tk[i].origin == src && s->tk[i].rid == rid)
+            kill(s->tk[i].pid, sig);
+}
+
+void mn_svc_on_wire(mn_svc_t *s, const dv_wire_view_t *v)
+{
+    int src = (int)mn_get_i64(v, MN_SRC, -1);
+    if (src < 0 || src >= s->n)
+        return;
+    struct req *r = find_req(s, (uint64_t)mn_get_i64(v, MN_RID, 0));
+    switch (v->type) {
+    case DV_WIRE_SPAWN:
+        on_spawn(s, v, src);
+        break;
+    case DV_WIRE_KILL:
+        on_kill(s, v, src);
+        break;
+    case DV_WIRE_STARTED:
+        if (r && !r->started && r->node == src) {
+            int32_t pid = (int32_t)mn_get_i64(v, MN_PID, 0);
+            r->started = 1;
+            if (r->client >= 0 && s->cl[r->client].tab) {
+                struct dv__ps_slot *sl = &s->cl[r->client].tab[r->slot];
+                sl->pid = pid;
+                atomic_store(&sl->state, DV_PS_RUNNING);
+            }
+            reply(s, r->client, 1, pid, NULL);
+        }
+        break;
+    case DV_WIRE_EXITED:
+        if (r && r->node == src)
+            req_done(s, r, (int)mn_get_i64(v, MN_CODE, -SIGKILL));
+        break;
+    case DV_WIRE_ERROR:
+        if (r && !r->started && r->node == src) {
+            char why[96] = "failed";
+            dv__wire_get_str(v, MN_TEXT, why, sizeof(why), NULL);
+            if (r->client >= 0 && s->cl[r->client].tab)
+                atomic_store(&s->cl[r->client].tab[r->slot].state, DV_PS_FREE);
+            reply(s, r->client, 0, (int32_t)mn_get_i64(v, MN_ERRNO, EIO), why);
+            drop_req(s, r);
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+void mn_svc_node_lost(mn_svc_t *s, int node)
+{
+    for (int i = s->nrq - 1; i >= 0; i--)
+        if (s->rq[i].node == node)
+            req_done(s, &s->rq[i], -SIGKILL);
+}

@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Multi-node jobs on 4 emulated nodes (network + UTS namespaces) through the
+# hostfile launcher, with `drover run` itself inside node1: the node table,
+# round-robin placement, remote join/exit code/kill, output with --label,
+# bad host files and launchers, and a node whose agent dies or hangs.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=netns.sh
+. "$here/netns.sh"
+dvn_skip_unless_possible
+B=${DROVER_BUILD:?DROVER_BUILD must name the build tree}
+D=$B/bin/drover
+J=$B/bin/dv_mn_job
+fail=0
+bad() {
+    echo "FAIL: $*"
+    fail=1
+}
+
+dvn_setup 4 || exit 1
+DROVER_TMPDIR=$DVN_DIR/tmp
+mkdir -p "$DROVER_TMPDIR"
+export DROVER_TMPDIR DROVER_GRACE=1
+# The launch template's helper: host name -> that node's namespaces.
+cat >"$DVN_DIR/enter.sh" <<EOS
+#!/bin/bash
+h=\$1; shift
+i=\${h#node}
+[ -e "/run/netns/$(dvn_netns 1 | sed 's/n1$//')n\$i" ] || { echo "enter: no such host \$h" >&2; exit 255; }
+exec nsenter --net=/run/netns/$(dvn_netns 1 | sed 's/n1$//')n\$i --uts=$DVN_DIR/uts/\$i -- "\$@"
+EOS
+chmod +x "$DVN_DIR/enter.sh"
+printf '# four nodes\nnode1\nnode2\n\nnode3\nnode4\n' >"$DVN_DIR/hosts"
+LAUNCH="$DVN_DIR/enter.sh {host} {cmd}"
+# run HOSTFILE ARGS...: drover run inside node1; output in $DVN_DIR/out.
+run() {
+    local hf=$1
+    shift
+    timeout 60 $(dvn_nsenter_prefix 1) "$D" run --hostfile "$hf" \
+        --launch-cmd "$LAUNCH" "$@" >"$DVN_DIR/out" 2>&1
+}
+out() { cat "$DVN_DIR/out"; }
+
+# No process, shared memory or runtime dir of job $1 is left on any node.
+check_clean() {
+    local job=$1 what=$2
+    sleep 0.3
+    if grep -lzE "DROVER_JOB_ID=$job(-n[0-9]+)?\$" /proc/[0-9]*/environ 2>/dev/null |
+        grep -v "^/proc/$$/" | grep -q .; then
+        bad "$what: processes of job $job left"
+    fi
+    ls /dev/shm | grep -q "^drover\.$job" && bad "$what: shared memory left"
+    ls "$DROVER_TMPDIR" | grep -q "drover\.$job" && bad "$what: runtime dir left"
+}
+
+# The node table lists the 4 hostnames, node1 first.
+run "$DVN_DIR/hosts" --job-id mt1 -- "$J" table || bad "table: exit $?: $(out)"
+out | grep -q "^nodes 4$" || bad "table: $(out)"
+for i in 1 2 3 4; do
+    out | grep -qE "^node $((i - 1)) node$i $(dvn_addr "$i") cpus [0-9]+$" ||
+        bad "table: node$i missing: $(out)"
+done
+check_clean mt1 table
+
+# Round-robin: successive starts cycle through the nodes; codes come back.
+run "$DVN_DIR/hosts" --label --job-id mt2 -- "$J" spread 8 || bad "spread: exit $?: $(out)"
+for i in 0 1 2 3 4 5 6 7; do
+    out | grep -q "^placed $i node$((i % 4 + 1)) code $i$" || bad "spread: process $i: $(out)"
+done
+for i in 2 3 4; do
+    out | grep -q "^\[node$i\] on node$i index" || bad "spread: no labelled output of node$i"
+done
+out | grep -q "^on node1 index 0 node 0$" || bad "spread: no output of node1"
+check_clean mt2 spread
+
+# Kill a process on another node: it ends as killed by SIGKILL.
+run "$DVN_DIR/hosts" --job-id mt3 -- "$J" kill || bad "kill: exit $?: $(out)"
+out | grep -q "^killed code -9$" || bad "kill: $(out)"
+check_clean mt3 kill
+
+# Bad input: an unknown host, a duplicate hostname, a malformed host file.
+printf 'node1\nnode2\nnode9\n' >"$DVN_DIR/h9"
+t0=$(date +%s)
+run "$DVN_DIR/h9" -- "$J" table && bad "unknown host: exit 0"
+out | grep -q "^drover: run: node9: launch failed: enter: no such host node9$" ||
+    bad "unknown host: $(out)"
+[ $(($(date +%s) - t0)) -le 10 ] || bad "unknown host: took over 10 s"
+printf 'node1\nnode2\nnode3\n' >"$DVN_DIR/h3"
+timeout 60 $(dvn_nsenter_prefix 1) "$D" run --hostfile "$DVN_DIR/h3" \
+    --launch-cmd "$DVN_DIR/enter.sh node2 {cmd}" -- "$J" table >"$DVN_DIR/out" 2>&1 &&
+    bad "duplicate hostname: exit 0"
+out | grep -q "duplicate hostname 'node2'" || bad "duplicate hostname: $(out)"
+printf 'node1\nno de2\n' >"$DVN_DIR/hbad"
+run "$DVN_DIR/hbad" -- "$J" table && bad "malformed host file: exit 0"
+[ "$(out | wc -l)" -eq 1 ] && out | grep -q "line 2" || bad "malformed host file: $(out)"
+printf '#!/bin/bash\nexec sleep 30\n' >"$DVN_DIR/hang.sh"
+chmod +x "$DVN_DIR/hang.sh"
+run "$DVN_DIR/hosts" --wireup-timeout 2 --launch-cmd "$DVN_DIR/hang.sh {host} {cmd}" \
+    -- "$J" table && bad "silent nodes: exit 0"
+out | grep -q "node2, node3, node4: no answer within 2 s" || bad "silent nodes: $(out)"
+
+# A node whose agent dies mid-job: named, the job torn down, nothing left.
+agent_test() {
+    local sig=$1 want=$2 job=$3
+    rm -f "$DVN_DIR/out"
+    (run "$DVN_DIR/hosts" --job-id "$job" -- "$J" hang) &
+    local bg=$! i ap=""
+    for i in $(seq 100); do
+        grep -q ready "$DVN_DIR/out" 2>/dev/null && break
+        sleep 0.1
+    done
+    ap=$(pgrep -f "drover agent .*--job $job --index 2$")
+    [ -n "$ap" ] || bad "agent $sig: no agent of node3"
+    local t0=$(date +%s.%N)
+    kill "-$sig" $ap
+    wait $bg
+    local rc=$? took
+    took=$(echo "$(date +%s.%N) - $t0" | bc)
+    [ "$rc" -eq 1 ] || bad "agent $sig: exit $rc: $(out)"
+    out | grep -q "^drover: run: node3: $want" || bad "agent $sig: $(out)"
+    echo "agent $sig: job ended ${took} s after the signal"
+    [ "$(echo "$took < 10" | bc)" = 1 ] || bad "agent $sig: took $took s"
+    kill -9 $ap 2>/dev/null
+    # The dead node's own runtime dir is its leftover, not a survivor's.
+    rm -rf "$DROVER_TMPDIR/drover.$job-n2"
+    rm -f /dev/shm/drover."$job"-n2.*
+    check_clean "$job" "agent $sig"
+}
+agent_test KILL "agent exited" mt4
+agent_test STOP "agent stopped answering" mt5
+
+exit $fail
