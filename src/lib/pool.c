@@ -15,7 +15,7 @@
 #include "lib/internal.h"
 #include "lib/pool_impl.h"
 
-#define WORKERS_MAX 4096
+#define WORKERS_MAX 1024
 
 static void wake_manager(dv_pool_t *p, bool force)
 {
