@@ -10,6 +10,7 @@ static void test_bad_input(void)
     CHECK(dv_pool_create(0, NULL, &err) == NULL && errno == EINVAL);
     CHECK(strstr(err.text, "workers") != NULL);
     CHECK(dv_pool_create(-3, NULL, NULL) == NULL && errno == EINVAL);
+    CHECK(dv_pool_create(100000, NULL, NULL) == NULL && errno == EINVAL);
     dv_item_result_t *res = NULL;
     uint32_t v = 1;
     dv_item_t item = {&v, sizeof(v)};
