@@ -139,8 +139,12 @@ static int parse_args(int argc, char **argv, dv_mnist_options_t *o,
             return 2;
         }
         if (bad) {
+            const char *name = "?";
+            for (const struct option *op = opts; op->name; op++)
+                if (op->val == c)
+                    name = op->name;
             fprintf(stderr, "drover: mnist_train: bad value '%s' for --%s\n",
-                    optarg, opts[c == 'D' ? 9 : 0].name);
+                    optarg, name);
             return 2;
         }
     }
@@ -149,8 +153,10 @@ static int parse_args(int argc, char **argv, dv_mnist_options_t *o,
                 argv[optind]);
         return 2;
     }
-    if (o->no_cuda && o->device >= 0)
-        return die("--device and --no-cuda contradict each other") ? 2 : 2;
+    if (o->no_cuda && o->device >= 0) {
+        die("--device and --no-cuda contradict each other");
+        return 2;
+    }
     return 0;
 }
 
