@@ -10,11 +10,12 @@
  * cache. Fully connected activations are sample-major ([n][features]).
  *
  * Threads (OpenMP, each calling the single-threaded BLAS): chunks are
- * shared out among them, each with its own scratch and its own partial
- * convolution gradients, summed in a fixed order (results do not depend on
- * scheduling); the fully connected products are cut into column or row
- * blocks. Backward needs no dropout masks again: a value kept by dropout
- * and by ReLU is exactly one that is non-zero after both. */
+ * handed out one at a time, each thread with its own scratch; each chunk
+ * leaves its own partial convolution gradients, summed in chunk order, so
+ * results do not depend on scheduling or thread count. The fully
+ * connected products are cut into row or column blocks. Backward needs no
+ * dropout masks again: a value kept by dropout and by ReLU is exactly one that
+ * is non-zero after both. */
 
 #include <math.h>
 #include <stdlib.h>
@@ -41,7 +42,7 @@ struct SFX(dv__mnist_ws) {
     REAL *gp;    /* [cap][9216] */
     REAL *ga2;   /* per thread [64][chunk * 576] */
     REAL *ga1;   /* per thread [32][chunk * 676] */
-    REAL *part;  /* per thread: conv gradients [OFF_W3] */
+    REAL *part;  /* per chunk: conv gradients [OFF_W3] */
     REAL *grad;  /* [NPARAMS] gradient of the mean loss */
 };
 
@@ -86,7 +87,7 @@ struct SFX(dv__mnist_ws) *
         {&ws->ga2, c * 64 * 576},
         {&ws->ga1, c * 32 * 676},
         {&ws->grad, DV_MNIST_NPARAMS},
-        {&ws->part, (size_t)ws->threads * DV_MNIST_OFF_W3},
+        {&ws->part, (n + chunk - 1) / chunk * DV_MNIST_OFF_W3},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         *want[i].p = calloc(want[i].count, sizeof(REAL));
@@ -231,11 +232,11 @@ static void SFX(split)(int n, int t, int T, int *lo, int *hi)
 static void SFX(fc_forward)(struct SFX(dv__mnist_ws) * ws, const REAL *prm,
                             int n, int train, uint64_t key2)
 {
-    int T = ws->threads;
-    DV_OMP_FOR(T)
-    for (int t = 0; t < T; t++) { /* h = d1 W3^T, by sample rows */
+    int T = ws->threads, P = T > 1 ? 4 * T : 1;
+    DV_OMP_FOR_DYN(T)
+    for (int t = 0; t < P; t++) { /* h = d1 W3^T, by sample rows */
         int lo, hi;
-        SFX(split)(n, t, T, &lo, &hi);
+        SFX(split)(n, t, P, &lo, &hi);
         if (hi > lo)
             GEMM(CblasNoTrans, CblasTrans, hi - lo, 128, 9216,
                  ws->d1 + (size_t)lo * 9216, 9216, prm + DV_MNIST_OFF_W3, 9216,
@@ -263,7 +264,7 @@ void SFX(dv__mnist_forward)(struct SFX(dv__mnist_ws) * ws, const REAL *prm,
                             int train, uint64_t key1, uint64_t key2)
 {
     int nchunks = (n + ws->chunk - 1) / ws->chunk;
-    DV_OMP_FOR(ws->threads)
+    DV_OMP_FOR_DYN(ws->threads)
     for (int ch = 0; ch < nchunks; ch++) {
         int b0 = ch * ws->chunk;
         int nb = n - b0 < ws->chunk ? n - b0 : ws->chunk;
@@ -306,13 +307,13 @@ static void SFX(col_sums)(const REAL *x, int rows, int cols, REAL *out)
             out[j] += x[(size_t)r * cols + j];
 }
 
-static void SFX(row_sums_add)(const REAL *x, int rows, size_t cols, REAL *out)
+static void SFX(row_sums)(const REAL *x, int rows, size_t cols, REAL *out)
 {
     for (int r = 0; r < rows; r++) {
         REAL s = 0;
         for (size_t j = 0; j < cols; j++)
             s += x[(size_t)r * cols + j];
-        out[r] += s;
+        out[r] = s;
     }
 }
 
@@ -321,7 +322,7 @@ static void SFX(fc_backward)(struct SFX(dv__mnist_ws) * ws, const REAL *prm,
                              const uint8_t *labels, const int32_t *idx, int n)
 {
     REAL *g = ws->grad;
-    int T = ws->threads;
+    int T = ws->threads, P = T > 1 ? 4 * T : 1;
     for (int b = 0; b < n; b++)
         for (int k = 0; k < 10; k++)
             ws->go[b * 10 + k] =
@@ -334,10 +335,10 @@ static void SFX(fc_backward)(struct SFX(dv__mnist_ws) * ws, const REAL *prm,
     for (size_t at = 0; at < (size_t)n * 128; at++) /* dropout, ReLU */
         ws->gh[at] = ws->d2[at] > 0 ? ws->gh[at] * 2 : 0;
     SFX(col_sums)(ws->gh, n, 128, g + DV_MNIST_OFF_B3);
-    DV_OMP_FOR(T)
-    for (int t = 0; t < T; t++) { /* by blocks of the 9216 columns */
+    DV_OMP_FOR_DYN(T)
+    for (int t = 0; t < P; t++) { /* by blocks of the 9216 columns */
         int lo, hi;
-        SFX(split)(9216 / 16, t, T, &lo, &hi);
+        SFX(split)(9216 / 16, t, P, &lo, &hi);
         lo *= 16, hi *= 16;
         GEMM(CblasTrans, CblasNoTrans, 128, hi - lo, n, ws->gh, 128,
              ws->d1 + lo, 9216, 0, g + DV_MNIST_OFF_W3 + lo, 9216);
@@ -347,28 +348,31 @@ static void SFX(fc_backward)(struct SFX(dv__mnist_ws) * ws, const REAL *prm,
 }
 
 /* Route d1's gradient back to each window's argmax: through dropout and
- * ReLU (only where d1 > 0), times dropout's scale. */
+ * ReLU (only where d1 > 0), times dropout's scale. The windows tile the
+ * 24x24 map, so each cell of ga2 is written once, no clearing needed. */
 static void SFX(unpool_chunk)(const struct SFX(dv__mnist_ws) * ws, int nb,
                               int b0, REAL *ga2)
 {
-    static const int off[4] = {0, 1, 24, 25};
     const REAL scale = (REAL)(1.0 / 0.75);
-    memset(ga2, 0, (size_t)64 * nb * 576 * sizeof(REAL));
     for (int c = 0; c < 64; c++)
         for (int b = 0; b < nb; b++) {
-            size_t base = ((size_t)c * nb + b) * 576;
+            REAL *base = ga2 + ((size_t)c * nb + b) * 576;
             size_t o = (size_t)(b0 + b) * 9216 + c * 144;
             for (int i = 0; i < 12; i++)
                 for (int j = 0; j < 12; j++) {
                     size_t at = o + i * 12 + j;
-                    if (ws->d1[at] > 0)
-                        ga2[base + 2 * i * 24 + 2 * j + off[ws->am[at]]] =
-                            ws->gp[at] * scale;
+                    REAL g = ws->d1[at] > 0 ? ws->gp[at] * scale : 0;
+                    int a = ws->am[at];
+                    REAL *w = base + 2 * i * 24 + 2 * j;
+                    w[0] = a == 0 ? g : 0;
+                    w[1] = a == 1 ? g : 0;
+                    w[24] = a == 2 ? g : 0;
+                    w[25] = a == 3 ? g : 0;
                 }
         }
 }
 
-/* One chunk's convolution gradients, added into part (this thread's). */
+/* One chunk's convolution gradients, into part (this chunk's). */
 static void SFX(conv_backward_chunk)(struct SFX(dv__mnist_ws) * ws,
                                      const REAL *prm, int b0, int nb, int tid,
                                      REAL *part)
@@ -381,37 +385,34 @@ static void SFX(conv_backward_chunk)(struct SFX(dv__mnist_ws) * ws,
     int n2 = nb * 576, n1 = nb * 676;
     SFX(unpool_chunk)(ws, nb, b0, ga2);
     SFX(im2col)(a1c, 32, nb, 26, cols);
-    GEMM(CblasNoTrans, CblasTrans, 64, 288, n2, ga2, n2, cols, n2, 1,
+    GEMM(CblasNoTrans, CblasTrans, 64, 288, n2, ga2, n2, cols, n2, 0,
          part + DV_MNIST_OFF_W2, 288);
-    SFX(row_sums_add)(ga2, 64, (size_t)n2, part + DV_MNIST_OFF_B2);
+    SFX(row_sums)(ga2, 64, (size_t)n2, part + DV_MNIST_OFF_B2);
     GEMM(CblasTrans, CblasNoTrans, 288, n2, 64, prm + DV_MNIST_OFF_W2, 288, ga2,
          n2, 0, cols, n2);
     SFX(col2im_relu)(cols, nb, a1c, ga1);
     SFX(im2col)(ws->x0 + (size_t)b0 * 784, 1, nb, 28, cols);
-    GEMM(CblasNoTrans, CblasTrans, 32, 9, n1, ga1, n1, cols, n1, 1,
+    GEMM(CblasNoTrans, CblasTrans, 32, 9, n1, ga1, n1, cols, n1, 0,
          part + DV_MNIST_OFF_W1, 9);
-    SFX(row_sums_add)(ga1, 32, (size_t)n1, part + DV_MNIST_OFF_B1);
+    SFX(row_sums)(ga1, 32, (size_t)n1, part + DV_MNIST_OFF_B1);
 }
 
 void SFX(dv__mnist_backward)(struct SFX(dv__mnist_ws) * ws, const REAL *prm,
                              const uint8_t *labels, const int32_t *idx, int n)
 {
     SFX(fc_backward)(ws, prm, labels, idx, n);
-    int T = ws->threads, nchunks = (n + ws->chunk - 1) / ws->chunk;
-    memset(ws->part, 0, (size_t)T * DV_MNIST_OFF_W3 * sizeof(REAL));
-    /* chunk ch goes to thread ch % T, whatever OpenMP's schedule */
-    DV_OMP_FOR(T)
-    for (int t = 0; t < T; t++)
-        for (int ch = t; ch < nchunks; ch += T) {
-            int b0 = ch * ws->chunk;
-            int nb = n - b0 < ws->chunk ? n - b0 : ws->chunk;
-            SFX(conv_backward_chunk)
-            (ws, prm, b0, nb, t, ws->part + (size_t)t * DV_MNIST_OFF_W3);
-        }
+    int nchunks = (n + ws->chunk - 1) / ws->chunk;
+    DV_OMP_FOR_DYN(ws->threads)
+    for (int ch = 0; ch < nchunks; ch++) {
+        int b0 = ch * ws->chunk;
+        int nb = n - b0 < ws->chunk ? n - b0 : ws->chunk;
+        SFX(conv_backward_chunk)
+        (ws, prm, b0, nb, DV_TID(), ws->part + (size_t)ch * DV_MNIST_OFF_W3);
+    }
     for (int i = 0; i < DV_MNIST_OFF_W3; i++) {
         REAL s = 0;
-        for (int t = 0; t < T; t++)
-            s += ws->part[(size_t)t * DV_MNIST_OFF_W3 + i];
+        for (int ch = 0; ch < nchunks; ch++)
+            s += ws->part[(size_t)ch * DV_MNIST_OFF_W3 + i];
         ws->grad[i] = s;
     }
 }
