@@ -42,7 +42,7 @@ int dv__rundir_create(char *buf, size_t cap, dv_error_t *err)
         tmp = getenv("TMPDIR");
     if (!tmp || !*tmp)
         tmp = "/tmp";
-    int n = snprintf(buf, cap, "%s/drover.%s", tmp, dv__job_id());
+    int n = snprintf(buf, cap, "%s/drover.%s", tmp, dv__job_node_id());
     if (n < 0 || (size_t)n >= cap)
         return dv__errprintf(err, ENAMETOOLONG, "runtime dir: path too long");
     if (mkdir(buf, 0700) < 0)
@@ -90,7 +90,7 @@ static void remove_tree(int dfd, int depth)
 void dv__job_cleanup(const char *rundir)
 {
     char prefix[128];
-    int n = snprintf(prefix, sizeof(prefix), "drover.%s.", dv__job_id());
+    int n = snprintf(prefix, sizeof(prefix), "drover.%s.", dv__job_node_id());
     DIR *d = opendir("/dev/shm");
     if (d && n > 0 && (size_t)n < sizeof(prefix)) {
         struct dirent *e;

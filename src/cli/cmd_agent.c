@@ -262,11 +262,11 @@ int dv__cmd_agent(int argc, char **argv)
     a.sfd = -1;
     if (parse(argc, argv, &a) < 0)
         return 2;
-    /* This node's objects are distinct from other nodes' (emulated nodes
-     * share /dev/shm and /tmp). */
-    char job[160];
-    snprintf(job, sizeof(job), "%s-n%d", a.job, a.index);
-    setenv(DV_ENV_JOB, job, 1);
+    /* The node index names this node's objects (dv__job_node_id). */
+    char idx[16];
+    snprintf(idx, sizeof(idx), "%d", a.index);
+    setenv(DV_ENV_JOB, a.job, 1);
+    setenv(DV_ENV_NODE_INDEX, idx, 1);
     sigset_t old;
     dv__agent_block_signals(&old);
     prctl(PR_SET_PDEATHSIG, SIGTERM); /* the launcher (nsenter, ssh) */

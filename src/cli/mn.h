@@ -45,6 +45,10 @@ enum {
     MN_ARGV,     /* str, repeated: the program's arguments */
     MN_JOB,      /* str: job id */
     MN_SHUTDOWN, /* u64 1 in a KILL: end the job */
+    MN_OP,       /* u64: a DV_ROP_* (lib/remote.h) */
+    MN_TIMEOUT,  /* u64: bits of a double */
+    MN_HANDLE,   /* bytes: a dv_handle_t */
+    MN_VALUE,    /* u64 (int64) */
 };
 
 /* Heartbeats: one a second each way; this many seconds of silence mean

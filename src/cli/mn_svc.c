@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,7 @@
 
 #include "common/error.h"
 #include "lib/msg.h"
+#include "lib/remote.h"
 
 extern char **environ;
 
@@ -43,6 +45,7 @@ struct req {
     uint32_t slot;
     int node;
     int started;
+    int objop; /* a queue/event operation, not a process */
 };
 
 /* A process started here for another node. */
@@ -66,6 +69,9 @@ struct mn_svc {
     struct task *tk;
     int ntk, captk;
     uint64_t next_rid;
+    int done[2];  /* blocking object operations finished (struct objop *) */
+    int inflight; /* of those, still running */
+    struct dv__serve_cache *cache;
     mn_send_f send;
     void *send_arg;
 };
@@ -119,6 +125,11 @@ mn_svc_t *mn_svc_create(int self, int n, const char *rundir, const char *prog,
     s->send_arg = send_arg;
     s->next_rid = 1;
     s->lfd = -1;
+    s->done[0] = s->done[1] = -1;
+    if (pipe2(s->done, O_CLOEXEC) < 0) {
+        dv__errsys(err, "pipe");
+        goto fail;
+    }
     for (int i = 0; i < 3; i++)
         s->outr[i] = s->outw[i] = -1;
     snprintf(s->prog, sizeof(s->prog), "%s", prog);
@@ -167,6 +178,11 @@ void mn_svc_destroy(mn_svc_t **sp)
         close(s->lfd);
         unlink(s->path);
     }
+    for (int i = 0; i < 2; i++)
+        if (s->done[i] >= 0)
+            close(s->done[i]);
+    if (!s->inflight)
+        dv__remote_serve_free(&s->cache);
     for (int i = 0; i < 3; i++) {
         if (s->outr[i] >= 0)
             close(s->outr[i]);
@@ -234,7 +250,9 @@ static void drop_req(mn_svc_t *s, struct req *r)
 /* The process of request r ended with code. */
 static void req_done(mn_svc_t *s, struct req *r, int code)
 {
-    if (r->client >= 0 && s->cl[r->client].tab) {
+    if (r->objop) {
+        reply(s, r->client, 0, EHOSTDOWN, "the object's node is gone");
+    } else if (r->client >= 0 && s->cl[r->client].tab) {
         struct dv__ps_slot *sl = &s->cl[r->client].tab[r->slot];
         if (!r->started) {
             atomic_store(&sl->state, DV_PS_FREE);
@@ -287,8 +305,55 @@ static int client_rstart(mn_svc_t *s, int c, dv__msgr_t *r)
         reply(s, c, 0, EHOSTUNREACH, "cannot reach the node");
         return 0;
     }
-    s->rq[s->nrq++] = (struct req){rid, c, slot, node, 0};
+    s->rq[s->nrq++] = (struct req){rid, c, slot, node, 0, 0};
     return 0;
+}
+
+static int grow_req(mn_svc_t *s)
+{
+    if (s->nrq < s->caprq)
+        return 0;
+    int cap = s->caprq ? 2 * s->caprq : 64;
+    struct req *n = realloc(s->rq, (size_t)cap * sizeof(*n));
+    if (!n)
+        return -1;
+    s->rq = n;
+    s->caprq = cap;
+    return 0;
+}
+
+/* A queue/event operation of a process of this node on another node's
+ * object: passed on to the object's node. */
+static void client_objop(mn_svc_t *s, int c, dv__msgr_t *r)
+{
+    int32_t node = dv__msgr_i32(r);
+    uint32_t op = dv__msgr_u32(r);
+    uint64_t tbits = dv__msgr_u64(r);
+    const void *h, *in;
+    size_t hl = dv__msgr_bytes(r, &h);
+    size_t len = dv__msgr_tail(r, &in);
+    if (r->bad || hl != sizeof(dv_handle_t) || node < 0 || node >= s->n ||
+        node == s->self) {
+        reply(s, c, 0, EPROTO, "malformed object operation");
+        return;
+    }
+    dv_wire_buf_t b;
+    if (grow_req(s) < 0 ||
+        mn_msg_begin(&b, DV_WIRE_OBJ_OP, s->self, node) < 0) {
+        reply(s, c, 0, ENOMEM, "out of memory");
+        return;
+    }
+    uint64_t rid = s->next_rid++;
+    dv__wire_put_u64(&b, MN_RID, rid);
+    dv__wire_put_u64(&b, MN_OP, op);
+    dv__wire_put_u64(&b, MN_TIMEOUT, tbits);
+    dv__wire_put(&b, MN_HANDLE, h, hl);
+    dv__wire_put(&b, MN_DATA, in, len);
+    if (svc_send(s, &b) < 0) {
+        reply(s, c, 0, EHOSTUNREACH, "cannot reach the object's node");
+        return;
+    }
+    s->rq[s->nrq++] = (struct req){rid, c, 0, node, 1, 1};
 }
 
 static int client_rsignal(mn_svc_t *s, int c, dv__msgr_t *r)
@@ -297,7 +362,7 @@ static int client_rsignal(mn_svc_t *s, int c, dv__msgr_t *r)
     int32_t sig = dv__msgr_i32(r);
     struct req *q = NULL;
     for (int i = 0; i < s->nrq && !q; i++)
-        if (s->rq[i].client == c && s->rq[i].slot == slot)
+        if (s->rq[i].client == c && s->rq[i].slot == slot && !s->rq[i].objop)
             q = &s->rq[i];
     if (r->bad || (sig != SIGTERM && sig != SIGKILL)) {
         reply(s, c, 0, EINVAL, "malformed signal request");
@@ -354,6 +419,8 @@ static void client_message(mn_svc_t *s, int c)
         client_rstart(s, c, &r);
     } else if (type == DV_MSG_RSIGNAL) {
         client_rsignal(s, c, &r);
+    } else if (type == DV_MSG_OBJOP) {
+        client_objop(s, c, &r);
     } else {
         client_drop(s, c);
     }
@@ -398,11 +465,122 @@ static void forward_output(mn_svc_t *s, int stream)
     }
 }
 
+/* ---- operations on this node's queues and events ---- */
+
+struct objop {
+    mn_svc_t *s;
+    int src;
+    uint64_t rid;
+    int op;
+    double timeout;
+    dv_handle_t h;
+    void *in;
+    size_t in_len;
+    int rc, e;
+    int32_t value;
+    void *out;
+    size_t out_len;
+    dv_error_t err;
+};
+
+static void objop_run(struct objop *o, double timeout)
+{
+    o->err.text[0] = 0;
+    o->rc =
+        dv__remote_serve(&o->s->cache, &o->h, o->op, timeout, o->in, o->in_len,
+                         &o->value, &o->out, &o->out_len, &o->err);
+    o->e = o->rc < 0 ? errno : 0;
+}
+
+static void objop_reply(mn_svc_t *s, struct objop *o)
+{
+    dv_wire_buf_t b;
+    if (mn_msg_begin(&b, DV_WIRE_OBJ_REPLY, s->self, o->src) == 0) {
+        dv__wire_put_u64(&b, MN_RID, o->rid);
+        dv__wire_put_u64(&b, MN_VALUE, (uint64_t)(int64_t)o->value);
+        if (o->rc < 0) {
+            dv__wire_put_u64(&b, MN_ERRNO, (uint64_t)(o->e ? o->e : EIO));
+            dv__wire_put_str(&b, MN_TEXT,
+                             o->err.text[0] ? o->err.text : strerror(o->e));
+        } else if (o->out_len) {
+            dv__wire_put(&b, MN_DATA, o->out, o->out_len);
+        }
+        svc_send(s, &b);
+    }
+    free(o->in);
+    free(o->out);
+    free(o);
+}
+
+static void *objop_thread(void *arg)
+{
+    struct objop *o = arg;
+    objop_run(o, o->timeout);
+    if (write(o->s->done[1], &o, sizeof(o)) != sizeof(o))
+        return NULL;
+    return NULL;
+}
+
+static void objops_done(mn_svc_t *s)
+{
+    struct objop *o;
+    if (read(s->done[0], &o, sizeof(o)) == sizeof(o)) {
+        s->inflight--;
+        objop_reply(s, o);
+    }
+}
+
+/* Try at once; an operation that would block goes to a thread of its own
+ * (the node's loop never waits on a queue). */
+static void on_objop(mn_svc_t *s, const dv_wire_view_t *v, int src)
+{
+    const dv_wire_field_t *h = dv__wire_find(v, MN_HANDLE);
+    const dv_wire_field_t *d = dv__wire_find(v, MN_DATA);
+    struct objop *o = calloc(1, sizeof(*o));
+    if (!o)
+        return;
+    uint64_t tb = (uint64_t)mn_get_i64(v, MN_TIMEOUT, 0);
+    *o = (struct objop){.s = s,
+                        .src = src,
+                        .rid = (uint64_t)mn_get_i64(v, MN_RID, 0),
+                        .op = (int)mn_get_i64(v, MN_OP, 0)};
+    memcpy(&o->timeout, &tb, sizeof(tb));
+    if (!h || h->len != sizeof(o->h)) {
+        o->rc = -1;
+        o->e = EPROTO;
+        objop_reply(s, o);
+        return;
+    }
+    memcpy(&o->h, h->data, sizeof(o->h));
+    if (d && d->len && (o->in = malloc(d->len))) {
+        memcpy(o->in, d->data, d->len);
+        o->in_len = d->len;
+    }
+    objop_run(o, 0);
+    int blocking = o->op == DV_ROP_QUEUE_PUT || o->op == DV_ROP_QUEUE_GET ||
+                   o->op == DV_ROP_EVENT_WAIT;
+    pthread_t th;
+    pthread_attr_t at;
+    if (o->rc < 0 && (o->e == EAGAIN || o->e == ETIMEDOUT) && blocking &&
+        o->timeout != 0 && pthread_attr_init(&at) == 0) {
+        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+        int ok = pthread_create(&th, &at, objop_thread, o) == 0;
+        pthread_attr_destroy(&at);
+        if (ok) {
+            s->inflight++;
+            return;
+        }
+    }
+    objop_reply(s, o);
+}
+
 int mn_svc_poll_items(mn_svc_t *s, zmq_pollitem_t *it, int cap)
 {
     int n = 0;
     if (n < cap)
         it[n++] = (zmq_pollitem_t){NULL, s->lfd, ZMQ_POLLIN, 0};
+    if (n < cap)
+        it[n++] = (zmq_pollitem_t){NULL, s->done[0], ZMQ_POLLIN, 0};
     for (int k = 1; k <= 2; k++)
         if (s->outr[k] >= 0 && n < cap)
             it[n++] = (zmq_pollitem_t){NULL, s->outr[k], ZMQ_POLLIN, 0};
@@ -420,6 +598,10 @@ void mn_svc_on_poll(mn_svc_t *s, zmq_pollitem_t *it, int n)
         int fd = it[j].fd;
         if (fd == s->lfd) {
             client_accept(s);
+            continue;
+        }
+        if (fd == s->done[0]) {
+            objops_done(s);
             continue;
         }
         if (fd == s->outr[1] || fd == s->outr[2]) {
@@ -570,6 +752,31 @@ static void on_kill(mn_svc_t *s, const dv_wire_view_t *v, int src)
             kill(s->tk[i].pid, sig);
 }
 
+/* The answer to a process's operation on another node's object. */
+static void objop_answer(mn_svc_t *s, struct req *r, const dv_wire_view_t *v)
+{
+    int c = r->client;
+    drop_req(s, r);
+    if (c < 0 || s->cl[c].fd < 0)
+        return;
+    int e = (int)mn_get_i64(v, MN_ERRNO, 0);
+    dv__msgw_t w;
+    dv__msgw_init(&w);
+    if (e) {
+        char why[160] = "failed";
+        dv__wire_get_str(v, MN_TEXT, why, sizeof(why), NULL);
+        dv__msgw_i32(&w, e);
+        dv__msgw_str(&w, why);
+        dv__msg_send(s->cl[c].fd, DV_MSG_ERR, &w, NULL, 0, -1);
+    } else {
+        const dv_wire_field_t *d = dv__wire_find(v, MN_DATA);
+        dv__msgw_i32(&w, (int32_t)mn_get_i64(v, MN_VALUE, 0));
+        dv__msg_send(s->cl[c].fd, DV_MSG_OK, &w, d ? d->data : NULL,
+                     d ? d->len : 0, -1);
+    }
+    dv__msgw_free(&w);
+}
+
 void mn_svc_on_wire(mn_svc_t *s, const dv_wire_view_t *v)
 {
     int src = (int)mn_get_i64(v, MN_SRC, -1);
@@ -582,6 +789,13 @@ void mn_svc_on_wire(mn_svc_t *s, const dv_wire_view_t *v)
         break;
     case DV_WIRE_KILL:
         on_kill(s, v, src);
+        break;
+    case DV_WIRE_OBJ_OP:
+        on_objop(s, v, src);
+        break;
+    case DV_WIRE_OBJ_REPLY:
+        if (r && r->objop && r->node == src)
+            objop_answer(s, r, v);
         break;
     case DV_WIRE_STARTED:
         if (r && !r->started && r->node == src) {

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 
 #include "common/error.h"
+#include "lib/remote.h"
 #include "lib/shm.h"
 
 #define EVENT_SEGMENT 4096
@@ -20,6 +21,8 @@ struct eshared {
 };
 
 struct dv_event {
+    dv__remote_t *remote; /* the event lives on another node (remote.c) */
+    dv_handle_t remote_handle;
     struct dv__shm shm;
     struct eshared *sh;
 };
@@ -46,6 +49,9 @@ int dv_event_set(dv_event_t *e)
         errno = EINVAL;
         return -1;
     }
+    if (e->remote)
+        return dv__remote_op(e->remote, DV_ROP_EVENT_SET, 0, NULL, 0, NULL,
+                             NULL, NULL, NULL);
     __atomic_store_n(&e->sh->flag, 1, __ATOMIC_SEQ_CST);
     if (__atomic_load_n(&e->sh->sleepers, __ATOMIC_SEQ_CST) != 0)
         dv__futex_wake(&e->sh->flag, INT_MAX);
@@ -58,12 +64,20 @@ int dv_event_clear(dv_event_t *e)
         errno = EINVAL;
         return -1;
     }
+    if (e->remote)
+        return dv__remote_op(e->remote, DV_ROP_EVENT_CLEAR, 0, NULL, 0, NULL,
+                             NULL, NULL, NULL);
     __atomic_store_n(&e->sh->flag, 0, __ATOMIC_SEQ_CST);
     return 0;
 }
 
 bool dv_event_is_set(dv_event_t *e)
 {
+    int32_t v = 0;
+    if (e && e->remote)
+        return dv__remote_op(e->remote, DV_ROP_EVENT_IS_SET, 0, NULL, 0, &v,
+                             NULL, NULL, NULL) == 0 &&
+               v;
     return e && __atomic_load_n(&e->sh->flag, __ATOMIC_ACQUIRE) != 0;
 }
 
@@ -71,6 +85,9 @@ int dv_event_wait(dv_event_t *e, double timeout_s, dv_error_t *err)
 {
     if (!e)
         return dv__errprintf(err, EINVAL, "event: wait: NULL event");
+    if (e->remote)
+        return dv__remote_op(e->remote, DV_ROP_EVENT_WAIT, timeout_s, NULL, 0,
+                             NULL, NULL, NULL, err);
     uint32_t *flag = &e->sh->flag;
     if (__atomic_load_n(flag, __ATOMIC_ACQUIRE))
         return 0;
@@ -95,6 +112,10 @@ int dv_event_handle(const dv_event_t *e, dv_handle_t *out)
         errno = EINVAL;
         return -1;
     }
+    if (e->remote) {
+        *out = e->remote_handle;
+        return 0;
+    }
     dv__shm_handle(&e->shm, out);
     return 0;
 }
@@ -104,6 +125,16 @@ dv_event_t *dv_event_attach(const dv_handle_t *h, dv_error_t *err)
     dv_event_t *e = calloc(1, sizeof(*e));
     if (!e) {
         dv__errprintf(err, ENOMEM, "event: out of memory");
+        return NULL;
+    }
+    int home = dv__remote_home(h);
+    if (home >= 0) {
+        e->remote = dv__remote_open(h, home, err);
+        e->remote_handle = *h;
+        e->shm.fd = -1;
+        if (e->remote)
+            return e;
+        free(e);
         return NULL;
     }
     if (dv__shm_attach(&e->shm, h, DV__SHM_EVENT, err) < 0) {
@@ -125,6 +156,7 @@ void dv_event_destroy(dv_event_t **ep)
     if (!ep || !*ep)
         return;
     int saved = errno;
+    dv__remote_close(&(*ep)->remote);
     dv__shm_release(&(*ep)->shm);
     free(*ep);
     *ep = NULL;

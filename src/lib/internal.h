@@ -20,7 +20,12 @@ struct dv_result {
  * [A-Za-z0-9_-] only. */
 const char *dv__job_id(void);
 
-/* Every shared-memory object of the job is named "/drover.<job id>.<rest>"
+/* The job's name for this node's objects: the job id on node 0 (and on
+ * one node), "<job id>-n<K>" on node K of a multi-node job, so that
+ * emulated nodes sharing /dev/shm and /tmp keep their objects apart. */
+const char *dv__job_node_id(void);
+
+/* Every shared-memory object of the job is named "/drover.<job node id>.<rest>"
  * so teardown can remove them all. Writes the name into buf (size cap) and
  * returns 0, or -1 with ENAMETOOLONG. */
 int dv__shm_name(char *buf, size_t cap, const char *rest);

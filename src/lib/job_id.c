@@ -39,9 +39,24 @@ const char *dv__job_id(void)
     return job_id;
 }
 
+const char *dv__job_node_id(void)
+{
+    static char id[96];
+    if (id[0])
+        return id;
+    const char *idx = getenv("DROVER_NODE_INDEX");
+    char *end;
+    long k = idx ? strtol(idx, &end, 10) : 0;
+    if (idx && *idx && !*end && k > 0 && k < 1 << 16)
+        snprintf(id, sizeof(id), "%s-n%ld", dv__job_id(), k);
+    else
+        snprintf(id, sizeof(id), "%s", dv__job_id());
+    return id;
+}
+
 int dv__shm_name(char *buf, size_t cap, const char *rest)
 {
-    int n = snprintf(buf, cap, "/drover.%s.%s", dv__job_id(), rest);
+    int n = snprintf(buf, cap, "/drover.%s.%s", dv__job_node_id(), rest);
     if (n < 0 || (size_t)n >= cap) {
         errno = ENAMETOOLONG;
         return -1;

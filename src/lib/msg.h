@@ -26,7 +26,10 @@ enum dv__msg_type {
     /* process -> its node's agent (multi-node; HELLO passes the table) */
     DV_MSG_RSTART = 6,  /* u32 slot, i32 node, i32 gpu, str task, tail arg */
     DV_MSG_RSIGNAL = 7, /* u32 slot, i32 signo */
-    DV_MSG_TYPE_MAX = 7,
+    /* i32 node, u32 op, u64 timeout (double bits), bytes handle, tail in;
+     * answered OK (i32 value, tail out) or ERR (remote.h) */
+    DV_MSG_OBJOP = 8,
+    DV_MSG_TYPE_MAX = 8,
 };
 
 /* A body being built: malloc'd buffer. */

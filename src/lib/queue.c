@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "common/error.h"
+#include "lib/remote.h"
 #include "lib/shm.h"
 
 #define QUEUE_HEAP ((uint64_t)DV_QUEUE_BYTES) /* a power of two */
@@ -68,6 +69,8 @@ struct qshared {
 };
 
 struct dv_queue {
+    dv__remote_t *remote; /* the queue lives on another node (remote.c) */
+    dv_handle_t remote_handle;
     struct dv__shm shm;
     struct qshared *sh;
     unsigned char *heap;
@@ -367,6 +370,9 @@ int dv_queue_put(dv_queue_t *q, const void *data, size_t len, double timeout_s,
 {
     if (!q || (!data && len))
         return dv__errprintf(err, EINVAL, "queue: put: NULL argument");
+    if (q->remote && len <= DV_MESSAGE_MAX)
+        return dv__remote_op(q->remote, DV_ROP_QUEUE_PUT, timeout_s, data, len,
+                             NULL, NULL, NULL, err);
     if (len > DV_MESSAGE_MAX)
         return dv__errprintf(err, EMSGSIZE,
                              "queue: message of %zu bytes over the limit "
@@ -481,6 +487,9 @@ int dv_queue_get(dv_queue_t *q, void **data, size_t *len, double timeout_s,
 {
     if (!q || !data || !len)
         return dv__errprintf(err, EINVAL, "queue: get: NULL argument");
+    if (q->remote)
+        return dv__remote_op(q->remote, DV_ROP_QUEUE_GET, timeout_s, NULL, 0,
+                             NULL, data, len, err);
     void *buf = NULL;
     size_t cap = 0;
     uint64_t pos = 0;
@@ -506,6 +515,9 @@ int dv_queue_close(dv_queue_t *q)
         errno = EINVAL;
         return -1;
     }
+    if (q->remote)
+        return dv__remote_op(q->remote, DV_ROP_QUEUE_CLOSE, 0, NULL, 0, NULL,
+                             NULL, NULL, NULL);
     if (qlock(q) < 0)
         return -1;
     __atomic_store_n(&q->sh->closed, 1, __ATOMIC_RELAXED);
@@ -521,6 +533,12 @@ long dv_queue_size(dv_queue_t *q)
         errno = EINVAL;
         return -1;
     }
+    int32_t n = 0;
+    if (q->remote)
+        return dv__remote_op(q->remote, DV_ROP_QUEUE_SIZE, 0, NULL, 0, &n, NULL,
+                             NULL, NULL) < 0
+                   ? -1
+                   : (long)n;
     return (long)__atomic_load_n(&q->sh->count, __ATOMIC_RELAXED);
 }
 
@@ -581,6 +599,10 @@ int dv_queue_handle(const dv_queue_t *q, dv_handle_t *out)
         errno = EINVAL;
         return -1;
     }
+    if (q->remote) {
+        *out = q->remote_handle;
+        return 0;
+    }
     dv__shm_handle(&q->shm, out);
     return 0;
 }
@@ -590,6 +612,16 @@ dv_queue_t *dv_queue_attach(const dv_handle_t *h, dv_error_t *err)
     dv_queue_t *q = calloc(1, sizeof(*q));
     if (!q) {
         dv__errprintf(err, ENOMEM, "queue: out of memory");
+        return NULL;
+    }
+    int home = dv__remote_home(h);
+    if (home >= 0) {
+        q->remote = dv__remote_open(h, home, err);
+        q->remote_handle = *h;
+        q->shm.fd = -1;
+        if (q->remote)
+            return q;
+        free(q);
         return NULL;
     }
     if (dv__shm_attach(&q->shm, h, DV__SHM_QUEUE, err) < 0) {
@@ -615,6 +647,13 @@ void dv_queue_destroy(dv_queue_t **qp)
         return;
     int saved = errno;
     dv_queue_t *q = *qp;
+    if (q->remote) {
+        dv__remote_close(&q->remote);
+        free(q);
+        *qp = NULL;
+        errno = saved;
+        return;
+    }
     if (q->shm.hdr && q->shm.owner == getpid() && q->sh)
         dv_queue_close(q);
     dv__shm_release(&q->shm);

@@ -17,6 +17,7 @@
 #include "common/error.h"
 #include "drover/node.h"
 #include "lib/internal.h"
+#include "lib/remote.h"
 
 /* Handle layout (native byte order: handles never leave the node's job
  * processes in this form). */
@@ -202,6 +203,18 @@ int dv__shm_attach(struct dv__shm *s, const dv_handle_t *h, uint32_t kind,
         return -1;
     }
     return 0;
+}
+
+int dv__shm_handle_node(const dv_handle_t *h)
+{
+    struct handle_wire w;
+    if (!h)
+        return -1;
+    memcpy(&w, h->bytes, sizeof(w));
+    if (w.magic != HANDLE_MAGIC || w.version != HANDLE_VERSION ||
+        w.check != handle_check(&w))
+        return -1;
+    return w.node;
 }
 
 void dv__shm_handle(const struct dv__shm *s, dv_handle_t *out)

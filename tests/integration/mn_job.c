@@ -5,7 +5,14 @@
  *             print "placed I HOST" per process
  *   kill      start a sleeping process on the last node, kill it, print
  *             its exit code
- *   hang      one sleeping process on every node; print "ready"; sleep */
+ *   hang      one sleeping process on every node; print "ready"; sleep
+ *   queue N   one producer per node puts N/nodes numbered messages into a
+ *             queue of node 0 (maxsize 64); node 0 drains them all and
+ *             checks that none is lost, doubled or out of order
+ *   event     processes on the other nodes wait for an event of node 0,
+ *             the last one sets another event node 0 waits for
+ *   maxsize   a process on node 1 fills a queue of maxsize 2 of node 0
+ *             without waiting: prints how many puts went in */
 #define _GNU_SOURCE
 #include <signal.h>
 #include <stdio.h>
@@ -40,6 +47,181 @@ DV_TASK(sleeper)(const void *arg, size_t len, dv_result_t *res)
     for (;;)
         pause();
     return 0;
+}
+
+struct prod {
+    dv_handle_t q;
+    int id, count;
+};
+
+DV_TASK(producer)(const void *arg, size_t len, dv_result_t *res)
+{
+    (void)res;
+    if (len != sizeof(struct prod))
+        return 100;
+    const struct prod *p = arg;
+    dv_error_t err;
+    dv_queue_t *q = dv_queue_attach(&p->q, &err);
+    if (!q) {
+        fprintf(stderr, "producer %d: %s\n", p->id, err.text);
+        return 101;
+    }
+    for (int i = 0; i < p->count; i++) {
+        int m[2] = {p->id, i};
+        if (dv_queue_put(q, m, sizeof(m), 30, &err) < 0) {
+            fprintf(stderr, "producer %d: %s\n", p->id, err.text);
+            return 102;
+        }
+    }
+    dv_queue_destroy(&q);
+    return 0;
+}
+
+static int queue_test(int n)
+{
+    dv_error_t err;
+    int nodes = dv_node_count();
+    dv_queue_t *q = dv_queue_create(64, &err);
+    if (!q)
+        die("queue", &err);
+    struct prod pa;
+    dv_queue_handle(q, &pa.q);
+    pa.count = n / nodes;
+    dv_process_t *p[64];
+    for (int i = 0; i < nodes && i < 64; i++) {
+        pa.id = i;
+        if (!(p[i] = dv_process_start("producer", &pa, sizeof(pa), NULL, &err)))
+            die("start", &err);
+    }
+    int *next = calloc((size_t)nodes, sizeof(int)), bad = 0;
+    long total = (long)pa.count * nodes;
+    for (long k = 0; k < total; k++) {
+        void *d;
+        size_t l;
+        if (dv_queue_get(q, &d, &l, 30, &err) < 0)
+            die("get", &err);
+        int *m = d;
+        if (l != 2 * sizeof(int) || m[0] < 0 || m[0] >= nodes ||
+            m[1] != next[m[0]]++)
+            bad++;
+        free(d);
+    }
+    void *d;
+    size_t l;
+    if (dv_queue_get(q, &d, &l, 0.2, NULL) == 0)
+        bad++;
+    for (int i = 0; i < nodes && i < 64; i++) {
+        int code = -1;
+        if (dv_process_join(p[i], 30, &err) < 0)
+            die("join", &err);
+        dv_process_exitcode(p[i], &code);
+        bad += code != 0;
+        dv_process_destroy(&p[i]);
+    }
+    printf("moved %ld bad %d\n", total, bad);
+    free(next);
+    dv_queue_destroy(&q);
+    return bad != 0;
+}
+
+struct evs {
+    dv_handle_t go, back;
+    int last;
+};
+
+DV_TASK(waiter)(const void *arg, size_t len, dv_result_t *res)
+{
+    (void)res;
+    if (len != sizeof(struct evs))
+        return 100;
+    const struct evs *a = arg;
+    dv_error_t err;
+    dv_event_t *go = dv_event_attach(&a->go, &err);
+    dv_event_t *back = dv_event_attach(&a->back, &err);
+    if (!go || !back || dv_event_is_set(go))
+        return 101;
+    if (dv_event_wait(go, 20, &err) < 0 || !dv_event_is_set(go))
+        return 102;
+    if (a->last && dv_event_set(back) < 0)
+        return 103;
+    dv_event_destroy(&go);
+    dv_event_destroy(&back);
+    return 0;
+}
+
+static int event_test(void)
+{
+    dv_error_t err;
+    dv_event_t *go = dv_event_create(&err), *back = dv_event_create(&err);
+    if (!go || !back)
+        die("event", &err);
+    struct evs a;
+    dv_event_handle(go, &a.go);
+    dv_event_handle(back, &a.back);
+    int n = dv_node_count(), bad = 0;
+    dv_process_t *p[64];
+    for (int i = 1; i < n && i < 64; i++) {
+        dv_placement_t w = DV_PLACEMENT_DEFAULT;
+        w.policy = DV_POLICY_NODE;
+        w.node = i;
+        a.last = i == n - 1;
+        if (!(p[i] = dv_process_start("waiter", &a, sizeof(a), &w, &err)))
+            die("start", &err);
+    }
+    usleep(300000);
+    for (int i = 1; i < n && i < 64; i++)
+        bad += !dv_process_is_alive(p[i]);
+    bad += dv_event_is_set(back);
+    dv_event_set(go);
+    if (dv_event_wait(back, 10, &err) < 0)
+        bad++;
+    for (int i = 1; i < n && i < 64; i++) {
+        int code = -1;
+        dv_process_join(p[i], 10, &err);
+        dv_process_exitcode(p[i], &code);
+        bad += code != 0;
+        dv_process_destroy(&p[i]);
+    }
+    printf("event bad %d\n", bad);
+    dv_event_destroy(&go);
+    dv_event_destroy(&back);
+    return bad != 0;
+}
+
+DV_TASK(filler)(const void *arg, size_t len, dv_result_t *res)
+{
+    (void)res;
+    dv_error_t err;
+    dv_queue_t *q =
+        len == sizeof(dv_handle_t) ? dv_queue_attach(arg, &err) : NULL;
+    if (!q)
+        return 100;
+    int k = 0;
+    while (k < 10 && dv_queue_put(q, "x", 1, 0, &err) == 0)
+        k++;
+    return k;
+}
+
+static int maxsize_test(void)
+{
+    dv_error_t err;
+    dv_queue_t *q = dv_queue_create(2, &err);
+    dv_handle_t h;
+    if (!q)
+        die("queue", &err);
+    dv_queue_handle(q, &h);
+    dv_placement_t w = DV_PLACEMENT_DEFAULT;
+    w.policy = DV_POLICY_NODE;
+    w.node = 1;
+    dv_process_t *p = dv_process_start("filler", &h, sizeof(h), &w, &err);
+    int code = -1;
+    if (!p || dv_process_join(p, 20, &err) < 0)
+        die("filler", &err);
+    dv_process_exitcode(p, &code);
+    printf("accepted %d size %ld\n", code, dv_queue_size(q));
+    dv_process_destroy(&p);
+    dv_queue_destroy(&q);
+    return code != 2;
 }
 
 static void print_table(void)
@@ -134,6 +316,12 @@ int main(int argc, char **argv)
         rc = spread(atoi(argv[2]));
     } else if (!strcmp(argv[1], "kill")) {
         rc = kill_one();
+    } else if (!strcmp(argv[1], "queue") && argc > 2) {
+        rc = queue_test(atoi(argv[2]));
+    } else if (!strcmp(argv[1], "event")) {
+        rc = event_test();
+    } else if (!strcmp(argv[1], "maxsize")) {
+        rc = maxsize_test();
     } else if (!strcmp(argv[1], "hang")) {
         rc = hang();
     }

@@ -2,6 +2,7 @@
 # Multi-node jobs on 4 emulated nodes (network + UTS namespaces) through the
 # hostfile launcher, with `drover run` itself inside node1: the node table,
 # round-robin placement, remote join/exit code/kill, output with --label,
+# a queue fed from every node, maxsize across nodes, events across nodes,
 # bad host files and launchers, and a node whose agent dies or hangs.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -77,6 +78,18 @@ check_clean mt2 spread
 run "$DVN_DIR/hosts" --job-id mt3 -- "$J" kill || bad "kill: exit $?: $(out)"
 out | grep -q "^killed code -9$" || bad "kill: $(out)"
 check_clean mt3 kill
+
+# A queue of node1 fed by producers on all 4 nodes, drained on node1.
+run "$DVN_DIR/hosts" --job-id mt6 -- "$J" queue 100000 || bad "queue: exit $?: $(out)"
+out | grep -q "^moved 100000 bad 0$" || bad "queue: $(out)"
+check_clean mt6 queue
+# maxsize holds for a producer on another node.
+run "$DVN_DIR/hosts" --job-id mt7 -- "$J" maxsize || bad "maxsize: exit $?: $(out)"
+out | grep -q "^accepted 2 size 2$" || bad "maxsize: $(out)"
+# Events across nodes.
+run "$DVN_DIR/hosts" --job-id mt8 -- "$J" event || bad "event: exit $?: $(out)"
+out | grep -q "^event bad 0$" || bad "event: $(out)"
+check_clean mt8 event
 
 # Bad input: an unknown host, a duplicate hostname, a malformed host file.
 printf 'node1\nnode2\nnode9\n' >"$DVN_DIR/h9"
