@@ -1,7 +1,8 @@
 # telemetry_full's integration tests (tests/integration/test_telemetry_full*.sh):
 # real runs on this node, through `drover run` and started directly, on a
-# small slice of the MNIST digits. Label telemetry_full; the runs that train
-# for seconds are not repeated under the sanitizers (nosan).
+# small slice of the MNIST digits. Label telemetry_full; the bars in tmux
+# are not repeated under the sanitizers (nosan): the other runs cover the
+# same code there.
 function(tf_add_script_test name script)
   cmake_parse_arguments(S "" "TIMEOUT" "LABELS" ${ARGN})
   add_test(NAME ${name}
@@ -18,8 +19,8 @@ tf_add_script_test(integration_telemetry_full_args
 tf_add_script_test(integration_telemetry_full_images
   test_telemetry_full_images.sh TIMEOUT 120)
 tf_add_script_test(integration_telemetry_full_kill
-  test_telemetry_full_kill.sh LABELS nosan TIMEOUT 180)
+  test_telemetry_full_kill.sh TIMEOUT 180)
 tf_add_script_test(integration_telemetry_full_sigint
-  test_telemetry_full_sigint.sh LABELS nosan TIMEOUT 120)
+  test_telemetry_full_sigint.sh TIMEOUT 120)
 tf_add_script_test(integration_telemetry_full_bars
   test_telemetry_full_bars.sh LABELS nosan TIMEOUT 180)
