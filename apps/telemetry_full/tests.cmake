@@ -5,10 +5,11 @@
 # same code there.
 function(tf_add_script_test name script)
   cmake_parse_arguments(S "" "TIMEOUT" "LABELS" ${ARGN})
+  set(labels telemetry_full ${S_LABELS})
   add_test(NAME ${name}
     COMMAND bash ${CMAKE_SOURCE_DIR}/tests/integration/${script})
   set_tests_properties(${name} PROPERTIES TIMEOUT ${S_TIMEOUT}
-    SKIP_RETURN_CODE 77 LABELS "telemetry_full;${S_LABELS}"
+    SKIP_RETURN_CODE 77 LABELS "${labels}"
     ENVIRONMENT "DROVER_SOURCE_DIR=${CMAKE_SOURCE_DIR};DROVER_BUILD=${CMAKE_BINARY_DIR}")
 endfunction()
 
