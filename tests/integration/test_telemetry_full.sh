@@ -12,22 +12,22 @@ host=$(uname -n | sed 's/[.]/\\./g')
 args=(--epochs 1 --mem 4194304 --size 256 --interval 0.5
     --data-dir "$WORK/data")
 
-"$D" run --job-id tf_run1 -- "$TF" "${args[@]}" >"$WORK/run.out" 2>"$WORK/run.err"
+"$D" run --job-id tf_run1_$$ -- "$TF" "${args[@]}" >"$WORK/run.out" 2>"$WORK/run.err"
 rc=$?
 [ "$rc" -eq 0 ] || bad "drover run: exit $rc: $(cat "$WORK/run.err")"
 check_seed_output "$WORK/run.out" "$host" 2 2 64
-no_leftovers tf_run1
+no_leftovers tf_run1_$$
 
-DROVER_JOB_ID=tf_direct1 "$TF" "${args[@]}" --scipy_workers 1 \
+DROVER_JOB_ID=tf_direct1_$$ "$TF" "${args[@]}" --scipy_workers 1 \
     --mnist_workers 3 >"$WORK/direct.out" 2>"$WORK/direct.err"
 rc=$?
 [ "$rc" -eq 0 ] || bad "direct: exit $rc: $(cat "$WORK/direct.err")"
 check_seed_output "$WORK/direct.out" "$host" 1 3 64
-no_leftovers tf_direct1
+no_leftovers tf_direct1_$$
 
-DROVER_JOB_ID=tf_seed2 "$TF" "${args[@]}" --seed 2 >"$WORK/seed2.out" 2>&1 ||
+DROVER_JOB_ID=tf_seed2_$$ "$TF" "${args[@]}" --seed 2 >"$WORK/seed2.out" 2>&1 ||
     bad "--seed 2: exit $?"
-no_leftovers tf_seed2
+no_leftovers tf_seed2_$$
 
 a=$(checksum "$WORK/run.out") b=$(checksum "$WORK/direct.out")
 c=$(checksum "$WORK/seed2.out")

@@ -17,7 +17,7 @@ refused() {
     shift
     n=$((n + 1))
     t0=$(date +%s%N)
-    DROVER_JOB_ID=tf_args$n timeout 30 "$TF" "$@" >"$WORK/out" 2>"$WORK/err"
+    DROVER_JOB_ID=tf_args${n}_$$ timeout 30 "$TF" "$@" >"$WORK/out" 2>"$WORK/err"
     rc=$?
     t1=$(date +%s%N)
     lines=$(wc -l <"$WORK/err")
@@ -26,7 +26,7 @@ refused() {
         bad "$what: stderr is not one 'drover: telemetry_full: ' line: $(cat "$WORK/err")"
     [ -s "$WORK/out" ] && bad "$what: printed on stdout: $(head -n3 "$WORK/out")"
     [ $(((t1 - t0) / 1000000)) -lt 5000 ] || bad "$what: took $(((t1 - t0) / 1000000)) ms"
-    no_leftovers tf_args$n
+    no_leftovers tf_args${n}_$$
 }
 
 refused "negative scipy workers" "${ok[@]}" --scipy_workers -1
@@ -57,12 +57,12 @@ if [ "$(id -u)" -ne 0 ]; then # root writes anywhere
     refused "unwritable log" "${ok[@]}" --telemetry-log "$WORK/ro/t.jsonl"
 fi
 refused "log is a directory" "${ok[@]}" --telemetry-log "$WORK/ro"
-out=$("$D" run --job-id tf_args_run -- "$TF" "${ok[@]}" --mnist_workers 1 2>&1)
+out=$("$D" run --job-id tf_args_run_$$ -- "$TF" "${ok[@]}" --mnist_workers 1 2>&1)
 rc=$?
 [ "$rc" -eq 2 ] || bad "through drover run: exit $rc, want 2"
 grep -q '^drover: telemetry_full: argument --mnist_workers' <<<"$out" ||
     bad "through drover run: $out"
-no_leftovers tf_args_run
+no_leftovers tf_args_run_$$
 
 help=$("$TF" -h)
 rc=$?

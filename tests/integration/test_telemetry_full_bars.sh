@@ -14,7 +14,7 @@ sock=tf_bars_$$
 tm() { tmux -L "$sock" -f /dev/null "$@"; }
 trap 'tm kill-server 2>/dev/null; rm -rf "$DROVER_TMPDIR" "$WORK"' EXIT
 cat >"$WORK/cmd.sh" <<EOS
-"$D" run --job-id tf_bars1 -- "$TF" --bars --epochs 3 --mem 65536 --size 64 \
+"$D" run --job-id tf_bars1_$$ -- "$TF" --bars --epochs 3 --mem 65536 --size 64 \
     --interval 0.1 --data-dir "$WORK/data" --telemetry-log "$WORK/t.jsonl" \
     --telemetry-plot "$WORK/t.svg" 2>"$WORK/err"
 echo "exit status \$?" >"$WORK/rc"
@@ -56,7 +56,7 @@ for l in "^Launching scipy and mnist jobs$" "^Shutting down procs$" \
     "^Final test for learning rate 1.5: "; do
     grep -Eq "$l" <<<"$end" || bad "the pane lacks /$l/"
 done
-no_leftovers tf_bars1
+no_leftovers tf_bars1_$$
 
 # The log: one JSON object per sample, of this node, with its load.
 python3 - "$WORK/t.jsonl" <<'PY' || bad "the telemetry log does not parse"

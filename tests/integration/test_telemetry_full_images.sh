@@ -15,10 +15,10 @@ run() {
     local out=$1
     shift
     n=$((n + 1))
-    DROVER_JOB_ID=tf_img$n timeout 120 "$TF" "${args[@]}" "$@" \
+    DROVER_JOB_ID=tf_img${n}_$$ timeout 120 "$TF" "${args[@]}" "$@" \
         >"$WORK/$out.out" 2>"$WORK/$out.err" ||
         bad "$out: exit $?: $(cat "$WORK/$out.err")"
-    no_leftovers tf_img$n
+    no_leftovers tf_img${n}_$$
 }
 summary() { grep "^  conv2d job: " "$WORK/$1.out"; }
 

@@ -8,7 +8,7 @@ set -u
 . "$(dirname "$0")/test_telemetry_full_lib.sh"
 
 small_mnist "$WORK/data" 640 200
-"$D" run --job-id tf_kill1 -- "$TF" --epochs 8 --mem 65536 --size 64 \
+"$D" run --job-id tf_kill1_$$ -- "$TF" --epochs 8 --mem 65536 --size 64 \
     --interval 0.5 --data-dir "$WORK/data" >"$WORK/out" 2>"$WORK/err" &
 run=$!
 wait_for "$WORK/out" "^Launching scipy and mnist jobs" ||
@@ -18,7 +18,7 @@ wait_for "$WORK/out" "^Launching scipy and mnist jobs" ||
 victim=""
 for _ in $(seq 300); do
     best=0
-    for p in $(job_procs tf_kill1); do
+    for p in $(job_procs tf_kill1_$$); do
         [ "$(cat "/proc/$p/comm" 2>/dev/null)" = telemetry_full ] || continue
         t=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | cut -d' ' -f12)
         if [ "${t:-0}" -gt "$best" ]; then
@@ -34,6 +34,8 @@ if [ -z "$victim" ]; then
     bad "no busy MNIST worker found"
     kill -INT "$run"
 else
+    echo "killing $victim ($best ticks of CPU; parent $(cut -d' ' -f4 "/proc/$victim/stat"))"
+    ps -o pid,ppid,stat,time,args -p "$(job_procs tf_kill1_$$ | paste -sd, -)" 2>/dev/null | cut -c1-80
     kill -KILL "$victim"
 fi
 for _ in $(seq 1200); do alive "$run" || break; sleep 0.1; done
@@ -55,6 +57,6 @@ if [ -n "${other:-}" ]; then
 fi
 check_order "$WORK/out" "^Shutting down procs$" \
     "^Telemetry process on node .* exiting \.\.\.$" "^Post process is exiting$"
-no_leftovers tf_kill1 "$victim"
+no_leftovers tf_kill1_$$ "$victim"
 [ "$fail" -eq 0 ] && [ -z "${TF_SHOW:-}" ] || { echo "--- stdout:"; cat "$WORK/out"; echo "--- stderr:"; cat "$WORK/err"; }
 finish

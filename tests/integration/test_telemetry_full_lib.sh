@@ -1,6 +1,8 @@
 # shellcheck shell=bash
 # Helpers for the telemetry_full integration scripts (sourced after
 # rt_lib.sh): the program, a small MNIST set, and the seed's output checks.
+# Job ids end in the script's pid: several builds' suites may run these
+# scripts at once on one machine, and job_procs finds processes by job id.
 TF=$B/bin/telemetry_full
 [ -x "$TF" ] || { echo "SKIP: $TF not built"; exit 77; }
 command -v python3 >/dev/null || { echo "SKIP: no python3"; exit 77; }

@@ -37,8 +37,8 @@ interrupt() {
     no_leftovers "$job" "$pid"
 }
 
-"$D" run --job-id tf_int1 -- "$TF" "${args[@]}" >"$WORK/tf_int1.out" 2>&1 &
-interrupt tf_int1 $!
-DROVER_JOB_ID=tf_int2 "$TF" "${args[@]}" >"$WORK/tf_int2.out" 2>&1 &
-interrupt tf_int2 $!
+"$D" run --job-id tf_int1_$$ -- "$TF" "${args[@]}" >"$WORK/tf_int1_$$.out" 2>&1 &
+interrupt tf_int1_$$ $!
+DROVER_JOB_ID=tf_int2_$$ "$TF" "${args[@]}" >"$WORK/tf_int2_$$.out" 2>&1 &
+interrupt tf_int2_$$ $!
 finish
