@@ -75,7 +75,8 @@ struct dv__pool_hello {
     uint64_t magic;
     char shm[128]; /* segment name */
     uint32_t slot;
-    uint32_t pad;
+    int32_t node; /* the node that runs the items: another node than the
+                     pool's makes this worker a proxy (pool_remote.c) */
     uint64_t gen;
 };
 

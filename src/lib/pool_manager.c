@@ -16,6 +16,7 @@
 #include "common/error.h"
 #include "lib/internal.h"
 #include "lib/pool_impl.h"
+#include "lib/runtime.h"
 
 #define TARGET_BACKLOG_S 2e-3 /* work kept queued on a worker */
 
@@ -48,11 +49,24 @@ int dv__pool_worker_start(struct dv_pool *p, struct pool_worker *w,
     snprintf(h.shm, sizeof(h.shm), "%s", p->shname);
     h.slot = w->idx;
     h.gen = w->gen;
+    /* The worker runs on the pool's node (its rings are there); placed on
+     * another node, it is a proxy for an executor there. */
+    int self = dv_node_self();
+    dv_placement_t where = p->where;
+    h.node = dv__placement_node(&p->where, err);
+    if (h.node < 0)
+        return -1;
+    if (self >= 0 && h.node != self) {
+        where = DV_PLACEMENT_DEFAULT;
+        where.policy = DV_POLICY_LOCAL;
+        where.gpu = p->where.gpu;
+    } else if (self >= 0) {
+        where.policy = DV_POLICY_LOCAL;
+    }
     w->proc =
-        dv_process_start(DV__POOL_WORKER_TASK, &h, sizeof(h), &p->where, err);
+        dv_process_start(DV__POOL_WORKER_TASK, &h, sizeof(h), &where, err);
     if (!w->proc)
         return -1;
-    int self = dv_node_self();
     int node = dv_process_node(w->proc);
     if (self >= 0 && node >= 0 && node != self) {
         /* The rings are in this node's shared memory. */

@@ -14,6 +14,7 @@
 
 #include "lib/internal.h"
 #include "lib/pool_chan.h"
+#include "lib/pool_remote.h"
 
 struct wstate {
     struct dv__pool_shared *sh;
@@ -26,6 +27,7 @@ struct wstate {
     uint64_t h;    /* items published, as last seen */
     uint64_t rpos; /* result data position */
     dv_task_f fn[DV__POOL_TASKS];
+    dv__pool_remote_t *remote;    /* items run on another node */
     uint64_t rend[DV__POOL_RING]; /* data end of each result */
 };
 
@@ -109,7 +111,7 @@ static void run_item(struct wstate *w, uint64_t k)
     /* From here on the item counts as in flight on this worker. */
     atomic_store_explicit(&w->s->items.tail, k + 1, memory_order_release);
     dv_task_f fn = lookup(w, e->task);
-    if (!fn) {
+    if (!fn && !w->remote) {
         post_result(w, k, 127, DV__POOL_NOTASK, NULL, 0);
         return;
     }
@@ -126,7 +128,12 @@ static void run_item(struct wstate *w, uint64_t k)
         arg = big;
     }
     struct dv_result r = {NULL, 0};
-    int code = fn(arg, e->len, &r);
+    int code;
+    if (w->remote && dv__pool_remote_run(w->remote, w->sh->tasks[e->task], arg,
+                                         e->len, &code, &r) < 0)
+        dv__pool_remote_die(code);
+    if (!w->remote)
+        code = fn(arg, e->len, &r);
     free(big);
     post_result(w, k, code, 0, r.data, r.len);
     free(r.data);
@@ -209,7 +216,15 @@ static int pool_worker(const void *arg, size_t len, dv_result_t *result)
     w->slot = hello.slot;
     w->gen = hello.gen;
     w->t = atomic_load(&w->s->items.tail);
+    int self = dv_node_self();
+    if (self >= 0 && hello.node >= 0 && hello.node != self &&
+        !(w->remote = dv__pool_remote_start(hello.node, -1, NULL))) {
+        dv__pool_chan_release(w->sh, w->size, NULL);
+        free(w);
+        return 66;
+    }
     work(w);
+    dv__pool_remote_stop(&w->remote);
     dv__pool_chan_release(w->sh, w->size, NULL);
     free(w);
     return 0;

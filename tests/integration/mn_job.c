@@ -11,6 +11,10 @@
  *             checks that none is lost, doubled or out of order
  *   event     processes on the other nodes wait for an event of node 0,
  *             the last one sets another event node 0 waits for
+ *   pool      a pool of one worker per node maps 40 items: prints the
+ *             hosts that ran them; then a pool of one worker on node 2
+ *             maps 8 items of which one kills its worker: that item
+ *             fails, the others succeed
  *   maxsize   a process on node 1 fills a queue of maxsize 2 of node 0
  *             without waiting: prints how many puts went in */
 #define _GNU_SOURCE
@@ -224,6 +228,92 @@ static int maxsize_test(void)
     return code != 2;
 }
 
+DV_TASK(host_item)(const void *arg, size_t len, dv_result_t *res)
+{
+    int i = len == sizeof(int) ? *(const int *)arg : -1;
+    char host[64] = "?";
+    gethostname(host, sizeof(host) - 1);
+    if (i == 103)
+        raise(SIGKILL);
+    return dv_result_set(res, host, strlen(host) + 1) < 0;
+}
+
+/* A worker on node 2 dies in item 103: only that item fails. */
+static int pool_kill_test(void)
+{
+    dv_error_t err;
+    dv_placement_t w = DV_PLACEMENT_DEFAULT;
+    w.policy = DV_POLICY_NODE;
+    w.node = 2;
+    dv_pool_t *pool = dv_pool_create(1, &w, &err);
+    if (!pool)
+        die("pool", &err);
+    int items[8], bad = 0;
+    dv_item_t args[8];
+    for (int i = 0; i < 8; i++) {
+        items[i] = 100 + i;
+        args[i] = (dv_item_t){&items[i], sizeof(int)};
+    }
+    dv_item_result_t *r = NULL;
+    if (dv_pool_map(pool, "host_item", args, 8, 1, &r, &err) < 0)
+        die("map", &err);
+    for (int i = 0; i < 8; i++) {
+        if (!r[i].ok)
+            printf("item %d failed: %s\n", 100 + i, r[i].reason);
+        bad += r[i].ok != (i != 3);
+        dv_node_info_t ni;
+        dv_node_get(2, &ni, NULL);
+        bad += r[i].ok && strcmp(r[i].data, ni.hostname);
+    }
+    dv_item_results_free(r, 8);
+    dv_pool_destroy(&pool);
+    return bad;
+}
+
+static int pool_test(void)
+{
+    dv_error_t err;
+    int n = dv_node_count(), items[40], bad = 0;
+    dv_pool_t *pool = dv_pool_create(n, NULL, &err);
+    if (!pool)
+        die("pool", &err);
+    dv_item_t args[40];
+    for (int i = 0; i < 40; i++) {
+        items[i] = i;
+        args[i] = (dv_item_t){&items[i], sizeof(int)};
+    }
+    dv_item_result_t *r = NULL;
+    if (dv_pool_map(pool, "host_item", args, 40, 1, &r, &err) < 0)
+        die("map", &err);
+    char seen[64][64];
+    int nseen = 0, failed = -1;
+    for (int i = 0; i < 40; i++) {
+        if (!r[i].ok) {
+            printf("item %d failed: %s\n", i, r[i].reason);
+            bad += failed >= 0 || (i != 13);
+            failed = i;
+            continue;
+        }
+        int k = 0;
+        while (k < nseen && strcmp(seen[k], r[i].data))
+            k++;
+        if (k == nseen && nseen < 64)
+            snprintf(seen[nseen++], 64, "%s", (char *)r[i].data);
+    }
+    dv_item_results_free(r, 40);
+    bad += failed >= 0;
+    bad += pool_kill_test();
+    printf("pool hosts %d:", nseen);
+    for (int k = 0; k < nseen; k++)
+        printf(" %s", seen[k]);
+    printf("\n");
+    dv_pool_close(pool);
+    if (dv_pool_join(pool, 30, &err) < 0)
+        die("join", &err);
+    dv_pool_destroy(&pool);
+    return bad || nseen != n;
+}
+
 static void print_table(void)
 {
     int n = dv_node_count();
@@ -320,6 +410,8 @@ int main(int argc, char **argv)
         rc = queue_test(atoi(argv[2]));
     } else if (!strcmp(argv[1], "event")) {
         rc = event_test();
+    } else if (!strcmp(argv[1], "pool")) {
+        rc = pool_test();
     } else if (!strcmp(argv[1], "maxsize")) {
         rc = maxsize_test();
     } else if (!strcmp(argv[1], "hang")) {

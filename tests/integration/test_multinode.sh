@@ -3,6 +3,7 @@
 # hostfile launcher, with `drover run` itself inside node1: the node table,
 # round-robin placement, remote join/exit code/kill, output with --label,
 # a queue fed from every node, maxsize across nodes, events across nodes,
+# a pool over the nodes,
 # bad host files and launchers, and a node whose agent dies or hangs.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -90,6 +91,12 @@ out | grep -q "^accepted 2 size 2$" || bad "maxsize: $(out)"
 run "$DVN_DIR/hosts" --job-id mt8 -- "$J" event || bad "event: exit $?: $(out)"
 out | grep -q "^event bad 0$" || bad "event: $(out)"
 check_clean mt8 event
+
+# A pool over the 4 nodes; a worker dying on another node fails its item.
+run "$DVN_DIR/hosts" --job-id mt9 -- "$J" pool || bad "pool: exit $?: $(out)"
+out | grep -q "^pool hosts 4: node1 node2 node3 node4$" || bad "pool: $(out)"
+out | grep -q "^item 103 failed: killed by signal 9$" || bad "pool: $(out)"
+check_clean mt9 pool
 
 # Bad input: an unknown host, a duplicate hostname, a malformed host file.
 printf 'node1\nnode2\nnode9\n' >"$DVN_DIR/h9"

@@ -1,0 +1,188 @@
+/* Pool workers on another node. A pool's rings live in its node's shared
+ * memory, so a worker placed elsewhere is two processes: the worker proper
+ * (the pool's rings, on the pool's node, unchanged bookkeeping for the
+ * manager) acting as a proxy, and an executor on the target node that
+ * runs the items. They talk through two queues of the pool's node (items,
+ * results; one item in flight), which the executor reaches through the
+ * agents. An executor that dies takes its proxy with it (same exit code or
+ * signal), so the manager fails the item it ran, as for a local worker. */
+#define _GNU_SOURCE
+#include "lib/pool_remote.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "drover/drover.h"
+#include "common/error.h"
+#include "lib/internal.h"
+
+#define EXEC_TASK "dv__pool_exec"
+
+struct exec_hello {
+    dv_handle_t items, results;
+};
+
+struct dv__pool_remote {
+    dv_queue_t *items, *results;
+    dv_process_t *exec;
+};
+
+dv__pool_remote_t *dv__pool_remote_start(int node, int gpu, dv_error_t *err)
+{
+    dv__pool_remote_t *r = calloc(1, sizeof(*r));
+    if (!r) {
+        dv__errprintf(err, ENOMEM, "pool: out of memory");
+        return NULL;
+    }
+    struct exec_hello h;
+    r->items = dv_queue_create(1, err);
+    r->results = r->items ? dv_queue_create(1, err) : NULL;
+    if (!r->results)
+        goto fail;
+    dv_queue_handle(r->items, &h.items);
+    dv_queue_handle(r->results, &h.results);
+    dv_placement_t w = DV_PLACEMENT_DEFAULT;
+    w.policy = DV_POLICY_NODE;
+    w.node = node;
+    w.gpu = gpu;
+    r->exec = dv_process_start(EXEC_TASK, &h, sizeof(h), &w, err);
+    if (!r->exec)
+        goto fail;
+    return r;
+fail:
+    dv_queue_destroy(&r->items);
+    dv_queue_destroy(&r->results);
+    free(r);
+    return NULL;
+}
+
+/* The executor's end (exit code, or -signal) once it is gone. */
+static int exec_code(dv__pool_remote_t *r)
+{
+    int code = 70;
+    dv_process_join(r->exec, 5, NULL);
+    dv_process_exitcode(r->exec, &code);
+    return code;
+}
+
+int dv__pool_remote_run(dv__pool_remote_t *r, const char *task, const void *arg,
+                        size_t len, int *code, dv_result_t *res)
+{
+    size_t tl = strlen(task);
+    uint32_t n = (uint32_t)tl;
+    unsigned char *m = malloc(4 + tl + len);
+    if (!m) {
+        *code = 71;
+        return 0;
+    }
+    memcpy(m, &n, 4);
+    memcpy(m + 4, task, tl);
+    if (len)
+        memcpy(m + 4 + tl, arg, len);
+    int rc = dv_queue_put(r->items, m, 4 + tl + len, -1, NULL);
+    free(m);
+    if (rc < 0)
+        return -1;
+    for (;;) {
+        void *d;
+        size_t l;
+        if (dv_queue_get(r->results, &d, &l, 0.25, NULL) == 0) {
+            int32_t c = 70;
+            if (l >= 4)
+                memcpy(&c, d, 4);
+            *code = c;
+            if (l > 4 && (res->data = malloc(l - 4))) {
+                memcpy(res->data, (unsigned char *)d + 4, l - 4);
+                res->len = l - 4;
+            }
+            free(d);
+            return 0;
+        }
+        if (!dv_process_is_alive(r->exec)) {
+            *code = exec_code(r);
+            return -1;
+        }
+    }
+}
+
+void dv__pool_remote_stop(dv__pool_remote_t **rp)
+{
+    dv__pool_remote_t *r = *rp;
+    if (!r)
+        return;
+    *rp = NULL;
+    dv_queue_close(r->items);
+    if (dv_process_join(r->exec, 5, NULL) < 0)
+        dv_process_kill(r->exec);
+    dv_process_destroy(&r->exec);
+    dv_queue_destroy(&r->items);
+    dv_queue_destroy(&r->results);
+    free(r);
+}
+
+void __attribute__((noreturn)) dv__pool_remote_die(int code)
+{
+    fflush(NULL);
+    if (code < 0) {
+        signal(-code, SIG_DFL);
+        raise(-code);
+    }
+    _exit(code & 0xff);
+}
+
+/* The executor: run items from the proxy until it closes the queue. */
+static int pool_exec(const void *arg, size_t len, dv_result_t *result)
+{
+    (void)result;
+    struct exec_hello h;
+    if (len != sizeof(h))
+        return 64;
+    memcpy(&h, arg, sizeof(h));
+    dv_queue_t *in = dv_queue_attach(&h.items, NULL);
+    dv_queue_t *out = dv_queue_attach(&h.results, NULL);
+    if (!in || !out)
+        return 65;
+    for (;;) {
+        void *d;
+        size_t l;
+        if (dv_queue_get(in, &d, &l, -1, NULL) < 0)
+            break;
+        uint32_t n = 0;
+        char task[128];
+        if (l >= 4)
+            memcpy(&n, d, 4);
+        dv_task_f fn = NULL;
+        if (l >= 4 && n < sizeof(task) && 4 + (size_t)n <= l) {
+            memcpy(task, (char *)d + 4, n);
+            task[n] = 0;
+            fn = dv_task_find(task);
+        }
+        struct dv_result r = {NULL, 0};
+        int32_t code = fn ? fn((char *)d + 4 + n, l - 4 - n, &r) : 127;
+        free(d);
+        unsigned char *m = malloc(4 + r.len);
+        if (m) {
+            memcpy(m, &code, 4);
+            if (r.len)
+                memcpy(m + 4, r.data, r.len);
+        }
+        int rc = m ? dv_queue_put(out, m, 4 + r.len, -1, NULL) : -1;
+        free(m);
+        free(r.data);
+        if (rc < 0)
+            break;
+    }
+    dv_queue_destroy(&in);
+    dv_queue_destroy(&out);
+    return 0;
+}
+
+__attribute__((constructor)) static void pool_exec_register(void)
+{
+    dv_task_register(EXEC_TASK, pool_exec);
+}
