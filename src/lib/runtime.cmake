@@ -45,6 +45,8 @@ dv_runtime_script(integration_teardown test_teardown.sh TIMEOUT 180)
 # Multi-node jobs on emulated nodes (root and namespaces, else skipped).
 dv_runtime_script(integration_multinode test_multinode.sh TIMEOUT 180
   LABELS "netns")
+dv_runtime_script(integration_multinode_telemetry test_multinode_telemetry.sh
+  TIMEOUT 180 LABELS "netns")
 
 # Installation: the library, the public headers, a pkg-config file and a
 # CMake package configuration (find_package(drover) -> drover::drover).
