@@ -224,10 +224,6 @@ static int stop_telemetry(struct tf_demo *d, dv_error_t *err)
     /* The start too, for a run that failed before it: the monitors and the
      * post-processing process wait for it. */
     int rc = dv_event_set(d->end) | dv_event_set(d->start);
-    /* A run that failed before the launch never set the start, for which
-     * the monitors and the post-processing process still wait. */
-    if (dv_event_set(d->start) < 0)
-        rc = -1;
     for (int i = 0; i < d->nnodes && d->monitors[i]; i++)
         if (dv_process_join(d->monitors[i], -1, err) < 0)
             rc = -1;
@@ -339,9 +335,6 @@ int tf_demo_run(struct tf_demo *d)
     int rc = announce_run(d);
     if (rc == 0 && (open_objects(d, &err) < 0 || start_telemetry(d, &err) < 0))
         rc = fail("telemetry", &err);
-    if (rc == 0 && !d->items.items &&
-        tf_items_make(&d->items, d->opt, &err) < 0)
-        rc = fail("conv job", &err);
     if (rc == 0) {
         printf("Number of images: %zu\n", d->items.n);
         fflush(stdout);

@@ -44,7 +44,6 @@ static int check_inputs(const struct tf_options *opt, struct tf_demo *d,
     if (opt->telemetry_plot &&
         dv_telem_check_writable(opt->telemetry_plot, err) < 0)
         return -1;
-    /* The conv items too: a bad --images DIR or .npy file fails here. */
     return tf_items_make(&d->items, opt, err);
 }
 
