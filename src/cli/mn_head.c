@@ -218,7 +218,8 @@ int read_launcher(mn_head_t *h, struct node *d, int echo)
                 *nl = 0;
             if (*b)
                 snprintf(d->lasterr, sizeof(d->lasterr), "%.199s", b);
-            if (echo && *b)
+            /* srun's own notes (a task that ended) are not the job's. */
+            if (echo && *b && (h->hosts || strncmp(b, "srun: ", 6)))
                 fprintf(stderr, "%s\n", b);
             size_t used = nl ? (size_t)(nl - d->ebuf) + 1 : d->elen;
             memmove(d->ebuf, d->ebuf + used, d->elen - used);
@@ -226,7 +227,6 @@ int read_launcher(mn_head_t *h, struct node *d, int echo)
             d->ebuf[d->elen] = 0;
             b = d->ebuf;
         }
-        (void)h;
     }
 }
 

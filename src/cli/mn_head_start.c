@@ -102,7 +102,9 @@ static int launch_slurm(mn_head_t *h, const char *keys, dv_error_t *err)
     argv[a++] = nodes;
     argv[a++] = "--ntasks-per-node=1";
     argv[a++] = "--cpu-bind=none";
-    argv[a++] = "--kill-on-bad-exit=1";
+    /* No --kill-on-bad-exit: a dead agent must not take the others with
+     * it, so that the heartbeats name the node that failed. */
+    argv[a++] = "--kill-on-bad-exit=0";
     argv[a++] = "--input=all";
     argv[a++] = "--exclude";
     argv[a++] = me;

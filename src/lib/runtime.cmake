@@ -47,6 +47,8 @@ dv_runtime_script(integration_multinode test_multinode.sh TIMEOUT 180
   LABELS "netns")
 dv_runtime_script(integration_multinode_telemetry test_multinode_telemetry.sh
   TIMEOUT 180 LABELS "netns")
+dv_runtime_script(integration_multinode_slurm test_multinode_slurm.sh
+  TIMEOUT 240 LABELS "slurm;netns")
 
 # Installation: the library, the public headers, a pkg-config file and a
 # CMake package configuration (find_package(drover) -> drover::drover).
