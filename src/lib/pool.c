@@ -62,7 +62,8 @@ static dv_pool_t *pool_alloc(int workers, const dv_placement_t *where,
     pthread_cond_init(&p->cv, &ca);
     pthread_condattr_destroy(&ca);
     p->nworkers = workers;
-    p->depth = 1;
+    for (unsigned i = 0; i < DV__POOL_TASKS; i++)
+        p->speed[i].depth = 1;
     p->where = where ? *where : DV_PLACEMENT_DEFAULT;
     p->where.host = NULL;
     p->w = calloc((size_t)workers, sizeof(*p->w));

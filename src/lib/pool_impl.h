@@ -47,6 +47,7 @@ struct dv_async {
 struct pool_inflight {
     struct dv_async *a;
     size_t i;
+    uint32_t task; /* a->task (a may be gone when this is read) */
     uint64_t dend; /* item data area end after this item */
     bool big;
 };
@@ -99,9 +100,11 @@ struct dv_pool {
     struct dv_async *pend_head, *pend_tail;
     struct pool_retry *retry;
     size_t nretry, retry_first, retry_cap;
-    double t_item;  /* smoothed seconds per item */
-    unsigned depth; /* items kept outstanding per worker */
-    int barren;     /* workers that died in a row before any item */
+    struct pool_speed {
+        double t_item;       /* smoothed seconds per item */
+        unsigned depth;      /* items kept outstanding per worker */
+    } speed[DV__POOL_TASKS]; /* per task: each learns its own */
+    int barren;              /* workers that died in a row before any item */
     uint64_t seen_submit;
     char fail_reason[96];
 };

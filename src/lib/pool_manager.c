@@ -184,17 +184,32 @@ static bool push_item(struct dv_pool *p, struct pool_worker *w)
     e->task = a->task;
     e->flags = big ? DV__POOL_BIG : 0;
     e->code = 0;
-    w->fl[k % DV__POOL_RING] = (struct pool_inflight){a, i, w->tpos, big};
+    w->fl[k % DV__POOL_RING] =
+        (struct pool_inflight){a, i, a->task, w->tpos, big};
     w->pushed++;
     w->cur_next++;
     return true;
 }
 
-/* One more item for w, unless it holds enough or there is none. */
+/* Task of the item next_item() would give w; -1 when there is none. */
+static int peek_task(const struct dv_pool *p, const struct pool_worker *w)
+{
+    if (w->cur && w->cur_next < w->cur_end)
+        return (int)w->cur->task;
+    if (p->nretry)
+        return (int)p->retry[p->retry_first].a->task;
+    return p->pend_head ? (int)p->pend_head->task : -1;
+}
+
+/* One more item for w, unless it holds enough for that item's task or
+ * there is none. */
 static bool push_one(struct dv_pool *p, struct pool_worker *w)
 {
-    if (!w->proc || w->pushed - w->consumed >= p->depth ||
-        w->pushed - w->consumed >= DV__POOL_RING || !next_item(p, w))
+    uint64_t held = w->pushed - w->consumed;
+    if (!w->proc || held >= DV__POOL_RING)
+        return false;
+    int t = peek_task(p, w);
+    if (t < 0 || held >= p->speed[t].depth || !next_item(p, w))
         return false;
     return push_item(p, w);
 }
@@ -202,7 +217,9 @@ static bool push_one(struct dv_pool *p, struct pool_worker *w)
 static void publish(struct dv_pool *p, struct pool_worker *w)
 {
     struct dv__pool_slot *s = w->s;
-    atomic_store_explicit(&s->wake_below, p->depth / 2, memory_order_relaxed);
+    uint32_t task = w->fl[(w->pushed - 1) % DV__POOL_RING].task;
+    atomic_store_explicit(&s->wake_below, p->speed[task].depth / 2,
+                          memory_order_relaxed);
     atomic_store_explicit(&s->items.head, w->pushed, memory_order_release);
     dv__pool_ring_bell(&s->wake, &s->sleeping, false);
     if (w->mark < 0) {
@@ -282,23 +299,26 @@ static void take_result(struct dv_pool *p, struct pool_worker *w, uint64_t k)
 
 static void learn_speed(struct dv_pool *p, struct pool_worker *w, double now)
 {
+    /* The speed of the task of the latest result. */
+    struct pool_speed *sp =
+        &p->speed[w->fl[(w->consumed - 1) % DV__POOL_RING].task];
     uint64_t left = w->pushed - w->consumed;
-    if (left > 0 && w->mark >= 0 && w->consumed > w->mark_done) {
-        double t = (now - w->mark) / (double)(w->consumed - w->mark_done);
-        p->t_item = p->t_item > 0 ? 0.75 * p->t_item + 0.25 * t : t;
-        double d = TARGET_BACKLOG_S / p->t_item;
-        p->depth = d < 1                    ? 1
-                   : d > DV__POOL_DEPTH_MAX ? DV__POOL_DEPTH_MAX
-                                            : (unsigned)d;
-    } else if (left == 0 && w->mark >= 0 && w->consumed > w->mark_done &&
+    double per = w->consumed > w->mark_done
+                     ? (now - w->mark) / (double)(w->consumed - w->mark_done)
+                     : 0;
+    if (left > 0 && w->mark >= 0 && per > 0) {
+        sp->t_item = sp->t_item > 0 ? 0.75 * sp->t_item + 0.25 * per : per;
+        double d = TARGET_BACKLOG_S / sp->t_item;
+        sp->depth = d < 1                    ? 1
+                    : d > DV__POOL_DEPTH_MAX ? DV__POOL_DEPTH_MAX
+                                             : (unsigned)d;
+    } else if (left == 0 && w->mark >= 0 && per > 0 &&
                (p->pend_head || p->nretry || w->cur) &&
-               (now - w->mark) / (double)(w->consumed - w->mark_done) *
-                       p->depth <
-                   TARGET_BACKLOG_S) {
+               per * sp->depth < TARGET_BACKLOG_S) {
         /* It ran dry on fast items while work was waiting: keep more
          * queued. */
-        p->depth = p->depth * 2 > DV__POOL_DEPTH_MAX ? DV__POOL_DEPTH_MAX
-                                                     : p->depth * 2;
+        sp->depth = sp->depth * 2 > DV__POOL_DEPTH_MAX ? DV__POOL_DEPTH_MAX
+                                                       : sp->depth * 2;
     }
     w->mark = left > 0 ? now : -1;
     w->mark_done = w->consumed;

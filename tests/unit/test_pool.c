@@ -218,6 +218,28 @@ static void test_next(void)
     dv_pool_destroy(&p);
 }
 
+/* Slow items spread over the workers even after very fast items of another
+ * task taught the pool to queue thousands per worker. */
+static void test_mixed_speeds(void)
+{
+    dv_error_t err = {{0}};
+    dv_pool_t *p = dv_pool_create(2, NULL, &err);
+    check_map(p, 30000, 1);
+    uint32_t ms[4] = {500, 10, 500, 10};
+    dv_item_t items[4];
+    for (int i = 0; i < 4; i++)
+        items[i] = (dv_item_t){&ms[i], sizeof(ms[i])};
+    dv_item_result_t *res = NULL;
+    double t0 = now_s();
+    CHECK(dv_pool_map(p, "sleep_ms", items, 4, 1, &res, &err) == 0);
+    double dt = now_s() - t0;
+    CHECK(dt < 0.9); /* 1.0 s when both 500 ms items queue on one worker */
+    for (size_t i = 0; res && i < 4; i++)
+        CHECK(res[i].ok);
+    dv_item_results_free(res, 4);
+    dv_pool_destroy(&p);
+}
+
 static void test_close_join(void)
 {
     dv_error_t err = {{0}};
@@ -359,6 +381,7 @@ int main(int argc, char **argv)
     test_task_errors();
     test_async_wait_get();
     test_next();
+    test_mixed_speeds();
     test_close_join();
     test_terminate();
     test_destroy_busy();
