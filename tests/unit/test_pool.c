@@ -4,6 +4,9 @@
  * nothing (segments, worker processes) is left behind. */
 #include "test_pool_tasks.h"
 
+/* The size of a pool's task-name table (DV__POOL_TASKS, internal). */
+#define DV__POOL_TASKS_TEST 128
+
 static void test_bad_input(void)
 {
     dv_error_t err = {{0}};
@@ -63,6 +66,48 @@ static void test_bad_input(void)
     dv_async_destroy(NULL);
     dv_item_result_clear(NULL);
     dv_item_results_free(NULL, 3);
+}
+
+/* More task names than a pool's table holds (registered before dv_init,
+ * as DV_TASK does, so every process of the job knows them). */
+enum { MANY = DV__POOL_TASKS_TEST + 1 };
+static char many_names[MANY][16];
+
+static int many_task(const void *arg, size_t len, dv_result_t *result)
+{
+    (void)arg;
+    (void)len;
+    (void)result;
+    return 0;
+}
+
+static void register_many(void)
+{
+    for (int i = 0; i < MANY; i++) {
+        snprintf(many_names[i], sizeof(many_names[i]), "many_%d", i);
+        dv_task_register(many_names[i], many_task);
+    }
+}
+
+static void test_many_tasks(void)
+{
+    dv_error_t err = {{0}};
+    dv_pool_t *p = dv_pool_create(1, NULL, &err);
+    int ok = 0;
+    for (int i = 0; i < MANY - 1; i++) {
+        dv_async_t *a = dv_pool_apply_async(p, many_names[i], NULL, 0, &err);
+        dv_item_result_t r;
+        ok += a && dv_async_next(a, 30, &r, &err) == 0 && r.ok;
+        dv_async_destroy(&a);
+    }
+    CHECK_EQ_INT(ok, MANY - 1);
+    CHECK(dv_pool_apply_async(p, many_names[MANY - 1], NULL, 0, &err) == NULL);
+    CHECK(errno == ENOSPC);
+    /* Names already known still work. */
+    dv_async_t *a = dv_pool_apply_async(p, many_names[3], NULL, 0, &err);
+    CHECK(a != NULL && dv_async_wait(a, 30, &err) == 0);
+    dv_async_destroy(&a);
+    dv_pool_destroy(&p);
 }
 
 static void check_map(dv_pool_t *p, size_t n, size_t chunksize)
@@ -375,6 +420,7 @@ static void test_big(void)
 
 int main(int argc, char **argv)
 {
+    register_many();
     init_or_die(argc, argv);
     test_bad_input();
     test_map();
@@ -386,6 +432,7 @@ int main(int argc, char **argv)
     test_terminate();
     test_destroy_busy();
     test_big();
+    test_many_tasks();
     CHECK_EQ_INT(pool_segments_left(), 0);
     dv_finalize();
     return CHECK_DONE();
