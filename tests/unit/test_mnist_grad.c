@@ -163,6 +163,20 @@ int main(void)
     memcpy(g, dv__mnist_grad_d(ws), DV_MNIST_NPARAMS * sizeof *g);
     check_tensor_grads(ws, p, g, images, labels, idx, k1, k2);
 
+    /* Winograd (the default) and im2col give the same conv2 */
+    dv__mnist_ws_d_t *wi = dv__mnist_ws_create_d(N, 3, 2);
+    dv__mnist_ws_set_winograd_d(wi, 0);
+    loss_d(wi, p, images, labels, idx, k1, k2);
+    dv__mnist_backward_d(wi, p, labels, idx, N);
+    double wd = 0, ws_max = 0;
+    for (long i = 0; i < DV_MNIST_NPARAMS; i++) {
+        wd = fmax(wd, fabs(dv__mnist_grad_d(wi)[i] - g[i]));
+        ws_max = fmax(ws_max, fabs(g[i]));
+    }
+    printf("Winograd vs im2col gradient: max diff %.2e\n", wd);
+    CHECK(wd < 1e-12 * (1 + ws_max));
+    dv__mnist_ws_destroy_d(wi);
+
     /* chunk size changes nothing; float agrees with double */
     dv__mnist_ws_d_t *ws1 = dv__mnist_ws_create_d(N, 1, 1);
     loss_d(ws1, p, images, labels, idx, k1, k2);

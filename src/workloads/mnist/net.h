@@ -30,6 +30,8 @@
     void dv__mnist_backward##S(dv__mnist_ws##S##_t *ws, const REAL *prm,       \
                                const uint8_t *labels, const int32_t *idx,      \
                                int n);                                         \
+    /* conv2 by Winograd (the default) or by im2col. */                        \
+    void dv__mnist_ws_set_winograd##S(dv__mnist_ws##S##_t *ws, int on);        \
     /* The gradient of the last backward (NPARAMS values). */                  \
     const REAL *dv__mnist_grad##S(const dv__mnist_ws##S##_t *ws);              \
     /* The log-probabilities of the last forward ([n][10]). */                 \

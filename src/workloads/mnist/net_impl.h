@@ -43,8 +43,14 @@ struct SFX(dv__mnist_ws) {
     REAL *ga2;   /* per thread [64][chunk * 576] */
     REAL *ga1;   /* per thread [32][chunk * 676] */
     REAL *part;  /* per chunk: conv gradients [OFF_W3] */
+    int wino;    /* conv2 by Winograd (wino_impl.h), else im2col */
+    REAL *U;     /* [16][64][32] conv2 filters, transformed */
+    REAL *U2;    /* [16][32][64] the same, rotated, for backward data */
+    REAL *wbuf;  /* per thread: Winograd scratch [WINO_BUF(chunk)] */
     REAL *grad;  /* [NPARAMS] gradient of the mean loss */
 };
+
+#define WINO_BUF(chunk) ((size_t)16 * 96 * 169 * (chunk) + 16 * 2048)
 
 void SFX(dv__mnist_ws_destroy)(struct SFX(dv__mnist_ws) * ws)
 {
@@ -52,7 +58,8 @@ void SFX(dv__mnist_ws_destroy)(struct SFX(dv__mnist_ws) * ws)
         return;
     REAL **bufs[] = {&ws->x0, &ws->a1,  &ws->a2,  &ws->cols, &ws->d1,
                      &ws->h,  &ws->d2,  &ws->o,   &ws->go,   &ws->gh,
-                     &ws->gp, &ws->ga2, &ws->ga1, &ws->part, &ws->grad};
+                     &ws->gp, &ws->ga2, &ws->ga1, &ws->part, &ws->grad,
+                     &ws->U,  &ws->U2,  &ws->wbuf};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         free(*bufs[i]);
     free(ws->am);
@@ -68,6 +75,8 @@ struct SFX(dv__mnist_ws) *
     ws->cap = cap;
     ws->chunk = chunk;
     ws->threads = threads > 0 ? threads : 1;
+    const char *wi = getenv("DROVER_MNIST_WINOGRAD"); /* for comparisons */
+    ws->wino = !(wi && strcmp(wi, "0") == 0);
     size_t n = (size_t)cap, c = (size_t)chunk * ws->threads;
     struct {
         REAL **p;
@@ -88,6 +97,9 @@ struct SFX(dv__mnist_ws) *
         {&ws->ga1, c * 32 * 676},
         {&ws->grad, DV_MNIST_NPARAMS},
         {&ws->part, (n + chunk - 1) / chunk * DV_MNIST_OFF_W3},
+        {&ws->U, 16 * 2048},
+        {&ws->U2, 16 * 2048},
+        {&ws->wbuf, WINO_BUF(chunk) * ws->threads},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         *want[i].p = calloc(want[i].count, sizeof(REAL));
@@ -190,6 +202,13 @@ static void SFX(pool_chunk)(struct SFX(dv__mnist_ws) * ws, const REAL *a2c,
         }
 }
 
+#include "workloads/mnist/wino_impl.h"
+
+void SFX(dv__mnist_ws_set_winograd)(struct SFX(dv__mnist_ws) * ws, int on)
+{
+    ws->wino = on;
+}
+
 static void SFX(conv_forward_chunk)(struct SFX(dv__mnist_ws) * ws,
                                     const REAL *prm, int b0, int nb, int tid,
                                     int train, uint64_t key1)
@@ -201,9 +220,14 @@ static void SFX(conv_forward_chunk)(struct SFX(dv__mnist_ws) * ws,
     GEMM(CblasNoTrans, CblasNoTrans, 32, nb * 676, 9, prm + DV_MNIST_OFF_W1, 9,
          cols, nb * 676, 0, a1c, nb * 676);
     SFX(bias_relu_rows)(a1c, prm + DV_MNIST_OFF_B1, 32, (size_t)nb * 676);
-    SFX(im2col)(a1c, 32, nb, 26, cols);
-    GEMM(CblasNoTrans, CblasNoTrans, 64, nb * 576, 288, prm + DV_MNIST_OFF_W2,
-         288, cols, nb * 576, 0, a2c, nb * 576);
+    if (ws->wino) {
+        SFX(wino_conv2)
+        (ws->U, a1c, nb, ws->wbuf + tid * WINO_BUF(ws->chunk), a2c);
+    } else {
+        SFX(im2col)(a1c, 32, nb, 26, cols);
+        GEMM(CblasNoTrans, CblasNoTrans, 64, nb * 576, 288,
+             prm + DV_MNIST_OFF_W2, 288, cols, nb * 576, 0, a2c, nb * 576);
+    }
     SFX(bias_relu_rows)(a2c, prm + DV_MNIST_OFF_B2, 64, (size_t)nb * 576);
     SFX(pool_chunk)(ws, a2c, nb, b0, train, key1);
 }
@@ -264,6 +288,8 @@ void SFX(dv__mnist_forward)(struct SFX(dv__mnist_ws) * ws, const REAL *prm,
                             int train, uint64_t key1, uint64_t key2)
 {
     int nchunks = (n + ws->chunk - 1) / ws->chunk;
+    if (ws->wino)
+        SFX(wino_filters)(prm + DV_MNIST_OFF_W2, ws->U, ws->U2);
     DV_OMP_FOR_DYN(ws->threads)
     for (int ch = 0; ch < nchunks; ch++) {
         int b0 = ch * ws->chunk;
@@ -384,13 +410,22 @@ static void SFX(conv_backward_chunk)(struct SFX(dv__mnist_ws) * ws,
     const REAL *a1c = ws->a1 + (size_t)b0 * 32 * 676;
     int n2 = nb * 576, n1 = nb * 676;
     SFX(unpool_chunk)(ws, nb, b0, ga2);
-    SFX(im2col)(a1c, 32, nb, 26, cols);
-    GEMM(CblasNoTrans, CblasTrans, 64, 288, n2, ga2, n2, cols, n2, 0,
-         part + DV_MNIST_OFF_W2, 288);
     SFX(row_sums)(ga2, 64, (size_t)n2, part + DV_MNIST_OFF_B2);
-    GEMM(CblasTrans, CblasNoTrans, 288, n2, 64, prm + DV_MNIST_OFF_W2, 288, ga2,
-         n2, 0, cols, n2);
-    SFX(col2im_relu)(cols, nb, a1c, ga1);
+    if (ws->wino) {
+        SFX(wino_conv2_back)
+        (ws->U2, a1c, ga2, nb, ws->wbuf + tid * WINO_BUF(ws->chunk),
+         part + DV_MNIST_OFF_W2, ga1);
+        for (size_t at = 0; at < (size_t)32 * n1; at++)
+            if (!(a1c[at] > 0))
+                ga1[at] = 0;
+    } else {
+        SFX(im2col)(a1c, 32, nb, 26, cols);
+        GEMM(CblasNoTrans, CblasTrans, 64, 288, n2, ga2, n2, cols, n2, 0,
+             part + DV_MNIST_OFF_W2, 288);
+        GEMM(CblasTrans, CblasNoTrans, 288, n2, 64, prm + DV_MNIST_OFF_W2, 288,
+             ga2, n2, 0, cols, n2);
+        SFX(col2im_relu)(cols, nb, a1c, ga1);
+    }
     SFX(im2col)(ws->x0 + (size_t)b0 * 784, 1, nb, 28, cols);
     GEMM(CblasNoTrans, CblasTrans, 32, 9, n1, ga1, n1, cols, n1, 0,
          part + DV_MNIST_OFF_W1, 9);
