@@ -81,6 +81,10 @@ static void SFX(wino_input)(const REAL *in, int C, int nb, int H, int tiles,
                 REAL r[4][28], t[4][28];
                 for (int u = 0; u < 4; u++) {
                     int y = 2 * ti + u - pad;
+                    if (pad == 0) { /* rows 2ti..2ti+3 <= H-1, W == H */
+                        memcpy(r[u], src + y * H, W * sizeof(REAL));
+                        continue;
+                    }
                     for (int x = 0; x < W; x++) {
                         int xx = x - pad;
                         r[u][x] = y >= 0 && y < H && xx >= 0 && xx < H
