@@ -10,7 +10,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,6 +73,7 @@ struct mn_svc {
     uint64_t next_rid;
     int done[2];  /* blocking object operations finished (struct objop *) */
     int inflight; /* of those, still running */
+    _Atomic int stopping; /* the service ends: blocked operations give up */
     struct dv__serve_cache *cache;
     mn_send_f send;
     void *send_arg;
@@ -168,6 +171,8 @@ fail:
     return NULL;
 }
 
+static void objops_drain(mn_svc_t *s);
+
 void mn_svc_destroy(mn_svc_t **sp)
 {
     mn_svc_t *s = *sp;
@@ -178,6 +183,7 @@ void mn_svc_destroy(mn_svc_t **sp)
         close(s->lfd);
         unlink(s->path);
     }
+    objops_drain(s);
     for (int i = 0; i < 2; i++)
         if (s->done[i] >= 0)
             close(s->done[i]);
@@ -512,10 +518,40 @@ static void objop_reply(mn_svc_t *s, struct objop *o)
     free(o);
 }
 
+/* The service ends: let blocked operations notice (they poll every 0.5 s)
+ * and free them. */
+static void objops_drain(mn_svc_t *s)
+{
+    atomic_store(&s->stopping, 1);
+    double end = mn_now() + 2;
+    while (s->inflight > 0 && s->done[0] >= 0 && mn_now() < end) {
+        struct pollfd p = {s->done[0], POLLIN, 0};
+        struct objop *o;
+        if (poll(&p, 1, 100) > 0 &&
+            read(s->done[0], &o, sizeof(o)) == sizeof(o)) {
+            s->inflight--;
+            free(o->in);
+            free(o->out);
+            free(o);
+        }
+    }
+}
+
+/* A blocking operation, in slices so that it ends with the service. */
 static void *objop_thread(void *arg)
 {
     struct objop *o = arg;
-    objop_run(o, o->timeout);
+    double left = o->timeout;
+    for (;;) {
+        double slice = left < 0 || left > 0.5 ? 0.5 : left;
+        objop_run(o, slice);
+        if (o->rc == 0 || (o->e != ETIMEDOUT && o->e != EAGAIN))
+            break;
+        if (left >= 0 && (left -= slice) <= 0)
+            break;
+        if (atomic_load(&o->s->stopping))
+            break;
+    }
     if (write(o->s->done[1], &o, sizeof(o)) != sizeof(o))
         return NULL;
     return NULL;

@@ -162,9 +162,15 @@ static int pool_exec(const void *arg, size_t len, dv_result_t *result)
             task[n] = 0;
             fn = dv_task_find(task);
         }
-        struct dv_result r = {NULL, 0};
-        int32_t code = fn ? fn((char *)d + 4 + n, l - 4 - n, &r) : 127;
+        /* The item's bytes on their own, aligned as a task expects. */
+        size_t al = fn ? l - 4 - n : 0;
+        void *a = al ? malloc(al) : NULL;
+        if (a)
+            memcpy(a, (char *)d + 4 + n, al);
         free(d);
+        struct dv_result r = {NULL, 0};
+        int32_t code = fn && (a || !al) ? fn(a, al, &r) : fn ? 71 : 127;
+        free(a);
         unsigned char *m = malloc(4 + r.len);
         if (m) {
             memcpy(m, &code, 4);

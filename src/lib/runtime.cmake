@@ -27,6 +27,10 @@ dv_add_fuzz(fuzz_msg SOURCES ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_msg.c
 add_executable(bench_process ${CMAKE_SOURCE_DIR}/bench/bench_process.c)
 target_link_libraries(bench_process PRIVATE drover)
 
+# bench/xnode.sh's drover side (queues between emulated nodes, wire-up).
+add_executable(xnode_queue ${CMAKE_SOURCE_DIR}/bench/xnode_queue.c)
+target_link_libraries(xnode_queue PRIVATE drover)
+
 # Integration scripts: real jobs through `drover run` and private runtimes.
 add_executable(dv_job_helper ${CMAKE_SOURCE_DIR}/tests/integration/job_helper.c)
 target_link_libraries(dv_job_helper PRIVATE drover)
