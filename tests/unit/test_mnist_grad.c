@@ -96,7 +96,7 @@ static void check_tensor_grads(dv__mnist_ws_d_t *ws, double *p, const double *g,
 {
     for (size_t t = 0; t < sizeof tensors / sizeof tensors[0]; t++) {
         double worst = 0, gnorm = 0;
-        for (int s = 0; s < 12; s++) {
+        for (int s = 0; s < 6; s++) {
             int i = tensors[t].off + (int)(urand() * tensors[t].count);
             double keep = p[i], h = 1e-5;
             p[i] = keep + h;
