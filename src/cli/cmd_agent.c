@@ -26,7 +26,10 @@
 
 struct agent {
     int index, n;
-    const char *head, *job;
+    const char *head, *job, *prefix;
+    int dfd, dport;
+    uint8_t token[32];
+    mn_data_t *data;
     dv_job_keys_t keys;
     dv_transport_t *tp;
     void *dealer;
@@ -56,6 +59,8 @@ static int parse(int argc, char **argv, struct agent *a)
             a->job = argv[++i];
         else if (i + 1 < argc && !strcmp(argv[i], "--index"))
             a->index = atoi(argv[++i]);
+        else if (i + 1 < argc && !strcmp(argv[i], "--network-prefix"))
+            a->prefix = argv[++i];
         else {
             fprintf(stderr, "drover: agent: unknown argument '%s'\n", argv[i]);
             return -1;
@@ -77,7 +82,12 @@ static int say_hello(struct agent *a, const char *host, dv_error_t *err)
 {
     dv_wire_buf_t b;
     char addr[64] = "";
-    mn_local_addr(NULL, addr, sizeof(addr));
+    if (mn_local_addr(a->prefix, addr, sizeof(addr)) < 0)
+        return dv__errprintf(err, EADDRNOTAVAIL, "no IPv4 address%s%s",
+                             a->prefix ? " in " : "",
+                             a->prefix ? a->prefix : "");
+    if ((a->dfd = mn_data_listen(addr, &a->dport, err)) < 0)
+        return -1;
     if (mn_msg_begin(&b, DV_WIRE_HELLO, a->index, 0) < 0)
         return dv__errprintf(err, ENOMEM, "out of memory");
     cpu_set_t set;
@@ -89,6 +99,7 @@ static int say_hello(struct agent *a, const char *host, dv_error_t *err)
     dv__wire_put_str(&b, MN_VERSION, DROVER_VERSION);
     dv__wire_put_u64(&b, MN_CPUS, (uint64_t)cpus);
     dv__wire_put_u64(&b, MN_GPUS, 0);
+    dv__wire_put_u64(&b, MN_DPORT, (uint64_t)a->dport);
     dv__wire_put_u64(&b, MN_UID,
                      ((uint64_t)getpid() << 32) ^ (uint64_t)(mn_now() * 1e6));
     if (dv__wire_end(&b, err) < 0)
@@ -110,6 +121,10 @@ static int wait_welcome(struct agent *a, dv_error_t *err)
             dv__wire_get_str(v, MN_TABLE, a->table, sizeof(a->table), NULL) ==
                 0 &&
             dv__wire_get_str(v, MN_PROG, a->prog, sizeof(a->prog), NULL) == 0;
+        const dv_wire_field_t *tok = dv__wire_find(v, MN_TOKEN);
+        ok = ok && tok && tok->len == sizeof(a->token);
+        if (ok)
+            memcpy(a->token, tok->data, sizeof(a->token));
         int na = 0;
         for (int i = 0; ok && i < v->nfields && na < 25; i++)
             if (v->fields[i].tag == MN_ARGV)
@@ -138,6 +153,8 @@ static int node_env(struct agent *a, dv_error_t *err)
     a->n = 0;
     for (const char *p = a->table; (p = strchr(p, '\n')); p++)
         a->n++;
+    if (mn_token_write(a->rundir, a->token) < 0)
+        return dv__errsys(err, "%s/token", a->rundir);
     setenv(DV_ENV_RUNDIR, a->rundir, 1);
     setenv(DV_ENV_NODE_TABLE, path, 1);
     snprintf(num, sizeof(num), "%d", a->n);
@@ -252,7 +269,10 @@ static int start(struct agent *a, dv_error_t *err)
         return -1;
     a->svc = mn_svc_create(a->index, a->n, a->rundir, a->prog, a->argv, 1,
                            agent_send, a, err);
-    return a->svc ? 0 : -1;
+    if (!a->svc || !(a->data = mn_data_start(a->dfd, a->token, err)))
+        return -1;
+    a->dfd = -1; /* the data server's now */
+    return 0;
 }
 
 int dv__cmd_agent(int argc, char **argv)
@@ -260,6 +280,7 @@ int dv__cmd_agent(int argc, char **argv)
     struct agent a;
     memset(&a, 0, sizeof(a));
     a.sfd = -1;
+    a.dfd = -1;
     if (parse(argc, argv, &a) < 0)
         return 2;
     /* The node index names this node's objects (dv__job_node_id). */
@@ -288,6 +309,9 @@ int dv__cmd_agent(int argc, char **argv)
         dv__agent_kill_tree(dv__grace_s());
         drain_output(&a);
     }
+    mn_data_stop(&a.data);
+    if (a.dfd >= 0)
+        close(a.dfd);
     mn_svc_destroy(&a.svc);
     if (a.rundir[0])
         dv__job_cleanup(a.rundir);

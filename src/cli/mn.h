@@ -49,6 +49,8 @@ enum {
     MN_TIMEOUT,  /* u64: bits of a double */
     MN_HANDLE,   /* bytes: a dv_handle_t */
     MN_VALUE,    /* u64 (int64) */
+    MN_TOKEN,    /* bytes: the job's data-plane token */
+    MN_DPORT,    /* u64: the node's data port */
 };
 
 /* Heartbeats: one a second each way; this many seconds of silence mean
@@ -97,8 +99,17 @@ int64_t mn_get_i64(const dv_wire_view_t *v, int tag, int64_t def);
  * or "": any non-loopback). Returns 0 or -1. */
 int mn_local_addr(const char *prefix, char *out, size_t cap);
 
-/* A node's line of the table file (node.c reads it). */
-int mn_table_line(const dv_node_info_t *n, char *out, size_t cap);
+/* A node's line of the table file (node.c reads it), with its data port. */
+int mn_table_line(const dv_node_info_t *n, int port, char *out, size_t cap);
+
+/* The data plane (mn_data.c): a TCP listener on addr (port written to
+ * *port; returns the fd), and its server (threads) for the job's token. */
+typedef struct mn_data mn_data_t;
+int mn_data_listen(const char *addr, int *port, dv_error_t *err);
+mn_data_t *mn_data_start(int lfd, const uint8_t *token, dv_error_t *err);
+void mn_data_stop(mn_data_t **d);
+/* Write the token into rundir/token (mode 0600). */
+int mn_token_write(const char *rundir, const uint8_t *token);
 
 /* Seconds on the monotonic clock. */
 double mn_now(void);

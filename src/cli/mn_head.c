@@ -63,11 +63,23 @@ int mn_local_addr(const char *prefix, char *out, size_t cap)
     return r;
 }
 
-int mn_table_line(const dv_node_info_t *n, char *out, size_t cap)
+int mn_table_line(const dv_node_info_t *n, int port, char *out, size_t cap)
 {
-    return snprintf(out, cap, "%d %llx %d %d %s %s\n", n->index,
+    return snprintf(out, cap, "%d %llx %d %d %s %s %d\n", n->index,
                     (unsigned long long)n->uid, n->cpus, n->gpus, n->hostname,
-                    n->address[0] ? n->address : "-");
+                    n->address[0] ? n->address : "-", port);
+}
+
+int mn_token_write(const char *rundir, const uint8_t *token)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/token", rundir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -1;
+    int r = write(fd, token, 32) == 32 ? 0 : -1;
+    close(fd);
+    return r;
 }
 
 /* ---- sending ---- */
@@ -268,6 +280,7 @@ int check_hello(mn_head_t *h, const dv_transport_msg_t *m, int *idx, char *why,
     d->info.uid = (uint64_t)mn_get_i64(v, MN_UID, 0);
     d->info.cpus = (int)mn_get_i64(v, MN_CPUS, 1);
     d->info.gpus = (int)mn_get_i64(v, MN_GPUS, 0);
+    d->dport = (int)mn_get_i64(v, MN_DPORT, 0);
     memcpy(d->peer, m->peer, m->peer_len);
     d->peer_len = m->peer_len;
     d->hello = 1;

@@ -18,6 +18,7 @@ struct node {
     char ebuf[512];
     size_t elen;
     double seen;
+    int dport; /* data port (mn_data.c) */
     char obuf[3][2048];
     size_t olen[3];
 };
@@ -37,6 +38,9 @@ struct mn_head {
     int stop[2], reap[2];
     int failed;
     double next_beat;
+    uint8_t token[32]; /* the data plane's */
+    int dfd;
+    mn_data_t *data;
 };
 
 int send_to(mn_head_t *h, int dst, dv_wire_buf_t *b);

@@ -200,6 +200,10 @@ int mn_head_finish(mn_head_t **hp)
     *hp = NULL;
     mn_head_before_teardown(h);
     int failed = h->failed;
+    mn_data_stop(&h->data);
+    if (h->dfd >= 0)
+        close(h->dfd);
+    memset(h->token, 0, sizeof(h->token));
     mn_svc_destroy(&h->svc);
     for (int i = 0; h->nd && i < h->n; i++)
         if (h->nd[i].ch.err_fd >= 0)

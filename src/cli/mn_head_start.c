@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -48,7 +49,7 @@ static char **agent_cmd(mn_head_t *h, int index, char *self, size_t cap)
         return NULL;
     self[k] = 0;
     snprintf(idx, sizeof(idx), "%d", index);
-    char **cmd = calloc(10, sizeof(char *));
+    char **cmd = calloc(12, sizeof(char *));
     if (!cmd)
         return NULL;
     int n = 0;
@@ -61,6 +62,10 @@ static char **agent_cmd(mn_head_t *h, int index, char *self, size_t cap)
     if (index >= 0) {
         cmd[n++] = "--index";
         cmd[n++] = idx;
+    }
+    if (h->o.network_prefix) {
+        cmd[n++] = "--network-prefix";
+        cmd[n++] = (char *)h->o.network_prefix;
     }
     return cmd;
 }
@@ -235,7 +240,8 @@ static int write_table(mn_head_t *h, const char *rundir, char *text, size_t cap)
     size_t l = 0;
     for (int i = 0; i < h->n; i++) {
         h->nd[i].info.index = i;
-        l += (size_t)mn_table_line(&h->nd[i].info, text + l, cap - l);
+        l += (size_t)mn_table_line(&h->nd[i].info, h->nd[i].dport, text + l,
+                                   cap - l);
         if (l >= cap)
             return -1;
     }
@@ -243,6 +249,8 @@ static int write_table(mn_head_t *h, const char *rundir, char *text, size_t cap)
     snprintf(path, sizeof(path), "%s/nodes", rundir);
     FILE *f = fopen(path, "we");
     if (!f || fputs(text, f) < 0 || fclose(f) != 0)
+        return -1;
+    if (h->n > 1 && mn_token_write(rundir, h->token) < 0)
         return -1;
     char num[16];
     setenv(DV_ENV_NODE_TABLE, path, 1);
@@ -261,6 +269,7 @@ static int send_welcome(mn_head_t *h, const char *table, const char *prog,
             return -1;
         dv__wire_put_str(&b, MN_TABLE, table);
         dv__wire_put_str(&b, MN_PROG, prog);
+        dv__wire_put(&b, MN_TOKEN, h->token, sizeof(h->token));
         for (int k = 0; argv[k] && k < 24; k++)
             dv__wire_put_str(&b, MN_ARGV, argv[k]);
         if (dv__wire_end(&b, NULL) < 0 || send_to(h, i, &b) < 0)
@@ -328,6 +337,10 @@ static int head_setup(mn_head_t *h, const char *keys, dv_error_t *err)
         dv__transport_listen(h->tp, ep, h->endpoint, sizeof(h->endpoint), err);
     if (!h->router)
         return -1;
+    h->dfd = mn_data_listen(addr, &h->nd[0].dport, err);
+    if (h->dfd < 0 ||
+        getrandom(h->token, sizeof(h->token), 0) != (ssize_t)sizeof(h->token))
+        return h->dfd < 0 ? -1 : dv__errsys(err, "getrandom");
     return h->o.slurm ? launch_slurm(h, keys, err)
                       : launch_hostfile(h, keys, err);
 }
@@ -343,6 +356,7 @@ mn_head_t *mn_head_start(const struct mn_head_opts *o, const char *rundir,
     }
     h->o = *o;
     h->stop[0] = h->stop[1] = h->reap[0] = h->reap[1] = -1;
+    h->dfd = -1;
     if (node_set(h, err) < 0)
         goto fail;
     if (!(h->nd = calloc((size_t)h->n, sizeof(*h->nd))))
@@ -374,6 +388,11 @@ mn_head_t *mn_head_start(const struct mn_head_opts *o, const char *rundir,
         mn_svc_create(0, h->n, rundir, prog, prog_argv, 0, head_send, h, err);
     if (!h->svc)
         goto fail;
+    if (h->dfd >= 0) {
+        if (!(h->data = mn_data_start(h->dfd, h->token, err)))
+            goto fail;
+        h->dfd = -1; /* the data server's now */
+    }
     return h;
 fail:
     if (h->nd)

@@ -17,6 +17,7 @@
 #include "lib/internal.h"
 
 static dv_node_info_t *nodes;
+static int *data_ports; /* multi-node: each node's data port (0: none) */
 static int count;
 static int self = -1;
 /* Processes placed round-robin or block by this process (any thread). */
@@ -59,17 +60,20 @@ static int env_int(const char *name, int def, int lo, int hi)
     return (int)x;
 }
 
-/* One line of a node table file: "INDEX UID CPUS GPUS HOST ADDRESS"
- * (uid in hex, address "-" when none). */
-static int table_line(const char *line, dv_node_info_t *t, int n)
+/* One line of a node table file: "INDEX UID CPUS GPUS HOST ADDRESS
+ * [PORT]" (uid in hex, address "-" when none, PORT the agent's data port
+ * for queue and event operations of other nodes). */
+static int table_line(const char *line, dv_node_info_t *t, int *ports, int n)
 {
-    int idx, cpus, gpus;
+    int idx, cpus, gpus, port = 0;
     unsigned long long uid;
     char host[64], addr[64];
-    if (sscanf(line, "%d %llx %d %d %63s %63s", &idx, &uid, &cpus, &gpus, host,
-               addr) != 6 ||
-        idx < 0 || idx >= n || cpus < 0 || gpus < 0)
+    int k = sscanf(line, "%d %llx %d %d %63s %63s %d", &idx, &uid, &cpus, &gpus,
+                   host, addr, &port);
+    if (k < 6 || idx < 0 || idx >= n || cpus < 0 || gpus < 0 || port < 0 ||
+        port > 65535)
         return -1;
+    ports[idx] = port;
     dv_node_info_t *m = &t[idx];
     snprintf(m->hostname, sizeof(m->hostname), "%s", host);
     snprintf(m->address, sizeof(m->address), "%s",
@@ -88,24 +92,33 @@ static int load_table(const char *path, int n, int me, dv_error_t *err)
     if (!f)
         return dv__errsys(err, "dv_init: node table %s", path);
     dv_node_info_t *t = calloc((size_t)n, sizeof(*t));
+    int *ports = calloc((size_t)n, sizeof(int));
     char line[256];
     int got = 0;
-    while (t && got < n && fgets(line, sizeof(line), f))
-        if (table_line(line, t, n) == 0)
+    while (t && ports && got < n && fgets(line, sizeof(line), f))
+        if (table_line(line, t, ports, n) == 0)
             got++;
     fclose(f);
-    if (!t || got != n) {
+    if (!t || !ports || got != n) {
         free(t);
+        free(ports);
         return dv__errprintf(err, EPROTO,
                              "dv_init: node table %s: %d of %d "
                              "nodes",
                              path, got, n);
     }
     free(nodes);
+    free(data_ports);
     nodes = t;
+    data_ports = ports;
     count = n;
     self = me;
     return 0;
+}
+
+int dv__node_data_port(int node)
+{
+    return data_ports && node >= 0 && node < count ? data_ports[node] : 0;
 }
 
 int dv__node_init(dv_error_t *err)
@@ -139,6 +152,8 @@ int dv__node_init(dv_error_t *err)
     }
     m->cpus = usable_cpus();
     free(nodes);
+    free(data_ports);
+    data_ports = NULL;
     nodes = t;
     count = n;
     self = me;
@@ -166,6 +181,8 @@ int dv__node_table_set(const dv_node_info_t *t, int n, int me)
 
 void dv__node_reset(void)
 {
+    free(data_ports);
+    data_ports = NULL;
     free(nodes);
     nodes = NULL;
     count = 0;

@@ -50,6 +50,8 @@ int dv__remote_serve(struct dv__serve_cache **cache, const dv_handle_t *h,
                      int32_t *value, void **out, size_t *out_len,
                      dv_error_t *err);
 void dv__remote_serve_free(struct dv__serve_cache **cache);
+/* A cache made up front (for callers that serve from several threads). */
+struct dv__serve_cache *dv__remote_serve_new(void);
 
 /* The node index a handle names, or -1 when it is not well formed (shm.c). */
 int dv__shm_handle_node(const dv_handle_t *h);

@@ -113,6 +113,10 @@ int dv__node_table_set(const dv_node_info_t *nodes, int n, int self);
  * exist. Round-robin and block keep their counters per process. */
 int dv__placement_node(const dv_placement_t *where, dv_error_t *err);
 
+/* The data port of a node's agent (queues and events of that node for
+ * processes of other nodes), 0 when there is none. */
+int dv__node_data_port(int node);
+
 /* Forget the table (finalize). */
 void dv__node_reset(void);
 
