@@ -188,8 +188,8 @@ int main(int argc, char **argv)
         size_t msg = (size_t)atol(argv[2]) << 20;
         long n = atol(argv[3]);
         for (int k = 0; k < 3; k++)
-            t[k] = (double)msg * (double)n / run_once("xq_sink", n, msg, 0) /
-                   1e9;
+            t[k] =
+                (double)msg * (double)n / run_once("xq_sink", n, msg, 0) / 1e9;
         qsort(t, 3, sizeof(double), cmp);
         printf("%.3f\n", t[1]);
     } else if (argc == 2 && !strcmp(argv[1], "spawn")) {
