@@ -7,7 +7,10 @@
 #include <stdio.h>
 #include <string.h>
 
-int dv__errprintf(dv_error_t *err, int errnum, const char *fmt, ...)
+/* The names are in parentheses so that the analyzer-only macros of
+ * error.h leave these definitions alone. */
+
+int(dv__errprintf)(dv_error_t *err, int errnum, const char *fmt, ...)
 {
     if (err) {
         va_list ap;
@@ -19,7 +22,7 @@ int dv__errprintf(dv_error_t *err, int errnum, const char *fmt, ...)
     return -1;
 }
 
-int dv__errsys(dv_error_t *err, const char *fmt, ...)
+int(dv__errsys)(dv_error_t *err, const char *fmt, ...)
 {
     int saved = errno;
     if (err) {

@@ -184,7 +184,7 @@ int dv_async_get(dv_async_t *a, double timeout_s, dv_item_result_t **results,
         return dv__errprintf(err, ENOMEM, "pool: get: out of memory");
     }
     size_t k = 0;
-    for (size_t i = 0; i < a->n; i++) {
+    for (size_t i = 0; i < a->n && k < left; i++) {
         if (a->state[i] != ITEM_READY)
             continue;
         out[k++] = a->res[i];

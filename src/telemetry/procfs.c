@@ -215,7 +215,7 @@ void dv__telem_copy_printable(char *dst, size_t cap, const char *src)
         return;
     for (; src && src[i] && i < cap - 1; i++) {
         unsigned char c = (unsigned char)src[i];
-        dst[i] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
+        dst[i] = (char)(c >= 0x20 && c < 0x7f ? c : '?');
     }
     dst[i] = '\0';
 }

@@ -43,7 +43,7 @@ static int fixed(char *buf, size_t cap, const char *sign, const char *dig,
         k += snprintf(out + k, sizeof(out) - (size_t)k, "%s", dig);
     } else {
         for (int i = 0; i <= e; i++)
-            out[k++] = i < n ? dig[i] : '0';
+            out[k++] = (char)(i < n ? dig[i] : '0');
         out[k++] = '.';
         if (n > e + 1)
             k += snprintf(out + k, sizeof(out) - (size_t)k, "%s", dig + e + 1);

@@ -18,14 +18,14 @@ static void put_string(FILE *out, const char *s)
     fputc('"', out);
 }
 
-static void put_number(FILE *out, const char *key, int valid, double v)
+static void put_number(FILE *out, const char *key, unsigned valid, double v)
 {
     char num[40];
     dv_telem_pyfloat(v, num, sizeof(num));
     fprintf(out, ",\"%s\":%s", key, valid ? num : "null");
 }
 
-static void put_uint(FILE *out, const char *key, int valid,
+static void put_uint(FILE *out, const char *key, unsigned valid,
                      unsigned long long v)
 {
     if (valid)

@@ -214,14 +214,18 @@ static void axes(FILE *o, const frame_t *f, const char *title,
     fprintf(o,
             "<text transform=\"translate(%d,%.1f) rotate(-90)\" "
             "class=\"au\">percent (%%)</text>\n",
-            LEFT - 40, f->top + CH / 2);
+            LEFT - 40, f->top + CH / 2.0);
     if (runits)
         fprintf(o,
                 "<text transform=\"translate(%d,%.1f) rotate(90)\" "
                 "class=\"au\">%s</text>\n",
-                W - RIGHT + 50, f->top + CH / 2, runits);
+                W - RIGHT + 50, f->top + CH / 2.0, runits);
     double step = nice_step(f->x1 - f->x0, 8);
-    for (double t = ceil(f->x0 / step) * step; t <= f->x1 + 1e-9; t += step) {
+    /* An integer tick counter: a sum of steps would drift. */
+    for (long k = (long)ceil(f->x0 / step);; k++) {
+        double t = (double)k * step;
+        if (t > f->x1 + 1e-9)
+            break;
         fmt_time(lab, sizeof(lab), t);
         fprintf(o,
                 "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
@@ -288,8 +292,10 @@ static void put_escaped(FILE *o, const char *s)
 static void legend(FILE *o, double y0, int idx, int cols, const char *color,
                    const char *dash, const char *label, const char *extra)
 {
-    double x = LEFT + (idx % cols) * ((W - LEFT - RIGHT) / cols);
-    double y = y0 + (idx / cols) * LEGEND_ROW;
+    int col_w = (W - LEFT - RIGHT) / cols; /* whole pixels */
+    int row = idx / cols;
+    double x = LEFT + (idx % cols) * col_w;
+    double y = y0 + row * LEGEND_ROW;
     fprintf(o,
             "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
             "stroke=\"%s\"%s%s%s class=\"s\"/><text x=\"%.1f\" y=\"%.1f\" "
@@ -303,7 +309,8 @@ static void legend(FILE *o, double y0, int idx, int cols, const char *color,
 
 static double legend_height(int entries, int cols)
 {
-    return ((entries + cols - 1) / cols) * LEGEND_ROW;
+    int rows = (entries + cols - 1) / cols;
+    return rows * LEGEND_ROW;
 }
 
 /* The CPU chart of a node; returns the y below it. */

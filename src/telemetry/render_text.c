@@ -82,7 +82,7 @@ int dv_telem_lines_write(FILE *out, const dv_telem_sample_t *s)
                 load);
     for (int i = 0; i < s->ngpus; i++) {
         const dv_telem_gpu_t *g = &s->gpus[i];
-        double u = (g->valid & DV_TELEM_GPU_UTIL) ? g->util_gpu : NAN;
+        double u = (g->valid & DV_TELEM_GPU_UTIL) ? (double)g->util_gpu : NAN;
         fprintf(out,
                 "nodename: %s cpu load average 1 minute: %s device # %u "
                 "utilization: %.2f%%\n",
@@ -206,7 +206,7 @@ static int node_block(dv_telem_bars_t *b, const bar_node_t *n)
     put_line(b, line);
     for (int i = 0; i < s->ngpus; i++) {
         const dv_telem_gpu_t *g = &s->gpus[i];
-        double u = (g->valid & DV_TELEM_GPU_UTIL) ? g->util_gpu : NAN;
+        double u = (g->valid & DV_TELEM_GPU_UTIL) ? (double)g->util_gpu : NAN;
         snprintf(desc, sizeof(desc), "%s device %u util", n->name, g->index);
         dv__telem_bar_line(line, sizeof(line), desc, u, 1, el);
         put_line(b, line);

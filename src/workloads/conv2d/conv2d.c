@@ -270,6 +270,8 @@ int dv_conv2d(const dv_matrix_t *image, const dv_matrix_t *filter, size_t step,
     if (dv_conv2d_shape(image->rows, image->cols, filter->rows, filter->cols,
                         step, &oh, &ow, err) < 0)
         return -1;
+    /* oh, ow >= 1 and their product fits: dv_conv2d_shape checked.
+     * NOLINTNEXTLINE(clang-analyzer-optin.portability.UnixAPI) */
     double *data = malloc(oh * ow * sizeof(*data));
     if (!data)
         return dv__errprintf(err, ENOMEM,

@@ -97,6 +97,7 @@ int dv_conv2d_item_encode(const dv_conv2d_item_t *it, void **buf, size_t *len,
     if (!b)
         return dv__errprintf(err, ENOMEM, "out of memory for an item");
     memset(b, 0, DV_CONV2D_ITEM_HEADER); /* the payload is written below */
+    /* NOLINTNEXTLINE(bugprone-not-null-terminated-result): bytes */
     memcpy(b, ITEM_MAGIC, 4);
     put32(b + 4, ITEM_VERSION);
     put32(b + 8, (uint32_t)it->kind);
@@ -181,9 +182,7 @@ void dv_conv2d_summarise(const double *out, size_t oh, size_t ow,
     for (size_t k = 0; k < oh * ow; k++) {
         sum += out[k];
         double a = fabs(out[k]);
-        if (isnan(a))
-            amax = a;
-        else if (a > amax)
+        if (isnan(a) || a > amax) /* a NaN, once seen, stays */
             amax = a;
     }
     s->index = index;

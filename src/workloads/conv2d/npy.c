@@ -482,6 +482,8 @@ static size_t make_header(unsigned char *h, size_t max, size_t r, size_t c)
     total += 64 - total % 64; /* NumPy pads a full 64 when aligned */
     if (total > max)
         return 0;
+    /* The magic and version 1.0: bytes, not a string.
+     * NOLINTNEXTLINE(bugprone-not-null-terminated-result) */
     memcpy(h, NPY_MAGIC "\x01\x00", 8);
     h[8] = (unsigned char)((total - 10) & 0xff);
     h[9] = (unsigned char)((total - 10) >> 8);
@@ -513,6 +515,8 @@ int dv_npy_encode(const dv_matrix_t *m, void **buf, size_t *len,
     size_t n = m->rows * m->cols;
     if (m->cols && (m->rows > SIZE_MAX / m->cols || n > (SIZE_MAX - 256) / 8))
         return dv__errprintf(err, EOVERFLOW, "array too large");
+    if (hlen == 0)
+        return dv__errprintf(err, EOVERFLOW, "shape too long for a header");
     unsigned char *b = malloc(hlen + n * 8);
     if (!b)
         return dv__errprintf(err, ENOMEM, "out of memory for the .npy");
