@@ -80,11 +80,7 @@ static const char *errstr(const nvml_lib_t *g, nvml_return_t rc)
 /* Resolve every symbol; returns the first missing name, or NULL. */
 static const char *load_symbols(nvml_lib_t *g)
 {
-    static const struct {
-        const char *name;
-        size_t off;
-        int optional;
-    } syms[] = {
+    static const dv__gpu_sym_t syms[] = {
         {"nvmlInit_v2", offsetof(nvml_api_t, init), 0},
         {"nvmlShutdown", offsetof(nvml_api_t, shutdown), 0},
         {"nvmlErrorString", offsetof(nvml_api_t, error_string), 0},
@@ -98,13 +94,8 @@ static const char *load_symbols(nvml_lib_t *g)
         {"nvmlDeviceGetTemperature", offsetof(nvml_api_t, temp), 0},
         {"nvmlDeviceGetPowerUsage", offsetof(nvml_api_t, power), 0},
     };
-    for (size_t i = 0; i < sizeof(syms) / sizeof(syms[0]); i++) {
-        void *p = dlsym(g->dl, syms[i].name);
-        if (!p && !syms[i].optional)
-            return syms[i].name;
-        memcpy((char *)&g->f + syms[i].off, &p, sizeof(p));
-    }
-    return NULL;
+    return dv__telem_gpu_bind(g->dl, syms, sizeof(syms) / sizeof(syms[0]),
+                              &g->f);
 }
 
 /* Handles, names and UUIDs, once. A device that fails here is noted. */
@@ -253,10 +244,10 @@ dv__gpu_lib_t *dv__telem_nvml_open(const char *path, char *note, size_t cap,
         return NULL;
     }
     g->base.ops = &nvml_ops;
-    g->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    char why[DV_TELEM_NOTE_MAX];
+    g->dl = dv__telem_gpu_dlopen(path, NULL, why, sizeof(why));
     if (!g->dl) {
-        const char *why = dlerror();
-        dv__errprintf(err, ENOENT, "nvml: %s", why ? why : path);
+        dv__errprintf(err, ENOENT, "nvml: %s", why);
         free(g);
         return NULL;
     }
@@ -271,7 +262,7 @@ dv__gpu_lib_t *dv__telem_nvml_open(const char *path, char *note, size_t cap,
     } else if ((rc = g->f.count(&n)) != NVML_SUCCESS) {
         dv__errprintf(err, EIO, "nvml: device count: %s", errstr(g, rc));
     } else {
-        char why[DV_TELEM_NOTE_MAX] = "";
+        why[0] = '\0';
         find_devices(g, n, why, sizeof(why));
         if (g->ndev > 0) {
             if (why[0])

@@ -65,13 +65,10 @@ static const char *errstr(const rsmi_lib_t *g, rsmi_status_t rc)
     return s;
 }
 
+/* Resolve every symbol; returns the first missing name, or NULL. */
 static const char *load_symbols(rsmi_lib_t *g)
 {
-    static const struct {
-        const char *name;
-        size_t off;
-        int optional;
-    } syms[] = {
+    static const dv__gpu_sym_t syms[] = {
         {"rsmi_init", offsetof(rsmi_api_t, init), 0},
         {"rsmi_shut_down", offsetof(rsmi_api_t, shut_down), 0},
         {"rsmi_status_string", offsetof(rsmi_api_t, status_string), 1},
@@ -85,13 +82,8 @@ static const char *load_symbols(rsmi_lib_t *g)
         {"rsmi_dev_name_get", offsetof(rsmi_api_t, name), 0},
         {"rsmi_dev_unique_id_get", offsetof(rsmi_api_t, unique_id), 1},
     };
-    for (size_t i = 0; i < sizeof(syms) / sizeof(syms[0]); i++) {
-        void *p = dlsym(g->dl, syms[i].name);
-        if (!p && !syms[i].optional)
-            return syms[i].name;
-        memcpy((char *)&g->f + syms[i].off, &p, sizeof(p));
-    }
-    return NULL;
+    return dv__telem_gpu_bind(g->dl, syms, sizeof(syms) / sizeof(syms[0]),
+                              &g->f);
 }
 
 static int quiet(rsmi_status_t rc)
@@ -203,19 +195,6 @@ static void rsmi_close(dv__gpu_lib_t *base)
 
 static const dv__gpu_ops_t rsmi_ops = {rsmi_count, rsmi_sample, rsmi_close};
 
-/* Try path, then the versioned name packages install. */
-static void *open_library(const char *path, char *why, size_t cap)
-{
-    void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (dl)
-        return dl;
-    const char *e = dlerror();
-    snprintf(why, cap, "%s", e ? e : path);
-    if (strcmp(path, "librocm_smi64.so") == 0)
-        dl = dlopen("librocm_smi64.so.1", RTLD_NOW | RTLD_LOCAL);
-    return dl;
-}
-
 dv__gpu_lib_t *dv__telem_rsmi_open(const char *path, char *note, size_t cap,
                                    dv_error_t *err)
 {
@@ -228,7 +207,11 @@ dv__gpu_lib_t *dv__telem_rsmi_open(const char *path, char *note, size_t cap,
         return NULL;
     }
     g->base.ops = &rsmi_ops;
-    g->dl = open_library(path, why, sizeof(why));
+    /* The default name, then the versioned one packages install. */
+    g->dl = dv__telem_gpu_dlopen(
+        path,
+        strcmp(path, "librocm_smi64.so") == 0 ? "librocm_smi64.so.1" : NULL,
+        why, sizeof(why));
     if (!g->dl) {
         dv__errprintf(err, ENOENT, "rocm-smi: %s", why);
         free(g);

@@ -79,6 +79,27 @@ dv__gpu_lib_t *dv__telem_nvml_open(const char *path, char *note, size_t cap,
 dv__gpu_lib_t *dv__telem_rsmi_open(const char *path, char *note, size_t cap,
                                    dv_error_t *err);
 
+/* One function of a vendor library: its name, where its pointer goes in
+ * the backend's table of functions, and whether the backend can do
+ * without it. */
+typedef struct dv__gpu_sym {
+    const char *name;
+    size_t off;
+    int optional;
+} dv__gpu_sym_t;
+
+/* dlopen path (RTLD_NOW | RTLD_LOCAL), then fallback when path fails and
+ * fallback is not NULL. NULL on failure, with the first dlerror() text
+ * copied into why (cap bytes). The caller dlcloses the result. */
+void *dv__telem_gpu_dlopen(const char *path, const char *fallback, char *why,
+                           size_t cap);
+
+/* Resolve the n symbols syms from dl into table; an optional one that is
+ * missing is set to NULL. Returns the name of the first required one that
+ * is missing, or NULL when all were found. */
+const char *dv__telem_gpu_bind(void *dl, const dv__gpu_sym_t *syms, size_t n,
+                               void *table);
+
 /* Devices still sampled. */
 int dv__telem_gpu_count(const dv__gpu_lib_t *g);
 

@@ -4,8 +4,10 @@
  * gives CPU-only samples and one note saying why. */
 #include "telemetry/internal.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
@@ -46,6 +48,30 @@ void dv__telem_gpu_close(dv__gpu_lib_t *g)
 {
     if (g)
         g->ops->close(g);
+}
+
+void *dv__telem_gpu_dlopen(const char *path, const char *fallback, char *why,
+                           size_t cap)
+{
+    void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (dl)
+        return dl;
+    const char *e = dlerror();
+    snprintf(why, cap, "%s", e ? e : path);
+    return fallback ? dlopen(fallback, RTLD_NOW | RTLD_LOCAL) : NULL;
+}
+
+const char *dv__telem_gpu_bind(void *dl, const dv__gpu_sym_t *syms, size_t n,
+                               void *table)
+{
+    for (size_t i = 0; i < n; i++) {
+        void *p = dlsym(dl, syms[i].name);
+        if (!p && !syms[i].optional)
+            return syms[i].name;
+        /* A function pointer's bytes, as POSIX lets dlsym's result be. */
+        memcpy((char *)table + syms[i].off, &p, sizeof(p));
+    }
+    return NULL;
 }
 
 static const char *pick(const char *opt, const char *env, const char *def)
