@@ -10,6 +10,7 @@
 
 #include "common/error.h"
 #include "lib/pool_impl.h"
+#include "lib/shm.h"
 
 struct dv_async *dv__pool_async_new(size_t n)
 {
@@ -124,24 +125,11 @@ static int wait_done(dv_async_t *a, size_t want, const struct timespec *dl)
 /* timeout_s < 0: NULL (none); 0: a zero deadline (poll); else absolute. */
 static struct timespec *deadline(double timeout_s, struct timespec *ts)
 {
-    if (timeout_s < 0)
-        return NULL;
     if (timeout_s == 0) {
-        ts->tv_sec = 0;
-        ts->tv_nsec = 0;
+        *ts = (struct timespec){0, 0};
         return ts;
     }
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    if (timeout_s > 1e9)
-        timeout_s = 1e9;
-    time_t s = (time_t)timeout_s;
-    ts->tv_sec += s;
-    ts->tv_nsec += (long)((timeout_s - (double)s) * 1e9);
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-    return ts;
+    return dv__deadline(timeout_s, ts) ? ts : NULL;
 }
 
 int dv_async_wait(dv_async_t *a, double timeout_s, dv_error_t *err)

@@ -6,17 +6,17 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/futex.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "common/error.h"
 #include "lib/internal.h"
+#include "lib/shm.h"
 
 size_t dv__pool_chan_size(uint32_t nslots)
 {
@@ -180,13 +180,12 @@ uint64_t dv__pool_data_alloc(uint64_t *pos, uint64_t freed, uint64_t len)
 void dv__pool_futex_wait(_Atomic uint32_t *word, uint32_t val,
                          const struct timespec *deadline)
 {
-    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_BITSET, val, deadline, NULL,
-            FUTEX_BITSET_MATCH_ANY);
+    (void)dv__futex_wait((uint32_t *)word, val, deadline);
 }
 
 void dv__pool_futex_wake(_Atomic uint32_t *word)
 {
-    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, 0x7fffffff, NULL, NULL, 0);
+    dv__futex_wake((uint32_t *)word, INT_MAX);
 }
 
 void dv__pool_ring_bell(_Atomic uint32_t *word, _Atomic uint32_t *sleeping,
@@ -211,17 +210,4 @@ double dv__pool_now(void)
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-struct timespec dv__pool_deadline_ms(long ms)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    t.tv_sec += ms / 1000;
-    t.tv_nsec += (ms % 1000) * 1000000L;
-    if (t.tv_nsec >= 1000000000L) {
-        t.tv_sec++;
-        t.tv_nsec -= 1000000000L;
-    }
-    return t;
 }

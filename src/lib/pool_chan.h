@@ -125,19 +125,11 @@ void dv__pool_futex_wake(_Atomic uint32_t *word);
 void dv__pool_ring_bell(_Atomic uint32_t *word, _Atomic uint32_t *sleeping,
                         bool force);
 
-/* Now on CLOCK_MONOTONIC in seconds; an absolute deadline ms from now. */
+/* Now on CLOCK_MONOTONIC in seconds. (Absolute deadlines and the pause of
+ * a spin loop: dv__deadline_min and dv__cpu_relax of lib/shm.h.) */
 double dv__pool_now(void);
-struct timespec dv__pool_deadline_ms(long ms);
 
-/* Spin checks before sleeping, and one pause of a spin. */
+/* Spin checks before sleeping. */
 #define DV__POOL_SPIN 2000
-static inline void dv__pool_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
 
 #endif

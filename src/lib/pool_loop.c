@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "lib/pool_impl.h"
+#include "lib/shm.h"
 
 #define CHECK_EVERY_S 0.02 /* liveness checks of the workers */
 #define SLEEP_MS 20        /* longest manager sleep */
@@ -111,7 +112,7 @@ static void manager_sleep(struct dv_pool *p)
     uint32_t seq = atomic_load(&sh->mgr_wake);
     atomic_store(&sh->mgr_sleeping, 1);
     if (atomic_load(&p->nsubmit) == p->seen_submit && !workers_call(p)) {
-        struct timespec dl = dv__pool_deadline_ms(SLEEP_MS);
+        struct timespec dl = dv__deadline_min(NULL, SLEEP_MS);
         dv__pool_futex_wait(&sh->mgr_wake, seq, &dl);
     }
     atomic_store(&sh->mgr_sleeping, 0);

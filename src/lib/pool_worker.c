@@ -15,6 +15,7 @@
 #include "lib/internal.h"
 #include "lib/pool_chan.h"
 #include "lib/pool_remote.h"
+#include "lib/shm.h"
 
 struct wstate {
     struct dv__pool_shared *sh;
@@ -149,7 +150,7 @@ static bool wait_items(struct wstate *w)
             return true;
         if ((i & 127) == 127)
             sched_yield();
-        dv__pool_relax();
+        dv__cpu_relax();
     }
     for (;;) {
         uint32_t seq = atomic_load(&s->wake);
@@ -160,7 +161,7 @@ static bool wait_items(struct wstate *w)
         }
         if (atomic_load(&s->stop))
             return false;
-        struct timespec dl = dv__pool_deadline_ms(100);
+        struct timespec dl = dv__deadline_min(NULL, 100);
         dv__pool_futex_wait(&s->wake, seq, &dl);
         atomic_store(&s->sleeping, 0);
         if (!owner_alive(w))
