@@ -119,6 +119,42 @@ run "$DVN_DIR/hosts" --wireup-timeout 2 --launch-cmd "$DVN_DIR/hang.sh {host} {c
     -- "$J" table && bad "silent nodes: exit 0"
 out | grep -q "node2, node3, node4: no answer within 2 s" || bad "silent nodes: $(out)"
 
+# From node2, without the job's keys or token: garbage to the head's CURVE
+# port, a wrong token and a request to node1's data port. Nothing answers
+# and the job goes on (its agent still runs afterwards).
+INTRUDER='
+import socket, struct, sys
+host, cport, dport = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+c = socket.create_connection((host, cport), timeout=2)
+c.sendall(b"\xff" * 10 + b"\x7fGARBAGE" * 100)
+c.settimeout(1)
+try:
+    got = c.recv(100)
+except (socket.timeout, ConnectionResetError):
+    got = b""
+d = socket.create_connection((host, dport), timeout=2)
+d.sendall(b"x" * 32 + struct.pack("<IIdQ", 0x44564451, 3, 0.0, 0) + b"\0" * 64)
+d.settimeout(2)
+try:
+    ans = d.recv(100)
+except socket.timeout:
+    ans = b"(timeout)"
+except ConnectionResetError:
+    ans = b""
+print("curve-greeting", len(got) <= 64, "data-answer", len(ans))
+'
+intruder() {
+    local job=$1 ap=$2 ep cport dport
+    ep=$(tr '\0' ' ' <"/proc/$ap/cmdline" | sed 's/.*--head tcp:[/][/]\([^ ]*\).*/\1/')
+    cport=${ep##*:}
+    dport=$(awk '$1 == 0 { print $7 }' "$DROVER_TMPDIR/drover.$job/nodes")
+    local r
+    r=$(dvn_exec 2 python3 -c "$INTRUDER" "$(dvn_addr 1)" "$cport" "$dport" 2>&1)
+    [ "$r" = "curve-greeting True data-answer 0" ] || bad "intruder: $r"
+    alive_agent=$(pgrep -f "drover agent .*--job $job --index 2$")
+    [ "$alive_agent" = "$ap" ] || bad "intruder: the job lost an agent"
+}
+
 # A node whose agent dies mid-job: named, the job torn down, nothing left.
 agent_test() {
     local sig=$1 want=$2 job=$3
@@ -131,6 +167,7 @@ agent_test() {
     done
     ap=$(pgrep -f "drover agent .*--job $job --index 2$")
     [ -n "$ap" ] || bad "agent $sig: no agent of node3"
+    [ "$sig" = KILL ] && intruder "$job" "$ap"
     local t0=$(date +%s.%N)
     kill "-$sig" $ap
     wait $bg
