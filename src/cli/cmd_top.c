@@ -170,15 +170,9 @@ static int check_paths(const top_opts_t *o)
 
 static int finish(top_ctx_t *c, const top_opts_t *o, int rc)
 {
-    if (rc == 0 && c->svg) {
-        FILE *f = fopen(o->plot, "w");
-        if (!f || dv_telem_svg_write(c->svg, f, &c->err) < 0) {
-            fprintf(stderr, "drover: top: --telemetry-plot: %s: %s\n", o->plot,
-                    f ? c->err.text : strerror(errno));
-            rc = 1;
-        }
-        if (f && fclose(f) != 0)
-            rc = 1;
+    if (rc == 0 && c->svg && dv_telem_svg_save(c->svg, o->plot, &c->err) < 0) {
+        fprintf(stderr, "drover: top: --telemetry-plot: %s\n", c->err.text);
+        rc = 1;
     }
     if (c->log)
         fclose(c->log);

@@ -448,3 +448,19 @@ int dv_telem_svg_write(const dv_telem_svg_t *v, FILE *o, dv_error_t *err)
         return dv__errsys(err, "svg: write");
     return 0;
 }
+
+int dv_telem_svg_save(const dv_telem_svg_t *v, const char *path,
+                      dv_error_t *err)
+{
+    dv_error_t why = {""};
+    FILE *f = path ? fopen(path, "w") : NULL;
+    if (!f)
+        return path ? dv__errsys(err, "%s", path)
+                    : dv__errprintf(err, EINVAL, "svg: no path");
+    int rc = dv_telem_svg_write(v, f, &why);
+    if (fclose(f) != 0 && rc == 0)
+        rc = dv__errsys(&why, "svg: close");
+    if (rc < 0)
+        return dv__errprintf(err, errno, "%s: %s", path, why.text);
+    return 0;
+}

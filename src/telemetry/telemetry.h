@@ -187,6 +187,11 @@ int dv_telem_svg_add(dv_telem_svg_t *v, const dv_telem_sample_t *s,
 /* Write the self-contained SVG document. Returns 0 or -1. */
 int dv_telem_svg_write(const dv_telem_svg_t *v, FILE *out, dv_error_t *err);
 
+/* Write it to the file path (created or truncated). Returns 0, or -1 with
+ * errno and a reason that names path. */
+int dv_telem_svg_save(const dv_telem_svg_t *v, const char *path,
+                      dv_error_t *err);
+
 /* Check, before any work, that path can be written (created or appended
  * to) without leaving a file behind. Returns 0 or -1 with the reason. */
 int dv_telem_check_writable(const char *path, dv_error_t *err);

@@ -122,18 +122,6 @@ static int on_record(const void *rec, size_t len, void *arg)
     return 0;
 }
 
-static int write_svg(const dv_telem_svg_t *svg, const char *path,
-                     dv_error_t *err)
-{
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return snprintf(err->text, sizeof(err->text), "%s: %s", path,
-                        strerror(errno)),
-               -1;
-    int rc = dv_telem_svg_write(svg, f, err);
-    return fclose(f) != 0 ? -1 : rc;
-}
-
 static int cmd_record(tool_opts_t *o)
 {
     record_ctx_t c = {.lines = o->lines};
@@ -150,7 +138,7 @@ static int cmd_record(tool_opts_t *o)
         goto out;
     if (dv_telem_monitor_run(s, o->interval, o->count ? o->count : 1, on_record,
                              &c, &tool_stop, &c.err) < 0 ||
-        (c.svg && write_svg(c.svg, o->svg, &c.err) < 0))
+        (c.svg && dv_telem_svg_save(c.svg, o->svg, &c.err) < 0))
         goto out;
     rc = 0;
 out:

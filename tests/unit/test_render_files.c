@@ -3,6 +3,7 @@
  * three nodes (no GPU, 2 GPUs, 4 GPUs, one lost mid-run), a gap in the
  * CPU data, and a long run that gets thinned. DV_TELEM_KEEP=DIR keeps the
  * files for a look. */
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,6 +126,32 @@ static void test_long_run(void)
     CHECK_EQ_INT(run(cmd), 0);
 }
 
+/* dv_telem_svg_save: the document at a path; a path that cannot be
+ * written is an error that names it. */
+static void test_save(void)
+{
+    char spath[300], bad[320];
+    dv_error_t err = {""};
+    dv_telem_sample_t s;
+    dv_telem_svg_t *v = dv_telem_svg_create(NULL);
+    fill(&s, "gpu-a", 1, 1);
+    CHECK_EQ_INT(dv_telem_svg_add(v, &s, NULL), 0);
+    snprintf(spath, sizeof(spath), "%s/saved.svg", dir);
+    CHECK_EQ_INT(dv_telem_svg_save(v, spath, &err), 0);
+    FILE *f = fopen(spath, "r");
+    char head[6] = "";
+    CHECK(f && fread(head, 1, 5, f) == 5 && strcmp(head, "<?xml") == 0);
+    if (f)
+        fclose(f);
+    snprintf(bad, sizeof(bad), "%s/no-such-dir/x.svg", dir);
+    CHECK_EQ_INT(dv_telem_svg_save(v, bad, &err), -1);
+    CHECK_EQ_INT(errno, ENOENT);
+    CHECK(strstr(err.text, bad) != NULL);
+    CHECK_EQ_INT(dv_telem_svg_save(v, NULL, &err), -1);
+    CHECK_EQ_INT(errno, EINVAL);
+    dv_telem_svg_destroy(&v);
+}
+
 int main(void)
 {
     const char *keep = getenv("DV_TELEM_KEEP");
@@ -133,6 +160,7 @@ int main(void)
         return 1;
     test_files();
     test_long_run();
+    test_save();
     if (!keep) {
         char cmd[300];
         snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
