@@ -58,6 +58,55 @@ static void usage(FILE *o)
           o);
 }
 
+/* Take one option c with its argument arg: 0, 1 for --help (usage
+ * printed), -1 after printing what is wrong with it. */
+static int take_option(top_opts_t *o, int c, const char *arg, const char *word)
+{
+    char *end;
+    switch (c) {
+    case 'i':
+        o->interval = strtod(arg, &end);
+        if (*end || !(o->interval >= 0.01 && o->interval <= 3600))
+            return fprintf(stderr,
+                           "drover: top: --interval: want "
+                           "seconds in 0.01..3600, got '%s'\n",
+                           arg),
+                   -1;
+        return 0;
+    case 'n':
+        errno = 0;
+        o->count = strtol(arg, &end, 10);
+        if (*end || errno || o->count < 0)
+            return fprintf(stderr,
+                           "drover: top: --count: want a "
+                           "number >= 0, got '%s'\n",
+                           arg),
+                   -1;
+        return 0;
+    case 'p':
+        o->plain = 1;
+        return 0;
+    case 'g':
+        o->no_gpu = 1;
+        return 0;
+    case 'l':
+        o->log = arg;
+        return 0;
+    case 's':
+        o->plot = arg;
+        return 0;
+    case 'r':
+        o->proc_root = arg;
+        return 0;
+    case 'h':
+        usage(stdout);
+        return 1;
+    default:
+        fprintf(stderr, "drover: top: unknown option '%s'\n", word);
+        return -1;
+    }
+}
+
 static int parse(int argc, char **argv, top_opts_t *o)
 {
     static const struct option longs[] = {
@@ -70,54 +119,13 @@ static int parse(int argc, char **argv, top_opts_t *o)
         {"proc-root", required_argument, 0, 'r'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
-    char *end;
     int c;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "i:n:h", longs, NULL)) != -1) {
-        switch (c) {
-        case 'i':
-            o->interval = strtod(optarg, &end);
-            if (*end || !(o->interval >= 0.01 && o->interval <= 3600))
-                return fprintf(stderr,
-                               "drover: top: --interval: want "
-                               "seconds in 0.01..3600, got '%s'\n",
-                               optarg),
-                       -1;
-            break;
-        case 'n':
-            errno = 0;
-            o->count = strtol(optarg, &end, 10);
-            if (*end || errno || o->count < 0)
-                return fprintf(stderr,
-                               "drover: top: --count: want a "
-                               "number >= 0, got '%s'\n",
-                               optarg),
-                       -1;
-            break;
-        case 'p':
-            o->plain = 1;
-            break;
-        case 'g':
-            o->no_gpu = 1;
-            break;
-        case 'l':
-            o->log = optarg;
-            break;
-        case 's':
-            o->plot = optarg;
-            break;
-        case 'r':
-            o->proc_root = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            return 1;
-        default:
-            fprintf(stderr, "drover: top: unknown option '%s'\n",
-                    argv[optind - 1]);
-            return -1;
-        }
+        int r = take_option(o, c, optarg, argv[optind - 1]);
+        if (r != 0)
+            return r;
     }
     if (optind < argc)
         return fprintf(stderr, "drover: top: unexpected argument '%s'\n",

@@ -109,8 +109,11 @@ struct dv_pool {
     char fail_reason[96];
 };
 
-/* pool_async.c */
+/* pool_async.c: the result side. */
+/* A handle for n results, all pending, with one reference (the caller's);
+ * NULL with errno ENOMEM. */
 struct dv_async *dv__pool_async_new(size_t n);
+/* Drop one reference; the last one frees a and the results not taken. */
 void dv__pool_async_unref(struct dv_async *a);
 /* Hand r (moved) to its async; called by the manager. */
 void dv__pool_async_deliver(struct dv_async *a, dv_item_result_t *r);

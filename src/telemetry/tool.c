@@ -33,6 +33,49 @@ static void on_stop(int sig)
     tool_stop = 1;
 }
 
+/* Take one option c with its argument arg: 0, or -1 when it is bad. */
+static int take_option(tool_opts_t *o, int c, const char *arg)
+{
+    char *end;
+    switch (c) {
+    case 'r':
+        o->so.proc_root = arg;
+        return 0;
+    case 'N':
+        o->so.node_name = arg;
+        return 0;
+    case 'v':
+        o->so.nvml_path = arg;
+        return 0;
+    case 'a':
+        o->so.rsmi_path = arg;
+        return 0;
+    case 'g':
+        o->so.no_gpu = 1;
+        return 0;
+    case 'n':
+        o->count = strtol(arg, &end, 10);
+        return *end || o->count < 0 ? -1 : 0;
+    case 'i':
+        o->interval = strtod(arg, &end);
+        return *end || !(o->interval > 0) ? -1 : 0;
+    case 'l':
+        o->lines = 1;
+        return 0;
+    case 'b':
+        o->bars_tty = 1;
+        return 0;
+    case 'j':
+        o->jsonl = arg;
+        return 0;
+    case 's':
+        o->svg = arg;
+        return 0;
+    default:
+        return -1;
+    }
+}
+
 static int parse(int argc, char **argv, tool_opts_t *o)
 {
     static const struct option longs[] = {
@@ -49,51 +92,10 @@ static int parse(int argc, char **argv, tool_opts_t *o)
         {"svg", required_argument, 0, 's'},
         {0, 0, 0, 0}};
     int c;
-    char *end;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "n:i:", longs, NULL)) != -1) {
-        switch (c) {
-        case 'r':
-            o->so.proc_root = optarg;
-            break;
-        case 'N':
-            o->so.node_name = optarg;
-            break;
-        case 'v':
-            o->so.nvml_path = optarg;
-            break;
-        case 'a':
-            o->so.rsmi_path = optarg;
-            break;
-        case 'g':
-            o->so.no_gpu = 1;
-            break;
-        case 'n':
-            o->count = strtol(optarg, &end, 10);
-            if (*end || o->count < 0)
-                return -1;
-            break;
-        case 'i':
-            o->interval = strtod(optarg, &end);
-            if (*end || !(o->interval > 0))
-                return -1;
-            break;
-        case 'l':
-            o->lines = 1;
-            break;
-        case 'b':
-            o->bars_tty = 1;
-            break;
-        case 'j':
-            o->jsonl = optarg;
-            break;
-        case 's':
-            o->svg = optarg;
-            break;
-        default:
+    while ((c = getopt_long(argc, argv, "n:i:", longs, NULL)) != -1)
+        if (take_option(o, c, optarg) < 0)
             return -1;
-        }
-    }
     return optind == argc ? 0 : -1;
 }
 
