@@ -191,6 +191,12 @@ int main(void)
     double rd = rel_diff_f(dv__mnist_grad_f(wf), g, DV_MNIST_NPARAMS);
     printf("float vs double gradient: relative difference %.2e\n", rd);
     CHECK(rd < 1e-4);
+    dv__mnist_ws_set_winograd_f(wf, 0); /* im2col, the AVX-512 default */
+    dv__mnist_forward_f(wf, pf, images, idx, N, 1, k1, k2);
+    dv__mnist_backward_f(wf, pf, labels, idx, N);
+    rd = rel_diff_f(dv__mnist_grad_f(wf), g, DV_MNIST_NPARAMS);
+    printf("float (im2col) vs double gradient: relative difference %.2e\n", rd);
+    CHECK(rd < 1e-4);
 
     dv__mnist_ws_destroy_d(ws), dv__mnist_ws_destroy_d(ws1);
     dv__mnist_ws_destroy_f(wf);

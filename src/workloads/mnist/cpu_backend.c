@@ -1,5 +1,7 @@
 /* The CPU training backend: the float passes of net_impl.h (OpenMP
- * threads, each calling single-threaded OpenBLAS), Adadelta on the host. */
+ * threads, each calling the single-threaded products of sgemm.c), Adadelta
+ * on the host. One sample per convolution chunk keeps each chunk's scratch
+ * in the core's L2 cache. */
 #include <cblas.h>
 #include <errno.h>
 #include <math.h>
@@ -11,6 +13,7 @@
 #include "workloads/mnist/backend.h"
 #include "workloads/mnist/net.h"
 #include "workloads/mnist/par.h"
+#include "workloads/mnist/sgemm.h"
 
 /* OpenBLAS's thread control (not in every cblas.h). */
 extern void openblas_set_num_threads(int n);
@@ -149,7 +152,7 @@ int dv__mnist_cpu_open(const dv__mnist_setup_t *s, dv__mnist_backend_t **out,
     b->ctx = c;
     c->s = *s;
     c->threads = s->threads > 0 ? s->threads : 1;
-    c->ws = dv__mnist_ws_create_f(s->cap, 8, c->threads);
+    c->ws = dv__mnist_ws_create_f(s->cap, 1, c->threads);
     c->p = calloc(DV_MNIST_NPARAMS, sizeof(float));
     c->sq = calloc(DV_MNIST_NPARAMS, sizeof(float));
     c->acc = calloc(DV_MNIST_NPARAMS, sizeof(float));
@@ -160,11 +163,15 @@ int dv__mnist_cpu_open(const dv__mnist_setup_t *s, dv__mnist_backend_t **out,
     }
     for (uint32_t i = 0; i < s->n_test; i++)
         c->iota[i] = (int32_t)i;
-    int threads = c->threads;
+    int threads = c->threads, native = dv__mnist_sgemm_native();
+    /* With the AVX-512 products, im2col beats Winograd (fewer products but
+     * more passes over memory); DROVER_MNIST_WINOGRAD still decides. */
+    const char *wi = getenv("DROVER_MNIST_WINOGRAD");
+    dv__mnist_ws_set_winograd_f(c->ws, wi ? strcmp(wi, "0") != 0 : !native);
     /* Each of our threads calls the BLAS on its own share. */
     openblas_set_num_threads(1);
-    snprintf(b->name, sizeof b->name, "cpu (%d thread%s, OpenBLAS)", threads,
-             threads == 1 ? "" : "s");
+    snprintf(b->name, sizeof b->name, "cpu (%d thread%s, %s)", threads,
+             threads == 1 ? "" : "s", native ? "AVX-512" : "OpenBLAS");
     b->set_params = set_params;
     b->get_params = get_params;
     b->get_grad = get_grad;

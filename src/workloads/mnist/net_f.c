@@ -1,12 +1,11 @@
 /* The MNIST network's CPU passes in float (see net_impl.h). */
-#include <cblas.h>
-
 #include "workloads/mnist/net.h"
+#include "workloads/mnist/sgemm.h"
 
 #define REAL float
 #define SFX(name) name##_f
 #define GEMM(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc) \
-    cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, 1, A, lda, B, ldb, beta, C, ldc)
+    dv__mnist_sgemm(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc)
 
 #include "workloads/mnist/net_impl.h"
 

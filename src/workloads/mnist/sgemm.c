@@ -1,0 +1,237 @@
+/* The float matrix products of the MNIST CPU backend (see sgemm.h). The
+ * BLAS (built here for AVX2) spends much of these small-K or small-M shapes
+ * on packing; these kernels read the operands in place:
+ * - B not transposed: C rows are built 6 x 64 at a time, broadcasting one
+ *   element of A per row against four 16-wide vectors of a row of B;
+ * - B transposed (both operands contiguous along K): 4 x 4 dot products
+ *   over K blocks of 512, so the rows read stay in cache, reduced at the
+ *   end of each block.
+ * Rows past M repeat the last row (never stored), columns past N are
+ * masked, so no shape needs a special case. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "workloads/mnist/sgemm.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define HAVE_X86 1
+#define AVX512 __attribute__((target("avx512f")))
+
+enum { MR = 6, NV = 4, DR = 4, KB = 512 };
+
+/* One row r of the 6 x 64 block: its four accumulators. */
+#define ROW_DECL(r)                                          \
+    __m512 c##r##0 = _mm512_setzero_ps(), c##r##1 = c##r##0, \
+           c##r##2 = c##r##0, c##r##3 = c##r##0
+#define ROW_FMA(r)                                  \
+    do {                                            \
+        __m512 av = _mm512_set1_ps(a##r[k * sa_k]); \
+        c##r##0 = _mm512_fmadd_ps(av, b0, c##r##0); \
+        c##r##1 = _mm512_fmadd_ps(av, b1, c##r##1); \
+        c##r##2 = _mm512_fmadd_ps(av, b2, c##r##2); \
+        c##r##3 = _mm512_fmadd_ps(av, b3, c##r##3); \
+    } while (0)
+#define ROW_STORE(r)                                            \
+    if (i0 + r < M) {                                           \
+        float *c = C + (long)(i0 + r) * ldc + j0;               \
+        store4(c, m, beta, c##r##0, c##r##1, c##r##2, c##r##3); \
+    }
+
+AVX512 static inline void store1(float *c, __mmask16 m, float beta, __m512 x)
+{
+    if (beta != 0)
+        x = _mm512_fmadd_ps(_mm512_set1_ps(beta), _mm512_maskz_loadu_ps(m, c),
+                            x);
+    _mm512_mask_storeu_ps(c, m, x);
+}
+
+AVX512 static inline void store4(float *c, const __mmask16 m[NV], float beta,
+                                 __m512 x0, __m512 x1, __m512 x2, __m512 x3)
+{
+    store1(c, m[0], beta, x0);
+    store1(c + 16, m[1], beta, x1);
+    store1(c + 32, m[2], beta, x2);
+    store1(c + 48, m[3], beta, x3);
+}
+
+/* Rows i0..i0+MR-1 (those < M stored) and columns j0.. (mask m[v] for
+ * vector v) of C = A' B + beta C, A' read with strides (sa_i, sa_k). */
+AVX512 static void nn_block(int M, int K, const float *A, long sa_i, long sa_k,
+                            const float *B, int ldb, float beta, float *C,
+                            int ldc, int i0, int j0, const __mmask16 m[NV])
+{
+#define ROW_PTR(r) \
+    const float *a##r = A + (long)(i0 + r < M ? i0 + r : M - 1) * sa_i
+    ROW_PTR(0);
+    ROW_PTR(1);
+    ROW_PTR(2);
+    ROW_PTR(3);
+    ROW_PTR(4);
+    ROW_PTR(5);
+    ROW_DECL(0);
+    ROW_DECL(1);
+    ROW_DECL(2);
+    ROW_DECL(3);
+    ROW_DECL(4);
+    ROW_DECL(5);
+    const __mmask16 m0 = m[0], m1 = m[1], m2 = m[2], m3 = m[3];
+    const float *b = B + j0;
+    for (int k = 0; k < K; k++, b += ldb) {
+        __m512 b0 = _mm512_maskz_loadu_ps(m0, b);
+        __m512 b1 = _mm512_maskz_loadu_ps(m1, b + 16);
+        __m512 b2 = _mm512_maskz_loadu_ps(m2, b + 32);
+        __m512 b3 = _mm512_maskz_loadu_ps(m3, b + 48);
+        ROW_FMA(0);
+        ROW_FMA(1);
+        ROW_FMA(2);
+        ROW_FMA(3);
+        ROW_FMA(4);
+        ROW_FMA(5);
+    }
+    ROW_STORE(0)
+    ROW_STORE(1)
+    ROW_STORE(2)
+    ROW_STORE(3)
+    ROW_STORE(4)
+    ROW_STORE(5)
+}
+
+AVX512 static void gemm_nn(int M, int N, int K, const float *A, long sa_i,
+                           long sa_k, const float *B, int ldb, float beta,
+                           float *C, int ldc)
+{
+    for (int j0 = 0; j0 < N; j0 += 16 * NV) {
+        __mmask16 m[NV];
+        for (int v = 0; v < NV; v++) {
+            int left = N - j0 - 16 * v;
+            m[v] = left >= 16  ? (__mmask16)0xffff
+                   : left <= 0 ? (__mmask16)0
+                               : (__mmask16)((1u << left) - 1);
+        }
+        for (int i0 = 0; i0 < M; i0 += MR)
+            nn_block(M, K, A, sa_i, sa_k, B, ldb, beta, C, ldc, i0, j0, m);
+    }
+}
+
+#define NT_FMA4(r)                                    \
+    do {                                              \
+        d##r##0 = _mm512_fmadd_ps(x##r, y0, d##r##0); \
+        d##r##1 = _mm512_fmadd_ps(x##r, y1, d##r##1); \
+        d##r##2 = _mm512_fmadd_ps(x##r, y2, d##r##2); \
+        d##r##3 = _mm512_fmadd_ps(x##r, y3, d##r##3); \
+    } while (0)
+#define NT_DECL(r)                                           \
+    __m512 d##r##0 = _mm512_setzero_ps(), d##r##1 = d##r##0, \
+           d##r##2 = d##r##0, d##r##3 = d##r##0
+#define NT_OUT(r)                                  \
+    do {                                           \
+        out[r][0] = _mm512_reduce_add_ps(d##r##0); \
+        out[r][1] = _mm512_reduce_add_ps(d##r##1); \
+        out[r][2] = _mm512_reduce_add_ps(d##r##2); \
+        out[r][3] = _mm512_reduce_add_ps(d##r##3); \
+    } while (0)
+
+/* C[i0.., j0..] (+)= dot products of A rows and B rows over k0..k0+kn. */
+AVX512 static void nt_block(int M, int N, const float *A, int lda,
+                            const float *B, int ldb, float *C, int ldc, int i0,
+                            int j0, int k0, int kn, int add)
+{
+    const float *a[DR], *b[DR];
+    for (int r = 0; r < DR; r++) {
+        a[r] = A + (long)(i0 + r < M ? i0 + r : M - 1) * lda + k0;
+        b[r] = B + (long)(j0 + r < N ? j0 + r : N - 1) * ldb + k0;
+    }
+    const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3];
+    const float *b0 = b[0], *b1 = b[1], *b2 = b[2], *b3 = b[3];
+    NT_DECL(0);
+    NT_DECL(1);
+    NT_DECL(2);
+    NT_DECL(3);
+    for (int k = 0; k < kn; k += 16) {
+        __mmask16 m = kn - k >= 16 ? (__mmask16)0xffff
+                                   : (__mmask16)((1u << (kn - k)) - 1);
+        __m512 x0 = _mm512_maskz_loadu_ps(m, a0 + k);
+        __m512 x1 = _mm512_maskz_loadu_ps(m, a1 + k);
+        __m512 x2 = _mm512_maskz_loadu_ps(m, a2 + k);
+        __m512 x3 = _mm512_maskz_loadu_ps(m, a3 + k);
+        __m512 y0 = _mm512_maskz_loadu_ps(m, b0 + k);
+        __m512 y1 = _mm512_maskz_loadu_ps(m, b1 + k);
+        __m512 y2 = _mm512_maskz_loadu_ps(m, b2 + k);
+        __m512 y3 = _mm512_maskz_loadu_ps(m, b3 + k);
+        NT_FMA4(0);
+        NT_FMA4(1);
+        NT_FMA4(2);
+        NT_FMA4(3);
+    }
+    float out[DR][DR];
+    NT_OUT(0);
+    NT_OUT(1);
+    NT_OUT(2);
+    NT_OUT(3);
+    for (int r = 0; r < DR && i0 + r < M; r++)
+        for (int s = 0; s < DR && j0 + s < N; s++) {
+            float *c = C + (long)(i0 + r) * ldc + j0 + s;
+            *c = add ? *c + out[r][s] : out[r][s];
+        }
+}
+
+AVX512 static void gemm_nt(int M, int N, int K, const float *A, int lda,
+                           const float *B, int ldb, float beta, float *C,
+                           int ldc)
+{
+    if (beta != 0 && beta != 1)
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++)
+                C[(long)i * ldc + j] *= beta;
+    if (K == 0 && beta == 0)
+        for (int i = 0; i < M; i++)
+            memset(C + (long)i * ldc, 0, N * sizeof(float));
+    for (int k0 = 0; k0 < K; k0 += KB) {
+        int kn = K - k0 < KB ? K - k0 : KB, add = k0 > 0 || beta != 0;
+        for (int i0 = 0; i0 < M; i0 += DR)
+            for (int j0 = 0; j0 < N; j0 += DR)
+                nt_block(M, N, A, lda, B, ldb, C, ldc, i0, j0, k0, kn, add);
+    }
+}
+#endif
+
+static int native = -1; /* unknown yet; read and set atomically */
+
+int dv__mnist_sgemm_native(void)
+{
+    int on = __atomic_load_n(&native, __ATOMIC_RELAXED);
+    if (on < 0) {
+        on = 0;
+#ifdef HAVE_X86
+        const char *e = getenv("DROVER_MNIST_AVX512");
+        on = __builtin_cpu_supports("avx512f") && !(e && strcmp(e, "0") == 0);
+#endif
+        __atomic_store_n(&native, on, __ATOMIC_RELAXED);
+    }
+    return on;
+}
+
+void dv__mnist_sgemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N,
+                     int K, const float *A, int lda, const float *B, int ldb,
+                     float beta, float *C, int ldc)
+{
+    if (M <= 0 || N <= 0)
+        return;
+#ifdef HAVE_X86
+    if (dv__mnist_sgemm_native()) {
+        if (tb == CblasNoTrans) {
+            long si = ta == CblasNoTrans ? lda : 1;
+            long sk = ta == CblasNoTrans ? 1 : lda;
+            gemm_nn(M, N, K, A, si, sk, B, ldb, beta, C, ldc);
+            return;
+        }
+        if (ta == CblasNoTrans) {
+            gemm_nt(M, N, K, A, lda, B, ldb, beta, C, ldc);
+            return;
+        }
+    }
+#endif
+    cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, 1, A, lda, B, ldb, beta, C,
+                ldc);
+}

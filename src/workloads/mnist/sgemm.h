@@ -1,0 +1,20 @@
+/* Internal: the float matrix products of the CPU backend. Row-major, as
+ * cblas_sgemm with alpha 1 and beta 0 or 1; the network's shapes (small M
+ * or K, long rows) run on AVX-512 kernels of this module when the CPU has
+ * AVX-512, and on the BLAS otherwise. Single-threaded: callers share the
+ * work out. */
+#ifndef DROVER_MNIST_SGEMM_H
+#define DROVER_MNIST_SGEMM_H
+
+#include <cblas.h>
+
+/* C = A' B' + beta C, where A' is A or its transpose (ta), B' likewise. */
+void dv__mnist_sgemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N,
+                     int K, const float *A, int lda, const float *B, int ldb,
+                     float beta, float *C, int ldc);
+
+/* Whether the AVX-512 kernels are in use (else the BLAS); DROVER_MNIST_AVX512=0
+ * in the environment turns them off, for comparisons. */
+int dv__mnist_sgemm_native(void);
+
+#endif

@@ -1,0 +1,81 @@
+/* Tests of the MNIST backend's float products (sgemm.c): every transpose
+ * combination the network uses, on shapes with edges in every direction
+ * (rows past the 6- and 4-row blocks, columns past the 64-wide ones, K
+ * past the 512 blocks and not a multiple of 16), leading dimensions wider
+ * than the rows, and beta 0 (C's old contents ignored, even NaN) and 1,
+ * against a plain double loop. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "check.h"
+#include "workloads/mnist/sgemm.h"
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+static float frand(void) /* [-1, 1) */
+{
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    return (float)((rng >> 40) / 8388608.0 - 1.0);
+}
+
+static double one(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K,
+                  float beta)
+{
+    int lda = (ta == CblasNoTrans ? K : M) + 3;
+    int ldb = (tb == CblasNoTrans ? N : K) + 5, ldc = N + 2;
+    size_t na = (size_t)lda * (ta == CblasNoTrans ? M : K);
+    size_t nb = (size_t)ldb * (tb == CblasNoTrans ? K : N);
+    float *A = malloc(na * sizeof *A), *B = malloc(nb * sizeof *B);
+    float *C = malloc((size_t)ldc * M * sizeof *C);
+    double *R = malloc((size_t)ldc * M * sizeof *R);
+    for (size_t i = 0; i < na; i++)
+        A[i] = frand();
+    for (size_t i = 0; i < nb; i++)
+        B[i] = frand();
+    for (size_t i = 0; i < (size_t)ldc * M; i++) {
+        float c0 = frand();
+        R[i] = c0;
+        C[i] = beta == 0 && i % (size_t)ldc < (size_t)N ? NAN : c0;
+    }
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            double s = 0;
+            for (int k = 0; k < K; k++) {
+                float a = ta == CblasNoTrans ? A[i * lda + k] : A[k * lda + i];
+                float b = tb == CblasNoTrans ? B[k * ldb + j] : B[j * ldb + k];
+                s += (double)a * b;
+            }
+            R[i * ldc + j] = s + (beta != 0 ? beta * R[i * ldc + j] : 0);
+        }
+    dv__mnist_sgemm(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+    double worst = 0;
+    for (size_t i = 0; i < (size_t)ldc * M; i++) /* padding untouched too */
+        worst = fmax(worst, fabs(C[i] - R[i]) / (1 + sqrt((double)K)));
+    free(A), free(B), free(C), free(R);
+    return isnan(worst) ? INFINITY : worst;
+}
+
+int main(void)
+{
+    static const int shapes[][3] = {
+        {1, 1, 1},    {6, 64, 9},    {7, 65, 9},   {13, 100, 37},
+        {32, 676, 9}, {64, 10, 128}, {5, 3, 1100}, {64, 128, 1030},
+        {9, 17, 0},   {10, 128, 64}};
+    static const CBLAS_TRANSPOSE tr[2] = {CblasNoTrans, CblasTrans};
+    printf("AVX-512 kernels: %s\n", dv__mnist_sgemm_native() ? "yes" : "no");
+    double worst = 0;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int t = 0; t < 4; t++)
+            for (int beta = 0; beta < 2; beta++) {
+                double d = one(tr[t >> 1], tr[t & 1], shapes[s][0],
+                               shapes[s][1], shapes[s][2], (float)beta);
+                if (!(d < 1e-5))
+                    printf("M %d N %d K %d ta %d tb %d beta %d: diff %.2e\n",
+                           shapes[s][0], shapes[s][1], shapes[s][2], t >> 1,
+                           t & 1, beta, d);
+                worst = fmax(worst, d);
+            }
+    printf("worst scaled difference %.2e\n", worst);
+    CHECK(worst < 1e-5);
+    return CHECK_DONE();
+}
