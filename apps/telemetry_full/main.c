@@ -5,6 +5,7 @@
  * telemetry down and prints each worker's final test result and a summary.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,9 +35,11 @@ static int check_inputs(const struct tf_options *opt, struct tf_demo *d,
     dv_mnist_data_t *data = NULL;
     if (dv_mnist_data_load(d->data_dir, &data, err) < 0)
         return -1;
+    char dir[PATH_MAX];
     snprintf(d->data_note, sizeof(d->data_note),
              "MNIST data: %s, %u training and %u test images, from %.900s",
-             data->name, data->n_train, data->n_test, data->dir);
+             data->name, data->n_train, data->n_test,
+             realpath(data->dir, dir) ? dir : data->dir);
     dv_mnist_data_destroy(&data);
     if (opt->telemetry_log &&
         dv_telem_check_writable(opt->telemetry_log, err) < 0)
