@@ -219,7 +219,9 @@ static int check_multi(const struct run_opts *o, struct mn_head_opts *m,
 }
 
 /* Fork PROGRAM; an exec failure comes back through a close-on-exec pipe. */
-static pid_t start_main(char **argv, const sigset_t *old, int *exec_errno)
+/* outw: write ends for PROGRAM's stdout and stderr (NULL: ours). */
+static pid_t start_main(char **argv, const sigset_t *old, const int *outw,
+                        int *exec_errno)
 {
     int p[2];
     *exec_errno = 0;
@@ -234,6 +236,8 @@ static pid_t start_main(char **argv, const sigset_t *old, int *exec_errno)
         prctl(PR_SET_CHILD_SUBREAPER, 0);
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != agent)
+            _exit(127);
+        if (outw && (dup2(outw[0], 1) < 0 || dup2(outw[1], 2) < 0))
             _exit(127);
         execvp(argv[0], argv);
         int e = errno;
@@ -283,7 +287,20 @@ int dv__cmd_run(int argc, char **argv)
     if (getppid() != parent)
         raise(SIGTERM);
     int exec_errno;
-    pid_t pid = start_main(argv + o.prog, &old, &exec_errno);
+    /* --label: node 0's output goes through the head too, to be labelled
+     * like the other nodes'. */
+    int outp[2][2] = {{-1, -1}, {-1, -1}}, outw[2];
+    int labelled = head && o.label && pipe2(outp[0], O_CLOEXEC) == 0 &&
+                   pipe2(outp[1], O_CLOEXEC) == 0;
+    outw[0] = outp[0][1];
+    outw[1] = outp[1][1];
+    pid_t pid =
+        start_main(argv + o.prog, &old, labelled ? outw : NULL, &exec_errno);
+    for (int k = 0; k < 2; k++)
+        if (outp[k][1] >= 0)
+            close(outp[k][1]);
+    if (head && labelled)
+        mn_head_local_output(head, outp[0][0], outp[1][0]);
     if (pid < 0) {
         fprintf(stderr, "drover: run: fork: %s\n", strerror(errno));
         mn_head_finish(&head);

@@ -132,6 +132,8 @@ typedef struct mn_head mn_head_t;
  * reason is one line naming the node). */
 mn_head_t *mn_head_start(const struct mn_head_opts *o, const char *rundir,
                          char *const *prog_argv, dv_error_t *err);
+/* Node 0's output pipes (read ends, taken over): labelled like others'. */
+void mn_head_local_output(mn_head_t *h, int out_fd, int err_fd);
 /* Run the head's loop in a thread (after the main process started). */
 int mn_head_run(mn_head_t *h);
 /* For dv__agent_supervise: a reaped child / the job ends. */

@@ -41,6 +41,7 @@ struct mn_head {
     uint8_t token[32]; /* the data plane's */
     int dfd;
     mn_data_t *data;
+    int local_out[3]; /* [1], [2]: node 0's output pipes, or -1 */
 };
 
 int send_to(mn_head_t *h, int dst, dv_wire_buf_t *b);

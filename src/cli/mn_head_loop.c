@@ -7,6 +7,7 @@
 #include "cli/mn_head.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,6 +104,32 @@ static void on_launcher(mn_head_t *h, int i, int stopping)
     node_failed(h, i, why);
 }
 
+void mn_head_local_output(mn_head_t *h, int out_fd, int err_fd)
+{
+    h->local_out[1] = out_fd;
+    h->local_out[2] = err_fd;
+    fcntl(out_fd, F_SETFL, O_NONBLOCK);
+    fcntl(err_fd, F_SETFL, O_NONBLOCK);
+}
+
+/* Node 0's processes said something (stream 1 or 2). */
+static void on_local_output(mn_head_t *h, int stream)
+{
+    char buf[65536];
+    for (;;) {
+        ssize_t k = read(h->local_out[stream], buf, sizeof(buf));
+        if (k > 0) {
+            put_output(h, 0, stream, buf, (size_t)k, 0);
+            continue;
+        }
+        if (k == 0 || (errno != EAGAIN && errno != EINTR)) {
+            close(h->local_out[stream]);
+            h->local_out[stream] = -1;
+        }
+        return;
+    }
+}
+
 /* One round of the loop. Returns 1 when asked to stop. */
 static int loop_once(mn_head_t *h, int stopping, int timeout_ms)
 {
@@ -118,6 +145,12 @@ static int loop_once(mn_head_t *h, int stopping, int timeout_ms)
             it[ni++] =
                 (zmq_pollitem_t){NULL, h->nd[i].ch.err_fd, ZMQ_POLLIN, 0};
         }
+    int first_local = ni;
+    for (int s = 1; s <= 2; s++)
+        if (h->local_out[s] >= 0) {
+            map[ni] = s;
+            it[ni++] = (zmq_pollitem_t){NULL, h->local_out[s], ZMQ_POLLIN, 0};
+        }
     int first_svc = ni;
     ni += mn_svc_poll_items(h->svc, it + ni, 512 - ni);
     if (zmq_poll(it, ni, timeout_ms) < 0)
@@ -126,9 +159,12 @@ static int loop_once(mn_head_t *h, int stopping, int timeout_ms)
         on_router(h);
     if (it[2].revents)
         on_reaped_pipe(h);
-    for (int j = first_launch; j < first_svc; j++)
+    for (int j = first_launch; j < first_local; j++)
         if (it[j].revents)
             on_launcher(h, map[j], stopping);
+    for (int j = first_local; j < first_svc; j++)
+        if (it[j].revents && h->local_out[map[j]] >= 0)
+            on_local_output(h, map[j]);
     mn_svc_on_poll(h->svc, it + first_svc, ni - first_svc);
     if (!stopping)
         beat(h);
@@ -200,6 +236,14 @@ int mn_head_finish(mn_head_t **hp)
     *hp = NULL;
     mn_head_before_teardown(h);
     int failed = h->failed;
+    for (int s = 1; s <= 2; s++) {
+        if (h->local_out[s] >= 0)
+            on_local_output(h, s); /* what the job left in the pipe */
+        if (h->local_out[s] >= 0)
+            close(h->local_out[s]);
+        if (h->nd)
+            put_output(h, 0, s, "", 0, 1);
+    }
     mn_data_stop(&h->data);
     if (h->dfd >= 0)
         close(h->dfd);

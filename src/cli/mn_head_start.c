@@ -357,6 +357,7 @@ mn_head_t *mn_head_start(const struct mn_head_opts *o, const char *rundir,
     h->o = *o;
     h->stop[0] = h->stop[1] = h->reap[0] = h->reap[1] = -1;
     h->dfd = -1;
+    h->local_out[0] = h->local_out[1] = h->local_out[2] = -1;
     if (node_set(h, err) < 0)
         goto fail;
     if (!(h->nd = calloc((size_t)h->n, sizeof(*h->nd))))

@@ -45,9 +45,9 @@ check_clean ms1 table
 
 run --label --job-id ms2 -- "$J" spread 8 || bad "spread: exit $?: $(out)"
 for i in 0 1 2 3 4 5 6 7; do
-    out | grep -qE "^placed $i node[1-4] code $i$" || bad "spread: process $i: $(out)"
+    out | grep -qE "^\[node1\] placed $i node[1-4] code $i$" || bad "spread: process $i: $(out)"
 done
-[ "$(out | grep '^placed [0-3] ' | awk '{print $3}' | sort -u | wc -l)" -eq 4 ] ||
+[ "$(out | grep '^\[node1\] placed [0-3] ' | awk '{print $4}' | sort -u | wc -l)" -eq 4 ] ||
     bad "spread: the first 4 processes are not on 4 nodes: $(out)"
 check_clean ms2 spread
 

@@ -29,14 +29,20 @@ timeout 150 $(dvn_nsenter_prefix 1) "$D" run --label --job-id "$job" \
     --data-dir "$WORK/data" >"$WORK/out" 2>"$WORK/err"
 rc=$?
 [ "$rc" -eq 0 ] || bad "exit $rc: $(cat "$WORK/err")"
-f=$WORK/out
+# With --label every line names its node; the checks read them without.
+for i in 1 2 3 4; do
+    grep -q "^\[node$i\] This is a telemetry process on node node$i\.$" "$WORK/out" ||
+        bad "node$i's monitor line is not labelled node$i"
+done
+sed 's/^\[node[0-9]*\] //' "$WORK/out" >"$WORK/plain"
+f=$WORK/plain
 grep -q "^Number of nodes: 4$" "$f" || bad "node count: $(head -5 "$f")"
 for i in 1 2 3 4; do
-    grep -qE "^(\[node$i\] )?This is a telemetry process on node node$i\.$" "$f" ||
+    grep -qE "^This is a telemetry process on node node$i\.$" "$f" ||
         bad "no monitor on node$i"
     grep -qE "^nodename: node$i cpu load average 1 minute: [0-9.]+" "$f" ||
         bad "no telemetry from node$i"
-    grep -qE "^(\[node$i\] )?Telemetry process on node node$i exiting \.\.\.$" "$f" ||
+    grep -qE "^Telemetry process on node node$i exiting \.\.\.$" "$f" ||
         bad "the monitor of node$i did not end"
 done
 [ "$(grep -c "^Final test for learning rate" "$f")" -eq 2 ] || bad "not 2 final tests"
