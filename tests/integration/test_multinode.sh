@@ -185,4 +185,28 @@ agent_test() {
 agent_test KILL "agent exited" mt4
 agent_test STOP "agent stopped answering" mt5
 
+# drover run killed outright: every other node's agent notices (its
+# launcher is gone, or the head's heartbeats stop) and cleans its node up.
+rm -f "$DVN_DIR/out"
+(run "$DVN_DIR/hosts" --job-id mt10 -- "$J" hang) &
+for _ in $(seq 100); do
+    grep -q ready "$DVN_DIR/out" 2>/dev/null && break
+    sleep 0.1
+done
+head_pid=$(pgrep -f "drover run --hostfile .* --job-id mt10 ")
+[ -n "$head_pid" ] || bad "head kill: no drover run"
+kill -9 $head_pid
+wait
+for _ in $(seq 80); do
+    pgrep -f "drover agent .*--job mt10 " >/dev/null || break
+    sleep 0.1
+done
+pgrep -f "drover agent .*--job mt10 " >/dev/null && bad "head kill: agents still run after 8 s"
+# Node 1's own runtime dir is the killed head's; the other nodes' must be gone.
+ls "$DROVER_TMPDIR" | grep -q "drover\.mt10-n" && bad "head kill: an agent left its runtime dir"
+ls /dev/shm | grep -q "^drover\.mt10-n" && bad "head kill: an agent left shared memory"
+rm -rf "$DROVER_TMPDIR/drover.mt10"
+rm -f /dev/shm/drover.mt10.*
+check_clean mt10 "head kill"
+
 exit $fail
