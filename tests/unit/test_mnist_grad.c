@@ -197,6 +197,23 @@ int main(void)
     rd = rel_diff_f(dv__mnist_grad_f(wf), g, DV_MNIST_NPARAMS);
     printf("float (im2col) vs double gradient: relative difference %.2e\n", rd);
     CHECK(rd < 1e-4);
+    dv__mnist_ws_set_implicit_f(wf, 1); /* conv2 over shifted rows */
+    dv__mnist_forward_f(wf, pf, images, idx, N, 1, k1, k2);
+    dv__mnist_backward_f(wf, pf, labels, idx, N);
+    rd = rel_diff_f(dv__mnist_grad_f(wf), g, DV_MNIST_NPARAMS);
+    printf("float (implicit) vs double gradient: relative difference %.2e\n",
+           rd);
+    CHECK(rd < 1e-4);
+    dv__mnist_ws_f_t *w1 = dv__mnist_ws_create_f(N, 1, 1); /* one chunk each */
+    dv__mnist_ws_set_implicit_f(w1, 1);
+    dv__mnist_forward_f(w1, pf, images, idx, N, 1, k1, k2);
+    dv__mnist_backward_f(w1, pf, labels, idx, N);
+    rd = rel_diff_f(dv__mnist_grad_f(w1), g, DV_MNIST_NPARAMS);
+    printf("float (implicit, chunks of 1) vs double: relative difference "
+           "%.2e\n",
+           rd);
+    CHECK(rd < 1e-4);
+    dv__mnist_ws_destroy_f(w1);
 
     dv__mnist_ws_destroy_d(ws), dv__mnist_ws_destroy_d(ws1);
     dv__mnist_ws_destroy_f(wf);

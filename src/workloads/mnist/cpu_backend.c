@@ -164,10 +164,13 @@ int dv__mnist_cpu_open(const dv__mnist_setup_t *s, dv__mnist_backend_t **out,
     for (uint32_t i = 0; i < s->n_test; i++)
         c->iota[i] = (int32_t)i;
     int threads = c->threads, native = dv__mnist_sgemm_native();
-    /* With the AVX-512 products, im2col beats Winograd (fewer products but
-     * more passes over memory); DROVER_MNIST_WINOGRAD still decides. */
+    /* With the AVX-512 products, conv2 over shifted rows beats im2col and
+     * Winograd (fewer products but more passes over memory);
+     * DROVER_MNIST_IMPLICIT=0 and DROVER_MNIST_WINOGRAD pick the others. */
     const char *wi = getenv("DROVER_MNIST_WINOGRAD");
+    const char *im = getenv("DROVER_MNIST_IMPLICIT");
     dv__mnist_ws_set_winograd_f(c->ws, wi ? strcmp(wi, "0") != 0 : !native);
+    dv__mnist_ws_set_implicit_f(c->ws, native && !(im && strcmp(im, "0") == 0));
     /* Each of our threads calls the BLAS on its own share. */
     openblas_set_num_threads(1);
     snprintf(b->name, sizeof b->name, "cpu (%d thread%s, %s)", threads,

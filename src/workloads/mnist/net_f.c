@@ -7,6 +7,11 @@
 #define GEMM(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc) \
     dv__mnist_sgemm(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc)
 
+/* conv2 without im2col (dv__mnist_ws_set_implicit_f). */
+#define IMPLICIT_CONV 1
+#define IMPLICIT_ROWS dv__mnist_sgemm_rows
+#define IMPLICIT_DOTS dv__mnist_sgemm_dots
+
 #include "workloads/mnist/net_impl.h"
 
 const REAL *dv__mnist_grad_f(const dv__mnist_ws_f_t *ws)

@@ -25,32 +25,37 @@
 #include "workloads/mnist/par.h"
 
 struct SFX(dv__mnist_ws) {
-    int cap;     /* samples per call at most */
-    int chunk;   /* samples per convolution chunk */
-    int threads; /* workers */
-    REAL *x0;    /* [cap][784] normalised input */
-    REAL *a1;    /* per chunk [32][nb][676], conv1 after ReLU */
-    REAL *a2;    /* per chunk [64][nb][576], conv2 after ReLU */
-    REAL *cols;  /* per thread: im2col scratch [288][chunk * 576] */
-    REAL *d1;    /* [cap][9216] pooled, after dropout */
-    uint8_t *am; /* [cap][9216] argmax (0..3) of each pool window */
-    REAL *h;     /* [cap][128] fc1 after ReLU */
-    REAL *d2;    /* [cap][128] after dropout */
-    REAL *o;     /* [cap][10] log-probabilities */
-    REAL *go;    /* [cap][10] */
-    REAL *gh;    /* [cap][128] */
-    REAL *gp;    /* [cap][9216] */
-    REAL *ga2;   /* per thread [64][chunk * 576] */
-    REAL *ga1;   /* per thread [32][chunk * 676] */
-    REAL *part;  /* per chunk: conv gradients [OFF_W3] */
-    int wino;    /* conv2 by Winograd (wino_impl.h), else im2col */
-    REAL *U;     /* [16][64][32] conv2 filters, transformed */
-    REAL *U2;    /* [16][32][64] the same, rotated, for backward data */
-    REAL *wbuf;  /* per thread: Winograd scratch [WINO_BUF(chunk)] */
-    REAL *grad;  /* [NPARAMS] gradient of the mean loss */
+    int cap;      /* samples per call at most */
+    int chunk;    /* samples per convolution chunk */
+    int threads;  /* workers */
+    REAL *x0;     /* [cap][784] normalised input */
+    REAL *a1;     /* per chunk [32][nb][676], conv1 after ReLU */
+    REAL *a2;     /* per chunk [64][nb][p2], conv2 after ReLU */
+    REAL *cols;   /* per thread: im2col scratch [288][chunk * 576] */
+    REAL *d1;     /* [cap][9216] pooled, after dropout */
+    uint8_t *am;  /* [cap][9216] argmax (0..3) of each pool window */
+    REAL *h;      /* [cap][128] fc1 after ReLU */
+    REAL *d2;     /* [cap][128] after dropout */
+    REAL *o;      /* [cap][10] log-probabilities */
+    REAL *go;     /* [cap][10] */
+    REAL *gh;     /* [cap][128] */
+    REAL *gp;     /* [cap][9216] */
+    REAL *ga2;    /* per thread [64][chunk * 624] */
+    REAL *ga1;    /* per thread [32][chunk * 676] + GA1_PAD */
+    REAL *part;   /* per chunk: conv gradients [OFF_W3] */
+    int wino;     /* conv2 by Winograd (wino_impl.h), else im2col */
+    int rs, p2;   /* conv2 rows of a2 and ga2: 24 floats, or 26 (implicit) */
+    int implicit; /* conv2 by products over shifted rows (float only) */
+    REAL *U;      /* [16][64][32] conv2 filters, transformed */
+    REAL *U2;     /* [16][32][64] the same, rotated, for backward data */
+    REAL *wbuf;   /* per thread: Winograd scratch [WINO_BUF(chunk)] */
+    REAL *grad;   /* [NPARAMS] gradient of the mean loss */
 };
 
 #define WINO_BUF(chunk) ((size_t)16 * 96 * 169 * (chunk) + 16 * 2048)
+/* The implicit products read and write (zeros) 2 floats past a map. */
+#define GA1_PAD 16
+#define GA1_STRIDE(chunk) ((size_t)32 * 676 * (chunk) + GA1_PAD)
 
 void SFX(dv__mnist_ws_destroy)(struct SFX(dv__mnist_ws) * ws)
 {
@@ -77,14 +82,15 @@ struct SFX(dv__mnist_ws) *
     ws->threads = threads > 0 ? threads : 1;
     const char *wi = getenv("DROVER_MNIST_WINOGRAD"); /* for comparisons */
     ws->wino = !(wi && strcmp(wi, "0") == 0);
+    ws->rs = 24, ws->p2 = 576;
     size_t n = (size_t)cap, c = (size_t)chunk * ws->threads;
     struct {
         REAL **p;
         size_t count;
     } want[] = {
         {&ws->x0, n * 784},
-        {&ws->a1, n * 32 * 676},
-        {&ws->a2, n * 64 * 576},
+        {&ws->a1, n * 32 * 676 + GA1_PAD},
+        {&ws->a2, n * 64 * 624},
         {&ws->cols, c * 288 * 576},
         {&ws->d1, n * 9216},
         {&ws->h, n * 128},
@@ -93,8 +99,8 @@ struct SFX(dv__mnist_ws) *
         {&ws->go, n * 10},
         {&ws->gh, n * 128},
         {&ws->gp, n * 9216},
-        {&ws->ga2, c * 64 * 576},
-        {&ws->ga1, c * 32 * 676},
+        {&ws->ga2, c * 64 * 624},
+        {&ws->ga1, GA1_STRIDE(chunk) * ws->threads},
         {&ws->grad, DV_MNIST_NPARAMS},
         {&ws->part, (n + chunk - 1) / chunk * DV_MNIST_OFF_W3},
         {&ws->U, 16 * 2048},
@@ -175,21 +181,22 @@ static void SFX(pool_chunk)(struct SFX(dv__mnist_ws) * ws, const REAL *a2c,
                             int nb, int b0, int train, uint64_t key)
 {
     const REAL scale = (REAL)(1.0 / 0.75);
+    const int rs = ws->rs;
     for (int c = 0; c < 64; c++)
         for (int b = 0; b < nb; b++) {
-            const REAL *src = a2c + ((size_t)c * nb + b) * 576;
+            const REAL *src = a2c + ((size_t)c * nb + b) * ws->p2;
             size_t o = (size_t)(b0 + b) * 9216 + c * 144;
             for (int i = 0; i < 12; i++)
                 for (int j = 0; j < 12; j++) {
-                    const REAL *w = src + 2 * i * 24 + 2 * j;
+                    const REAL *w = src + 2 * i * rs + 2 * j;
                     REAL m = w[0];
                     int a = 0;
                     if (w[1] > m)
                         m = w[1], a = 1;
-                    if (w[24] > m)
-                        m = w[24], a = 2;
-                    if (w[25] > m)
-                        m = w[25], a = 3;
+                    if (w[rs] > m)
+                        m = w[rs], a = 2;
+                    if (w[rs + 1] > m)
+                        m = w[rs + 1], a = 3;
                     size_t at = o + i * 12 + j;
                     ws->am[at] = (uint8_t)a;
                     if (train && m > 0)
@@ -209,18 +216,75 @@ void SFX(dv__mnist_ws_set_winograd)(struct SFX(dv__mnist_ws) * ws, int on)
     ws->wino = on;
 }
 
+#ifdef IMPLICIT_CONV
+void SFX(dv__mnist_ws_set_implicit)(struct SFX(dv__mnist_ws) * ws, int on)
+{
+    ws->implicit = on;
+    ws->rs = on ? 26 : 24;
+    ws->p2 = 24 * ws->rs;
+}
+
+/* Offsets of the 288 rows (c, ky, kx) of conv2's im2col matrix for one
+ * sample of a chunk of nb: channel c of a1 shifted by (ky, kx), read as
+ * rows of 24 x 26 (the last two columns of each row spill over). */
+static void SFX(conv2_rows)(int nb, int brow[288])
+{
+    for (int c = 0; c < 32; c++)
+        for (int k = 0; k < 9; k++)
+            brow[c * 9 + k] = c * nb * 676 + (k / 3) * 26 + k % 3;
+}
+
+/* conv2 forward of one chunk without im2col: a2c [64][nb][624]. */
+static void SFX(conv2_implicit)(const REAL *w2, const REAL *a1c, int nb,
+                                REAL *a2c)
+{
+    int brow[288];
+    SFX(conv2_rows)(nb, brow);
+    for (int b = 0; b < nb; b++)
+        IMPLICIT_ROWS(64, 624, 288, w2, 288, 1, a1c + b * 676, brow, 0,
+                      a2c + b * 624, nb * 624);
+}
+
+/* conv2 backward of one chunk without im2col, from ga2 [64][nb][624]
+ * (zero in the two spare columns): the filter gradient into dw, the
+ * input gradient (before ReLU's mask) into ga1, as nine products, one
+ * per filter tap, each adding into ga1 shifted by that tap. */
+static void SFX(conv2_implicit_back)(const REAL *w2, const REAL *a1c,
+                                     const REAL *ga2, int nb, REAL *dw,
+                                     REAL *ga1)
+{
+    int brow[288], drow[64];
+    SFX(conv2_rows)(nb, brow);
+    for (int o = 0; o < 64; o++)
+        drow[o] = o * nb * 624;
+    memset(ga1, 0, ((size_t)32 * nb * 676 + GA1_PAD) * sizeof(REAL));
+    for (int b = 0; b < nb; b++) {
+        IMPLICIT_DOTS(64, 288, 624, ga2 + b * 624, (long)nb * 624,
+                      a1c + b * 676, brow, b > 0, dw, 288);
+        for (int k = 0; k < 9; k++)
+            IMPLICIT_ROWS(32, 624, 64, w2 + k, 9, 288, ga2 + b * 624, drow, 1,
+                          ga1 + b * 676 + (k / 3) * 26 + k % 3, nb * 676);
+    }
+}
+#endif
+
 static void SFX(conv_forward_chunk)(struct SFX(dv__mnist_ws) * ws,
                                     const REAL *prm, int b0, int nb, int tid,
                                     int train, uint64_t key1)
 {
     REAL *cols = ws->cols + (size_t)tid * ws->chunk * 288 * 576;
     REAL *a1c = ws->a1 + (size_t)b0 * 32 * 676;
-    REAL *a2c = ws->a2 + (size_t)b0 * 64 * 576;
+    REAL *a2c = ws->a2 + (size_t)b0 * 64 * ws->p2;
     SFX(im2col)(ws->x0 + (size_t)b0 * 784, 1, nb, 28, cols);
     GEMM(CblasNoTrans, CblasNoTrans, 32, nb * 676, 9, prm + DV_MNIST_OFF_W1, 9,
          cols, nb * 676, 0, a1c, nb * 676);
     SFX(bias_relu_rows)(a1c, prm + DV_MNIST_OFF_B1, 32, (size_t)nb * 676);
-    if (ws->wino) {
+#ifdef IMPLICIT_CONV
+    if (ws->implicit)
+        SFX(conv2_implicit)(prm + DV_MNIST_OFF_W2, a1c, nb, a2c);
+    else
+#endif
+        if (ws->wino) {
         SFX(wino_conv2)
         (ws->U, a1c, nb, ws->wbuf + tid * WINO_BUF(ws->chunk), a2c);
     } else {
@@ -228,7 +292,7 @@ static void SFX(conv_forward_chunk)(struct SFX(dv__mnist_ws) * ws,
         GEMM(CblasNoTrans, CblasNoTrans, 64, nb * 576, 288,
              prm + DV_MNIST_OFF_W2, 288, cols, nb * 576, 0, a2c, nb * 576);
     }
-    SFX(bias_relu_rows)(a2c, prm + DV_MNIST_OFF_B2, 64, (size_t)nb * 576);
+    SFX(bias_relu_rows)(a2c, prm + DV_MNIST_OFF_B2, 64, (size_t)nb * ws->p2);
     SFX(pool_chunk)(ws, a2c, nb, b0, train, key1);
 }
 
@@ -288,7 +352,7 @@ void SFX(dv__mnist_forward)(struct SFX(dv__mnist_ws) * ws, const REAL *prm,
                             int train, uint64_t key1, uint64_t key2)
 {
     int nchunks = (n + ws->chunk - 1) / ws->chunk;
-    if (ws->wino)
+    if (ws->wino && !ws->implicit)
         SFX(wino_filters)(prm + DV_MNIST_OFF_W2, ws->U, ws->U2);
     DV_OMP_FOR_DYN(ws->threads)
     for (int ch = 0; ch < nchunks; ch++) {
@@ -380,21 +444,25 @@ static void SFX(unpool_chunk)(const struct SFX(dv__mnist_ws) * ws, int nb,
                               int b0, REAL *ga2)
 {
     const REAL scale = (REAL)(1.0 / 0.75);
+    const int rs = ws->rs;
     for (int c = 0; c < 64; c++)
         for (int b = 0; b < nb; b++) {
-            REAL *base = ga2 + ((size_t)c * nb + b) * 576;
+            REAL *base = ga2 + ((size_t)c * nb + b) * ws->p2;
             size_t o = (size_t)(b0 + b) * 9216 + c * 144;
-            for (int i = 0; i < 12; i++)
+            for (int i = 0; i < 12; i++) {
                 for (int j = 0; j < 12; j++) {
                     size_t at = o + i * 12 + j;
                     REAL g = ws->d1[at] > 0 ? ws->gp[at] * scale : 0;
                     int a = ws->am[at];
-                    REAL *w = base + 2 * i * 24 + 2 * j;
+                    REAL *w = base + 2 * i * rs + 2 * j;
                     w[0] = a == 0 ? g : 0;
                     w[1] = a == 1 ? g : 0;
-                    w[24] = a == 2 ? g : 0;
-                    w[25] = a == 3 ? g : 0;
+                    w[rs] = a == 2 ? g : 0;
+                    w[rs + 1] = a == 3 ? g : 0;
                 }
+                for (int x = 24; x < rs; x++) /* spare columns */
+                    base[2 * i * rs + x] = base[(2 * i + 1) * rs + x] = 0;
+            }
         }
 }
 
@@ -405,13 +473,22 @@ static void SFX(conv_backward_chunk)(struct SFX(dv__mnist_ws) * ws,
 {
     size_t c = (size_t)ws->chunk;
     REAL *cols = ws->cols + tid * c * 288 * 576;
-    REAL *ga2 = ws->ga2 + tid * c * 64 * 576;
-    REAL *ga1 = ws->ga1 + tid * c * 32 * 676;
+    REAL *ga2 = ws->ga2 + tid * c * 64 * 624;
+    REAL *ga1 = ws->ga1 + tid * GA1_STRIDE(c);
     const REAL *a1c = ws->a1 + (size_t)b0 * 32 * 676;
     int n2 = nb * 576, n1 = nb * 676;
     SFX(unpool_chunk)(ws, nb, b0, ga2);
-    SFX(row_sums)(ga2, 64, (size_t)n2, part + DV_MNIST_OFF_B2);
-    if (ws->wino) {
+    SFX(row_sums)(ga2, 64, (size_t)nb * ws->p2, part + DV_MNIST_OFF_B2);
+#ifdef IMPLICIT_CONV
+    if (ws->implicit) {
+        SFX(conv2_implicit_back)
+        (prm + DV_MNIST_OFF_W2, a1c, ga2, nb, part + DV_MNIST_OFF_W2, ga1);
+        for (size_t at = 0; at < (size_t)32 * n1; at++)
+            if (!(a1c[at] > 0))
+                ga1[at] = 0;
+    } else
+#endif
+        if (ws->wino) {
         SFX(wino_conv2_back)
         (ws->U2, a1c, ga2, nb, ws->wbuf + tid * WINO_BUF(ws->chunk),
          part + DV_MNIST_OFF_W2, ga1);

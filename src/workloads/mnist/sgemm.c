@@ -58,8 +58,9 @@ AVX512 static inline void store4(float *c, const __mmask16 m[NV], float beta,
 /* Rows i0..i0+MR-1 (those < M stored) and columns j0.. (mask m[v] for
  * vector v) of C = A' B + beta C, A' read with strides (sa_i, sa_k). */
 AVX512 static void nn_block(int M, int K, const float *A, long sa_i, long sa_k,
-                            const float *B, int ldb, float beta, float *C,
-                            int ldc, int i0, int j0, const __mmask16 m[NV])
+                            const float *B, long ldb, const int *brow,
+                            float beta, float *C, long ldc, int i0, int j0,
+                            const __mmask16 m[NV])
 {
 #define ROW_PTR(r) \
     const float *a##r = A + (long)(i0 + r < M ? i0 + r : M - 1) * sa_i
@@ -76,8 +77,8 @@ AVX512 static void nn_block(int M, int K, const float *A, long sa_i, long sa_k,
     ROW_DECL(4);
     ROW_DECL(5);
     const __mmask16 m0 = m[0], m1 = m[1], m2 = m[2], m3 = m[3];
-    const float *b = B + j0;
-    for (int k = 0; k < K; k++, b += ldb) {
+    for (int k = 0; k < K; k++) {
+        const float *b = B + (brow ? brow[k] : k * ldb) + j0;
         __m512 b0 = _mm512_maskz_loadu_ps(m0, b);
         __m512 b1 = _mm512_maskz_loadu_ps(m1, b + 16);
         __m512 b2 = _mm512_maskz_loadu_ps(m2, b + 32);
@@ -98,8 +99,8 @@ AVX512 static void nn_block(int M, int K, const float *A, long sa_i, long sa_k,
 }
 
 AVX512 static void gemm_nn(int M, int N, int K, const float *A, long sa_i,
-                           long sa_k, const float *B, int ldb, float beta,
-                           float *C, int ldc)
+                           long sa_k, const float *B, long ldb, const int *brow,
+                           float beta, float *C, long ldc)
 {
     for (int j0 = 0; j0 < N; j0 += 16 * NV) {
         __mmask16 m[NV];
@@ -110,7 +111,8 @@ AVX512 static void gemm_nn(int M, int N, int K, const float *A, long sa_i,
                                : (__mmask16)((1u << left) - 1);
         }
         for (int i0 = 0; i0 < M; i0 += MR)
-            nn_block(M, K, A, sa_i, sa_k, B, ldb, beta, C, ldc, i0, j0, m);
+            nn_block(M, K, A, sa_i, sa_k, B, ldb, brow, beta, C, ldc, i0, j0,
+                     m);
     }
 }
 
@@ -133,14 +135,15 @@ AVX512 static void gemm_nn(int M, int N, int K, const float *A, long sa_i,
     } while (0)
 
 /* C[i0.., j0..] (+)= dot products of A rows and B rows over k0..k0+kn. */
-AVX512 static void nt_block(int M, int N, const float *A, int lda,
-                            const float *B, int ldb, float *C, int ldc, int i0,
-                            int j0, int k0, int kn, int add)
+AVX512 static void nt_block(int M, int N, const float *A, long lda,
+                            const float *B, long ldb, const int *brow, float *C,
+                            long ldc, int i0, int j0, int k0, int kn, int add)
 {
     const float *a[DR], *b[DR];
     for (int r = 0; r < DR; r++) {
+        int j = j0 + r < N ? j0 + r : N - 1;
         a[r] = A + (long)(i0 + r < M ? i0 + r : M - 1) * lda + k0;
-        b[r] = B + (long)(j0 + r < N ? j0 + r : N - 1) * ldb + k0;
+        b[r] = B + (brow ? brow[j] : j * ldb) + k0;
     }
     const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3];
     const float *b0 = b[0], *b1 = b[1], *b2 = b[2], *b3 = b[3];
@@ -176,9 +179,9 @@ AVX512 static void nt_block(int M, int N, const float *A, int lda,
         }
 }
 
-AVX512 static void gemm_nt(int M, int N, int K, const float *A, int lda,
-                           const float *B, int ldb, float beta, float *C,
-                           int ldc)
+AVX512 static void gemm_nt(int M, int N, int K, const float *A, long lda,
+                           const float *B, long ldb, const int *brow,
+                           float beta, float *C, long ldc)
 {
     if (beta != 0 && beta != 1)
         for (int i = 0; i < M; i++)
@@ -191,7 +194,8 @@ AVX512 static void gemm_nt(int M, int N, int K, const float *A, int lda,
         int kn = K - k0 < KB ? K - k0 : KB, add = k0 > 0 || beta != 0;
         for (int i0 = 0; i0 < M; i0 += DR)
             for (int j0 = 0; j0 < N; j0 += DR)
-                nt_block(M, N, A, lda, B, ldb, C, ldc, i0, j0, k0, kn, add);
+                nt_block(M, N, A, lda, B, ldb, brow, C, ldc, i0, j0, k0, kn,
+                         add);
     }
 }
 #endif
@@ -223,15 +227,63 @@ void dv__mnist_sgemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N,
         if (tb == CblasNoTrans) {
             long si = ta == CblasNoTrans ? lda : 1;
             long sk = ta == CblasNoTrans ? 1 : lda;
-            gemm_nn(M, N, K, A, si, sk, B, ldb, beta, C, ldc);
+            gemm_nn(M, N, K, A, si, sk, B, ldb, NULL, beta, C, ldc);
             return;
         }
         if (ta == CblasNoTrans) {
-            gemm_nt(M, N, K, A, lda, B, ldb, beta, C, ldc);
+            gemm_nt(M, N, K, A, lda, B, ldb, NULL, beta, C, ldc);
             return;
         }
     }
 #endif
     cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, 1, A, lda, B, ldb, beta, C,
                 ldc);
+}
+
+/* rows and dots fall back on plain loops where the kernels are off (slow:
+ * the backend then keeps im2col; these serve tests and other CPUs). */
+void dv__mnist_sgemm_rows(int M, int N, int K, const float *A, long sa_i,
+                          long sa_k, const float *B, const int *brow,
+                          float beta, float *C, long ldc)
+{
+    if (M <= 0 || N <= 0)
+        return;
+#ifdef HAVE_X86
+    if (dv__mnist_sgemm_native()) {
+        gemm_nn(M, N, K, A, sa_i, sa_k, B, 0, brow, beta, C, ldc);
+        return;
+    }
+#endif
+    for (int i = 0; i < M; i++) {
+        float *c = C + i * ldc;
+        for (int j = 0; j < N; j++)
+            c[j] = beta != 0 ? beta * c[j] : 0;
+        for (int k = 0; k < K; k++) {
+            float a = A[i * sa_i + k * sa_k];
+            const float *b = B + brow[k];
+            for (int j = 0; j < N; j++)
+                c[j] += a * b[j];
+        }
+    }
+}
+
+void dv__mnist_sgemm_dots(int M, int N, int K, const float *A, long lda,
+                          const float *B, const int *brow, float beta, float *C,
+                          long ldc)
+{
+    if (M <= 0 || N <= 0)
+        return;
+#ifdef HAVE_X86
+    if (dv__mnist_sgemm_native()) {
+        gemm_nt(M, N, K, A, lda, B, 0, brow, beta, C, ldc);
+        return;
+    }
+#endif
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            float s = 0;
+            for (int k = 0; k < K; k++)
+                s += A[i * lda + k] * B[brow[j] + k];
+            C[i * ldc + j] = s + (beta != 0 ? beta * C[i * ldc + j] : 0);
+        }
 }

@@ -17,4 +17,18 @@ void dv__mnist_sgemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N,
  * in the environment turns them off, for comparisons. */
 int dv__mnist_sgemm_native(void);
 
+/* Convolutions without im2col: products whose B rows lie anywhere, row k
+ * (rows) or row j (dots) at B + brow[.]. Only where
+ * dv__mnist_sgemm_native() is true.
+ * rows: C (M x N) = A' B + beta C, element (i, k) of A' at
+ *       A[i * sa_i + k * sa_k], row k of B (N long) at B + brow[k];
+ * dots: C (M x N) = A B^T + beta C, row i of A (K long) at A + i * lda,
+ *       row j of B at B + brow[j]. */
+void dv__mnist_sgemm_rows(int M, int N, int K, const float *A, long sa_i,
+                          long sa_k, const float *B, const int *brow,
+                          float beta, float *C, long ldc);
+void dv__mnist_sgemm_dots(int M, int N, int K, const float *A, long lda,
+                          const float *B, const int *brow, float beta, float *C,
+                          long ldc);
+
 #endif
