@@ -521,10 +521,20 @@ void SFX(dv__mnist_backward)(struct SFX(dv__mnist_ws) * ws, const REAL *prm,
         SFX(conv_backward_chunk)
         (ws, prm, b0, nb, DV_TID(), ws->part + (size_t)ch * DV_MNIST_OFF_W3);
     }
-    for (int i = 0; i < DV_MNIST_OFF_W3; i++) {
-        REAL s = 0;
-        for (int ch = 0; ch < nchunks; ch++)
-            s += ws->part[(size_t)ch * DV_MNIST_OFF_W3 + i];
-        ws->grad[i] = s;
+    /* Sum the chunks' parts in chunk order, over blocks of the
+     * gradient shared among the threads. */
+    int T = ws->threads;
+    DV_OMP_FOR(T)
+    for (int t = 0; t < T; t++) {
+        int lo, hi;
+        SFX(split)(DV_MNIST_OFF_W3, t, T, &lo, &hi);
+        REAL *g = ws->grad;
+        for (int i = lo; i < hi; i++)
+            g[i] = 0;
+        for (int ch = 0; ch < nchunks; ch++) {
+            const REAL *pc = ws->part + (size_t)ch * DV_MNIST_OFF_W3;
+            for (int i = lo; i < hi; i++)
+                g[i] += pc[i];
+        }
     }
 }
