@@ -241,7 +241,7 @@ static void SFX(conv2_implicit)(const REAL *w2, const REAL *a1c, int nb,
     int brow[288];
     SFX(conv2_rows)(nb, brow);
     for (int b = 0; b < nb; b++)
-        IMPLICIT_ROWS(64, 624, 288, w2, 288, 1, a1c + b * 676, brow, 0,
+        IMPLICIT_ROWS(64, 622, 288, w2, 288, 1, a1c + b * 676, brow, 0,
                       a2c + b * 624, nb * 624);
 }
 

@@ -3,8 +3,8 @@
  * on packing; these kernels read the operands in place:
  * - B not transposed: C rows are built 6 x 64 at a time, broadcasting one
  *   element of A per row against four 16-wide vectors of a row of B;
- * - B transposed (both operands contiguous along K): 4 x 4 dot products
- *   over K blocks of 512, so the rows read stay in cache, reduced at the
+ * - B transposed (both operands contiguous along K): 4 x 6 dot products
+ *   over K blocks of 1024, so the rows read stay in cache, reduced at the
  *   end of each block.
  * Rows past M repeat the last row (never stored), columns past N are
  * masked, so no shape needs a special case. */
@@ -18,7 +18,7 @@
 #define HAVE_X86 1
 #define AVX512 __attribute__((target("avx512f")))
 
-enum { MR = 6, NV = 4, DR = 4, KB = 512 };
+enum { MR = 6, NV = 4, DR = 4, DC = 6, KB = 1024 };
 
 /* One row r of the 6 x 64 block: its four accumulators. */
 #define ROW_DECL(r)                                          \
@@ -116,64 +116,76 @@ AVX512 static void gemm_nn(int M, int N, int K, const float *A, long sa_i,
     }
 }
 
-#define NT_FMA4(r)                                    \
-    do {                                              \
-        d##r##0 = _mm512_fmadd_ps(x##r, y0, d##r##0); \
-        d##r##1 = _mm512_fmadd_ps(x##r, y1, d##r##1); \
-        d##r##2 = _mm512_fmadd_ps(x##r, y2, d##r##2); \
-        d##r##3 = _mm512_fmadd_ps(x##r, y3, d##r##3); \
+/* Row r of A against the six rows of B: y is loaded once per row of B. */
+#define NT_DECL(r)                                                  \
+    __m512 d##r##0 = _mm512_setzero_ps(), d##r##1 = d##r##0,        \
+           d##r##2 = d##r##0, d##r##3 = d##r##0, d##r##4 = d##r##0, \
+           d##r##5 = d##r##0
+#define NT_COL(s, LOAD)                        \
+    do {                                       \
+        __m512 y = LOAD(b##s + k);             \
+        d0##s = _mm512_fmadd_ps(x0, y, d0##s); \
+        d1##s = _mm512_fmadd_ps(x1, y, d1##s); \
+        d2##s = _mm512_fmadd_ps(x2, y, d2##s); \
+        d3##s = _mm512_fmadd_ps(x3, y, d3##s); \
     } while (0)
-#define NT_DECL(r)                                           \
-    __m512 d##r##0 = _mm512_setzero_ps(), d##r##1 = d##r##0, \
-           d##r##2 = d##r##0, d##r##3 = d##r##0
+#define NT_STEP(LOAD)                                                   \
+    do {                                                                \
+        __m512 x0 = LOAD(a0 + k), x1 = LOAD(a1 + k), x2 = LOAD(a2 + k), \
+               x3 = LOAD(a3 + k);                                       \
+        NT_COL(0, LOAD);                                                \
+        NT_COL(1, LOAD);                                                \
+        NT_COL(2, LOAD);                                                \
+        NT_COL(3, LOAD);                                                \
+        NT_COL(4, LOAD);                                                \
+        NT_COL(5, LOAD);                                                \
+    } while (0)
 #define NT_OUT(r)                                  \
     do {                                           \
         out[r][0] = _mm512_reduce_add_ps(d##r##0); \
         out[r][1] = _mm512_reduce_add_ps(d##r##1); \
         out[r][2] = _mm512_reduce_add_ps(d##r##2); \
         out[r][3] = _mm512_reduce_add_ps(d##r##3); \
+        out[r][4] = _mm512_reduce_add_ps(d##r##4); \
+        out[r][5] = _mm512_reduce_add_ps(d##r##5); \
     } while (0)
+#define LOADU(p) _mm512_loadu_ps(p)
+#define LOADM(p) _mm512_maskz_loadu_ps(m, p)
 
-/* C[i0.., j0..] (+)= dot products of A rows and B rows over k0..k0+kn. */
+/* C[i0.., j0..] (+)= dot products of DR rows of A and DC rows of B over
+ * k0..k0+kn: whole vectors first, then one masked tail. */
 AVX512 static void nt_block(int M, int N, const float *A, long lda,
                             const float *B, long ldb, const int *brow, float *C,
                             long ldc, int i0, int j0, int k0, int kn, int add)
 {
-    const float *a[DR], *b[DR];
-    for (int r = 0; r < DR; r++) {
-        int j = j0 + r < N ? j0 + r : N - 1;
+    const float *a[DR], *b[DC];
+    for (int r = 0; r < DR; r++)
         a[r] = A + (long)(i0 + r < M ? i0 + r : M - 1) * lda + k0;
+    for (int r = 0; r < DC; r++) {
+        int j = j0 + r < N ? j0 + r : N - 1;
         b[r] = B + (brow ? brow[j] : j * ldb) + k0;
     }
     const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3];
     const float *b0 = b[0], *b1 = b[1], *b2 = b[2], *b3 = b[3];
+    const float *b4 = b[4], *b5 = b[5];
     NT_DECL(0);
     NT_DECL(1);
     NT_DECL(2);
     NT_DECL(3);
-    for (int k = 0; k < kn; k += 16) {
-        __mmask16 m = kn - k >= 16 ? (__mmask16)0xffff
-                                   : (__mmask16)((1u << (kn - k)) - 1);
-        __m512 x0 = _mm512_maskz_loadu_ps(m, a0 + k);
-        __m512 x1 = _mm512_maskz_loadu_ps(m, a1 + k);
-        __m512 x2 = _mm512_maskz_loadu_ps(m, a2 + k);
-        __m512 x3 = _mm512_maskz_loadu_ps(m, a3 + k);
-        __m512 y0 = _mm512_maskz_loadu_ps(m, b0 + k);
-        __m512 y1 = _mm512_maskz_loadu_ps(m, b1 + k);
-        __m512 y2 = _mm512_maskz_loadu_ps(m, b2 + k);
-        __m512 y3 = _mm512_maskz_loadu_ps(m, b3 + k);
-        NT_FMA4(0);
-        NT_FMA4(1);
-        NT_FMA4(2);
-        NT_FMA4(3);
+    int k = 0;
+    for (; k + 16 <= kn; k += 16)
+        NT_STEP(LOADU);
+    if (k < kn) {
+        __mmask16 m = (__mmask16)((1u << (kn - k)) - 1);
+        NT_STEP(LOADM);
     }
-    float out[DR][DR];
+    float out[DR][DC];
     NT_OUT(0);
     NT_OUT(1);
     NT_OUT(2);
     NT_OUT(3);
     for (int r = 0; r < DR && i0 + r < M; r++)
-        for (int s = 0; s < DR && j0 + s < N; s++) {
+        for (int s = 0; s < DC && j0 + s < N; s++) {
             float *c = C + (long)(i0 + r) * ldc + j0 + s;
             *c = add ? *c + out[r][s] : out[r][s];
         }
@@ -193,7 +205,7 @@ AVX512 static void gemm_nt(int M, int N, int K, const float *A, long lda,
     for (int k0 = 0; k0 < K; k0 += KB) {
         int kn = K - k0 < KB ? K - k0 : KB, add = k0 > 0 || beta != 0;
         for (int i0 = 0; i0 < M; i0 += DR)
-            for (int j0 = 0; j0 < N; j0 += DR)
+            for (int j0 = 0; j0 < N; j0 += DC)
                 nt_block(M, N, A, lda, B, ldb, brow, C, ldc, i0, j0, k0, kn,
                          add);
     }
