@@ -36,6 +36,9 @@ add_executable(dv_job_helper ${CMAKE_SOURCE_DIR}/tests/integration/job_helper.c)
 target_link_libraries(dv_job_helper PRIVATE drover)
 add_executable(dv_mn_job ${CMAKE_SOURCE_DIR}/tests/integration/mn_job.c)
 target_link_libraries(dv_mn_job PRIVATE drover)
+add_executable(dv_mn_fake_agent
+  ${CMAKE_SOURCE_DIR}/tests/integration/mn_fake_agent.c)
+target_link_libraries(dv_mn_fake_agent PRIVATE drover_internal drover_transport)
 function(dv_runtime_script name script)
   cmake_parse_arguments(S "" "TIMEOUT" "LABELS" ${ARGN})
   add_test(NAME ${name}

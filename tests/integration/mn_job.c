@@ -15,6 +15,8 @@
  *             hosts that ran them; then a pool of one worker on node 2
  *             maps 8 items of which one kills its worker: that item
  *             fails, the others succeed
+ *   gpu       a process on node 1 placed with GPU 1: prints what
+ *             CUDA_VISIBLE_DEVICES and ROCR_VISIBLE_DEVICES it saw
  *   maxsize   a process on node 1 fills a queue of maxsize 2 of node 0
  *             without waiting: prints how many puts went in */
 #define _GNU_SOURCE
@@ -314,6 +316,33 @@ static int pool_test(void)
     return bad || nseen != n;
 }
 
+DV_TASK(gpu_env)(const void *arg, size_t len, dv_result_t *res)
+{
+    (void)arg;
+    (void)len;
+    (void)res;
+    const char *c = getenv("CUDA_VISIBLE_DEVICES");
+    const char *r = getenv("ROCR_VISIBLE_DEVICES");
+    printf("gpu env %s %s on node %d\n", c ? c : "-", r ? r : "-",
+           dv_node_self());
+    fflush(stdout);
+    return 0;
+}
+
+static int gpu_test(void)
+{
+    dv_error_t err;
+    dv_placement_t w = DV_PLACEMENT_DEFAULT;
+    w.policy = DV_POLICY_NODE;
+    w.node = 1;
+    w.gpu = 1;
+    dv_process_t *p = dv_process_start("gpu_env", NULL, 0, &w, &err);
+    if (!p || dv_process_join(p, 20, &err) < 0)
+        die("gpu", &err);
+    dv_process_destroy(&p);
+    return 0;
+}
+
 static void print_table(void)
 {
     int n = dv_node_count();
@@ -412,6 +441,8 @@ int main(int argc, char **argv)
         rc = event_test();
     } else if (!strcmp(argv[1], "pool")) {
         rc = pool_test();
+    } else if (!strcmp(argv[1], "gpu")) {
+        rc = gpu_test();
     } else if (!strcmp(argv[1], "maxsize")) {
         rc = maxsize_test();
     } else if (!strcmp(argv[1], "hang")) {

@@ -86,6 +86,9 @@ check_clean mt6 queue
 # maxsize holds for a producer on another node.
 run "$DVN_DIR/hosts" --job-id mt7 -- "$J" maxsize || bad "maxsize: exit $?: $(out)"
 out | grep -q "^accepted 2 size 2$" || bad "maxsize: $(out)"
+# GPU affinity of a process placed on another node.
+run "$DVN_DIR/hosts" --job-id mt11 -- "$J" gpu || bad "gpu: exit $?: $(out)"
+out | grep -q "^gpu env 1 1 on node 1$" || bad "gpu: $(out)"
 # Events across nodes.
 run "$DVN_DIR/hosts" --job-id mt8 -- "$J" event || bad "event: exit $?: $(out)"
 out | grep -q "^event bad 0$" || bad "event: $(out)"
@@ -153,6 +156,24 @@ intruder() {
     alive_agent=$(pgrep -f "drover agent .*--job $job --index 2$")
     [ "$alive_agent" = "$ap" ] || bad "intruder: the job lost an agent"
 }
+
+# An agent of another drover version: both versions named, nothing left.
+cat >"$DVN_DIR/other.sh" <<EOS
+#!/bin/bash
+h=\$1; shift; shift; shift # host, drover, agent
+if [ "\$h" = node3 ]; then
+    exec "$DVN_DIR/enter.sh" "\$h" "$B/bin/dv_mn_fake_agent" agent "\$@"
+fi
+exec "$DVN_DIR/enter.sh" "\$h" "$D" agent "\$@"
+EOS
+chmod +x "$DVN_DIR/other.sh"
+run "$DVN_DIR/hosts" --job-id mt12 --launch-cmd "$DVN_DIR/other.sh {host} {cmd}" \
+    -- "$J" table && bad "version: exit 0"
+[ "$(out)" = "drover: run: node3: runs drover 0.0.0-other, this is drover $("$D" --version | cut -d' ' -f2)" ] ||
+    bad "version: $(out)"
+sleep 0.5
+pgrep -f "dv_mn_fake_agent|drover agent .*--job mt12 " && bad "version: agents left"
+check_clean mt12 version
 
 # A node whose agent dies mid-job: named, the job torn down, nothing left.
 agent_test() {
