@@ -188,18 +188,17 @@ static void SFX(pool_chunk)(struct SFX(dv__mnist_ws) * ws, const REAL *a2c,
             size_t o = (size_t)(b0 + b) * 9216 + c * 144;
             for (int i = 0; i < 12; i++)
                 for (int j = 0; j < 12; j++) {
+                    /* Selects, not branches: which one wins is random. */
                     const REAL *w = src + 2 * i * rs + 2 * j;
-                    REAL m = w[0];
+                    REAL m = w[0], v;
                     int a = 0;
-                    if (w[1] > m)
-                        m = w[1], a = 1;
-                    if (w[rs] > m)
-                        m = w[rs], a = 2;
-                    if (w[rs + 1] > m)
-                        m = w[rs + 1], a = 3;
+                    v = w[1], a = v > m ? 1 : a, m = v > m ? v : m;
+                    v = w[rs], a = v > m ? 2 : a, m = v > m ? v : m;
+                    v = w[rs + 1], a = v > m ? 3 : a, m = v > m ? v : m;
                     size_t at = o + i * 12 + j;
                     ws->am[at] = (uint8_t)a;
-                    if (train && m > 0)
+                    /* m >= 0 (after ReLU): dropping it is scaling by 0 */
+                    if (train)
                         m = dv__mnist_keep(key, (uint32_t)at,
                                            DV_MNIST_DROP1_THR)
                                 ? m * scale
@@ -450,15 +449,17 @@ static void SFX(unpool_chunk)(const struct SFX(dv__mnist_ws) * ws, int nb,
             REAL *base = ga2 + ((size_t)c * nb + b) * ws->p2;
             size_t o = (size_t)(b0 + b) * 9216 + c * 144;
             for (int i = 0; i < 12; i++) {
+                size_t at = o + i * 12;
+                REAL g[12];
+                for (int j = 0; j < 12; j++)
+                    g[j] = ws->d1[at + j] > 0 ? ws->gp[at + j] * scale : 0;
                 for (int j = 0; j < 12; j++) {
-                    size_t at = o + i * 12 + j;
-                    REAL g = ws->d1[at] > 0 ? ws->gp[at] * scale : 0;
-                    int a = ws->am[at];
+                    int a = ws->am[at + j];
                     REAL *w = base + 2 * i * rs + 2 * j;
-                    w[0] = a == 0 ? g : 0;
-                    w[1] = a == 1 ? g : 0;
-                    w[rs] = a == 2 ? g : 0;
-                    w[rs + 1] = a == 3 ? g : 0;
+                    w[0] = a == 0 ? g[j] : 0;
+                    w[1] = a == 1 ? g[j] : 0;
+                    w[rs] = a == 2 ? g[j] : 0;
+                    w[rs + 1] = a == 3 ? g[j] : 0;
                 }
                 for (int x = 24; x < rs; x++) /* spare columns */
                     base[2 * i * rs + x] = base[(2 * i + 1) * rs + x] = 0;
@@ -484,8 +485,7 @@ static void SFX(conv_backward_chunk)(struct SFX(dv__mnist_ws) * ws,
         SFX(conv2_implicit_back)
         (prm + DV_MNIST_OFF_W2, a1c, ga2, nb, part + DV_MNIST_OFF_W2, ga1);
         for (size_t at = 0; at < (size_t)32 * n1; at++)
-            if (!(a1c[at] > 0))
-                ga1[at] = 0;
+            ga1[at] = a1c[at] > 0 ? ga1[at] : 0;
     } else
 #endif
         if (ws->wino) {
@@ -493,8 +493,7 @@ static void SFX(conv_backward_chunk)(struct SFX(dv__mnist_ws) * ws,
         (ws->U2, a1c, ga2, nb, ws->wbuf + tid * WINO_BUF(ws->chunk),
          part + DV_MNIST_OFF_W2, ga1);
         for (size_t at = 0; at < (size_t)32 * n1; at++)
-            if (!(a1c[at] > 0))
-                ga1[at] = 0;
+            ga1[at] = a1c[at] > 0 ? ga1[at] : 0;
     } else {
         SFX(im2col)(a1c, 32, nb, 26, cols);
         GEMM(CblasNoTrans, CblasTrans, 64, 288, n2, ga2, n2, cols, n2, 0,
