@@ -1,8 +1,8 @@
 /* The float matrix products of the MNIST CPU backend (see sgemm.h). The
  * BLAS (built here for AVX2) spends much of these small-K or small-M shapes
  * on packing; these kernels read the operands in place:
- * - B not transposed: C rows are built 6 x 64 at a time, broadcasting one
- *   element of A per row against four 16-wide vectors of a row of B;
+ * - B not transposed: C rows are built 8 x 48 at a time, broadcasting one
+ *   element of A per row against three 16-wide vectors of a row of B;
  * - B transposed (both operands contiguous along K): 4 x 6 dot products
  *   over K blocks of 1024, so the rows read stay in cache, reduced at the
  *   end of each block.
@@ -18,25 +18,27 @@
 #define HAVE_X86 1
 #define AVX512 __attribute__((target("avx512f")))
 
-enum { MR = 6, NV = 4, DR = 4, DC = 6, KB = 1024 };
+enum { MR = 8, NV = 3, DR = 4, DC = 6, KB = 1024 };
 
-/* One row r of the 6 x 64 block: its four accumulators. */
-#define ROW_DECL(r)                                          \
-    __m512 c##r##0 = _mm512_setzero_ps(), c##r##1 = c##r##0, \
-           c##r##2 = c##r##0, c##r##3 = c##r##0
+/* One row r of the 8 x 48 block: its three accumulators. */
+#define ROW_DECL(r) \
+    __m512 c##r##0 = _mm512_setzero_ps(), c##r##1 = c##r##0, c##r##2 = c##r##0
 #define ROW_FMA(r)                                  \
     do {                                            \
         __m512 av = _mm512_set1_ps(a##r[k * sa_k]); \
         c##r##0 = _mm512_fmadd_ps(av, b0, c##r##0); \
         c##r##1 = _mm512_fmadd_ps(av, b1, c##r##1); \
         c##r##2 = _mm512_fmadd_ps(av, b2, c##r##2); \
-        c##r##3 = _mm512_fmadd_ps(av, b3, c##r##3); \
     } while (0)
-#define ROW_STORE(r)                                            \
-    if (i0 + r < M) {                                           \
-        float *c = C + (long)(i0 + r) * ldc + j0;               \
-        store4(c, m, beta, c##r##0, c##r##1, c##r##2, c##r##3); \
+#define ROW_STORE(r)                              \
+    if (i0 + r < M) {                             \
+        float *c = C + (long)(i0 + r) * ldc + j0; \
+        store1(c, m[0], beta, c##r##0);           \
+        store1(c + 16, m[1], beta, c##r##1);      \
+        store1(c + 32, m[2], beta, c##r##2);      \
     }
+#define ROW_PTR(r) \
+    const float *a##r = A + (long)(i0 + r < M ? i0 + r : M - 1) * sa_i
 
 AVX512 static inline void store1(float *c, __mmask16 m, float beta, __m512 x)
 {
@@ -46,49 +48,44 @@ AVX512 static inline void store1(float *c, __mmask16 m, float beta, __m512 x)
     _mm512_mask_storeu_ps(c, m, x);
 }
 
-AVX512 static inline void store4(float *c, const __mmask16 m[NV], float beta,
-                                 __m512 x0, __m512 x1, __m512 x2, __m512 x3)
-{
-    store1(c, m[0], beta, x0);
-    store1(c + 16, m[1], beta, x1);
-    store1(c + 32, m[2], beta, x2);
-    store1(c + 48, m[3], beta, x3);
-}
-
 /* Rows i0..i0+MR-1 (those < M stored) and columns j0.. (mask m[v] for
- * vector v) of C = A' B + beta C, A' read with strides (sa_i, sa_k). */
+ * vector v) of C = A' B + beta C, A' read with strides (sa_i, sa_k). The
+ * convolutions' M (32, 64) and N (624 = 13 x 48) fit these blocks. */
 AVX512 static void nn_block(int M, int K, const float *A, long sa_i, long sa_k,
                             const float *B, long ldb, const int *brow,
                             float beta, float *C, long ldc, int i0, int j0,
                             const __mmask16 m[NV])
 {
-#define ROW_PTR(r) \
-    const float *a##r = A + (long)(i0 + r < M ? i0 + r : M - 1) * sa_i
     ROW_PTR(0);
     ROW_PTR(1);
     ROW_PTR(2);
     ROW_PTR(3);
     ROW_PTR(4);
     ROW_PTR(5);
+    ROW_PTR(6);
+    ROW_PTR(7);
     ROW_DECL(0);
     ROW_DECL(1);
     ROW_DECL(2);
     ROW_DECL(3);
     ROW_DECL(4);
     ROW_DECL(5);
-    const __mmask16 m0 = m[0], m1 = m[1], m2 = m[2], m3 = m[3];
+    ROW_DECL(6);
+    ROW_DECL(7);
+    const __mmask16 m0 = m[0], m1 = m[1], m2 = m[2];
     for (int k = 0; k < K; k++) {
         const float *b = B + (brow ? brow[k] : k * ldb) + j0;
         __m512 b0 = _mm512_maskz_loadu_ps(m0, b);
         __m512 b1 = _mm512_maskz_loadu_ps(m1, b + 16);
         __m512 b2 = _mm512_maskz_loadu_ps(m2, b + 32);
-        __m512 b3 = _mm512_maskz_loadu_ps(m3, b + 48);
         ROW_FMA(0);
         ROW_FMA(1);
         ROW_FMA(2);
         ROW_FMA(3);
         ROW_FMA(4);
         ROW_FMA(5);
+        ROW_FMA(6);
+        ROW_FMA(7);
     }
     ROW_STORE(0)
     ROW_STORE(1)
@@ -96,6 +93,8 @@ AVX512 static void nn_block(int M, int K, const float *A, long sa_i, long sa_k,
     ROW_STORE(3)
     ROW_STORE(4)
     ROW_STORE(5)
+    ROW_STORE(6)
+    ROW_STORE(7)
 }
 
 AVX512 static void gemm_nn(int M, int N, int K, const float *A, long sa_i,
