@@ -15,6 +15,9 @@
  *             hosts that ran them; then a pool of one worker on node 2
  *             maps 8 items of which one kills its worker: that item
  *             fails, the others succeed
+ *   rqueue    a process on the last node creates a queue and puts 1000
+ *             numbered messages; node 0 attaches it through its handle
+ *             and gets them all in order
  *   gpu       a process on node 1 placed with GPU 1: prints what
  *             CUDA_VISIBLE_DEVICES and ROCR_VISIBLE_DEVICES it saw
  *   maxsize   a process on node 1 fills a queue of maxsize 2 of node 0
@@ -343,6 +346,79 @@ static int gpu_test(void)
     return 0;
 }
 
+struct rq {
+    dv_handle_t back, done;
+};
+
+/* On the last node: a queue of its own, its handle to node 0, 1000
+ * messages, then wait until node 0 read them (the queue dies with us). */
+DV_TASK(rq_owner)(const void *arg, size_t len, dv_result_t *res)
+{
+    (void)res;
+    const struct rq *a = arg;
+    dv_error_t err;
+    if (len != sizeof(*a))
+        return 100;
+    dv_queue_t *back = dv_queue_attach(&a->back, &err);
+    dv_event_t *done = dv_event_attach(&a->done, &err);
+    dv_queue_t *q = dv_queue_create(16, &err);
+    dv_handle_t h;
+    if (!back || !done || !q || dv_queue_handle(q, &h) < 0 ||
+        dv_queue_put(back, &h, sizeof(h), 10, &err) < 0)
+        return 101;
+    for (int i = 0; i < 1000; i++)
+        if (dv_queue_put(q, &i, sizeof(i), 30, &err) < 0)
+            return 102;
+    if (dv_event_wait(done, 30, &err) < 0)
+        return 103;
+    dv_queue_destroy(&q);
+    dv_queue_destroy(&back);
+    dv_event_destroy(&done);
+    return 0;
+}
+
+static int rqueue_test(void)
+{
+    dv_error_t err;
+    dv_queue_t *back = dv_queue_create(1, &err);
+    dv_event_t *done = dv_event_create(&err);
+    struct rq a;
+    if (!back || !done)
+        die("queue", &err);
+    dv_queue_handle(back, &a.back);
+    dv_event_handle(done, &a.done);
+    dv_placement_t w = DV_PLACEMENT_DEFAULT;
+    w.policy = DV_POLICY_NODE;
+    w.node = dv_node_count() - 1;
+    dv_process_t *p = dv_process_start("rq_owner", &a, sizeof(a), &w, &err);
+    void *d;
+    size_t l;
+    if (!p || dv_queue_get(back, &d, &l, 20, &err) < 0 ||
+        l != sizeof(dv_handle_t))
+        die("handle", &err);
+    dv_queue_t *q = dv_queue_attach(d, &err);
+    free(d);
+    if (!q)
+        die("attach", &err);
+    int bad = 0;
+    for (int i = 0; i < 1000; i++) {
+        if (dv_queue_get(q, &d, &l, 20, &err) < 0)
+            die("get", &err);
+        bad += l != sizeof(int) || *(int *)d != i;
+        free(d);
+    }
+    dv_event_set(done);
+    int code = -1;
+    dv_process_join(p, 20, &err);
+    dv_process_exitcode(p, &code);
+    printf("rqueue bad %d code %d\n", bad, code);
+    dv_process_destroy(&p);
+    dv_queue_destroy(&q);
+    dv_queue_destroy(&back);
+    dv_event_destroy(&done);
+    return bad || code;
+}
+
 static void print_table(void)
 {
     int n = dv_node_count();
@@ -441,6 +517,8 @@ int main(int argc, char **argv)
         rc = event_test();
     } else if (!strcmp(argv[1], "pool")) {
         rc = pool_test();
+    } else if (!strcmp(argv[1], "rqueue")) {
+        rc = rqueue_test();
     } else if (!strcmp(argv[1], "gpu")) {
         rc = gpu_test();
     } else if (!strcmp(argv[1], "maxsize")) {

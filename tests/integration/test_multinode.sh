@@ -86,6 +86,10 @@ check_clean mt6 queue
 # maxsize holds for a producer on another node.
 run "$DVN_DIR/hosts" --job-id mt7 -- "$J" maxsize || bad "maxsize: exit $?: $(out)"
 out | grep -q "^accepted 2 size 2$" || bad "maxsize: $(out)"
+# A queue of node4 used from node1 through its handle.
+run "$DVN_DIR/hosts" --job-id mt13 -- "$J" rqueue || bad "rqueue: exit $?: $(out)"
+out | grep -q "^rqueue bad 0 code 0$" || bad "rqueue: $(out)"
+check_clean mt13 rqueue
 # GPU affinity of a process placed on another node.
 run "$DVN_DIR/hosts" --job-id mt11 -- "$J" gpu || bad "gpu: exit $?: $(out)"
 out | grep -q "^gpu env 1 1 on node 1$" || bad "gpu: $(out)"
