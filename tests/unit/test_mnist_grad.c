@@ -205,14 +205,30 @@ int main(void)
            rd);
     CHECK(rd < 1e-4);
     dv__mnist_ws_f_t *w1 = dv__mnist_ws_create_f(N, 1, 1); /* one chunk each */
-    dv__mnist_ws_set_implicit_f(w1, 1);
-    dv__mnist_forward_f(w1, pf, images, idx, N, 1, k1, k2);
-    dv__mnist_backward_f(w1, pf, labels, idx, N);
-    rd = rel_diff_f(dv__mnist_grad_f(w1), g, DV_MNIST_NPARAMS);
-    printf("float (implicit, chunks of 1) vs double: relative difference "
-           "%.2e\n",
+    for (int wino = 0; wino < 2; wino++) { /* shifted rows, then hybrid */
+        dv__mnist_ws_set_winograd_f(w1, wino);
+        dv__mnist_ws_set_implicit_f(w1, 1);
+        dv__mnist_forward_f(w1, pf, images, idx, N, 1, k1, k2);
+        dv__mnist_backward_f(w1, pf, labels, idx, N);
+        rd = rel_diff_f(dv__mnist_grad_f(w1), g, DV_MNIST_NPARAMS);
+        printf("float (implicit, Winograd %d, chunks of 1) vs double: "
+               "relative difference %.2e\n",
+               wino, rd);
+        CHECK(rd < 1e-4);
+    }
+    dv__mnist_ws_set_winograd_f(wf, 1); /* hybrid, a chunk of 4 */
+    dv__mnist_forward_f(wf, pf, images, idx, N, 1, k1, k2);
+    dv__mnist_backward_f(wf, pf, labels, idx, N);
+    rd = rel_diff_f(dv__mnist_grad_f(wf), g, DV_MNIST_NPARAMS);
+    printf("float (implicit + Winograd) vs double gradient: relative "
+           "difference %.2e\n",
            rd);
     CHECK(rd < 1e-4);
+    double lw = 0; /* the log-probabilities of the hybrid forward */
+    for (int i = 0; i < N * 10; i++)
+        lw = fmax(lw, fabs(dv__mnist_out_f(wf)[i] - dv__mnist_out_f(w1)[i]));
+    printf("hybrid forward, chunk of 4 vs chunks of 1: max diff %.2e\n", lw);
+    CHECK(lw < 1e-4);
     dv__mnist_ws_destroy_f(w1);
 
     dv__mnist_ws_destroy_d(ws), dv__mnist_ws_destroy_d(ws1);

@@ -1,4 +1,5 @@
-/* Tests of the MNIST backend's float products (sgemm.c): every transpose
+/* Tests of the MNIST backend's float kernels (sgemm.c, wino_avx.c): the
+ * Winograd transforms on the two shapes conv2 uses, and every transpose
  * combination the network uses, on shapes with edges in every direction
  * (rows past the 6- and 4-row blocks, columns past the 64-wide ones, K
  * past the 512 blocks and not a multiple of 16), leading dimensions wider
@@ -55,6 +56,54 @@ static double one(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K,
     return isnan(worst) ? INFINITY : worst;
 }
 
+/* Winograd's transforms against their definitions: V = B^T d B of each
+ * tile, and Y = A^T m A written into a map with wider rows (the spare
+ * columns untouched). */
+static double wino(int H, int tiles, int pad)
+{
+    static const int BT[4][4] = {
+        {1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, 1, 0, -1}};
+    static const int AT[2][4] = {{1, 1, 1, 0}, {0, 1, -1, -1}};
+    enum { C = 3, RS = 26, CS = 700 };
+    long T = (long)tiles * tiles;
+    float *in = malloc(CS * C * sizeof *in), *V = malloc(16 * C * T * 4);
+    float *out = malloc(CS * C * sizeof *out);
+    for (int i = 0; i < CS * C; i++)
+        in[i] = frand(), out[i] = 7;
+    dv__mnist_wino_in(in, C, CS, RS, H, tiles, pad, V);
+    double worst = 0;
+    for (int c = 0; c < C; c++)
+        for (long t = 0; t < T; t++)
+            for (int x = 0; x < 16; x++) {
+                double v = 0;
+                for (int a = 0; a < 4; a++)
+                    for (int b = 0; b < 4; b++) {
+                        int y = 2 * (int)(t / tiles) + a - pad;
+                        int z = 2 * (int)(t % tiles) + b - pad;
+                        if (y >= 0 && y < H && z >= 0 && z < H)
+                            v += BT[x / 4][a] * BT[x % 4][b] *
+                                 (double)in[c * CS + y * RS + z];
+                    }
+                worst = fmax(worst, fabs(V[(x * C + c) * T + t] - v));
+            }
+    dv__mnist_wino_out(V, C, tiles, out, CS, RS); /* V as M: C maps */
+    for (int c = 0; c < C; c++)
+        for (int y = 0; y < 2 * tiles; y++)
+            for (int z = 0; z < RS; z++) {
+                double v = 7;
+                if (z < 2 * tiles) {
+                    long t = (long)(y / 2) * tiles + z / 2;
+                    v = 0;
+                    for (int x = 0; x < 16; x++)
+                        v += AT[y % 2][x / 4] * AT[z % 2][x % 4] *
+                             (double)V[(x * C + c) * T + t];
+                }
+                worst = fmax(worst, fabs(out[c * CS + y * RS + z] - v));
+            }
+    free(in), free(V), free(out);
+    return worst;
+}
+
 int main(void)
 {
     static const int shapes[][3] = {
@@ -77,5 +126,8 @@ int main(void)
             }
     printf("worst scaled difference %.2e\n", worst);
     CHECK(worst < 1e-5);
+    double w1 = wino(26, 12, 0), w2 = wino(24, 13, 2);
+    printf("Winograd transforms: max diff %.2e, %.2e (padded)\n", w1, w2);
+    CHECK(w1 < 1e-5 && w2 < 1e-5);
     return CHECK_DONE();
 }

@@ -164,12 +164,14 @@ int dv__mnist_cpu_open(const dv__mnist_setup_t *s, dv__mnist_backend_t **out,
     for (uint32_t i = 0; i < s->n_test; i++)
         c->iota[i] = (int32_t)i;
     int threads = c->threads, native = dv__mnist_sgemm_native();
-    /* With the AVX-512 products, conv2 over shifted rows beats im2col and
-     * Winograd (fewer products but more passes over memory);
-     * DROVER_MNIST_IMPLICIT=0 and DROVER_MNIST_WINOGRAD pick the others. */
+    /* With the AVX-512 kernels, conv2's forward and input gradient by
+     * Winograd and its filter gradient over shifted rows, one sample at a
+     * time (net.h); DROVER_MNIST_WINOGRAD=0 (shifted rows only) and
+     * DROVER_MNIST_IMPLICIT=0 (Winograd or im2col through im2col's
+     * layouts) select the others, for comparisons. */
     const char *wi = getenv("DROVER_MNIST_WINOGRAD");
     const char *im = getenv("DROVER_MNIST_IMPLICIT");
-    dv__mnist_ws_set_winograd_f(c->ws, wi ? strcmp(wi, "0") != 0 : !native);
+    dv__mnist_ws_set_winograd_f(c->ws, !(wi && strcmp(wi, "0") == 0));
     dv__mnist_ws_set_implicit_f(c->ws, native && !(im && strcmp(im, "0") == 0));
     /* Each of our threads calls the BLAS on its own share. */
     openblas_set_num_threads(1);

@@ -41,7 +41,9 @@ DV_MNIST_DECLARE_NET(float, _f)
 DV_MNIST_DECLARE_NET(double, _d)
 
 /* Float only: conv2 as products over shifted rows of conv1's output, no
- * im2col (fast with the AVX-512 products of sgemm.h); overrides Winograd. */
+ * im2col (fast with the AVX-512 products of sgemm.h); with Winograd on as
+ * well, the forward and input-gradient products are Winograd's, one sample
+ * at a time, and the filter gradient stays on shifted rows. */
 void dv__mnist_ws_set_implicit_f(dv__mnist_ws_f_t *ws, int on);
 
 #endif

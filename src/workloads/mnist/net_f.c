@@ -11,6 +11,8 @@
 #define IMPLICIT_CONV 1
 #define IMPLICIT_ROWS dv__mnist_sgemm_rows
 #define IMPLICIT_DOTS dv__mnist_sgemm_dots
+#define WINO_IN dv__mnist_wino_in
+#define WINO_OUT dv__mnist_wino_out
 
 #include "workloads/mnist/net_impl.h"
 

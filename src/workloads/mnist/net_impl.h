@@ -233,33 +233,66 @@ static void SFX(conv2_rows)(int nb, int brow[288])
             brow[c * 9 + k] = c * nb * 676 + (k / 3) * 26 + k % 3;
 }
 
-/* conv2 forward of one chunk without im2col: a2c [64][nb][624]. */
-static void SFX(conv2_implicit)(const REAL *w2, const REAL *a1c, int nb,
-                                REAL *a2c)
+/* conv2 forward of one chunk without im2col: a2c [64][nb][624]; with
+ * Winograd on, by the transforms of WINO_IN / WINO_OUT, one sample at a
+ * time (U from wino_filters, buf the thread's Winograd scratch). */
+static void SFX(conv2_implicit)(const struct SFX(dv__mnist_ws) * ws,
+                                const REAL *w2, const REAL *a1c, int nb,
+                                REAL *buf, REAL *a2c)
 {
     int brow[288];
     SFX(conv2_rows)(nb, brow);
-    for (int b = 0; b < nb; b++)
-        IMPLICIT_ROWS(64, 622, 288, w2, 288, 1, a1c + b * 676, brow, 0,
-                      a2c + b * 624, nb * 624);
+    REAL *V = buf, *M = buf + 16 * 32 * 144;
+    for (int b = 0; b < nb; b++) {
+        if (!ws->wino) {
+            IMPLICIT_ROWS(64, 622, 288, w2, 288, 1, a1c + b * 676, brow, 0,
+                          a2c + b * 624, nb * 624);
+            continue;
+        }
+        WINO_IN(a1c + b * 676, 32, nb * 676, 26, 26, 12, 0, V);
+        for (int x = 0; x < 16; x++)
+            GEMM(CblasNoTrans, CblasNoTrans, 64, 144, 32, ws->U + x * 2048, 32,
+                 V + x * 32 * 144, 144, 0, M + x * 64 * 144, 144);
+        WINO_OUT(M, 64, 12, a2c + b * 624, nb * 624, 26);
+    }
+}
+
+/* conv2's input gradient of one sample (before ReLU's mask) by Winograd:
+ * the full convolution of ga2 (zero-padded by 2) with the rotated
+ * filters U2, all 26 x 26 values of ga1 written. */
+static void SFX(conv2_wino_data)(const struct SFX(dv__mnist_ws) * ws,
+                                 const REAL *ga2, int nb, REAL *buf, REAL *ga1)
+{
+    REAL *V = buf, *M = buf + 16 * 64 * 169;
+    WINO_IN(ga2, 64, nb * 624, 26, 24, 13, 2, V);
+    for (int x = 0; x < 16; x++)
+        GEMM(CblasNoTrans, CblasNoTrans, 32, 169, 64, ws->U2 + x * 2048, 64,
+             V + x * 64 * 169, 169, 0, M + x * 32 * 169, 169);
+    WINO_OUT(M, 32, 13, ga1, nb * 676, 26);
 }
 
 /* conv2 backward of one chunk without im2col, from ga2 [64][nb][624]
  * (zero in the two spare columns): the filter gradient into dw, the
  * input gradient (before ReLU's mask) into ga1, as nine products, one
  * per filter tap, each adding into ga1 shifted by that tap. */
-static void SFX(conv2_implicit_back)(const REAL *w2, const REAL *a1c,
-                                     const REAL *ga2, int nb, REAL *dw,
-                                     REAL *ga1)
+static void SFX(conv2_implicit_back)(const struct SFX(dv__mnist_ws) * ws,
+                                     const REAL *w2, const REAL *a1c,
+                                     const REAL *ga2, int nb, REAL *buf,
+                                     REAL *dw, REAL *ga1)
 {
     int brow[288], drow[64];
     SFX(conv2_rows)(nb, brow);
     for (int o = 0; o < 64; o++)
         drow[o] = o * nb * 624;
-    memset(ga1, 0, ((size_t)32 * nb * 676 + GA1_PAD) * sizeof(REAL));
+    if (!ws->wino)
+        memset(ga1, 0, ((size_t)32 * nb * 676 + GA1_PAD) * sizeof(REAL));
     for (int b = 0; b < nb; b++) {
         IMPLICIT_DOTS(64, 288, 624, ga2 + b * 624, (long)nb * 624,
                       a1c + b * 676, brow, b > 0, dw, 288);
+        if (ws->wino) {
+            SFX(conv2_wino_data)(ws, ga2 + b * 624, nb, buf, ga1 + b * 676);
+            continue;
+        }
         for (int k = 0; k < 9; k++)
             IMPLICIT_ROWS(32, 624, 64, w2 + k, 9, 288, ga2 + b * 624, drow, 1,
                           ga1 + b * 676 + (k / 3) * 26 + k % 3, nb * 676);
@@ -280,13 +313,18 @@ static void SFX(conv_forward_chunk)(struct SFX(dv__mnist_ws) * ws,
     SFX(bias_relu_rows)(a1c, prm + DV_MNIST_OFF_B1, 32, (size_t)nb * 676);
 #ifdef IMPLICIT_CONV
     if (ws->implicit)
-        SFX(conv2_implicit)(prm + DV_MNIST_OFF_W2, a1c, nb, a2c);
+        SFX(conv2_implicit)
+    (ws, prm + DV_MNIST_OFF_W2, a1c, nb, ws->wbuf + tid * WINO_BUF(ws->chunk),
+     a2c);
     else
 #endif
-        if (ws->wino) {
+        if (ws->wino)
+    {
         SFX(wino_conv2)
         (ws->U, a1c, nb, ws->wbuf + tid * WINO_BUF(ws->chunk), a2c);
-    } else {
+    }
+    else
+    {
         SFX(im2col)(a1c, 32, nb, 26, cols);
         GEMM(CblasNoTrans, CblasNoTrans, 64, nb * 576, 288,
              prm + DV_MNIST_OFF_W2, 288, cols, nb * 576, 0, a2c, nb * 576);
@@ -351,7 +389,7 @@ void SFX(dv__mnist_forward)(struct SFX(dv__mnist_ws) * ws, const REAL *prm,
                             int train, uint64_t key1, uint64_t key2)
 {
     int nchunks = (n + ws->chunk - 1) / ws->chunk;
-    if (ws->wino && !ws->implicit)
+    if (ws->wino)
         SFX(wino_filters)(prm + DV_MNIST_OFF_W2, ws->U, ws->U2);
     DV_OMP_FOR_DYN(ws->threads)
     for (int ch = 0; ch < nchunks; ch++) {
@@ -483,7 +521,8 @@ static void SFX(conv_backward_chunk)(struct SFX(dv__mnist_ws) * ws,
 #ifdef IMPLICIT_CONV
     if (ws->implicit) {
         SFX(conv2_implicit_back)
-        (prm + DV_MNIST_OFF_W2, a1c, ga2, nb, part + DV_MNIST_OFF_W2, ga1);
+        (ws, prm + DV_MNIST_OFF_W2, a1c, ga2, nb,
+         ws->wbuf + tid * WINO_BUF(ws->chunk), part + DV_MNIST_OFF_W2, ga1);
         for (size_t at = 0; at < (size_t)32 * n1; at++)
             ga1[at] = a1c[at] > 0 ? ga1[at] : 0;
     } else

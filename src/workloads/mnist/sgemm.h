@@ -31,4 +31,17 @@ void dv__mnist_sgemm_dots(int M, int N, int K, const float *A, long lda,
                           const float *B, const int *brow, float beta, float *C,
                           long ldc);
 
+/* Winograd F(2x2, 3x3) transforms of one sample (wino_avx.c; AVX-512 where
+ * dv__mnist_sgemm_native() is true, plain loops elsewhere), with the
+ * layouts of wino_impl.h. Maps: channel c at in + c * cs, rows rs floats
+ * apart, H x H values.
+ * in: the 4 x 4 tiles at (2 ti - pad, 2 tj - pad), ti, tj < tiles, zero
+ *     outside the map, to V [16][C][tiles * tiles] = B^T d B;
+ * out: M [16][K][tiles * tiles] to the 2 x 2 outputs A^T m A of each tile,
+ *     a map of side 2 * tiles at out (channel k at out + k * cs). */
+void dv__mnist_wino_in(const float *in, int C, long cs, int rs, int H,
+                       int tiles, int pad, float *V);
+void dv__mnist_wino_out(const float *M, int K, int tiles, float *out, long cs,
+                        int rs);
+
 #endif
