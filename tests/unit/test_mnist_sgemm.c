@@ -1,10 +1,11 @@
-/* Tests of the MNIST backend's float kernels (sgemm.c, wino_avx.c): the
- * Winograd transforms on the two shapes conv2 uses, and every transpose
- * combination the network uses, on shapes with edges in every direction
- * (rows past the 6- and 4-row blocks, columns past the 64-wide ones, K
- * past the 512 blocks and not a multiple of 16), leading dimensions wider
- * than the rows, and beta 0 (C's old contents ignored, even NaN) and 1,
- * against a plain double loop. */
+/* Tests of the MNIST backend's float kernels (sgemm.c, wino_avx.c,
+ * pool_avx.c): pooling with ties, the Winograd transforms on the two
+ * shapes conv2 uses, and products of every transpose combination the
+ * network uses, on shapes with edges in every direction (rows past the 8-
+ * and 4-row blocks, columns past the 48-wide and 6-wide ones, K past the
+ * 1024 blocks and not a multiple of 16), leading dimensions wider than
+ * the rows, and beta 0 (C's old contents ignored, even NaN) and 1, against
+ * a plain double loop. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,6 +105,40 @@ static double wino(int H, int tiles, int pad)
     return worst;
 }
 
+/* Max-pooling and its backward against the obvious loops, on values
+ * drawn from a few levels so that windows have ties (the first wins). */
+static int pool(int rs)
+{
+    float src[24 * 32], d1[144], gp[144], dst[24 * 32];
+    uint8_t am[144];
+    int bad = 0;
+    for (int i = 0; i < 24 * 32; i++)
+        src[i] = (float)(int)(2.5f + 2.5f * frand()), dst[i] = 7;
+    for (int i = 0; i < 144; i++)
+        gp[i] = frand();
+    dv__mnist_pool_plane(src, rs, d1, am);
+    d1[5] = 0, d1[77] = -1; /* as dropped: no gradient */
+    dv__mnist_unpool_plane(d1, gp, am, 2, dst, rs);
+    for (int i = 0; i < 12; i++)
+        for (int j = 0; j < 12; j++) {
+            int best = 0, at = i * 12 + j;
+            for (int a = 1; a < 4; a++)
+                if (src[(2 * i + a / 2) * rs + 2 * j + a % 2] >
+                    src[(2 * i + best / 2) * rs + 2 * j + best % 2])
+                    best = a;
+            float m = src[(2 * i + best / 2) * rs + 2 * j + best % 2];
+            bad += am[at] != best || (at != 5 && at != 77 && d1[at] != m);
+            for (int a = 0; a < 4; a++) {
+                float g = a == best && d1[at] > 0 ? 2 * gp[at] : 0;
+                bad += dst[(2 * i + a / 2) * rs + 2 * j + a % 2] != g;
+            }
+        }
+    for (int y = 0; y < 24; y++)
+        for (int x = 24; x < rs; x++)
+            bad += dst[y * rs + x] != 0;
+    return bad;
+}
+
 int main(void)
 {
     static const int shapes[][3] = {
@@ -129,5 +164,8 @@ int main(void)
     double w1 = wino(26, 12, 0), w2 = wino(24, 13, 2);
     printf("Winograd transforms: max diff %.2e, %.2e (padded)\n", w1, w2);
     CHECK(w1 < 1e-5 && w2 < 1e-5);
+    int p24 = pool(24), p26 = pool(26);
+    printf("pooling: %d and %d wrong values (rows of 24, 26)\n", p24, p26);
+    CHECK(p24 == 0 && p26 == 0);
     return CHECK_DONE();
 }

@@ -13,6 +13,8 @@
 #define IMPLICIT_DOTS dv__mnist_sgemm_dots
 #define WINO_IN dv__mnist_wino_in
 #define WINO_OUT dv__mnist_wino_out
+#define POOL_PLANE dv__mnist_pool_plane
+#define UNPOOL_PLANE dv__mnist_unpool_plane
 
 #include "workloads/mnist/net_impl.h"
 

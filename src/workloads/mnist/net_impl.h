@@ -186,6 +186,9 @@ static void SFX(pool_chunk)(struct SFX(dv__mnist_ws) * ws, const REAL *a2c,
         for (int b = 0; b < nb; b++) {
             const REAL *src = a2c + ((size_t)c * nb + b) * ws->p2;
             size_t o = (size_t)(b0 + b) * 9216 + c * 144;
+#ifdef POOL_PLANE
+            POOL_PLANE(src, rs, ws->d1 + o, ws->am + o);
+#else
             for (int i = 0; i < 12; i++)
                 for (int j = 0; j < 12; j++) {
                     /* Selects, not branches: which one wins is random. */
@@ -195,16 +198,17 @@ static void SFX(pool_chunk)(struct SFX(dv__mnist_ws) * ws, const REAL *a2c,
                     v = w[1], a = v > m ? 1 : a, m = v > m ? v : m;
                     v = w[rs], a = v > m ? 2 : a, m = v > m ? v : m;
                     v = w[rs + 1], a = v > m ? 3 : a, m = v > m ? v : m;
-                    size_t at = o + i * 12 + j;
-                    ws->am[at] = (uint8_t)a;
-                    /* m >= 0 (after ReLU): dropping it is scaling by 0 */
-                    if (train)
-                        m = dv__mnist_keep(key, (uint32_t)at,
-                                           DV_MNIST_DROP1_THR)
-                                ? m * scale
-                                : 0;
-                    ws->d1[at] = m;
+                    ws->am[o + i * 12 + j] = (uint8_t)a;
+                    ws->d1[o + i * 12 + j] = m;
                 }
+#endif
+            /* m >= 0 (after ReLU): dropping it is scaling by 0 */
+            if (train)
+                for (size_t at = o; at < o + 144; at++)
+                    ws->d1[at] =
+                        dv__mnist_keep(key, (uint32_t)at, DV_MNIST_DROP1_THR)
+                            ? ws->d1[at] * scale
+                            : 0;
         }
 }
 
@@ -486,6 +490,10 @@ static void SFX(unpool_chunk)(const struct SFX(dv__mnist_ws) * ws, int nb,
         for (int b = 0; b < nb; b++) {
             REAL *base = ga2 + ((size_t)c * nb + b) * ws->p2;
             size_t o = (size_t)(b0 + b) * 9216 + c * 144;
+#ifdef UNPOOL_PLANE
+            UNPOOL_PLANE(ws->d1 + o, ws->gp + o, ws->am + o, scale, base, rs);
+            continue;
+#endif
             for (int i = 0; i < 12; i++) {
                 size_t at = o + i * 12;
                 REAL g[12];

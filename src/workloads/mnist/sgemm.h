@@ -7,6 +7,7 @@
 #define DROVER_MNIST_SGEMM_H
 
 #include <cblas.h>
+#include <stdint.h>
 
 /* C = A' B' + beta C, where A' is A or its transpose (ta), B' likewise. */
 void dv__mnist_sgemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N,
@@ -43,5 +44,14 @@ void dv__mnist_wino_in(const float *in, int C, long cs, int rs, int H,
                        int tiles, int pad, float *V);
 void dv__mnist_wino_out(const float *M, int K, int tiles, float *out, long cs,
                         int rs);
+
+/* Max-pool 2x2 of one 24 x 24 map (rows rs apart, 24 <= rs <= 32) into
+ * d1 [144] and the argmax 0..3 of each window (row-major, first wins) into
+ * am [144] (pool_avx.c). */
+void dv__mnist_pool_plane(const float *src, int rs, float *d1, uint8_t *am);
+/* Its backward: dst (24 rows of rs) gets gp * scale where d1 > 0, at each
+ * window's argmax, zero elsewhere, including columns 24..rs-1. */
+void dv__mnist_unpool_plane(const float *d1, const float *gp, const uint8_t *am,
+                            float scale, float *dst, int rs);
 
 #endif
