@@ -1,6 +1,6 @@
 /* Tests of the MNIST backend's float kernels (sgemm.c, wino_avx.c,
- * pool_avx.c): pooling with ties, the Winograd transforms on the two
- * shapes conv2 uses, and products of every transpose combination the
+ * pool_avx.c): pooling with ties, dropout's masks, the Winograd transforms on
+ * the two shapes conv2 uses, and products of every transpose combination the
  * network uses, on shapes with edges in every direction (rows past the 8-
  * and 4-row blocks, columns past the 48-wide and 6-wide ones, K past the
  * 1024 blocks and not a multiple of 16), leading dimensions wider than
@@ -11,6 +11,7 @@
 #include <stdlib.h>
 
 #include "check.h"
+#include "workloads/mnist/net_def.h"
 #include "workloads/mnist/sgemm.h"
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
@@ -139,6 +140,28 @@ static int pool(int rs)
     return bad;
 }
 
+/* Dropout against dv__mnist_keep, lengths not a multiple of 16, indices
+ * wrapping past 2^32. */
+static int dropout(void)
+{
+    float x[301];
+    int bad = 0;
+    static const uint32_t firsts[] = {0, 9216 * 63 + 5, 0xffffff80u};
+    for (int f = 0; f < 3; f++)
+        for (int len = 1; len <= 301; len += 100) {
+            for (int i = 0; i < len; i++)
+                x[i] = 1 + (float)i;
+            dv__mnist_dropout(x, len, 0x1234567890abcdefull, firsts[f],
+                              DV_MNIST_DROP1_THR, 4);
+            for (int i = 0; i < len; i++) {
+                int k = dv__mnist_keep(0x1234567890abcdefull, firsts[f] + i,
+                                       DV_MNIST_DROP1_THR);
+                bad += x[i] != (k ? 4 * (1 + (float)i) : 0);
+            }
+        }
+    return bad;
+}
+
 int main(void)
 {
     static const int shapes[][3] = {
@@ -167,5 +190,8 @@ int main(void)
     int p24 = pool(24), p26 = pool(26);
     printf("pooling: %d and %d wrong values (rows of 24, 26)\n", p24, p26);
     CHECK(p24 == 0 && p26 == 0);
+    int dr = dropout();
+    printf("dropout: %d wrong values\n", dr);
+    CHECK(dr == 0);
     return CHECK_DONE();
 }

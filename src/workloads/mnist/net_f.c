@@ -15,6 +15,7 @@
 #define WINO_OUT dv__mnist_wino_out
 #define POOL_PLANE dv__mnist_pool_plane
 #define UNPOOL_PLANE dv__mnist_unpool_plane
+#define DROPOUT dv__mnist_dropout
 
 #include "workloads/mnist/net_impl.h"
 

@@ -203,6 +203,12 @@ static void SFX(pool_chunk)(struct SFX(dv__mnist_ws) * ws, const REAL *a2c,
                 }
 #endif
             /* m >= 0 (after ReLU): dropping it is scaling by 0 */
+#ifdef DROPOUT
+            if (train)
+                DROPOUT(ws->d1 + o, 144, key, (uint32_t)o, DV_MNIST_DROP1_THR,
+                        scale);
+            continue;
+#endif
             if (train)
                 for (size_t at = o; at < o + 144; at++)
                     ws->d1[at] =

@@ -1,9 +1,12 @@
 /* Max-pooling 2x2 of one 24x24 map of the float CPU path and its
  * backward (routing each window's gradient to its argmax), on maps whose
- * rows are rs floats apart. With AVX-512 a pooled row of 12 is one vector:
- * even and odd columns of the two input rows are gathered by permutes, the
- * argmax chosen by compare masks. Plain loops elsewhere. Ties go to the
- * first of the window in row-major order, as PyTorch's do. */
+ * rows are rs floats apart, and dropout. With AVX-512 a pooled row of 12
+ * is one vector: even and odd columns of the two input rows are gathered
+ * by permutes, the argmax chosen by compare masks; dropout's hashes are
+ * computed 8 at a time (64-bit products, AVX-512DQ). Plain loops
+ * elsewhere. Ties go to the first of the window in row-major order, as
+ * PyTorch's do. */
+#include "workloads/mnist/net_def.h"
 #include "workloads/mnist/sgemm.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -86,7 +89,70 @@ AVX512 static void unpool_avx(const float *d1, const float *gp,
             _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(ahi, par2) & m8, ghi));
     }
 }
+
+#define AVX512DQ __attribute__((target("avx512f,avx512dq")))
+
+/* dv__mnist_keep for the 8 indices idx (as 64-bit lanes). */
+AVX512DQ static inline __mmask8 keep8(__m512i key, __m512i idx, __m512i thr)
+{
+    __m512i z =
+        _mm512_add_epi64(_mm512_xor_si512(key, idx),
+                         _mm512_set1_epi64((long long)0x9E3779B97F4A7C15ull));
+    z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 30)),
+                           _mm512_set1_epi64((long long)0xBF58476D1CE4E5B9ull));
+    z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 27)),
+                           _mm512_set1_epi64((long long)0x94D049BB133111EBull));
+    z = _mm512_xor_si512(z, _mm512_srli_epi64(z, 31));
+    return _mm512_cmpge_epu64_mask(_mm512_srli_epi64(z, 40), thr);
+}
+
+AVX512DQ static void dropout_avx(float *x, long n, uint64_t key, uint32_t first,
+                                 uint32_t thr, float scale)
+{
+    __m512i k = _mm512_set1_epi64((long long)key);
+    __m512i t = _mm512_set1_epi64(thr);
+    __m512i step = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
+    __m512 sc = _mm512_set1_ps(scale);
+    for (long i = 0; i < n; i += 16) {
+        __m512i i0 =
+            _mm512_add_epi64(_mm512_set1_epi64((uint32_t)(first + i)), step);
+        /* indices wrap at 2^32 as dv__mnist_keep's uint32_t does */
+        __m512i lo = _mm512_and_si512(i0, _mm512_set1_epi64(0xffffffffll));
+        __m512i hi =
+            _mm512_and_si512(_mm512_add_epi64(i0, _mm512_set1_epi64(8)),
+                             _mm512_set1_epi64(0xffffffffll));
+        __mmask16 keep = (__mmask16)(keep8(k, lo, t) | (keep8(k, hi, t) << 8));
+        __mmask16 m =
+            n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+        _mm512_mask_storeu_ps(x + i, m, _mm512_maskz_mul_ps(keep, v, sc));
+    }
+}
+
+static int have_dq(void)
+{
+    static int dq = -1; /* read and set atomically */
+    int on = __atomic_load_n(&dq, __ATOMIC_RELAXED);
+    if (on < 0) {
+        on = __builtin_cpu_supports("avx512dq");
+        __atomic_store_n(&dq, on, __ATOMIC_RELAXED);
+    }
+    return on && dv__mnist_sgemm_native();
+}
 #endif
+
+void dv__mnist_dropout(float *x, long n, uint64_t key, uint32_t first,
+                       uint32_t thr, float scale)
+{
+#ifdef HAVE_AVX
+    if (have_dq()) {
+        dropout_avx(x, n, key, first, thr, scale);
+        return;
+    }
+#endif
+    for (long i = 0; i < n; i++)
+        x[i] = dv__mnist_keep(key, first + (uint32_t)i, thr) ? x[i] * scale : 0;
+}
 
 void dv__mnist_pool_plane(const float *src, int rs, float *d1, uint8_t *am)
 {

@@ -53,5 +53,9 @@ void dv__mnist_pool_plane(const float *src, int rs, float *d1, uint8_t *am);
  * window's argmax, zero elsewhere, including columns 24..rs-1. */
 void dv__mnist_unpool_plane(const float *d1, const float *gp, const uint8_t *am,
                             float scale, float *dst, int rs);
+/* Dropout of x[0..n): x[i] scaled by scale where dv__mnist_keep(key,
+ * first + i, thr), else 0 (pool_avx.c). */
+void dv__mnist_dropout(float *x, long n, uint64_t key, uint32_t first,
+                       uint32_t thr, float scale);
 
 #endif
