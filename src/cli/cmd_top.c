@@ -2,9 +2,11 @@
  * the telemetry bars, redrawn in place every interval until Ctrl-C (plain
  * seed lines when stdout is not a terminal). Optionally logs every sample
  * as JSONL and writes an SVG timeline at the end; both paths are checked
- * before the first sample. A view of every node of a job waits for the
- * multi-node runtime. */
+ * before the first sample. With launch options (--hostfile, --launcher,
+ * ...) it shows every node of a job instead: it runs drover-top-job, found
+ * beside this binary, through `drover run` with those options. */
 #include <errno.h>
+#include <limits.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -54,7 +56,11 @@ static void usage(FILE *o)
           "  -i, --interval SECONDS  time between samples (default 1)\n"
           "  -n, --count N           stop after N samples (default: never)\n"
           "  --plain                 the seed's lines instead of bars\n"
-          "  --no-gpu                do not load NVML or ROCm SMI\n",
+          "  --no-gpu                do not load NVML or ROCm SMI\n"
+          "Every node of a job instead, through drover run, with any of its\n"
+          "launch options: --hostfile FILE, --launch-cmd T, --launcher L,\n"
+          "--nodes N, --network-prefix CIDR, --wireup-timeout S, --job-id ID,\n"
+          "--grace S, --label (see drover run --help).\n",
           o);
 }
 
@@ -214,14 +220,107 @@ static int run_top(const top_opts_t *o)
     return finish(&c, o, rc < 0 ? 1 : 0);
 }
 
+/* Launch options of drover run: 1 takes a value, 0 does not, -1 not one. */
+static int launch_option(const char *a, size_t *n)
+{
+    static const char *const names[] = {
+        "--hostfile", "--launch-cmd",     "--launcher", "--nodes",
+        "--job-id",   "--network-prefix", "--grace",    "--wireup-timeout"};
+    if (!strcmp(a, "--label"))
+        return 0;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        *n = strlen(names[i]);
+        if (!strncmp(a, names[i], *n) && (a[*n] == 0 || a[*n] == '='))
+            return 1;
+    }
+    return -1;
+}
+
+/* Split argv into drover run's launch words and top's own (top[0] is
+ * argv[0]); both arrays hold argc entries. -1 when a value is missing. */
+static int split_launch(int argc, char **argv, char **run, int *nrun,
+                        char **top, int *ntop)
+{
+    *nrun = 0;
+    *ntop = 0;
+    top[(*ntop)++] = argv[0];
+    for (int i = 1; i < argc; i++) {
+        size_t n;
+        int k = launch_option(argv[i], &n);
+        if (k < 0) {
+            top[(*ntop)++] = argv[i];
+            continue;
+        }
+        run[(*nrun)++] = argv[i];
+        if (k == 1 && argv[i][n] == 0) {
+            if (i + 1 >= argc)
+                return fprintf(stderr, "drover: top: %s needs a value\n",
+                               argv[i]),
+                       -1;
+            run[(*nrun)++] = argv[++i];
+        }
+    }
+    return 0;
+}
+
+/* exec `drover run LAUNCH... -- DIR/drover-top-job TOPARGS...`, where DIR
+ * holds this drover. Returns only on failure (exit status). */
+static int exec_job(char **run, int nrun, char **top, int ntop)
+{
+    char self[PATH_MAX], job[PATH_MAX + 32];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n <= 0)
+        return fprintf(stderr, "drover: top: /proc/self/exe: %s\n",
+                       strerror(errno)),
+               1;
+    self[n] = 0;
+    char *slash = strrchr(self, '/');
+    snprintf(job, sizeof(job), "%.*s/drover-top-job", (int)(slash - self),
+             self);
+    if (access(job, X_OK) < 0)
+        return fprintf(stderr, "drover: top: %s: %s\n", job, strerror(errno)),
+               1;
+    char **av = calloc((size_t)(nrun + ntop) + 5, sizeof(*av));
+    if (!av)
+        return fprintf(stderr, "drover: top: out of memory\n"), 1;
+    int k = 0;
+    av[k++] = self;
+    av[k++] = "run";
+    for (int i = 0; i < nrun; i++)
+        av[k++] = run[i];
+    av[k++] = "--";
+    av[k++] = job;
+    for (int i = 1; i < ntop; i++)
+        av[k++] = top[i];
+    execv(self, av);
+    fprintf(stderr, "drover: top: %s: %s\n", self, strerror(errno));
+    free(av);
+    return 1;
+}
+
 int dv__cmd_top(int argc, char **argv)
 {
     top_opts_t o = {.interval = 1.0};
-    int p = parse(argc, argv, &o);
-    if (p != 0)
-        return p > 0 ? 0 : 2;
-    if (check_paths(&o) < 0)
-        return 2;
+    char **run = calloc(2 * ((size_t)argc + 1), sizeof(*run));
+    if (!run)
+        return fprintf(stderr, "drover: top: out of memory\n"), 1;
+    char **top = run + argc + 1;
+    int nrun, ntop;
+    if (split_launch(argc, argv, run, &nrun, top, &ntop) < 0)
+        return free(run), 2;
+    int p = parse(ntop, top, &o);
+    if (p == 0 && nrun && o.proc_root) {
+        fprintf(stderr, "drover: top: --proc-root: this machine only\n");
+        p = -1;
+    }
+    if (p != 0 || check_paths(&o) < 0)
+        return free(run), p > 0 ? 0 : 2;
+    if (nrun) {
+        int rc = exec_job(run, nrun, top, ntop);
+        free(run);
+        return rc;
+    }
+    free(run);
     struct sigaction sa = {0};
     sa.sa_handler = on_stop;
     sigaction(SIGINT, &sa, NULL);

@@ -16,7 +16,8 @@ struct command {
 static const struct command commands[] = {
     {"run", dv__cmd_run, "run PROGRAM as the main process of a job"},
     {"agent", dv__cmd_agent, "a node's agent (started by drover run)"},
-    {"top", dv__cmd_top, "live CPU, memory and GPU bars of this machine"},
+    {"top", dv__cmd_top,
+     "live CPU, memory and GPU bars of this machine or a job"},
 };
 
 static void usage(FILE *f)
