@@ -574,12 +574,12 @@ void SFX(dv__mnist_backward)(struct SFX(dv__mnist_ws) * ws, const REAL *prm,
         (ws, prm, b0, nb, DV_TID(), ws->part + (size_t)ch * DV_MNIST_OFF_W3);
     }
     /* Sum the chunks' parts in chunk order, over blocks of the
-     * gradient shared among the threads. */
-    int T = ws->threads;
-    DV_OMP_FOR(T)
-    for (int t = 0; t < T; t++) {
+     * gradient handed out to the threads one at a time. */
+    int P = 8 * ws->threads;
+    DV_OMP_FOR_DYN(ws->threads)
+    for (int t = 0; t < P; t++) {
         int lo, hi;
-        SFX(split)(DV_MNIST_OFF_W3, t, T, &lo, &hi);
+        SFX(split)(DV_MNIST_OFF_W3, t, P, &lo, &hi);
         REAL *g = ws->grad;
         for (int i = lo; i < hi; i++)
             g[i] = 0;
