@@ -2,14 +2,17 @@
  * a real type and instantiated twice: float (training) and double (the
  * gradient checks). The includer defines REAL, SFX(name) and GEMM (a
  * row-major BLAS gemm of that type: transA, transB, M, N, K, A, lda, B,
- * ldb, beta, C, ldc; alpha is 1).
+ * ldb, beta, C, ldc; alpha is 1). The float includer (net_f.c) also
+ * defines the hooks of its AVX-512 kernels (IMPLICIT_CONV: conv2 over
+ * shifted rows and Winograd one sample at a time; POOL_PLANE,
+ * UNPOOL_PLANE, DROPOUT); without them the plain loops below serve.
  *
  * Layout: convolution activations are kept channel-major across a chunk
  * of samples ([C][nb][H*W]) so that each convolution is one im2col and
  * one large gemm; a batch is cut into chunks to keep im2col's scratch in
  * cache. Fully connected activations are sample-major ([n][features]).
  *
- * Threads (OpenMP, each calling the single-threaded BLAS): chunks are
+ * Threads (OpenMP, each calling single-threaded products): chunks are
  * handed out one at a time, each thread with its own scratch; each chunk
  * leaves its own partial convolution gradients, summed in chunk order, so
  * results do not depend on scheduling or thread count. The fully
