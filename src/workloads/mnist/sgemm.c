@@ -139,17 +139,27 @@ AVX512 static void gemm_nn(int M, int N, int K, const float *A, long sa_i,
         NT_COL(4, LOAD);                                                \
         NT_COL(5, LOAD);                                                \
     } while (0)
-#define NT_OUT(r)                                  \
-    do {                                           \
-        out[r][0] = _mm512_reduce_add_ps(d##r##0); \
-        out[r][1] = _mm512_reduce_add_ps(d##r##1); \
-        out[r][2] = _mm512_reduce_add_ps(d##r##2); \
-        out[r][3] = _mm512_reduce_add_ps(d##r##3); \
-        out[r][4] = _mm512_reduce_add_ps(d##r##4); \
-        out[r][5] = _mm512_reduce_add_ps(d##r##5); \
-    } while (0)
 #define LOADU(p) _mm512_loadu_ps(p)
 #define LOADM(p) _mm512_maskz_loadu_ps(m, p)
+
+/* The four sums of (x0, x1, x2, x3), each within its 128-bit lanes:
+ * lane l of the result holds [sum x0, sum x1, sum x2, sum x3] over lane l. */
+AVX512 static inline __m512 sum4(__m512 x0, __m512 x1, __m512 x2, __m512 x3)
+{
+    __m512 t01 =
+        _mm512_add_ps(_mm512_unpacklo_ps(x0, x1), _mm512_unpackhi_ps(x0, x1));
+    __m512 t23 =
+        _mm512_add_ps(_mm512_unpacklo_ps(x2, x3), _mm512_unpackhi_ps(x2, x3));
+    return _mm512_add_ps(_mm512_shuffle_ps(t01, t23, 0x44),
+                         _mm512_shuffle_ps(t01, t23, 0xee));
+}
+
+/* Lanes (128-bit) of u and v added pairwise: [u0+u2, u1+u3, v0+v2, v1+v3]. */
+AVX512 static inline __m512 fold(__m512 u, __m512 v)
+{
+    return _mm512_add_ps(_mm512_shuffle_f32x4(u, v, 0x44),
+                         _mm512_shuffle_f32x4(u, v, 0xee));
+}
 
 /* C[i0.., j0..] (+)= dot products of DR rows of A and DC rows of B over
  * k0..k0+kn: whole vectors first, then one masked tail. */
@@ -178,15 +188,22 @@ AVX512 static void nt_block(int M, int N, const float *A, long lda,
         __mmask16 m = (__mmask16)((1u << (kn - k)) - 1);
         NT_STEP(LOADM);
     }
-    float out[DR][DC];
-    NT_OUT(0);
-    NT_OUT(1);
-    NT_OUT(2);
-    NT_OUT(3);
+    /* out[s][r]: the 24 sums, reduced together by shuffles. */
+    __m512 u0 = sum4(d00, d10, d20, d30), u1 = sum4(d01, d11, d21, d31);
+    __m512 u2 = sum4(d02, d12, d22, d32), u3 = sum4(d03, d13, d23, d33);
+    __m512 u4 = sum4(d04, d14, d24, d34), u5 = sum4(d05, d15, d25, d35);
+    __m512 f01 = fold(u0, u1), f23 = fold(u2, u3), f45 = fold(u4, u5);
+    float out[DC + 2][DR];
+    _mm512_storeu_ps(out[0],
+                     _mm512_add_ps(_mm512_shuffle_f32x4(f01, f23, 0x88),
+                                   _mm512_shuffle_f32x4(f01, f23, 0xdd)));
+    _mm512_storeu_ps(out[4],
+                     _mm512_add_ps(_mm512_shuffle_f32x4(f45, f45, 0x88),
+                                   _mm512_shuffle_f32x4(f45, f45, 0xdd)));
     for (int r = 0; r < DR && i0 + r < M; r++)
         for (int s = 0; s < DC && j0 + s < N; s++) {
             float *c = C + (long)(i0 + r) * ldc + j0 + s;
-            *c = add ? *c + out[r][s] : out[r][s];
+            *c = add ? *c + out[s][r] : out[s][r];
         }
 }
 
