@@ -2,8 +2,8 @@
 # Multi-node jobs under a real Slurm on 4 emulated nodes: `drover run`
 # inside `salloc -N 4` on node1 starts its agents with srun. The node
 # table, round-robin placement, a queue fed from every node, events, a
-# pool, --nodes (a subset; more than the allocation is an error), and an
-# agent killed mid-job.
+# pool, telemetry_full, --nodes (a subset; more than the allocation is an
+# error), and an agent killed mid-job.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=slurm.sh
@@ -17,6 +17,10 @@ bad() {
     echo "FAIL: $*"
     fail=1
 }
+# The telemetry_full helpers (its program, a small MNIST set) set their
+# own exit trap; the harness's, set by dvs_setup, takes its place.
+# shellcheck source=test_telemetry_full_lib.sh
+. "$here/test_telemetry_full_lib.sh"
 dvs_setup 4 || { dvs_logs; exit 1; }
 DROVER_TMPDIR=$DVN_DIR/tmp
 mkdir -p "$DROVER_TMPDIR"
@@ -27,10 +31,19 @@ run() {
         >"$DVN_DIR/out" 2>&1
 }
 out() { grep -v '^salloc: ' "$DVN_DIR/out"; }
-check_clean() {
-    sleep 0.3
+# job_left JOB: succeeds while a process of JOB (not this shell) runs.
+job_left() {
     grep -lzE "DROVER_JOB_ID=$1\$" /proc/[0-9]*/environ 2>/dev/null |
-        grep -v "^/proc/$$/" | grep -q . && bad "$2: processes of job $1 left"
+        grep -v "^/proc/$$/" | grep -q .
+}
+# check_clean JOB WHAT: nothing of JOB is left once the job has ended (its
+# processes get up to 5 s to go: a teardown under the sanitizers is slow).
+check_clean() {
+    for _ in $(seq 50); do
+        job_left "$1" || break
+        sleep 0.1
+    done
+    job_left "$1" && bad "$2: processes of job $1 left"
     ls /dev/shm | grep -q "^drover\.$1" && bad "$2: shared memory left"
     ls "$DROVER_TMPDIR" | grep -q "drover\.$1" && bad "$2: runtime dir left"
 }
@@ -59,6 +72,22 @@ run --job-id ms5 -- "$J" pool || bad "pool: exit $?: $(out)"
 out | grep -qE "^pool hosts 4: " || bad "pool: $(out)"
 out | grep -q "^item 103 failed: killed by signal 9$" || bad "pool: $(out)"
 check_clean ms5 pool
+
+# The demo: one monitor on each of the 4 nodes, telemetry from all 4.
+small_mnist "$DVN_DIR/data" 640 200
+run --job-id ms9 -- "$TF" --epochs 1 --mem 4194304 --size 256 \
+    --interval 0.5 --data-dir "$DVN_DIR/data" || bad "telemetry_full: exit $?: $(out)"
+out | grep -q "^Number of nodes: 4$" || bad "telemetry_full: $(out)"
+for i in 1 2 3 4; do
+    out | grep -q "^This is a telemetry process on node node$i\.$" ||
+        bad "telemetry_full: no monitor on node$i"
+    out | grep -qE "^nodename: node$i cpu load average 1 minute: [0-9.]+" ||
+        bad "telemetry_full: no telemetry from node$i"
+done
+[ "$(out | grep -c "^Final test for learning rate")" -eq 2 ] ||
+    bad "telemetry_full: not 2 final tests: $(out)"
+check_clean ms9 telemetry_full
+rm -rf "$WORK"
 
 run --nodes 2 --job-id ms6 -- "$J" table || bad "--nodes 2: exit $?: $(out)"
 out | grep -q "^nodes 2$" || bad "--nodes 2: $(out)"
