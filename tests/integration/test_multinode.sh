@@ -43,14 +43,22 @@ run() {
 }
 out() { cat "$DVN_DIR/out"; }
 
-# No process, shared memory or runtime dir of job $1 is left on any node.
+# job_left JOB: succeeds while a process of JOB (not this shell) runs.
+job_left() {
+    grep -lzE "DROVER_JOB_ID=$1(-n[0-9]+)?\$" /proc/[0-9]*/environ 2>/dev/null |
+        grep -v "^/proc/$$/" | grep -q .
+}
+
+# No process, shared memory or runtime dir of job $1 is left on any node
+# (its processes get up to 5 s to go: a teardown under the sanitizers is
+# slow).
 check_clean() {
     local job=$1 what=$2
-    sleep 0.3
-    if grep -lzE "DROVER_JOB_ID=$job(-n[0-9]+)?\$" /proc/[0-9]*/environ 2>/dev/null |
-        grep -v "^/proc/$$/" | grep -q .; then
-        bad "$what: processes of job $job left"
-    fi
+    for _ in $(seq 50); do
+        job_left "$job" || break
+        sleep 0.1
+    done
+    job_left "$job" && bad "$what: processes of job $job left"
     ls /dev/shm | grep -q "^drover\.$job" && bad "$what: shared memory left"
     ls "$DROVER_TMPDIR" | grep -q "drover\.$job" && bad "$what: runtime dir left"
 }
