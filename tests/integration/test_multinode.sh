@@ -10,14 +10,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=netns.sh
 . "$here/netns.sh"
 dvn_skip_unless_possible
-B=${DROVER_BUILD:?DROVER_BUILD must name the build tree}
-D=$B/bin/drover
-J=$B/bin/dv_mn_job
-fail=0
-bad() {
-    echo "FAIL: $*"
-    fail=1
-}
+# shellcheck source=mn_lib.sh
+. "$here/mn_lib.sh"
 
 dvn_setup 4 || exit 1
 DROVER_TMPDIR=$DVN_DIR/tmp
@@ -43,22 +37,10 @@ run() {
 }
 out() { cat "$DVN_DIR/out"; }
 
-# job_left JOB: succeeds while a process of JOB (not this shell) runs.
-job_left() {
-    grep -lzE "DROVER_JOB_ID=$1(-n[0-9]+)?\$" /proc/[0-9]*/environ 2>/dev/null |
-        grep -v "^/proc/$$/" | grep -q .
-}
-
-# No process, shared memory or runtime dir of job $1 is left on any node
-# (its processes get up to 5 s to go: a teardown under the sanitizers is
-# slow).
+# No process, shared memory or runtime dir of job $1 is left on any node.
 check_clean() {
     local job=$1 what=$2
-    for _ in $(seq 50); do
-        job_left "$job" || break
-        sleep 0.1
-    done
-    job_left "$job" && bad "$what: processes of job $job left"
+    job_gone "$job(-n[0-9]+)?" || bad "$what: processes of job $job left"
     ls /dev/shm | grep -q "^drover\.$job" && bad "$what: shared memory left"
     ls "$DROVER_TMPDIR" | grep -q "drover\.$job" && bad "$what: runtime dir left"
 }

@@ -9,14 +9,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=slurm.sh
 . "$here/slurm.sh"
 dvs_skip_unless_possible
-B=${DROVER_BUILD:?DROVER_BUILD must name the build tree}
-D=$B/bin/drover
-J=$B/bin/dv_mn_job
-fail=0
-bad() {
-    echo "FAIL: $*"
-    fail=1
-}
+# shellcheck source=mn_lib.sh
+. "$here/mn_lib.sh"
 # The telemetry_full helpers (its program, a small MNIST set) set their
 # own exit trap; the harness's, set by dvs_setup, takes its place.
 # shellcheck source=test_telemetry_full_lib.sh
@@ -31,19 +25,9 @@ run() {
         >"$DVN_DIR/out" 2>&1
 }
 out() { grep -v '^salloc: ' "$DVN_DIR/out"; }
-# job_left JOB: succeeds while a process of JOB (not this shell) runs.
-job_left() {
-    grep -lzE "DROVER_JOB_ID=$1\$" /proc/[0-9]*/environ 2>/dev/null |
-        grep -v "^/proc/$$/" | grep -q .
-}
-# check_clean JOB WHAT: nothing of JOB is left once the job has ended (its
-# processes get up to 5 s to go: a teardown under the sanitizers is slow).
+# check_clean JOB WHAT: nothing of JOB is left once the job has ended.
 check_clean() {
-    for _ in $(seq 50); do
-        job_left "$1" || break
-        sleep 0.1
-    done
-    job_left "$1" && bad "$2: processes of job $1 left"
+    job_gone "$1" || bad "$2: processes of job $1 left"
     ls /dev/shm | grep -q "^drover\.$1" && bad "$2: shared memory left"
     ls "$DROVER_TMPDIR" | grep -q "drover\.$1" && bad "$2: runtime dir left"
 }
