@@ -90,6 +90,23 @@ dvn_nsenter_prefix() {
     echo "nsenter --net=/run/netns/$(dvn_netns "$1") --uts=$(dvn_utsfile "$1") --"
 }
 
+# dvn_enter_script PATH: write an executable PATH that runs `PATH HOST
+# CMD...` inside node HOST's namespaces (a launch template's helper:
+# "PATH {host} {cmd}"); an unknown host exits 255 with a one-line error.
+dvn_enter_script() {
+    local ns
+    ns=/run/netns/$(dvn_netns 1)
+    ns=${ns%n1}
+    cat >"$1" <<EOS
+#!/bin/bash
+h=\$1; shift
+i=\${h#${DVN_NAME_PREFIX}}
+[ -e "${ns}n\$i" ] || { echo "enter: no such host \$h" >&2; exit 255; }
+exec nsenter --net=${ns}n\$i --uts=$DVN_DIR/uts/\$i -- "\$@"
+EOS
+    chmod +x "$1"
+}
+
 dvn__write_state() {
     {
         echo "DVN_X=$DVN_X"

@@ -18,14 +18,7 @@ DROVER_TMPDIR=$DVN_DIR/tmp
 mkdir -p "$DROVER_TMPDIR"
 export DROVER_TMPDIR DROVER_GRACE=1
 # The launch template's helper: host name -> that node's namespaces.
-cat >"$DVN_DIR/enter.sh" <<EOS
-#!/bin/bash
-h=\$1; shift
-i=\${h#node}
-[ -e "/run/netns/$(dvn_netns 1 | sed 's/n1$//')n\$i" ] || { echo "enter: no such host \$h" >&2; exit 255; }
-exec nsenter --net=/run/netns/$(dvn_netns 1 | sed 's/n1$//')n\$i --uts=$DVN_DIR/uts/\$i -- "\$@"
-EOS
-chmod +x "$DVN_DIR/enter.sh"
+dvn_enter_script "$DVN_DIR/enter.sh"
 printf '# four nodes\nnode1\nnode2\n\nnode3\nnode4\n' >"$DVN_DIR/hosts"
 LAUNCH="$DVN_DIR/enter.sh {host} {cmd}"
 # run HOSTFILE ARGS...: drover run inside node1; output in $DVN_DIR/out.

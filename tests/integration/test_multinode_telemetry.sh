@@ -13,14 +13,7 @@ dvn_skip_unless_possible
 small_mnist "$WORK/data" 640 200
 dvn_setup 4 || exit 1
 trap 'dvn_teardown; rm -rf "$DROVER_TMPDIR" "$WORK"' EXIT
-nsbase=$(dvn_netns 1)
-nsbase=${nsbase%n1}
-cat >"$WORK/enter.sh" <<EOS
-#!/bin/bash
-h=\$1; shift
-exec nsenter --net=/run/netns/${nsbase}n\${h#node} --uts=$DVN_DIR/uts/\${h#node} -- "\$@"
-EOS
-chmod +x "$WORK/enter.sh"
+dvn_enter_script "$WORK/enter.sh"
 printf 'node1\nnode2\nnode3\nnode4\n' >"$WORK/hosts"
 job=tf_mn_$$
 timeout 150 $(dvn_nsenter_prefix 1) "$D" run --label --job-id "$job" \
