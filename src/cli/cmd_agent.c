@@ -23,6 +23,7 @@
 
 #include "common/error.h"
 #include "lib/internal.h"
+#include "telemetry/telemetry.h"
 
 struct agent {
     int index, n;
@@ -98,7 +99,8 @@ static int say_hello(struct agent *a, const char *host, dv_error_t *err)
     dv__wire_put_str(&b, MN_ADDR, addr);
     dv__wire_put_str(&b, MN_VERSION, DROVER_VERSION);
     dv__wire_put_u64(&b, MN_CPUS, (uint64_t)cpus);
-    dv__wire_put_u64(&b, MN_GPUS, 0);
+    /* As the telemetry samplers count them (one rule for every node). */
+    dv__wire_put_u64(&b, MN_GPUS, (uint64_t)dv_telem_count_gpus(NULL, NULL, 0));
     dv__wire_put_u64(&b, MN_DPORT, (uint64_t)a->dport);
     dv__wire_put_u64(&b, MN_UID,
                      ((uint64_t)getpid() << 32) ^ (uint64_t)(mn_now() * 1e6));

@@ -20,6 +20,7 @@
 
 #include "common/error.h"
 #include "lib/internal.h"
+#include "telemetry/telemetry.h"
 
 /* This machine as node 0. */
 static void self_info(mn_head_t *h)
@@ -36,6 +37,7 @@ static void self_info(mn_head_t *h)
     if (sched_getaffinity(0, sizeof(set), &set) == 0)
         c = CPU_COUNT(&set);
     m->cpus = c > 0 ? (int)c : 1;
+    m->gpus = dv_telem_count_gpus(NULL, NULL, 0); /* as the agents do */
     m->uid = ((uint64_t)getpid() << 32) ^ (uint64_t)(mn_now() * 1e6);
     h->nd[0].hello = 1;
 }

@@ -1,7 +1,8 @@
 /* The node sampler: load average, CPU utilisation (from /proc/stat deltas),
  * memory, and the GPUs of NVML and ROCm SMI. The GPU libraries are loaded
  * and initialised once, in dv_telem_sampler_create(); a node without them
- * gives CPU-only samples and one note saying why. */
+ * gives CPU-only samples and one note saying why. dv_telem_count_gpus()
+ * counts through the same path for the node table. */
 #include "telemetry/internal.h"
 
 #include <dlfcn.h>
@@ -98,24 +99,53 @@ static int set_node_name(dv_telem_sampler_t *s, const char *opt,
     return 0;
 }
 
-/* NVML, then ROCm SMI; when neither gives a GPU, one note for both. */
-static void open_gpus(dv_telem_sampler_t *s, const dv_telem_opts_t *o)
+/* Load NVML, then ROCm SMI, as opts (or the environment) name them; the
+ * reasons a library gives no GPU go to e[0] and e[1]. Returns the GPUs
+ * found. */
+static int open_libs(const dv_telem_opts_t *o, dv__gpu_lib_t *gpu[2],
+                     char *note, size_t cap, dv_error_t e[2])
 {
-    dv_error_t e1 = {""}, e2 = {""};
-    char text[2 * sizeof(e1.text) + 32]; /* cut to the note's size later */
     const char *nvml = pick(o ? o->nvml_path : NULL, "DROVER_NVML_LIBRARY",
                             "libnvidia-ml.so.1");
     const char *rsmi = pick(o ? o->rsmi_path : NULL, "DROVER_RSMI_LIBRARY",
                             "librocm_smi64.so");
-    s->gpu[0] = dv__telem_nvml_open(nvml, s->note, sizeof(s->note), &e1);
-    s->gpu[1] = dv__telem_rsmi_open(rsmi, s->note, sizeof(s->note), &e2);
-    s->ngpu_found =
-        dv__telem_gpu_count(s->gpu[0]) + dv__telem_gpu_count(s->gpu[1]);
+    gpu[0] = dv__telem_nvml_open(nvml, note, cap, &e[0]);
+    gpu[1] = dv__telem_rsmi_open(rsmi, note, cap, &e[1]);
+    return dv__telem_gpu_count(gpu[0]) + dv__telem_gpu_count(gpu[1]);
+}
+
+/* NVML, then ROCm SMI; when neither gives a GPU, one note for both. */
+static void open_gpus(dv_telem_sampler_t *s, const dv_telem_opts_t *o)
+{
+    dv_error_t e[2] = {{""}, {""}};
+    char text[2 * sizeof(e[0].text) + 32]; /* cut to the note's size later */
+    s->ngpu_found = open_libs(o, s->gpu, s->note, sizeof(s->note), e);
     if (s->ngpu_found == 0) {
-        snprintf(text, sizeof(text), "unavailable: %.150s; %.150s", e1.text,
-                 e2.text);
+        snprintf(text, sizeof(text), "unavailable: %.150s; %.150s", e[0].text,
+                 e[1].text);
         dv__telem_note_add(s->note, sizeof(s->note), text);
     }
+}
+
+int dv_telem_count_gpus(const dv_telem_opts_t *opts, char *why, size_t cap)
+{
+    dv_error_t e[2] = {{""}, {""}};
+    dv__gpu_lib_t *gpu[2] = {NULL, NULL};
+    char note[DV_TELEM_NOTE_MAX] = "";
+    int saved = errno, n = 0;
+    if (opts && opts->no_gpu)
+        snprintf(e[0].text, sizeof(e[0].text), "not looked for");
+    else
+        n = open_libs(opts, gpu, note, sizeof(note), e);
+    dv__telem_gpu_close(gpu[0]);
+    dv__telem_gpu_close(gpu[1]);
+    if (why && cap && n > 0)
+        snprintf(why, cap, "%s", note);
+    else if (why && cap)
+        snprintf(why, cap, "unavailable: %.150s%s%.150s", e[0].text,
+                 e[1].text[0] ? "; " : "", e[1].text);
+    errno = saved;
+    return n;
 }
 
 dv_telem_sampler_t *dv_telem_sampler_create(const dv_telem_opts_t *opts,

@@ -1,5 +1,6 @@
 /* A drover program for the multi-node scripts. Usage: dv_mn_job MODE
- *   table     print "nodes N" and one "node I HOST" line per node
+ *   table     print "nodes N" and one "node I HOST ADDR cpus C gpus G" line
+ *             per node
  *   spread N  start N processes with the default placement; each prints
  *             "on HOST" and returns its index; check every exit code;
  *             print "placed I HOST" per process
@@ -428,8 +429,8 @@ static void print_table(void)
         dv_error_t err;
         if (dv_node_get(i, &ni, &err) < 0)
             die("node", &err);
-        printf("node %d %s %s cpus %d\n", ni.index, ni.hostname,
-               ni.address[0] ? ni.address : "-", ni.cpus);
+        printf("node %d %s %s cpus %d gpus %d\n", ni.index, ni.hostname,
+               ni.address[0] ? ni.address : "-", ni.cpus, ni.gpus);
     }
 }
 

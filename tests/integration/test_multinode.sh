@@ -42,10 +42,34 @@ check_clean() {
 run "$DVN_DIR/hosts" --job-id mt1 -- "$J" table || bad "table: exit $?: $(out)"
 out | grep -q "^nodes 4$" || bad "table: $(out)"
 for i in 1 2 3 4; do
-    out | grep -qE "^node $((i - 1)) node$i $(dvn_addr "$i") cpus [0-9]+$" ||
+    out | grep -qE "^node $((i - 1)) node$i $(dvn_addr "$i") cpus [0-9]+ gpus [0-9]+$" ||
         bad "table: node$i missing: $(out)"
 done
 check_clean mt1 table
+
+# GPU counts: every agent counts its node's GPUs as the telemetry samplers
+# do. Node1 (the head) and node2 see the NVML test double (2 GPUs), node4
+# the ROCm SMI one (1 GPU), node3 no library (0).
+cat >"$DVN_DIR/gpus.sh" <<EOS
+#!/bin/bash
+h=\$1; shift
+export DROVER_NVML_LIBRARY=$B/lib/libdv_fake_nvml.so DROVER_RSMI_LIBRARY=/nonexistent.so
+case \$h in
+node3) export DROVER_NVML_LIBRARY=/nonexistent.so ;;
+node4) export DROVER_NVML_LIBRARY=/nonexistent.so DROVER_RSMI_LIBRARY=$B/lib/libdv_fake_rsmi.so ;;
+esac
+exec "$DVN_DIR/enter.sh" "\$h" "\$@"
+EOS
+chmod +x "$DVN_DIR/gpus.sh"
+DROVER_NVML_LIBRARY=$B/lib/libdv_fake_nvml.so DROVER_RSMI_LIBRARY=/nonexistent.so \
+    DV_FAKE_NVML=two run "$DVN_DIR/hosts" --job-id mt14 \
+    --launch-cmd "$DVN_DIR/gpus.sh {host} {cmd}" -- "$J" table ||
+    bad "gpus: exit $?: $(out)"
+for i in 1:2 2:2 3:0 4:1; do
+    out | grep -qE "^node $((${i%:*} - 1)) node${i%:*} [0-9.]+ cpus [0-9]+ gpus ${i#*:}$" ||
+        bad "gpus: node${i%:*} should have ${i#*:}: $(out)"
+done
+check_clean mt14 gpus
 
 # Round-robin: successive starts cycle through the nodes; codes come back.
 run "$DVN_DIR/hosts" --label --job-id mt2 -- "$J" spread 8 || bad "spread: exit $?: $(out)"

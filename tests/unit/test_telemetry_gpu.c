@@ -1,7 +1,9 @@
 /* Tests of the GPU samplers through the test doubles of libnvidia-ml and
  * librocm_smi64 (tests/fakes), loaded through the same dlopen path as the
  * real libraries: two GPUs, one that fails, none, a lost GPU, a failing
- * driver, a missing library, a library without NVML's symbols. */
+ * driver, a missing library, a library without NVML's symbols; and the
+ * node table's count (dv_telem_count_gpus), which loads and unloads at
+ * once. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -178,6 +180,47 @@ static void test_rsmi(void)
     unsetenv("DV_FAKE_RSMI");
 }
 
+/* The node table's count: the sampler's libraries, opened and closed. */
+static void test_count(void)
+{
+    char why[256], path[] = "/tmp/dv-fake-nvml-countsXXXXXX", line[64] = "";
+    dv_telem_opts_t o = {.nvml_path = FAKE_NVML,
+                         .rsmi_path = "/nonexistent.so"};
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    setenv("DV_FAKE_NVML_COUNTS", path, 1);
+    setenv("DV_FAKE_NVML", "two", 1);
+    CHECK_EQ_INT(dv_telem_count_gpus(&o, why, sizeof(why)), 2);
+    CHECK(why[0] == '\0');
+    FILE *f = fopen(path, "r");
+    CHECK(f && fgets(line, sizeof(line), f));
+    if (f)
+        fclose(f);
+    CHECK(strcmp(line, "init 1 shutdown 1\n") == 0); /* nothing left open */
+    unsetenv("DV_FAKE_NVML_COUNTS");
+    unlink(path);
+    close(fd);
+    setenv("DV_FAKE_NVML", "onefail", 1);
+    CHECK_EQ_INT(dv_telem_count_gpus(&o, why, sizeof(why)), 1);
+    CHECK(strstr(why, "nvml device 1: unavailable") != NULL);
+    setenv("DV_FAKE_NVML", "initfail", 1);
+    CHECK_EQ_INT(dv_telem_count_gpus(&o, why, sizeof(why)), 0);
+    CHECK(strncmp(why, "unavailable: nvml: ", 19) == 0);
+    unsetenv("DV_FAKE_NVML");
+    /* AMD through ROCm SMI; the environment chooses as for a sampler */
+    unsetenv("DV_FAKE_RSMI");
+    setenv("DROVER_NVML_LIBRARY", "/nonexistent/libnvidia-ml.so.1", 1);
+    setenv("DROVER_RSMI_LIBRARY", FAKE_RSMI, 1);
+    CHECK_EQ_INT(dv_telem_count_gpus(NULL, NULL, 0), 1);
+    setenv("DROVER_RSMI_LIBRARY", "/nonexistent.so", 1);
+    CHECK_EQ_INT(dv_telem_count_gpus(NULL, why, sizeof(why)), 0);
+    CHECK(strstr(why, "cannot open shared object file") != NULL);
+    unsetenv("DROVER_NVML_LIBRARY");
+    unsetenv("DROVER_RSMI_LIBRARY");
+    o.no_gpu = 1;
+    CHECK_EQ_INT(dv_telem_count_gpus(&o, why, sizeof(why)), 0);
+}
+
 int main(void)
 {
     test_two();
@@ -186,5 +229,6 @@ int main(void)
     test_lost();
     test_missing_libraries();
     test_rsmi();
+    test_count();
     return CHECK_DONE();
 }
