@@ -43,7 +43,7 @@ static void kill_started(dv_pool_t *p)
             continue;
         dv_process_kill(p->w[i].proc);
         dv_process_join(p->w[i].proc, 10.0, NULL);
-        dv_process_destroy(&p->w[i].proc);
+        dv__pool_worker_forget(&p->w[i]);
     }
 }
 

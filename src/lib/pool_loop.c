@@ -72,7 +72,7 @@ static void check_worker(struct dv_pool *p, struct pool_worker *w, int state,
         lost = "worker lost: the runtime does not know it any more";
     }
     bool barren = dv__pool_worker_died(p, w, code, lost);
-    dv_process_destroy(&w->proc);
+    dv__pool_worker_forget(w);
     p->barren = barren ? p->barren + 1 : 0;
     if (p->barren >= BARREN_MAX)
         w->retry_at = now + 2 * RETRY_S;
@@ -179,7 +179,7 @@ static void wait_exits(struct dv_pool *p)
         }
         if (w->held)
             dv__pool_unlink_held(p, w);
-        dv_process_destroy(&w->proc);
+        dv__pool_worker_forget(w);
     }
 }
 

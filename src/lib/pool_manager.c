@@ -49,6 +49,7 @@ int dv__pool_worker_start(struct dv_pool *p, struct pool_worker *w,
     snprintf(h.shm, sizeof(h.shm), "%s", p->shname);
     h.slot = w->idx;
     h.gen = w->gen;
+    h.gpu = -1;
     /* The worker runs on the pool's node (its rings are there); placed on
      * another node, it is a proxy for an executor there. */
     int self = dv_node_self();
@@ -57,28 +58,42 @@ int dv__pool_worker_start(struct dv_pool *p, struct pool_worker *w,
     if (h.node < 0)
         return -1;
     if (self >= 0 && h.node != self) {
+        /* A proxy: the GPU is its executor's; the life queue is the
+         * manager's, so that the proxy's end reaches the executor even
+         * when the proxy was killed. */
         where = DV_PLACEMENT_DEFAULT;
         where.policy = DV_POLICY_LOCAL;
-        where.gpu = p->where.gpu;
+        h.gpu = p->where.gpu;
+        if (!(w->life = dv_queue_create(1, err)))
+            return -1;
+        dv_queue_handle(w->life, &h.life);
     } else if (self >= 0) {
         where.policy = DV_POLICY_LOCAL;
     }
     w->proc =
         dv_process_start(DV__POOL_WORKER_TASK, &h, sizeof(h), &where, err);
-    if (!w->proc)
+    if (!w->proc) {
+        dv_queue_destroy(&w->life);
         return -1;
+    }
     int node = dv_process_node(w->proc);
     if (self >= 0 && node >= 0 && node != self) {
         /* The rings are in this node's shared memory. */
         dv_process_kill(w->proc);
         dv_process_join(w->proc, 5.0, NULL);
-        dv_process_destroy(&w->proc);
+        dv__pool_worker_forget(w);
         return dv__errprintf(err, ENOTSUP,
                              "pool: a worker placed on node %d, but pool "
                              "workers must run on the pool's node (%d)",
                              node, self);
     }
     return 0;
+}
+
+void dv__pool_worker_forget(struct pool_worker *w)
+{
+    dv_process_destroy(&w->proc);
+    dv_queue_destroy(&w->life);
 }
 
 static void unlink_big(struct dv_pool *p, struct pool_worker *w, uint64_t k)

@@ -5,11 +5,16 @@
  * runs the items. They talk through two queues of the pool's node (items,
  * results; one item in flight), which the executor reaches through the
  * agents. An executor that dies takes its proxy with it (same exit code or
- * signal), so the manager fails the item it ran, as for a local worker. */
+ * signal), so the manager fails the item it ran, as for a local worker.
+ * The other way round, a proxy that ends, even killed, takes its executor
+ * with it: the pool's manager destroys the proxy's life queue once it saw
+ * the proxy end, and a thread of the executor, blocked in a get on that
+ * queue, then ends the executor (idle or in the middle of an item). */
 #define _GNU_SOURCE
 #include "lib/pool_remote.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -24,7 +29,7 @@
 #define EXEC_TASK "dv__pool_exec"
 
 struct exec_hello {
-    dv_handle_t items, results;
+    dv_handle_t items, results, life;
 };
 
 struct dv__pool_remote {
@@ -32,7 +37,9 @@ struct dv__pool_remote {
     dv_process_t *exec;
 };
 
-dv__pool_remote_t *dv__pool_remote_start(int node, int gpu, dv_error_t *err)
+dv__pool_remote_t *dv__pool_remote_start(int node, int gpu,
+                                         const dv_handle_t *life,
+                                         dv_error_t *err)
 {
     dv__pool_remote_t *r = calloc(1, sizeof(*r));
     if (!r) {
@@ -46,6 +53,7 @@ dv__pool_remote_t *dv__pool_remote_start(int node, int gpu, dv_error_t *err)
         goto fail;
     dv_queue_handle(r->items, &h.items);
     dv_queue_handle(r->results, &h.results);
+    h.life = *life;
     dv_placement_t w = DV_PLACEMENT_DEFAULT;
     w.policy = DV_POLICY_NODE;
     w.node = node;
@@ -135,6 +143,43 @@ void __attribute__((noreturn)) dv__pool_remote_die(int code)
     _exit(code & 0xff);
 }
 
+/* The executor's watch on its proxy: nothing is ever put into the life
+ * queue, so the get returns only once the manager destroyed it (EPIPE),
+ * or its node is gone: the proxy is, and nobody wants what runs here. */
+static void *watch_proxy(void *life)
+{
+    void *d;
+    size_t l;
+    dv_queue_get(life, &d, &l, -1, NULL);
+    fflush(NULL);
+    _exit(0);
+}
+
+/* Start the watch (it keeps life: the process ends before it is freed).
+ * Returns 0, or -1 when the proxy is gone already or there is no thread. */
+static int watch_start(const dv_handle_t *h)
+{
+    dv_queue_t *life = dv_queue_attach(h, NULL);
+    pthread_t t;
+    pthread_attr_t a;
+    sigset_t all, old;
+    if (!life)
+        return -1;
+    /* The executor's signals stay with its main thread. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    int e = pthread_create(&t, &a, watch_proxy, life);
+    pthread_attr_destroy(&a);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (e) {
+        dv_queue_destroy(&life);
+        return -1;
+    }
+    return 0;
+}
+
 /* The executor: run items from the proxy until it closes the queue. */
 static int pool_exec(const void *arg, size_t len, dv_result_t *result)
 {
@@ -143,6 +188,8 @@ static int pool_exec(const void *arg, size_t len, dv_result_t *result)
     if (len != sizeof(h))
         return 64;
     memcpy(&h, arg, sizeof(h));
+    if (watch_start(&h.life) < 0)
+        return 0; /* no proxy to serve */
     dv_queue_t *in = dv_queue_attach(&h.items, NULL);
     dv_queue_t *out = dv_queue_attach(&h.results, NULL);
     if (!in || !out)

@@ -10,9 +10,12 @@
 
 typedef struct dv__pool_remote dv__pool_remote_t;
 
-/* Start the executor on node (gpu as in a placement). Owned by the
- * proxy; NULL with err on failure. */
-dv__pool_remote_t *dv__pool_remote_start(int node, int gpu, dv_error_t *err);
+/* Start the executor on node (gpu as in a placement). It ends once the
+ * queue of life (a handle the proxy borrows from the pool's manager) is
+ * destroyed. Owned by the proxy; NULL with err on failure. */
+dv__pool_remote_t *dv__pool_remote_start(int node, int gpu,
+                                         const dv_handle_t *life,
+                                         dv_error_t *err);
 
 /* Run task(arg) on the executor: *code and res (malloc'd bytes) as the task
  * left them. Returns 0, or -1 when the executor is gone (*code: its exit

@@ -22,7 +22,14 @@
  *   gpu       a process on node 1 placed with GPU 1: prints what
  *             CUDA_VISIBLE_DEVICES and ROCR_VISIBLE_DEVICES it saw
  *   maxsize   a process on node 1 fills a queue of maxsize 2 of node 0
- *             without waiting: prints how many puts went in */
+ *             without waiting: prints how many puts went in
+ *   orphan    a pool of one worker on node 2 with GPU 1 (a proxy on node 0,
+ *             an executor on node 2) runs an item that reports where it
+ *             runs, then the pool is terminated (its proxy killed) while
+ *             the executor is idle, then again while it runs an item:
+ *             prints "orphan idle|busy: node N gpu G executor gone|left"
+ *             (the emulated nodes share one PID namespace, so node 0
+ *             sees the executor's pid) */
 #define _GNU_SOURCE
 #include <signal.h>
 #include <stdio.h>
@@ -276,6 +283,81 @@ static int pool_kill_test(void)
     return bad;
 }
 
+/* Where a pool item runs, as its executor reports it. */
+struct exec_report {
+    int node, pid;
+    char gpu[16];
+};
+
+struct orphan_arg {
+    dv_handle_t q;
+    int busy; /* 1: sleep after reporting, until killed */
+};
+
+DV_TASK(report_item)(const void *arg, size_t len, dv_result_t *res)
+{
+    (void)res;
+    const struct orphan_arg *a = arg;
+    if (len != sizeof(*a))
+        return 100;
+    dv_queue_t *q = dv_queue_attach(&a->q, NULL);
+    const char *g = getenv("CUDA_VISIBLE_DEVICES");
+    struct exec_report r = {dv_node_self(), (int)getpid(), ""};
+    snprintf(r.gpu, sizeof(r.gpu), "%s", g ? g : "-");
+    if (!q || dv_queue_put(q, &r, sizeof(r), 10, NULL) < 0)
+        return 101;
+    dv_queue_destroy(&q);
+    while (a->busy)
+        pause();
+    return 0;
+}
+
+/* Seconds until pid is gone, or -1 when it still runs after limit_s. */
+static double gone_after(pid_t pid, double limit_s)
+{
+    for (int i = 0; i <= (int)(limit_s * 20); i++) {
+        if (kill(pid, 0) < 0)
+            return i / 20.0;
+        usleep(50000);
+    }
+    return -1;
+}
+
+static int orphan_case(int busy)
+{
+    dv_error_t err;
+    dv_placement_t w = DV_PLACEMENT_DEFAULT;
+    w.policy = DV_POLICY_NODE;
+    w.node = 2;
+    w.gpu = 1;
+    struct orphan_arg oa = {.busy = busy};
+    dv_queue_t *q = dv_queue_create(0, &err);
+    dv_pool_t *pool = q ? dv_pool_create(1, &w, &err) : NULL;
+    if (!pool)
+        die("pool", &err);
+    dv_queue_handle(q, &oa.q);
+    dv_async_t *a =
+        dv_pool_apply_async(pool, "report_item", &oa, sizeof(oa), &err);
+    struct exec_report *r = NULL;
+    size_t l = 0;
+    if (!a || dv_queue_get(q, (void **)&r, &l, 30, &err) < 0 ||
+        l != sizeof(*r) || (!busy && dv_async_wait(a, 30, &err) < 0))
+        die("orphan item", &err);
+    dv_pool_terminate(pool);
+    double t = gone_after(r->pid, 10);
+    printf("orphan %s: node %d gpu %s executor %s\n", busy ? "busy" : "idle",
+           r->node, r->gpu, t >= 0 ? "gone" : "left");
+    fprintf(stderr, "orphan %s: executor gone after %.2f s\n",
+            busy ? "busy" : "idle", t);
+    if (t < 0)
+        kill(r->pid, SIGKILL);
+    free(r);
+    dv_async_destroy(&a);
+    dv_pool_destroy(&pool);
+    dv_queue_destroy(&q);
+    return t < 0;
+}
+
 static int pool_test(void)
 {
     dv_error_t err;
@@ -524,6 +606,8 @@ int main(int argc, char **argv)
         rc = gpu_test();
     } else if (!strcmp(argv[1], "maxsize")) {
         rc = maxsize_test();
+    } else if (!strcmp(argv[1], "orphan")) {
+        rc = orphan_case(0) + orphan_case(1);
     } else if (!strcmp(argv[1], "hang")) {
         rc = hang();
     }

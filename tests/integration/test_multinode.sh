@@ -110,6 +110,15 @@ run "$DVN_DIR/hosts" --job-id mt9 -- "$J" pool || bad "pool: exit $?: $(out)"
 out | grep -q "^pool hosts 4: node1 node2 node3 node4$" || bad "pool: $(out)"
 out | grep -q "^item 103 failed: killed by signal 9$" || bad "pool: $(out)"
 check_clean mt9 pool
+# A remote worker's proxy killed (pool terminated) while its executor is
+# idle, then while it runs an item: the executor ends within 10 s, not at
+# the end of the job; it ran on its node with the pool's GPU.
+run "$DVN_DIR/hosts" --job-id mt15 -- "$J" orphan || bad "orphan: exit $?: $(out)"
+for s in idle busy; do
+    out | grep -q "^orphan $s: node 2 gpu 1 executor gone$" || bad "orphan $s: $(out)"
+done
+out | grep "executor gone after"
+check_clean mt15 orphan
 
 # Bad input: an unknown host, a duplicate hostname, a malformed host file.
 printf 'node1\nnode2\nnode9\n' >"$DVN_DIR/h9"
