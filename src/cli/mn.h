@@ -108,6 +108,11 @@ typedef struct mn_data mn_data_t;
 int mn_data_listen(const char *addr, int *port, dv_error_t *err);
 mn_data_t *mn_data_start(int lfd, const uint8_t *token, dv_error_t *err);
 void mn_data_stop(mn_data_t **d);
+/* A server without listener or threads (owned by the caller, released by
+ * mn_data_stop) that serves one connection on the calling thread until it
+ * closes: the fuzz target's way in. */
+mn_data_t *mn_data_new(const uint8_t *token, dv_error_t *err);
+void mn_data_serve_conn(mn_data_t *d, int fd);
 /* Write the token into rundir/token (mode 0600). */
 int mn_token_write(const char *rundir, const uint8_t *token);
 

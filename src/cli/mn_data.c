@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "common/error.h"
@@ -57,32 +58,33 @@ int mn_data_listen(const char *addr, int *port, dv_error_t *err)
     return fd;
 }
 
-static int read_full(int fd, void *p, size_t n)
+/* Largest request buffer a connection keeps between requests. */
+#define KEEP_BUFFER ((size_t)16 << 20)
+
+static int send_answer(int fd, int rc, int e, int32_t value, const char *why,
+                       const void *data, size_t len)
 {
-    char *c = p;
-    while (n) {
-        ssize_t k = read(fd, c, n);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return -1;
-        c += k;
-        n -= (size_t)k;
-    }
-    return 0;
+    size_t tl = rc < 0 ? strlen(why) : 0;
+    struct dv__data_rep r = {DV_DATA_MAGIC,    rc, e, value, (uint32_t)tl, 0,
+                             rc == 0 ? len : 0};
+    struct iovec v[3] = {
+        {&r, sizeof(r)}, {(void *)why, tl}, {(void *)data, r.len}};
+    return dv__data_send(fd, v, 3);
 }
 
-static int write_full(int fd, const void *p, size_t n)
+/* A get's answer, sent from the message in place in the queue. */
+struct get_answer {
+    int fd;
+    int sent; /* the answer went out (or failed half way) */
+};
+
+static int answer_get(void *ctx, const void *data, size_t len)
 {
-    const char *c = p;
-    while (n) {
-        ssize_t k = send(fd, c, n, MSG_NOSIGNAL);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return -1;
-        c += k;
-        n -= (size_t)k;
+    struct get_answer *g = ctx;
+    g->sent = 1;
+    if (send_answer(g->fd, 0, 0, 0, "", data, len) < 0) {
+        errno = EPIPE;
+        return -1;
     }
     return 0;
 }
@@ -94,31 +96,41 @@ static int serve_one(struct mn_data *d, int fd, const struct dv__data_req *q,
     dv_handle_t h;
     memcpy(h.bytes, q->handle, sizeof(h.bytes));
     int32_t value = 0;
-    void *out = NULL;
-    size_t out_len = 0;
     dv_error_t err = {0};
+    struct get_answer g = {fd, 0};
     double left = q->timeout_s;
     int rc, e;
     for (;;) {
         double slice = left < 0 || left > 0.5 ? 0.5 : left;
         err.text[0] = 0;
-        rc = dv__remote_serve(&d->cache, &h, (int)q->op, slice, in,
-                              (size_t)q->len, &value, &out, &out_len, &err);
+        if (q->op == DV_ROP_QUEUE_GET)
+            rc = dv__remote_serve_get(&d->cache, &h, slice, answer_get, &g,
+                                      &err);
+        else
+            rc = dv__remote_serve(&d->cache, &h, (int)q->op, slice, in,
+                                  (size_t)q->len, &value, NULL, NULL, &err);
         e = rc < 0 ? errno : 0;
+        if (g.sent)
+            return rc;
         if (rc == 0 || (e != ETIMEDOUT && e != EAGAIN) || left == 0)
             break;
         if ((left >= 0 && (left -= slice) <= 0) || atomic_load(&d->stopping))
             break;
     }
-    struct dv__data_rep r = {DV_DATA_MAGIC, rc, e, value, 0, 0, 0};
-    size_t tl = rc < 0 ? strlen(err.text) : 0;
-    r.textlen = (uint32_t)tl;
-    r.len = rc == 0 ? out_len : 0;
-    int w = write_full(fd, &r, sizeof(r)) < 0 ||
-            (tl && write_full(fd, err.text, tl) < 0) ||
-            (r.len && write_full(fd, out, r.len) < 0);
-    free(out);
-    return w ? -1 : 0;
+    return send_answer(fd, rc, e, value, err.text, NULL, 0);
+}
+
+/* A request's payload, read into the connection's buffer. */
+static int read_payload(int fd, uint64_t len, void **buf, size_t *cap)
+{
+    if (len > *cap) {
+        free(*buf);
+        *cap = 0;
+        if (!(*buf = malloc((size_t)len)))
+            return -1;
+        *cap = (size_t)len;
+    }
+    return len ? dv__data_read(fd, *buf, (size_t)len) : 0;
 }
 
 /* A connection's thread: the token, then requests until it closes. */
@@ -126,7 +138,7 @@ static void conn_loop(struct mn_data *d, int fd)
 {
     uint8_t tok[DV_DATA_TOKEN];
     uint8_t diff = 0;
-    if (read_full(fd, tok, sizeof(tok)) < 0)
+    if (dv__data_read(fd, tok, sizeof(tok)) < 0)
         return;
     for (size_t i = 0; i < sizeof(tok); i++)
         diff |= (uint8_t)(tok[i] ^ d->token[i]);
@@ -134,21 +146,21 @@ static void conn_loop(struct mn_data *d, int fd)
         return; /* not the job's: nothing read, nothing changed */
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    void *buf = NULL;
+    size_t cap = 0;
     for (;;) {
         struct dv__data_req q;
-        if (read_full(fd, &q, sizeof(q)) < 0 || q.magic != DV_DATA_MAGIC ||
-            q.len > DV_MESSAGE_MAX)
-            return;
-        void *in = q.len ? malloc((size_t)q.len) : NULL;
-        if ((q.len && !in) || (q.len && read_full(fd, in, (size_t)q.len) < 0)) {
-            free(in);
-            return;
+        if (dv__data_read(fd, &q, sizeof(q)) < 0 || q.magic != DV_DATA_MAGIC ||
+            q.len > DV_MESSAGE_MAX || read_payload(fd, q.len, &buf, &cap) < 0 ||
+            serve_one(d, fd, &q, buf) < 0)
+            break;
+        if (cap > KEEP_BUFFER) {
+            free(buf);
+            buf = NULL;
+            cap = 0;
         }
-        int r = serve_one(d, fd, &q, in);
-        free(in);
-        if (r < 0)
-            return;
     }
+    free(buf);
 }
 
 struct conn_arg {
@@ -213,23 +225,37 @@ static void *acceptor(void *arg)
     return NULL;
 }
 
-mn_data_t *mn_data_start(int lfd, const uint8_t *token, dv_error_t *err)
+mn_data_t *mn_data_new(const uint8_t *token, dv_error_t *err)
 {
     mn_data_t *d = calloc(1, sizeof(*d));
-    if (!d) {
+    if (!d || !(d->cache = dv__remote_serve_new())) {
+        free(d);
         dv__errprintf(err, ENOMEM, "out of memory");
         return NULL;
     }
-    d->lfd = lfd;
-    d->cache = dv__remote_serve_new();
+    d->lfd = -1;
     memcpy(d->token, token, DV_DATA_TOKEN);
     pthread_mutex_init(&d->mu, NULL);
     for (int i = 0; i < MAX_CONNS; i++)
         d->fds[i] = -1;
+    return d;
+}
+
+void mn_data_serve_conn(mn_data_t *d, int fd)
+{
+    conn_loop(d, fd);
+}
+
+mn_data_t *mn_data_start(int lfd, const uint8_t *token, dv_error_t *err)
+{
+    mn_data_t *d = mn_data_new(token, err);
+    if (!d)
+        return NULL;
+    d->lfd = lfd;
     if (pthread_create(&d->acceptor, NULL, acceptor, d) != 0) {
         dv__errprintf(err, EAGAIN, "data plane: no thread");
-        pthread_mutex_destroy(&d->mu);
-        free(d);
+        d->lfd = -1;
+        mn_data_stop(&d);
         return NULL;
     }
     d->started = 1;
@@ -243,17 +269,18 @@ void mn_data_stop(mn_data_t **dp)
         return;
     *dp = NULL;
     atomic_store(&d->stopping, 1);
-    pthread_join(d->acceptor, NULL);
-    close(d->lfd);
+    if (d->started)
+        pthread_join(d->acceptor, NULL);
+    if (d->lfd >= 0)
+        close(d->lfd);
     pthread_mutex_lock(&d->mu);
     for (int i = 0; i < MAX_CONNS; i++)
         if (d->fds[i] >= 0)
             shutdown(d->fds[i], SHUT_RDWR);
     pthread_mutex_unlock(&d->mu);
     /* Threads in an operation notice within a slice (0.5 s). */
-    double end = mn_now() + 2;
     int left = 1;
-    while (left && mn_now() < end) {
+    for (int waited_ms = 0; left && waited_ms <= 2000; waited_ms += 10) {
         pthread_mutex_lock(&d->mu);
         left = d->nconn;
         pthread_mutex_unlock(&d->mu);

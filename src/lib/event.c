@@ -52,6 +52,7 @@ int dv_event_set(dv_event_t *e)
     if (e->remote)
         return dv__remote_op(e->remote, DV_ROP_EVENT_SET, 0, NULL, 0, NULL,
                              NULL, NULL, NULL);
+    dv__remote_fence();
     __atomic_store_n(&e->sh->flag, 1, __ATOMIC_SEQ_CST);
     if (__atomic_load_n(&e->sh->sleepers, __ATOMIC_SEQ_CST) != 0)
         dv__futex_wake(&e->sh->flag, INT_MAX);
@@ -67,6 +68,7 @@ int dv_event_clear(dv_event_t *e)
     if (e->remote)
         return dv__remote_op(e->remote, DV_ROP_EVENT_CLEAR, 0, NULL, 0, NULL,
                              NULL, NULL, NULL);
+    dv__remote_fence();
     __atomic_store_n(&e->sh->flag, 0, __ATOMIC_SEQ_CST);
     return 0;
 }

@@ -15,6 +15,7 @@
 
 #include "common/error.h"
 #include "lib/internal.h"
+#include "lib/remote.h"
 
 static dv__role_t role;
 static int private_runtime;
@@ -29,6 +30,7 @@ static void __attribute__((noreturn)) run_task(struct dv__task_req *req)
     dv_task_f fn = dv_task_find(req->task);
     struct dv_result result = {NULL, 0};
     int rc = fn ? fn(req->arg, req->len, &result) : 127;
+    dv__remote_fence();
     free(result.data);
     free(req->arg);
     /* As multiprocessing does: flush, then _exit (no atexit handlers of
@@ -118,6 +120,7 @@ int dv_finalize(void)
     if (role == DV_ROLE_NONE)
         return 0;
     int e = errno;
+    dv__remote_fence();
     dv__process_disconnect();
     if (role == DV_ROLE_MAIN) {
         dv__forkserver_stop();

@@ -15,6 +15,7 @@
 #include "lib/internal.h"
 #include "lib/pool_chan.h"
 #include "lib/pool_remote.h"
+#include "lib/remote.h"
 #include "lib/shm.h"
 
 struct wstate {
@@ -84,6 +85,7 @@ static void post_result(struct wstate *w, uint64_t k, int code, uint32_t flags,
 {
     struct dv__pool_ring *R = &w->s->results;
     struct dv__pool_entry *e = &R->e[k % DV__POOL_RING];
+    dv__remote_fence(); /* the item's puts land before its result */
     e->code = code;
     e->flags = flags;
     e->len = len;

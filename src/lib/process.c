@@ -25,6 +25,7 @@
 #include "common/error.h"
 #include "lib/internal.h"
 #include "lib/msg.h"
+#include "lib/remote.h"
 
 #define PROCESS_MAGIC 0x70726f63u
 #define SPINS 2000
@@ -256,6 +257,7 @@ dv_process_t *dv_process_start(const char *task, const void *arg, size_t len,
     int node = 0;
     if (check_start(task, arg, len, where, &node, err) < 0)
         return NULL;
+    dv__remote_fence();
     dv_process_t *p = calloc(1, sizeof(*p));
     if (!p) {
         dv__errprintf(err, ENOMEM, "dv_process_start: out of memory");

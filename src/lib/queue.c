@@ -378,6 +378,7 @@ int dv_queue_put(dv_queue_t *q, const void *data, size_t len, double timeout_s,
                              "queue: message of %zu bytes over the limit "
                              "(%zu)",
                              len, DV_MESSAGE_MAX);
+    dv__remote_fence();
     uint64_t pos = 0;
     if (reserve(q, len, timeout_s, &pos, err) < 0)
         return -1;
@@ -393,7 +394,8 @@ int dv_queue_put(dv_queue_t *q, const void *data, size_t len, double timeout_s,
  * *need bytes outside the lock, then try again. */
 #define NEED_BUFFER 1
 
-/* Under the lock: take the message at head into the caller's buffer. */
+/* Under the lock: take the message at head into the caller's buffer
+ * (buf NULL: the caller reads it in place). */
 static int try_claim(dv_queue_t *q, uint64_t *pos, void **buf, size_t *cap,
                      size_t *need, struct obstacle *o, dv_error_t *err)
 {
@@ -412,7 +414,7 @@ static int try_claim(dv_queue_t *q, uint64_t *pos, void **buf, size_t *cap,
         return dv__errprintf(err, EAGAIN, "queue: empty");
     }
     size_t len = (size_t)d->len;
-    if (len > *cap || !*buf) {
+    if (buf && (len > *cap || !*buf)) {
         if (len > SMALL_BUF) {
             *need = len;
             return NEED_BUFFER;
@@ -509,6 +511,28 @@ int dv_queue_get(dv_queue_t *q, void **data, size_t *len, double timeout_s,
     return 0;
 }
 
+int dv__queue_get_with(dv_queue_t *q, double timeout_s,
+                       int (*use)(void *ctx, const void *data, size_t len),
+                       void *ctx, dv_error_t *err)
+{
+    uint64_t pos = 0;
+    if (q->remote)
+        return dv__errprintf(err, EINVAL, "queue: not on this node");
+    if (claim(q, timeout_s, &pos, NULL, NULL, err) < 0)
+        return -1;
+    struct desc *d = desc_at(q, pos);
+    int rc = use(ctx, (unsigned char *)d + DESC, (size_t)d->len);
+    int saved = errno;
+    release(q, pos);
+    errno = saved;
+    return rc;
+}
+
+size_t dv__queue_maxsize(const dv_queue_t *q)
+{
+    return q->remote ? 0 : (size_t)q->sh->maxsize;
+}
+
 int dv_queue_close(dv_queue_t *q)
 {
     if (!q) {
@@ -518,6 +542,7 @@ int dv_queue_close(dv_queue_t *q)
     if (q->remote)
         return dv__remote_op(q->remote, DV_ROP_QUEUE_CLOSE, 0, NULL, 0, NULL,
                              NULL, NULL, NULL);
+    dv__remote_fence();
     if (qlock(q) < 0)
         return -1;
     __atomic_store_n(&q->sh->closed, 1, __ATOMIC_RELAXED);

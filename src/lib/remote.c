@@ -1,16 +1,26 @@
 /* Queues and events of another node: a process that attaches a handle
- * whose object lives elsewhere gets a relay object. Each operation is one
- * request to the node's agent over rundir/agent.sock (its own connection,
- * so that a blocking get does not hold up the process's other traffic);
- * the agent passes it to the object's home agent, which runs it on the
- * object's shared memory and answers. A put returns only once the home
- * node stored the message, so maxsize holds end to end. */
+ * whose object lives elsewhere gets a relay object. Each relay has its own
+ * connection (so that a blocking get does not hold up the process's other
+ * traffic), straight to the data port of the object's home agent, which
+ * runs the operation on the object's shared memory and answers (or, where
+ * a node has no data port, through this node's agent over agent.sock).
+ *
+ * A put to a bounded queue returns only once the home node stored the
+ * message, so maxsize holds end to end. A put to an unbounded queue is
+ * sent ahead, as Python's Queue.put hands its message to a feeder thread:
+ * it returns once sent and the relay's next operation reads its answer,
+ * so one message per relay is in flight at most (the home agent reads the
+ * next request only after storing it). Order stays as the program wrote
+ * it: operations of one relay travel in order, and dv__remote_fence waits
+ * for the puts sent ahead before anything that lets another process see
+ * what this one did. */
 #define _GNU_SOURCE
 #include "lib/remote.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +29,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -37,26 +48,23 @@ struct dv__remote {
     pid_t owner;
     int fd;
     int node;
-    int direct; /* fd is a data-plane connection to the home agent */
+    int direct;        /* fd is a data-plane connection to the home agent */
+    int unbounded;     /* the home node said so: puts may go ahead */
+    _Atomic int ahead; /* a put was sent, its answer is not read yet */
+    int late_err;      /* errno of a put sent ahead that failed, for later */
+    char late_why[160];
     dv_handle_t h;
+    /* The list of relays that sent puts ahead (under ahead_mu). */
+    int listed;
+    _Atomic int refs;
+    dv__remote_t *next;
 };
 
-/* ---- the data plane: straight to the home node's agent ---- */
+static pthread_mutex_t ahead_mu = PTHREAD_MUTEX_INITIALIZER;
+static dv__remote_t *ahead_list;
+static _Atomic int ahead_count; /* relays whose ahead is set */
 
-static int io_full(int fd, void *p, size_t n, int wr)
-{
-    char *c = p;
-    while (n) {
-        ssize_t k = wr ? send(fd, c, n, MSG_NOSIGNAL) : read(fd, c, n);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return -1;
-        c += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
+/* ---- the data plane: straight to the home node's agent ---- */
 
 /* Connect to the home agent's data port and present the job's token. */
 static int direct_connect(dv__remote_t *r, int port, dv_error_t *err)
@@ -80,7 +88,7 @@ static int direct_connect(dv__remote_t *r, int port, dv_error_t *err)
     int one = 1;
     if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 ||
-        io_full(fd, tok, sizeof(tok), 1) < 0) {
+        dv__data_send(fd, &(struct iovec){tok, sizeof(tok)}, 1) < 0) {
         if (fd >= 0)
             close(fd);
         return dv__errprintf(err, ENOTCONN, "node %d (%s): %s", r->node,
@@ -91,30 +99,47 @@ static int direct_connect(dv__remote_t *r, int port, dv_error_t *err)
     return 0;
 }
 
-static int direct_op(dv__remote_t *r, int op, double timeout_s, const void *in,
-                     size_t in_len, int32_t *value, void **out, size_t *out_len,
-                     const char *ctx, dv_error_t *err)
+static void clear_ahead(dv__remote_t *r)
+{
+    if (r->ahead)
+        atomic_fetch_sub(&ahead_count, 1);
+    r->ahead = 0;
+}
+
+static int lost(dv__remote_t *r, const char *ctx, dv_error_t *err)
+{
+    close(r->fd);
+    r->fd = -1;
+    clear_ahead(r);
+    return dv__errprintf(err, ENOTCONN, "%s: lost node %d", ctx, r->node);
+}
+
+static int send_request(dv__remote_t *r, int op, double timeout_s,
+                        const void *in, size_t in_len, const char *ctx,
+                        dv_error_t *err)
 {
     struct dv__data_req q = {
         DV_DATA_MAGIC, (uint32_t)op, timeout_s, in_len, {0}};
     memcpy(q.handle, r->h.bytes, sizeof(q.handle));
+    struct iovec v[2] = {{&q, sizeof(q)}, {(void *)in, in_len}};
+    if (dv__data_send(r->fd, v, in_len ? 2 : 1) < 0)
+        return lost(r, ctx, err);
+    return 0;
+}
+
+static int read_answer(dv__remote_t *r, int32_t *value, void **out,
+                       size_t *out_len, const char *ctx, dv_error_t *err)
+{
     struct dv__data_rep p;
-    if (io_full(r->fd, &q, sizeof(q), 1) < 0 ||
-        (in_len && io_full(r->fd, (void *)in, in_len, 1) < 0) ||
-        io_full(r->fd, &p, sizeof(p), 0) < 0 || p.magic != DV_DATA_MAGIC ||
-        p.textlen > 4096 || p.len > DV_MESSAGE_MAX) {
-        close(r->fd);
-        r->fd = -1;
-        return dv__errprintf(err, ENOTCONN, "%s: lost node %d", ctx, r->node);
-    }
+    if (dv__data_read(r->fd, &p, sizeof(p)) < 0 || p.magic != DV_DATA_MAGIC ||
+        p.textlen > 4096 || p.len > DV_MESSAGE_MAX)
+        return lost(r, ctx, err);
     char why[4097] = "";
     void *d = p.len ? malloc(p.len) : NULL;
-    if ((p.textlen && io_full(r->fd, why, p.textlen, 0) < 0) ||
-        (p.len && (!d || io_full(r->fd, d, p.len, 0) < 0))) {
+    if ((p.textlen && dv__data_read(r->fd, why, p.textlen) < 0) ||
+        (p.len && (!d || dv__data_read(r->fd, d, p.len) < 0))) {
         free(d);
-        close(r->fd);
-        r->fd = -1;
-        return dv__errprintf(err, ENOTCONN, "%s: lost node %d", ctx, r->node);
+        return lost(r, ctx, err);
     }
     why[p.textlen] = 0;
     if (p.rc < 0) {
@@ -133,6 +158,94 @@ static int direct_op(dv__remote_t *r, int op, double timeout_s, const void *in,
     return 0;
 }
 
+/* ---- puts sent ahead ---- */
+
+static void unref(dv__remote_t *r)
+{
+    if (atomic_fetch_sub(&r->refs, 1) != 1)
+        return;
+    if (r->fd >= 0)
+        close(r->fd);
+    pthread_mutex_destroy(&r->mu);
+    free(r);
+}
+
+/* Under r->mu: a put was sent ahead. */
+static void mark_ahead(dv__remote_t *r)
+{
+    r->ahead = 1;
+    atomic_fetch_add(&ahead_count, 1);
+    pthread_mutex_lock(&ahead_mu);
+    if (!r->listed) {
+        r->listed = 1;
+        atomic_fetch_add(&r->refs, 1);
+        r->next = ahead_list;
+        ahead_list = r;
+    }
+    pthread_mutex_unlock(&ahead_mu);
+}
+
+/* Under r->mu: read the answer of the put sent ahead, if any. A failure
+ * is kept for the relay's next operation. */
+static void settle(dv__remote_t *r)
+{
+    if (!r->ahead)
+        return;
+    dv_error_t e = {0};
+    clear_ahead(r);
+    if (read_answer(r, NULL, NULL, NULL, "queue put", &e) < 0 && !r->late_err) {
+        r->late_err = errno;
+        snprintf(r->late_why, sizeof(r->late_why), "%s", e.text);
+        r->unbounded = 0; /* the next puts wait for their answers */
+    }
+}
+
+/* Under r->mu: the failure of an earlier put, reported once. */
+static int late_failure(dv__remote_t *r, dv_error_t *err)
+{
+    if (!r->late_err)
+        return 0;
+    int e = r->late_err;
+    r->late_err = 0;
+    return dv__errprintf(err, e, "%s (an earlier put)", r->late_why);
+}
+
+/* Settle every relay of this process that sent a put ahead, but self. */
+static void fence_except(dv__remote_t *self)
+{
+    if (atomic_load(&ahead_count) == 0)
+        return;
+    dv__remote_t *v[64];
+    int more = 1;
+    while (more) {
+        int n = 0;
+        pthread_mutex_lock(&ahead_mu);
+        for (dv__remote_t *r = ahead_list; r && n < 64; r = r->next)
+            if (r != self && r->ahead) {
+                atomic_fetch_add(&r->refs, 1);
+                v[n++] = r;
+            }
+        pthread_mutex_unlock(&ahead_mu);
+        more = n == 64;
+        for (int i = 0; i < n; i++) {
+            pthread_mutex_lock(&v[i]->mu);
+            if (v[i]->owner == getpid())
+                settle(v[i]);
+            else
+                clear_ahead(v[i]); /* a fork's copy: not ours to read */
+            pthread_mutex_unlock(&v[i]->mu);
+            unref(v[i]);
+        }
+    }
+}
+
+void dv__remote_fence(void)
+{
+    int e = errno;
+    fence_except(NULL);
+    errno = e;
+}
+
 dv__remote_t *dv__remote_open(const dv_handle_t *h, int node, dv_error_t *err)
 {
     dv__remote_t *r = calloc(1, sizeof(*r));
@@ -141,6 +254,7 @@ dv__remote_t *dv__remote_open(const dv_handle_t *h, int node, dv_error_t *err)
         return NULL;
     }
     pthread_mutex_init(&r->mu, NULL);
+    atomic_init(&r->refs, 1);
     r->fd = -1;
     r->node = node;
     r->h = *h;
@@ -152,11 +266,23 @@ void dv__remote_close(dv__remote_t **rp)
     if (!rp || !*rp)
         return;
     int e = errno;
-    if ((*rp)->fd >= 0)
-        close((*rp)->fd);
-    pthread_mutex_destroy(&(*rp)->mu);
-    free(*rp);
+    dv__remote_t *r = *rp;
     *rp = NULL;
+    pthread_mutex_lock(&r->mu);
+    if (r->owner == getpid())
+        settle(r); /* the put's message reaches its queue before we go */
+    pthread_mutex_unlock(&r->mu);
+    pthread_mutex_lock(&ahead_mu);
+    if (r->listed) {
+        dv__remote_t **p = &ahead_list;
+        while (*p != r)
+            p = &(*p)->next;
+        *p = r->next;
+        r->listed = 0;
+        unref(r);
+    }
+    pthread_mutex_unlock(&ahead_mu);
+    unref(r);
     errno = e;
 }
 
@@ -173,6 +299,7 @@ static int connect_locked(dv__remote_t *r, dv_error_t *err)
         close(r->fd);
     r->fd = -1;
     r->direct = 0;
+    clear_ahead(r); /* a fork's copy: the answer is its parent's to read */
     int port = dv__node_data_port ? dv__node_data_port(r->node) : 0;
     if (port > 0) {
         if (direct_connect(r, port, err) < 0)
@@ -239,6 +366,31 @@ static int read_reply(dv__remote_t *r, int32_t *value, void **data, size_t *len,
     return 0;
 }
 
+/* Under r->mu, on a data-plane connection. */
+static int direct_op(dv__remote_t *r, int op, double timeout_s, const void *in,
+                     size_t in_len, int32_t *value, void **out, size_t *out_len,
+                     const char *ctx, dv_error_t *err)
+{
+    settle(r);
+    if (late_failure(r, err) < 0)
+        return -1;
+    int put = op == DV_ROP_QUEUE_PUT;
+    if (send_request(r, op, timeout_s, in, in_len, ctx, err) < 0)
+        return -1;
+    if (put && r->unbounded) {
+        mark_ahead(r);
+        return 0;
+    }
+    int32_t v = 0;
+    if (read_answer(r, &v, out, out_len, ctx, err) < 0)
+        return -1;
+    if (put)
+        r->unbounded = v == 1;
+    if (value)
+        *value = v;
+    return 0;
+}
+
 int dv__remote_op(dv__remote_t *r, int op, double timeout_s, const void *in,
                   size_t in_len, int32_t *value, void **out, size_t *out_len,
                   dv_error_t *err)
@@ -247,6 +399,10 @@ int dv__remote_op(dv__remote_t *r, int op, double timeout_s, const void *in,
         "",          "queue put",   "queue get",    "queue size", "queue close",
         "event set", "event clear", "event is_set", "event wait"};
     const char *ctx = op > 0 && op <= DV_ROP_EVENT_WAIT ? names[op] : "remote";
+    int reads = op == DV_ROP_QUEUE_GET || op == DV_ROP_QUEUE_SIZE ||
+                op == DV_ROP_EVENT_IS_SET || op == DV_ROP_EVENT_WAIT;
+    if (!reads)
+        fence_except(r);
     pthread_mutex_lock(&r->mu);
     int rc = connect_locked(r, err);
     if (rc == 0 && r->direct) {
@@ -281,118 +437,4 @@ int dv__remote_home(const dv_handle_t *h)
     if (node < 0 || self < 0 || n <= 1 || node == self || node >= n)
         return -1;
     return node;
-}
-
-/* ---- the home node's side ---- */
-
-struct served {
-    dv_handle_t h;
-    dv_queue_t *q;
-    dv_event_t *e;
-};
-
-struct dv__serve_cache {
-    pthread_mutex_t mu;
-    struct served *v;
-    size_t n, cap;
-};
-
-struct dv__serve_cache *dv__remote_serve_new(void)
-{
-    struct dv__serve_cache *c = calloc(1, sizeof(*c));
-    if (c)
-        pthread_mutex_init(&c->mu, NULL);
-    return c;
-}
-
-/* The object of h, attached once. */
-static struct served *served_get(struct dv__serve_cache **cp,
-                                 const dv_handle_t *h, int queue,
-                                 dv_error_t *err)
-{
-    if (!*cp && !(*cp = dv__remote_serve_new())) {
-        dv__errprintf(err, ENOMEM, "remote: out of memory");
-        return NULL;
-    }
-    struct dv__serve_cache *c = *cp;
-    struct served *s = NULL;
-    pthread_mutex_lock(&c->mu);
-    for (size_t i = 0; i < c->n && !s; i++)
-        if (!memcmp(c->v[i].h.bytes, h->bytes, sizeof(h->bytes)))
-            s = &c->v[i];
-    if (!s && c->n == c->cap) {
-        size_t cap = c->cap ? 2 * c->cap : 16;
-        struct served *nv = realloc(c->v, cap * sizeof(*nv));
-        if (nv) {
-            c->v = nv;
-            c->cap = cap;
-        }
-    }
-    if (!s && c->n < c->cap) {
-        struct served t = {*h, NULL, NULL};
-        if (queue)
-            t.q = dv_queue_attach(h, err);
-        else
-            t.e = dv_event_attach(h, err);
-        if (t.q || t.e) {
-            c->v[c->n] = t;
-            s = &c->v[c->n++];
-        }
-    }
-    struct served *r = s && (queue ? s->q != NULL : s->e != NULL) ? s : NULL;
-    pthread_mutex_unlock(&c->mu);
-    if (s && !r)
-        dv__errprintf(err, EINVAL, "handle: of another kind");
-    return r;
-}
-
-int dv__remote_serve(struct dv__serve_cache **cache, const dv_handle_t *h,
-                     int op, double timeout_s, const void *in, size_t in_len,
-                     int32_t *value, void **out, size_t *out_len,
-                     dv_error_t *err)
-{
-    int queue = op >= DV_ROP_QUEUE_PUT && op <= DV_ROP_QUEUE_CLOSE;
-    if (op < DV_ROP_QUEUE_PUT || op > DV_ROP_EVENT_WAIT)
-        return dv__errprintf(err, EINVAL, "remote: unknown operation %d", op);
-    struct served *s = served_get(cache, h, queue, err);
-    if (!s)
-        return -1;
-    *value = 0;
-    long n;
-    switch (op) {
-    case DV_ROP_QUEUE_PUT:
-        return dv_queue_put(s->q, in, in_len, timeout_s, err);
-    case DV_ROP_QUEUE_GET:
-        return dv_queue_get(s->q, out, out_len, timeout_s, err);
-    case DV_ROP_QUEUE_SIZE:
-        n = dv_queue_size(s->q);
-        *value = (int32_t)(n > INT32_MAX ? INT32_MAX : n);
-        return n < 0 ? -1 : 0;
-    case DV_ROP_QUEUE_CLOSE:
-        return dv_queue_close(s->q);
-    case DV_ROP_EVENT_SET:
-        return dv_event_set(s->e);
-    case DV_ROP_EVENT_CLEAR:
-        return dv_event_clear(s->e);
-    case DV_ROP_EVENT_IS_SET:
-        *value = dv_event_is_set(s->e);
-        return 0;
-    default:
-        return dv_event_wait(s->e, timeout_s, err);
-    }
-}
-
-void dv__remote_serve_free(struct dv__serve_cache **cp)
-{
-    if (!cp || !*cp)
-        return;
-    struct dv__serve_cache *c = *cp;
-    for (size_t i = 0; i < c->n; i++) {
-        dv_queue_destroy(&c->v[i].q);
-        dv_event_destroy(&c->v[i].e);
-    }
-    pthread_mutex_destroy(&c->mu);
-    free(c->v);
-    free(c);
-    *cp = NULL;
 }

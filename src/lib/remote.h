@@ -9,6 +9,7 @@
 
 #include "drover/error.h"
 #include "drover/handle.h"
+#include "drover/queue.h"
 
 /* Operations, as they travel (append, never renumber). */
 enum {
@@ -29,6 +30,13 @@ typedef struct dv__remote dv__remote_t;
  * one node, or no runtime: attach locally). */
 int dv__remote_home(const dv_handle_t *h);
 
+/* Wait until every put this process sent ahead is stored on its home node
+ * (their errors are kept for the relays' next operations). Called before
+ * anything that may let another process see what this one did: puts and
+ * closes of queues, sets of events, process starts, pool results, a task's
+ * end. Costs an atomic load when nothing was sent ahead. */
+void dv__remote_fence(void);
+
 /* A relay for the object of h on node `node`. Owned by the caller. */
 dv__remote_t *dv__remote_open(const dv_handle_t *h, int node, dv_error_t *err);
 void dv__remote_close(dv__remote_t **r);
@@ -36,7 +44,10 @@ int dv__remote_node(const dv__remote_t *r);
 
 /* Run op on the home node (blocking as the op does, with timeout_s as the
  * object's call has it). out: malloc'd result bytes (may be NULL). Returns
- * 0, or -1 with errno and err as the home node's call gave them. */
+ * 0, or -1 with errno and err as the home node's call gave them.
+ * A put to an unbounded queue is sent ahead: it returns once sent, and its
+ * answer is read by the relay's next operation, which fails with the put's
+ * error if it had one (at most one put per relay is unanswered). */
 int dv__remote_op(dv__remote_t *r, int op, double timeout_s, const void *in,
                   size_t in_len, int32_t *value, void **out, size_t *out_len,
                   dv_error_t *err);
@@ -49,9 +60,24 @@ int dv__remote_serve(struct dv__serve_cache **cache, const dv_handle_t *h,
                      int op, double timeout_s, const void *in, size_t in_len,
                      int32_t *value, void **out, size_t *out_len,
                      dv_error_t *err);
+/* DV_ROP_QUEUE_GET without a copy: use() gets the message in place in
+ * the queue's memory (then it is gone, whatever use() returns). */
+int dv__remote_serve_get(struct dv__serve_cache **cache, const dv_handle_t *h,
+                         double timeout_s,
+                         int (*use)(void *ctx, const void *data, size_t len),
+                         void *ctx, dv_error_t *err);
 void dv__remote_serve_free(struct dv__serve_cache **cache);
 /* A cache made up front (for callers that serve from several threads). */
 struct dv__serve_cache *dv__remote_serve_new(void);
+
+/* queue.c, for the home node's side. Take the next message and hand it
+ * to use() in place (returns what use() returned; the message is gone
+ * either way); dv_queue_get's rules otherwise. */
+int dv__queue_get_with(dv_queue_t *q, double timeout_s,
+                       int (*use)(void *ctx, const void *data, size_t len),
+                       void *ctx, dv_error_t *err);
+/* A queue's maxsize: 0 for unbounded (and for another node's queue). */
+size_t dv__queue_maxsize(const dv_queue_t *q);
 
 /* The node index a handle names, or -1 when it is not well formed (shm.c). */
 int dv__shm_handle_node(const dv_handle_t *h);

@@ -8,6 +8,7 @@
 #ifndef DROVER_LIB_REMOTE_WIRE_H
 #define DROVER_LIB_REMOTE_WIRE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define DV_DATA_MAGIC 0x44564451u /* "QDVD" */
@@ -30,5 +31,11 @@ struct dv__data_rep {
     uint32_t pad;
     uint64_t len; /* result bytes that follow the text */
 };
+
+/* remote_io.c: read exactly n bytes / send every byte of iov[0..n) (the
+ * iovecs are consumed); 0, or -1 on error or end of stream. */
+struct iovec;
+int dv__data_read(int fd, void *p, size_t n);
+int dv__data_send(int fd, struct iovec *iov, int n);
 
 #endif

@@ -36,6 +36,8 @@ add_executable(dv_job_helper ${CMAKE_SOURCE_DIR}/tests/integration/job_helper.c)
 target_link_libraries(dv_job_helper PRIVATE drover)
 add_executable(dv_mn_job ${CMAKE_SOURCE_DIR}/tests/integration/mn_job.c)
 target_link_libraries(dv_mn_job PRIVATE drover)
+add_executable(dv_mn_order ${CMAKE_SOURCE_DIR}/tests/integration/mn_order.c)
+target_link_libraries(dv_mn_order PRIVATE drover)
 add_executable(dv_mn_fake_agent
   ${CMAKE_SOURCE_DIR}/tests/integration/mn_fake_agent.c)
 target_link_libraries(dv_mn_fake_agent PRIVATE drover_internal drover_transport)
@@ -53,6 +55,8 @@ dv_runtime_script(integration_teardown test_teardown.sh TIMEOUT 180)
 dv_runtime_script(integration_multinode test_multinode.sh TIMEOUT 180
   LABELS "netns")
 dv_runtime_script(integration_multinode_telemetry test_multinode_telemetry.sh
+  TIMEOUT 180 LABELS "netns")
+dv_runtime_script(integration_multinode_order test_multinode_order.sh
   TIMEOUT 180 LABELS "netns")
 dv_runtime_script(integration_multinode_slurm test_multinode_slurm.sh
   TIMEOUT 240 LABELS "slurm;netns")
