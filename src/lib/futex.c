@@ -10,9 +10,11 @@
 #include <sched.h>
 #include <linux/futex.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 int dv__futex_wait(uint32_t *word, uint32_t val, const struct timespec *dl)
@@ -28,15 +30,39 @@ void dv__futex_wake(uint32_t *word, int n)
     syscall(SYS_futex, word, FUTEX_WAKE, n, NULL, NULL, 0);
 }
 
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Until when this process does not spin (monotonic ns): a spinner that
+ * was taken off its CPU found the machine busy, and on a busy machine a
+ * spinner only delays the process it waits for, while a sleeper is woken
+ * ahead of busy processes. */
+static _Atomic int64_t spin_off_until;
+
 bool dv__spin_while(const uint32_t *word, uint32_t old)
 {
+    int64_t last = now_ns();
+    if (last < atomic_load_explicit(&spin_off_until, memory_order_relaxed))
+        return false;
     for (int i = 1; i <= DV__SPIN_CHECKS; i++) {
         if (__atomic_load_n(word, __ATOMIC_ACQUIRE) != old)
             return true;
-        if (i % DV__SPIN_YIELD == 0)
-            sched_yield();
-        else
+        if (i % DV__SPIN_YIELD != 0) {
             dv__cpu_relax();
+            continue;
+        }
+        sched_yield();
+        int64_t t = now_ns();
+        if (t - last > DV__SPIN_GAP_NS) {
+            atomic_store_explicit(&spin_off_until, t + DV__SPIN_OFF_NS,
+                                  memory_order_relaxed);
+            return __atomic_load_n(word, __ATOMIC_ACQUIRE) != old;
+        }
+        last = t;
     }
     return false;
 }

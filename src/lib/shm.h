@@ -69,9 +69,13 @@ void dv__futex_wake(uint32_t *word, int n);
 /* Spin checks before a waiter goes to sleep: a futex wake costs tens of
  * microseconds on virtual machines, a short spin a few. Every
  * DV__SPIN_YIELD checks the spinner yields its CPU, so that on a busy
- * machine the process it waits for gets to run. */
+ * machine the process it waits for gets to run. A spinner that finds it
+ * was off its CPU for over DV__SPIN_GAP_NS (others wanted it) stops, and
+ * its process sleeps at once for the next DV__SPIN_OFF_NS. */
 #define DV__SPIN_CHECKS 2000
 #define DV__SPIN_YIELD 16
+#define DV__SPIN_GAP_NS 300000
+#define DV__SPIN_OFF_NS 100000000
 
 /* One pause of a spin loop. */
 static inline void dv__cpu_relax(void)
