@@ -18,7 +18,7 @@ typedef struct dv_node_info {
     int index;         /* 0 .. dv_node_count() - 1; 0 runs the main process */
     uint64_t uid;      /* unique for the job's lifetime */
     int cpus;          /* usable CPUs, from the affinity mask */
-    int gpus;          /* GPUs found by the telemetry samplers */
+    int gpus;          /* counted by drover run or the node's agent */
 } dv_node_info_t;
 
 /* Number of nodes in the job; -1 (errno ENOTCONN) before dv_init(). */

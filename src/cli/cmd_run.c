@@ -18,6 +18,7 @@
 #include "cli/mn.h"
 #include "lib/internal.h"
 #include "lib/runtime.h"
+#include "telemetry/telemetry.h"
 
 static const char run_usage[] =
     "usage: drover run [OPTIONS] [--] PROGRAM [ARGS...]\n"
@@ -271,6 +272,11 @@ int dv__cmd_run(int argc, char **argv)
     }
     setenv(DV_ENV_RUNDIR, dir, 1);
     setenv(DV_ENV_JOB, dv__job_id(), 1);
+    if (!multi) { /* the node table of a multi-node job has them */
+        char gpus[16];
+        snprintf(gpus, sizeof(gpus), "%d", dv_telem_count_gpus(NULL, NULL, 0));
+        setenv(DV_ENV_NODE_GPUS, gpus, 1);
+    }
     /* Blocked before the head makes threads (ZeroMQ's): signals go to the
      * supervision's signalfd only. */
     sigset_t old;

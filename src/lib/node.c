@@ -151,6 +151,7 @@ int dv__node_init(dv_error_t *err)
             idx);
     }
     m->cpus = usable_cpus();
+    m->gpus = env_int(DV_ENV_NODE_GPUS, 0, 0, 1 << 16);
     free(nodes);
     free(data_ports);
     data_ports = NULL;

@@ -18,6 +18,8 @@
 #define DV_ENV_NODE_COUNT "DROVER_NODE_COUNT"
 #define DV_ENV_NODE_UID "DROVER_NODE_UID"
 #define DV_ENV_NODE_NAME "DROVER_NODE_NAME"
+#define DV_ENV_NODE_GPUS \
+    "DROVER_NODE_GPUS" /* one-node jobs: drover run counts */
 #define DV_ENV_GRACE "DROVER_GRACE"
 /* Multi-node: the node table file an agent wrote, and the task a process
  * an agent exec'd must run (its argument in the memfd named by

@@ -56,6 +56,15 @@ expect 0 "shm" "$D" run --job-id shm1 -- "$H" shm
 no_leftovers shm1
 expect 2 "helper bad mode" "$D" run -- "$H" nonsense
 
+# A one-node job's node table counts the node's GPUs as a multi-node one
+# does (the NVML test double: 2; no library: 0).
+table=$(DROVER_NVML_LIBRARY=$DROVER_BUILD/lib/libdv_fake_nvml.so DV_FAKE_NVML=two \
+    DROVER_RSMI_LIBRARY=/nonexistent.so "$D" run -- "$DROVER_BUILD/bin/dv_mn_job" table)
+grep -qE "^node 0 .* gpus 2$" <<<"$table" || bad "gpus: $table"
+table=$(DROVER_NVML_LIBRARY=/nonexistent.so DROVER_RSMI_LIBRARY=/nonexistent.so \
+    "$D" run -- "$DROVER_BUILD/bin/dv_mn_job" table)
+grep -qE "^node 0 .* gpus 0$" <<<"$table" || bad "no gpus: $table"
+
 # Without drover run: a private one-node runtime, same statuses.
 out=$(DROVER_JOB_ID=solo1 "$H" exit 2 5)
 rc=$?
