@@ -208,7 +208,11 @@ void node_failed(mn_head_t *h, int i, const char *why)
         fprintf(stderr, "drover: run: %s: %s\n", d->info.hostname, why);
     h->failed = 1;
     mn_svc_node_lost(h->svc, i);
-    kill(getpid(), SIGTERM); /* the supervision tears the job down */
+    /* The job's processes get the grace period to see the node's processes
+     * as killed (pool items failed, joins answered); then the supervision
+     * tears the job down. */
+    if (!h->teardown_at)
+        h->teardown_at = mn_now() + dv__grace_s();
 }
 
 /* Read a launcher's stderr: keep its last line; after wire-up pass the

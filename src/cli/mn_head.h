@@ -37,6 +37,7 @@ struct mn_head {
     int running;
     int stop[2], reap[2];
     int failed;
+    double teardown_at; /* a node was lost: the job ends then (or 0) */
     double next_beat;
     uint8_t token[32]; /* the data plane's */
     int dfd;

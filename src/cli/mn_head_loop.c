@@ -68,6 +68,10 @@ static void on_reaped_pipe(mn_head_t *h)
 static void beat(mn_head_t *h)
 {
     double now = mn_now();
+    if (h->teardown_at && now >= h->teardown_at) {
+        h->teardown_at = -1;
+        kill(getpid(), SIGTERM); /* the supervision tears the job down */
+    }
     if (now < h->next_beat)
         return;
     h->next_beat = now + MN_HEARTBEAT_S;

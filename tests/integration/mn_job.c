@@ -7,6 +7,9 @@
  *   kill      start a sleeping process on the last node, kill it, print
  *             its exit code
  *   hang      one sleeping process on every node; print "ready"; sleep
+ *   lose      a pool of one worker per node whose item on node 2 never
+ *             ends: "ready" once all others are done, then "last item
+ *             ok|failed: REASON" for that one; sleep
  *   queue N   one producer per node puts N/nodes numbered messages into a
  *             queue of node 0 (maxsize 64); node 0 drains them all and
  *             checks that none is lost, doubled or out of order
@@ -563,6 +566,47 @@ static int kill_one(void)
     return code == -SIGKILL ? 0 : 1;
 }
 
+/* An item that never ends on node 2 and takes 0.2 s elsewhere. */
+DV_TASK(stuck_on_2)(const void *arg, size_t len, dv_result_t *res)
+{
+    (void)arg;
+    (void)len;
+    (void)res;
+    usleep(dv_node_self() == 2 ? 600000000 : 200000);
+    return 0;
+}
+
+/* A pool of one worker per node maps 2 items per node; node 2's worker
+ * never ends its item: "ready" once every other item is done, then what
+ * happens to that one (its node is lost meanwhile). */
+static int lose(void)
+{
+    dv_error_t err;
+    int n = dv_node_count(), left = 2 * n;
+    dv_pool_t *pool = dv_pool_create(n, NULL, &err);
+    dv_item_t *items = calloc((size_t)left, sizeof(*items));
+    dv_async_t *a = pool && items ? dv_pool_map_async(pool, "stuck_on_2", items,
+                                                      (size_t)left, 1, &err)
+                                  : NULL;
+    if (!a)
+        die("map", &err);
+    dv_item_result_t r;
+    for (; left > 1; left--) {
+        if (dv_async_next(a, 30, &r, &err) < 0)
+            die("next", &err);
+        dv_item_result_clear(&r);
+    }
+    printf("ready\n");
+    fflush(stdout);
+    if (dv_async_next(a, 60, &r, &err) < 0)
+        die("last", &err);
+    printf("last item %s: %s\n", r.ok ? "ok" : "failed", r.reason);
+    fflush(stdout);
+    for (;;)
+        pause();
+    return 0;
+}
+
 static int hang(void)
 {
     dv_error_t err;
@@ -608,6 +652,8 @@ int main(int argc, char **argv)
         rc = maxsize_test();
     } else if (!strcmp(argv[1], "orphan")) {
         rc = orphan_case(0) + orphan_case(1);
+    } else if (!strcmp(argv[1], "lose")) {
+        rc = lose();
     } else if (!strcmp(argv[1], "hang")) {
         rc = hang();
     }

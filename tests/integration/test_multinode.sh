@@ -196,10 +196,11 @@ pgrep -f "dv_mn_fake_agent|drover agent .*--job mt12 " && bad "version: agents l
 check_clean mt12 version
 
 # A node whose agent dies mid-job: named, the job torn down, nothing left.
+# MODE lose: a pool item running on that node is reported as failed first.
 agent_test() {
-    local sig=$1 want=$2 job=$3
+    local sig=$1 want=$2 job=$3 mode=${4:-hang}
     rm -f "$DVN_DIR/out"
-    (run "$DVN_DIR/hosts" --job-id "$job" -- "$J" hang) &
+    (run "$DVN_DIR/hosts" --job-id "$job" -- "$J" "$mode") &
     local bg=$! i ap=""
     for i in $(seq 100); do
         grep -q ready "$DVN_DIR/out" 2>/dev/null && break
@@ -215,6 +216,8 @@ agent_test() {
     took=$(echo "$(date +%s.%N) - $t0" | bc)
     [ "$rc" -eq 1 ] || bad "agent $sig: exit $rc: $(out)"
     out | grep -q "^drover: run: node3: $want" || bad "agent $sig: $(out)"
+    [ "$mode" = hang ] || out | grep "^last item failed: " ||
+        bad "agent $sig $mode: no failed item: $(out)"
     echo "agent $sig: job ended ${took} s after the signal"
     [ "$(echo "$took < 10" | bc)" = 1 ] || bad "agent $sig: took $took s"
     kill -9 $ap 2>/dev/null
@@ -224,7 +227,7 @@ agent_test() {
     check_clean "$job" "agent $sig"
 }
 agent_test KILL "agent exited" mt4
-agent_test STOP "agent stopped answering" mt5
+agent_test STOP "agent stopped answering" mt5 lose
 
 # drover run killed outright: every other node's agent notices (its
 # launcher is gone, or the head's heartbeats stop) and cleans its node up.
