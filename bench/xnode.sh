@@ -13,6 +13,8 @@
 # (bench/xnode_queue.c); for wireup_64, 64 agents, then one process started
 # and joined on each node. The bare CURVE transport is shown for reference.
 # Each side prints the median of 3 runs.
+# DROVER_BENCH_HOGS=N: N busy processes run for the whole benchmark (both
+# sides), to see how each side copes with CPUs others want.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 name=${1:?usage: bench/xnode.sh NAME}
@@ -29,6 +31,15 @@ why=$(dvn_why_not)
 qbin=${DROVER_BUILD:-$PWD/build}/bin/xnode_queue
 drv=${DROVER_BUILD:-$PWD/build}/bin/drover
 [ -x "$qbin" ] && [ -x "$drv" ] || { echo "drover: bench: $qbin: not built" >&2; exit 1; }
+
+# After dvn_setup: the busy processes of DROVER_BENCH_HOGS, ended with it.
+start_hogs() {
+    local i
+    for ((i = 0; i < ${DROVER_BENCH_HOGS:-0}; i++)); do
+        sha256sum /dev/zero &
+        dvn_atexit "kill $!"
+    done
+}
 
 DROVER_KEYS=$("$bin" keygen)
 export DROVER_KEYS
@@ -114,6 +125,7 @@ wireup() { # KIND N PORT
 case $name in
 xnode_rtt_64B)
     dvn_setup 2
+    start_hogs
     d=$(drover_job 2 "$qbin" rtt 10000)
     b=$(series 7111 tcp rtt 10000)
     c=$(series 7101 curve rtt 10000)
@@ -121,12 +133,13 @@ xnode_rtt_64B)
     awk -v d="$d" -v b="$b" -v c="$c" -v z="$z" 'BEGIN {
         printf "xnode_rtt_64B: drover %.1f us, baseline %.1f us, ratio %.2f\n",
             d, b, b / d
-        printf "  xnode_rtt_64B: drover: put on node1, get and put from node2 " \
-            "(2 remote operations), get on node1; CURVE transport alone " \
+        printf "  xnode_rtt_64B: drover: put on node1, get and put (sent " \
+            "ahead) from node2, get on node1; CURVE transport alone " \
             "%.1f us, ZeroMQ without CURVE %.1f us\n", c, z }'
     ;;
 xnode_queue_bw_8MiB)
     dvn_setup 2
+    start_hogs
     d=$(drover_job 2 "$qbin" bw 8 100)
     b=$(series 7111 tcp bw 8 100)
     c=$(series 7101 curve bw 8 100)
@@ -140,6 +153,7 @@ xnode_queue_bw_8MiB)
     ;;
 wireup_64)
     dvn_setup 64
+    start_hogs
     : >"$DVN_DIR/joined"
     d=$(median3 "$(spawn64)" "$(spawn64)" "$(spawn64)")
     j=$(median3 $(cat "$DVN_DIR/joined"))
