@@ -43,7 +43,7 @@ static const char run_usage[] =
     "  --nodes N         with slurm: use N nodes of the allocation\n"
     "  --network-prefix CIDR  listen on the address in CIDR\n"
     "  --wireup-timeout S     seconds for every node to answer (default 30)\n"
-    "  --label           prefix other nodes' output lines with [hostname]\n"
+    "  --label           prefix every output line with [hostname]\n"
     "  --policy P        default placement of the job: round-robin, block,\n"
     "                    local\n";
 
