@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,10 +49,11 @@ struct dv__remote {
     pid_t owner;
     int fd;
     int node;
-    int direct;        /* fd is a data-plane connection to the home agent */
-    int unbounded;     /* the home node said so: puts may go ahead */
-    _Atomic int ahead; /* a put was sent, its answer is not read yet */
-    int late_err;      /* errno of a put sent ahead that failed, for later */
+    int direct;    /* fd is a data-plane connection to the home agent */
+    int unbounded; /* the home node said so: puts may go ahead */
+    /* Puts sent ahead and answers read (sent - settled is 0 or 1). */
+    _Atomic uint64_t sent, settled;
+    int late_err; /* errno of a put sent ahead that failed, for later */
     char late_why[160];
     dv_handle_t h;
     /* The list of relays that sent puts ahead (under ahead_mu). */
@@ -99,11 +101,18 @@ static int direct_connect(dv__remote_t *r, int port, dv_error_t *err)
     return 0;
 }
 
+static int ahead(dv__remote_t *r)
+{
+    return atomic_load(&r->settled) != atomic_load(&r->sent);
+}
+
+/* Under r->mu: nothing to wait for any more (answer read or lost). */
 static void clear_ahead(dv__remote_t *r)
 {
-    if (r->ahead)
-        atomic_fetch_sub(&ahead_count, 1);
-    r->ahead = 0;
+    if (!ahead(r))
+        return;
+    atomic_store(&r->settled, atomic_load(&r->sent));
+    atomic_fetch_sub(&ahead_count, 1);
 }
 
 static int lost(dv__remote_t *r, const char *ctx, dv_error_t *err)
@@ -173,7 +182,7 @@ static void unref(dv__remote_t *r)
 /* Under r->mu: a put was sent ahead. */
 static void mark_ahead(dv__remote_t *r)
 {
-    r->ahead = 1;
+    atomic_fetch_add(&r->sent, 1);
     atomic_fetch_add(&ahead_count, 1);
     pthread_mutex_lock(&ahead_mu);
     if (!r->listed) {
@@ -189,15 +198,15 @@ static void mark_ahead(dv__remote_t *r)
  * is kept for the relay's next operation. */
 static void settle(dv__remote_t *r)
 {
-    if (!r->ahead)
+    if (!ahead(r))
         return;
     dv_error_t e = {0};
-    clear_ahead(r);
     if (read_answer(r, NULL, NULL, NULL, "queue put", &e) < 0 && !r->late_err) {
         r->late_err = errno;
         snprintf(r->late_why, sizeof(r->late_why), "%s", e.text);
         r->unbounded = 0; /* the next puts wait for their answers */
     }
+    clear_ahead(r);
 }
 
 /* Under r->mu: the failure of an earlier put, reported once. */
@@ -210,31 +219,48 @@ static int late_failure(dv__remote_t *r, dv_error_t *err)
     return dv__errprintf(err, e, "%s (an earlier put)", r->late_why);
 }
 
-/* Settle every relay of this process that sent a put ahead, but self. */
+/* Wait until the put r sent ahead (number want) is answered: settle it
+ * here, or let the thread that holds r do so (every operation of a relay
+ * starts by settling). */
+static void wait_settled(dv__remote_t *r, uint64_t want)
+{
+    while (atomic_load(&r->settled) < want) {
+        if (pthread_mutex_trylock(&r->mu) != 0) {
+            sched_yield();
+            continue;
+        }
+        if (r->owner == getpid())
+            settle(r);
+        else
+            clear_ahead(r); /* a fork's copy: not ours to read */
+        pthread_mutex_unlock(&r->mu);
+    }
+}
+
+/* Wait for every put this process sent ahead, but those of self. */
 static void fence_except(dv__remote_t *self)
 {
     if (atomic_load(&ahead_count) == 0)
         return;
-    dv__remote_t *v[64];
+    struct {
+        dv__remote_t *r;
+        uint64_t want;
+    } v[64];
     int more = 1;
     while (more) {
         int n = 0;
         pthread_mutex_lock(&ahead_mu);
         for (dv__remote_t *r = ahead_list; r && n < 64; r = r->next)
-            if (r != self && r->ahead) {
+            if (r != self && ahead(r)) {
                 atomic_fetch_add(&r->refs, 1);
-                v[n++] = r;
+                v[n].r = r;
+                v[n++].want = atomic_load(&r->sent);
             }
         pthread_mutex_unlock(&ahead_mu);
         more = n == 64;
         for (int i = 0; i < n; i++) {
-            pthread_mutex_lock(&v[i]->mu);
-            if (v[i]->owner == getpid())
-                settle(v[i]);
-            else
-                clear_ahead(v[i]); /* a fork's copy: not ours to read */
-            pthread_mutex_unlock(&v[i]->mu);
-            unref(v[i]);
+            wait_settled(v[i].r, v[i].want);
+            unref(v[i].r);
         }
     }
 }
