@@ -49,8 +49,10 @@ int mn_local_addr(const char *prefix, char *out, size_t cap)
         return -1;
     int r = -1;
     for (i = ifs; i && r < 0; i = i->ifa_next) {
+        /* Loopback only when the prefix asks for it (several nodes
+         * emulated on one host with DROVER_NODE_NAME). */
         if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET ||
-            (i->ifa_flags & IFF_LOOPBACK))
+            ((i->ifa_flags & IFF_LOOPBACK) && bits < 0))
             continue;
         struct in_addr a = ((struct sockaddr_in *)i->ifa_addr)->sin_addr;
         uint32_t mask = bits <= 0 ? 0 : htonl(~0u << (32 - bits));

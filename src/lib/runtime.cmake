@@ -58,6 +58,8 @@ dv_runtime_script(integration_multinode_telemetry test_multinode_telemetry.sh
   TIMEOUT 180 LABELS "netns")
 dv_runtime_script(integration_multinode_order test_multinode_order.sh
   TIMEOUT 180 LABELS "netns")
+dv_runtime_script(integration_multinode_loopback test_multinode_loopback.sh
+  TIMEOUT 180)
 dv_runtime_script(integration_multinode_slurm test_multinode_slurm.sh
   TIMEOUT 240 LABELS "slurm;netns")
 

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Two nodes emulated on one host without namespaces: agents named with
+# DROVER_NODE_NAME by the launch template, listening on loopback as
+# --network-prefix asks. Node table, GPU counts (the NVML test double),
+# and queues across the nodes (tests/integration/mn_order.c).
+set -u
+. "$(dirname "$0")/rt_lib.sh"
+O=$B/bin/dv_mn_order
+printf 'lo-a\nlo-b\n' >"$DROVER_TMPDIR/hosts"
+run2() {
+    DROVER_NODE_NAME=lo-a DROVER_NVML_LIBRARY=$B/lib/libdv_fake_nvml.so \
+        DV_FAKE_NVML=two DROVER_RSMI_LIBRARY=/nonexistent.so \
+        timeout 60 "$D" run --hostfile "$DROVER_TMPDIR/hosts" \
+        --launch-cmd "env DROVER_NODE_NAME={host} {cmd}" \
+        --network-prefix 127.0.0.0/8 --job-id "lo$$$1" -- "${@:2}" 2>&1
+}
+out=$(run2 t "$B/bin/dv_mn_job" table) || bad "table: $out"
+for i in 0:a 1:b; do
+    grep -qx "node ${i%:*} lo-${i#*:} 127.0.0.1 cpus [0-9]* gpus 2" <<<"$out" ||
+        bad "table: node ${i%:*}: $out"
+done
+out=$(run2 e "$O" event) || bad "event: $out"
+[ "$out" = "event moved 2000 bad 0" ] || bad "event: $out"
+# Without a loopback prefix, agents keep off loopback (no other address
+# here means a clear error, not a silent loopback job).
+out=$(DROVER_NODE_NAME=lo-a timeout 30 "$D" run --hostfile "$DROVER_TMPDIR/hosts" \
+    --launch-cmd "env DROVER_NODE_NAME={host} {cmd}" --network-prefix 10.255.255.0/24 \
+    -- /bin/true 2>&1)
+[ $? = 1 ] && grep -q "^drover: run: no IPv4 address in 10.255.255.0/24" <<<"$out" ||
+    bad "no address: $out"
+for j in "lo$$t" "lo$$e"; do
+    ls /dev/shm | grep -q "^drover\.$j" && bad "$j: shared memory left"
+done
+finish
