@@ -22,7 +22,8 @@ typedef struct dv_placement {
     int node;         /* with DV_POLICY_NODE */
     const char *host; /* with DV_POLICY_HOST */
     int gpu;          /* >= 0: sets CUDA_VISIBLE_DEVICES and
-                         ROCR_VISIBLE_DEVICES to it; -1: untouched */
+                         ROCR_VISIBLE_DEVICES to it (below the node's
+                         GPU count, where it has one); -1: untouched */
 } dv_placement_t;
 
 /* A placement with the default policy and no GPU. */

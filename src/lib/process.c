@@ -197,6 +197,12 @@ static int check_start(const char *task, const void *arg, size_t len,
     *node = dv__placement_node(where, err);
     if (*node < 0)
         return -1;
+    dv_node_info_t ni; /* 0 GPUs: none found, or no library to count them */
+    if (where && where->gpu >= 0 && dv_node_get(*node, &ni, NULL) == 0 &&
+        ni.gpus > 0 && where->gpu >= ni.gpus)
+        return dv__errprintf(
+            err, EINVAL, "dv_process_start: gpu %d, but %s has %d GPU%s",
+            where->gpu, ni.hostname, ni.gpus, ni.gpus == 1 ? "" : "s");
     return 0;
 }
 

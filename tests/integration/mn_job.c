@@ -22,7 +22,7 @@
  *   rqueue    a process on the last node creates a queue and puts 1000
  *             numbered messages; node 0 attaches it through its handle
  *             and gets them all in order
- *   gpu       a process on node 1 placed with GPU 1: prints what
+ *   gpu [G]   a process on node 1 placed with GPU G (1): prints what
  *             CUDA_VISIBLE_DEVICES and ROCR_VISIBLE_DEVICES it saw
  *   maxsize   a process on node 1 fills a queue of maxsize 2 of node 0
  *             without waiting: prints how many puts went in
@@ -418,13 +418,13 @@ DV_TASK(gpu_env)(const void *arg, size_t len, dv_result_t *res)
     return 0;
 }
 
-static int gpu_test(void)
+static int gpu_test(int gpu)
 {
     dv_error_t err;
     dv_placement_t w = DV_PLACEMENT_DEFAULT;
     w.policy = DV_POLICY_NODE;
     w.node = 1;
-    w.gpu = 1;
+    w.gpu = gpu;
     dv_process_t *p = dv_process_start("gpu_env", NULL, 0, &w, &err);
     if (!p || dv_process_join(p, 20, &err) < 0)
         die("gpu", &err);
@@ -647,7 +647,7 @@ int main(int argc, char **argv)
     } else if (!strcmp(argv[1], "rqueue")) {
         rc = rqueue_test();
     } else if (!strcmp(argv[1], "gpu")) {
-        rc = gpu_test();
+        rc = gpu_test(argc > 2 ? atoi(argv[2]) : 1);
     } else if (!strcmp(argv[1], "maxsize")) {
         rc = maxsize_test();
     } else if (!strcmp(argv[1], "orphan")) {

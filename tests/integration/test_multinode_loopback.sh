@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Two nodes emulated on one host without namespaces: agents named with
 # DROVER_NODE_NAME by the launch template, listening on loopback as
-# --network-prefix asks. Node table, GPU counts (the NVML test double),
-# and queues across the nodes (tests/integration/mn_order.c).
+# --network-prefix asks. Node table, GPU counts (the NVML test double) and
+# GPU placement against them, and queues across the nodes
+# (tests/integration/mn_order.c).
 set -u
 . "$(dirname "$0")/rt_lib.sh"
 O=$B/bin/dv_mn_order
@@ -19,6 +20,11 @@ for i in 0:a 1:b; do
     grep -qx "node ${i%:*} lo-${i#*:} 127.0.0.1 cpus [0-9]* gpus 2" <<<"$out" ||
         bad "table: node ${i%:*}: $out"
 done
+# GPU placement: within the node's count (the double's 2), and past it.
+out=$(run2 g1 "$B/bin/dv_mn_job" gpu 1) || bad "gpu 1: $out"
+grep -q "^gpu env 1 1 on node 1$" <<<"$out" || bad "gpu 1: $out"
+out=$(run2 g2 "$B/bin/dv_mn_job" gpu 2) && bad "gpu 2 accepted: $out"
+grep -q "gpu 2, but lo-b has 2 GPUs" <<<"$out" || bad "gpu 2: $out"
 out=$(run2 e "$O" event) || bad "event: $out"
 [ "$out" = "event moved 2000 bad 0" ] || bad "event: $out"
 # Without a loopback prefix, agents keep off loopback (no other address
@@ -28,7 +34,7 @@ out=$(DROVER_NODE_NAME=lo-a timeout 30 "$D" run --hostfile "$DROVER_TMPDIR/hosts
     -- /bin/true 2>&1)
 [ $? = 1 ] && grep -q "^drover: run: no IPv4 address in 10.255.255.0/24" <<<"$out" ||
     bad "no address: $out"
-for j in "lo$$t" "lo$$e"; do
+for j in "lo$$t" "lo$$e" "lo$$g1" "lo$$g2"; do
     ls /dev/shm | grep -q "^drover\.$j" && bad "$j: shared memory left"
 done
 finish
