@@ -25,8 +25,11 @@ out=$(run2 g1 "$B/bin/dv_mn_job" gpu 1) || bad "gpu 1: $out"
 grep -q "^gpu env 1 1 on node 1$" <<<"$out" || bad "gpu 1: $out"
 out=$(run2 g2 "$B/bin/dv_mn_job" gpu 2) && bad "gpu 2 accepted: $out"
 grep -q "gpu 2, but lo-b has 2 GPUs" <<<"$out" || bad "gpu 2: $out"
-out=$(run2 e "$O" event) || bad "event: $out"
-[ "$out" = "event moved 2000 bad 0" ] || bad "event: $out"
+for m in event:"event moved 2000 bad 0" exit:"exit moved 2000 bad 0" \
+    pool:"pool moved 16 bad 0" late:"late code 0"; do
+    out=$(run2 "${m%%:*}" "$O" "${m%%:*}") || bad "${m%%:*}: $out"
+    [ "$out" = "${m#*:}" ] || bad "${m%%:*}: $out"
+done
 # Without a loopback prefix, agents keep off loopback (no other address
 # here means a clear error, not a silent loopback job).
 out=$(DROVER_NODE_NAME=lo-a timeout 30 "$D" run --hostfile "$DROVER_TMPDIR/hosts" \
@@ -34,7 +37,7 @@ out=$(DROVER_NODE_NAME=lo-a timeout 30 "$D" run --hostfile "$DROVER_TMPDIR/hosts
     -- /bin/true 2>&1)
 [ $? = 1 ] && grep -q "^drover: run: no IPv4 address in 10.255.255.0/24" <<<"$out" ||
     bad "no address: $out"
-for j in "lo$$t" "lo$$e" "lo$$g1" "lo$$g2"; do
+for j in "lo$$t" "lo$$g1" "lo$$g2" "lo$$event" "lo$$exit" "lo$$pool" "lo$$late"; do
     ls /dev/shm | grep -q "^drover\.$j" && bad "$j: shared memory left"
 done
 finish
