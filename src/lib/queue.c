@@ -16,8 +16,10 @@
  * so when a process is killed in the middle of a copy, the others notice
  * (the pid is gone) and skip or free that message. A process killed while
  * holding the lock leaves it EOWNERDEAD: the next locker repairs the
- * counters. Waiters spin briefly, then sleep on a futex word (a sequence
- * number), and are woken only when a waiter count says someone sleeps. */
+ * counters. Waiters spin briefly (not at all for a while after a spinner
+ * lost its CPU to other processes: dv__spin_while), then sleep on a futex
+ * word (a sequence number), and are woken only when a waiter count says
+ * someone sleeps. */
 #include "drover/queue.h"
 
 #include <errno.h>
