@@ -34,7 +34,9 @@ typedef struct dv_queue dv_queue_t;
  * threads at once. */
 DV_API dv_queue_t *dv_queue_create(size_t maxsize, dv_error_t *err);
 
-/* Append a copy of data[0..len). */
+/* Append a copy of data[0..len). To an unbounded queue of another node
+ * the copy is sent ahead: the call returns once it is on its way, and an
+ * error it meets there fails the next call on q (docs/API.md). */
 DV_API int dv_queue_put(dv_queue_t *q, const void *data, size_t len,
                         double timeout_s, dv_error_t *err);
 
