@@ -15,6 +15,7 @@
 
 #include "drover/error.h"
 #include "drover/handle.h"
+#include "lib/pool_remote.h"
 
 #define DV__POOL_MAGIC 0x4c4f4f5056445244ull  /* "DRDVPOOL" */
 #define DV__POOL_RING 16384u                  /* entries per ring */
@@ -79,10 +80,10 @@ struct dv__pool_hello {
     int32_t node; /* the node that runs the items: another node than the
                      pool's makes this worker a proxy (pool_remote.c) */
     uint64_t gen;
-    /* A proxy's: the placement's gpu for its executor, and the life queue
-     * the manager closes once it saw the proxy end (pool_remote.c). */
+    /* A proxy's: the placement's gpu for its executor, and the queues it
+     * shares with it, which the manager made (pool_remote.c). */
     int32_t gpu;
-    dv_handle_t life;
+    struct dv__pool_links links;
 };
 
 /* Name of the library task that runs a worker. */

@@ -54,7 +54,8 @@ struct pool_inflight {
 
 struct pool_worker {
     dv_process_t *proc; /* NULL while none runs in this slot */
-    dv_queue_t *life;   /* a proxy's life queue (pool_remote.c), or NULL */
+    /* A proxy's queues (struct dv__pool_links), or NULL. */
+    dv_queue_t *items, *results, *life;
     struct dv__pool_slot *s;
     uint32_t idx;
     uint64_t gen;
@@ -127,7 +128,7 @@ void dv__pool_async_fail(struct dv_async *a, size_t i, int code,
 int dv__pool_worker_start(struct dv_pool *p, struct pool_worker *w,
                           dv_error_t *err);
 /* Release w's worker handle (the process itself is not stopped) and
- * destroy its life queue: a proxy's executor then ends. */
+ * destroy a proxy's queues: its executor then ends. */
 void dv__pool_worker_forget(struct pool_worker *w);
 /* Hand the workers more items; returns how many. */
 int dv__pool_refill(struct dv_pool *p);

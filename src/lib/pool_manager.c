@@ -37,6 +37,31 @@ static void slot_reset(struct pool_worker *w)
     w->fresh = true;
 }
 
+static void links_destroy(struct pool_worker *w)
+{
+    dv_queue_destroy(&w->items);
+    dv_queue_destroy(&w->results);
+    dv_queue_destroy(&w->life);
+}
+
+/* A proxy's queues (pool_remote.c), made here so that they go when the
+ * manager sees the proxy end, even killed. */
+static int links_create(struct pool_worker *w, struct dv__pool_links *l,
+                        dv_error_t *err)
+{
+    links_destroy(w); /* a previous proxy's, if the slot still had them */
+    if (!(w->items = dv_queue_create(1, err)) ||
+        !(w->results = dv_queue_create(1, err)) ||
+        !(w->life = dv_queue_create(1, err))) {
+        links_destroy(w);
+        return -1;
+    }
+    dv_queue_handle(w->items, &l->items);
+    dv_queue_handle(w->results, &l->results);
+    dv_queue_handle(w->life, &l->life);
+    return 0;
+}
+
 int dv__pool_worker_start(struct dv_pool *p, struct pool_worker *w,
                           dv_error_t *err)
 {
@@ -58,22 +83,21 @@ int dv__pool_worker_start(struct dv_pool *p, struct pool_worker *w,
     if (h.node < 0)
         return -1;
     if (self >= 0 && h.node != self) {
-        /* A proxy: the GPU is its executor's; the life queue is the
-         * manager's, so that the proxy's end reaches the executor even
-         * when the proxy was killed. */
+        /* A proxy: the GPU is its executor's; the queues are the
+         * manager's, so that the proxy's end reaches the executor, and
+         * they go, even when the proxy was killed. */
         where = DV_PLACEMENT_DEFAULT;
         where.policy = DV_POLICY_LOCAL;
         h.gpu = p->where.gpu;
-        if (!(w->life = dv_queue_create(1, err)))
+        if (links_create(w, &h.links, err) < 0)
             return -1;
-        dv_queue_handle(w->life, &h.life);
     } else if (self >= 0) {
         where.policy = DV_POLICY_LOCAL;
     }
     w->proc =
         dv_process_start(DV__POOL_WORKER_TASK, &h, sizeof(h), &where, err);
     if (!w->proc) {
-        dv_queue_destroy(&w->life);
+        links_destroy(w);
         return -1;
     }
     int node = dv_process_node(w->proc);
@@ -93,7 +117,7 @@ int dv__pool_worker_start(struct dv_pool *p, struct pool_worker *w,
 void dv__pool_worker_forget(struct pool_worker *w)
 {
     dv_process_destroy(&w->proc);
-    dv_queue_destroy(&w->life);
+    links_destroy(w);
 }
 
 static void unlink_big(struct dv_pool *p, struct pool_worker *w, uint64_t k)

@@ -4,12 +4,14 @@
  * manager) acting as a proxy, and an executor on the target node that
  * runs the items. They talk through two queues of the pool's node (items,
  * results; one item in flight), which the executor reaches through the
- * agents. An executor that dies takes its proxy with it (same exit code or
- * signal), so the manager fails the item it ran, as for a local worker.
- * The other way round, a proxy that ends, even killed, takes its executor
- * with it: the pool's manager destroys the proxy's life queue once it saw
- * the proxy end, and a thread of the executor, blocked in a get on that
- * queue, then ends the executor (idle or in the middle of an item). */
+ * agents; the pool's manager makes them (struct dv__pool_links) and removes
+ * them once it saw the proxy end, so that a killed proxy leaves none. An
+ * executor that dies takes its proxy with it (same exit code or signal), so the
+ * manager fails the item it ran, as for a local worker. The other way round, a
+ * proxy that ends, even killed, takes its executor with it: the pool's manager
+ * destroys the proxy's life queue once it saw the proxy end, and a thread of
+ * the executor, blocked in a get on that queue, then ends the executor (idle or
+ * in the middle of an item). */
 #define _GNU_SOURCE
 #include "lib/pool_remote.h"
 
@@ -28,17 +30,13 @@
 
 #define EXEC_TASK "dv__pool_exec"
 
-struct exec_hello {
-    dv_handle_t items, results, life;
-};
-
 struct dv__pool_remote {
     dv_queue_t *items, *results;
     dv_process_t *exec;
 };
 
 dv__pool_remote_t *dv__pool_remote_start(int node, int gpu,
-                                         const dv_handle_t *life,
+                                         const struct dv__pool_links *links,
                                          dv_error_t *err)
 {
     dv__pool_remote_t *r = calloc(1, sizeof(*r));
@@ -46,19 +44,15 @@ dv__pool_remote_t *dv__pool_remote_start(int node, int gpu,
         dv__errprintf(err, ENOMEM, "pool: out of memory");
         return NULL;
     }
-    struct exec_hello h;
-    r->items = dv_queue_create(1, err);
-    r->results = r->items ? dv_queue_create(1, err) : NULL;
+    r->items = dv_queue_attach(&links->items, err);
+    r->results = r->items ? dv_queue_attach(&links->results, err) : NULL;
     if (!r->results)
         goto fail;
-    dv_queue_handle(r->items, &h.items);
-    dv_queue_handle(r->results, &h.results);
-    h.life = *life;
     dv_placement_t w = DV_PLACEMENT_DEFAULT;
     w.policy = DV_POLICY_NODE;
     w.node = node;
     w.gpu = gpu;
-    r->exec = dv_process_start(EXEC_TASK, &h, sizeof(h), &w, err);
+    r->exec = dv_process_start(EXEC_TASK, links, sizeof(*links), &w, err);
     if (!r->exec)
         goto fail;
     return r;
@@ -184,7 +178,7 @@ static int watch_start(const dv_handle_t *h)
 static int pool_exec(const void *arg, size_t len, dv_result_t *result)
 {
     (void)result;
-    struct exec_hello h;
+    struct dv__pool_links h;
     if (len != sizeof(h))
         return 64;
     memcpy(&h, arg, sizeof(h));

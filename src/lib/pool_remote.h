@@ -10,11 +10,18 @@
 
 typedef struct dv__pool_remote dv__pool_remote_t;
 
-/* Start the executor on node (gpu as in a placement). It ends once the
- * queue of life (a handle the proxy borrows from the pool's manager) is
- * destroyed. Owned by the proxy; NULL with err on failure. */
+/* The queues of a proxy and its executor, made (and removed once it saw the
+ * proxy end, even killed) by the pool's manager: items and results, one
+ * item in flight; life, into which nothing is ever put: the executor ends
+ * once it is gone. */
+struct dv__pool_links {
+    dv_handle_t items, results, life;
+};
+
+/* Start the executor on node (gpu as in a placement) over links (borrowed
+ * from the pool's manager). Owned by the proxy; NULL with err on failure. */
 dv__pool_remote_t *dv__pool_remote_start(int node, int gpu,
-                                         const dv_handle_t *life,
+                                         const struct dv__pool_links *links,
                                          dv_error_t *err);
 
 /* Run task(arg) on the executor: *code and res (malloc'd bytes) as the task

@@ -221,7 +221,7 @@ static int pool_worker(const void *arg, size_t len, dv_result_t *result)
     w->t = atomic_load(&w->s->items.tail);
     int self = dv_node_self();
     if (self >= 0 && hello.node >= 0 && hello.node != self &&
-        !(w->remote = dv__pool_remote_start(hello.node, hello.gpu, &hello.life,
+        !(w->remote = dv__pool_remote_start(hello.node, hello.gpu, &hello.links,
                                             NULL))) {
         dv__pool_chan_release(w->sh, w->size, NULL);
         free(w);

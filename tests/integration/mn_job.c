@@ -31,9 +31,13 @@
  *             runs, then the pool is terminated (its proxy killed) while
  *             the executor is idle, then again while it runs an item:
  *             prints "orphan idle|busy: node N gpu G executor gone|left"
+ *             and, once the pool is destroyed, "orphan idle|busy:
+ *             segments left K" (the job's shared memory segments more
+ *             than before)
  *             (the emulated nodes share one PID namespace, so node 0
  *             sees the executor's pid) */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -315,6 +319,22 @@ DV_TASK(report_item)(const void *arg, size_t len, dv_result_t *res)
     return 0;
 }
 
+/* Shared-memory segments of this job, all nodes (they share /dev/shm). */
+static int job_segments(void)
+{
+    const char *job = getenv("DROVER_JOB_ID");
+    char pre[160];
+    snprintf(pre, sizeof(pre), "drover.%s", job ? job : "");
+    DIR *d = opendir("/dev/shm");
+    struct dirent *e;
+    int n = 0;
+    while (d && (e = readdir(d)))
+        n += strncmp(e->d_name, pre, strlen(pre)) == 0;
+    if (d)
+        closedir(d);
+    return n;
+}
+
 /* Seconds until pid is gone, or -1 when it still runs after limit_s. */
 static double gone_after(pid_t pid, double limit_s)
 {
@@ -334,6 +354,7 @@ static int orphan_case(int busy)
     w.node = 2;
     w.gpu = 1;
     struct orphan_arg oa = {.busy = busy};
+    int segments = job_segments();
     dv_queue_t *q = dv_queue_create(0, &err);
     dv_pool_t *pool = q ? dv_pool_create(1, &w, &err) : NULL;
     if (!pool)
@@ -358,6 +379,8 @@ static int orphan_case(int busy)
     dv_async_destroy(&a);
     dv_pool_destroy(&pool);
     dv_queue_destroy(&q);
+    printf("orphan %s: segments left %d\n", busy ? "busy" : "idle",
+           job_segments() - segments);
     return t < 0;
 }
 

@@ -112,10 +112,12 @@ out | grep -q "^item 103 failed: killed by signal 9$" || bad "pool: $(out)"
 check_clean mt9 pool
 # A remote worker's proxy killed (pool terminated) while its executor is
 # idle, then while it runs an item: the executor ends within 10 s, not at
-# the end of the job; it ran on its node with the pool's GPU.
+# the end of the job; it ran on its node with the pool's GPU; the queues
+# of proxy and executor are gone with the pool, not at the end of the job.
 run "$DVN_DIR/hosts" --job-id mt15 -- "$J" orphan || bad "orphan: exit $?: $(out)"
 for s in idle busy; do
     out | grep -q "^orphan $s: node 2 gpu 1 executor gone$" || bad "orphan $s: $(out)"
+    out | grep -q "^orphan $s: segments left 0$" || bad "orphan $s: $(out)"
 done
 out | grep "executor gone after"
 check_clean mt15 orphan
