@@ -200,6 +200,17 @@ void on_local(mn_head_t *h, const dv_wire_view_t *v)
 
 /* ---- failures ---- */
 
+static void send_node_lost(mn_head_t *h, int dst, int lost)
+{
+    dv_wire_buf_t b;
+    if (mn_msg_begin(&b, DV_WIRE_NODE_LOST, 0, dst) < 0)
+        return;
+    dv__wire_put_u64(&b, MN_INDEX, (uint64_t)lost);
+    if (dv__wire_end(&b, NULL) == 0)
+        send_to(h, dst, &b);
+    dv__wire_buf_release(&b);
+}
+
 void node_failed(mn_head_t *h, int i, const char *why)
 {
     struct node *d = &h->nd[i];
@@ -210,6 +221,9 @@ void node_failed(mn_head_t *h, int i, const char *why)
         fprintf(stderr, "drover: run: %s: %s\n", d->info.hostname, why);
     h->failed = 1;
     mn_svc_node_lost(h->svc, i);
+    for (int j = 1; j < h->n; j++) /* the other nodes' requests to it */
+        if (!h->nd[j].dead)
+            send_node_lost(h, j, i);
     /* The job's processes get the grace period to see the node's processes
      * as killed (pool items failed, joins answered); then the supervision
      * tears the job down. */

@@ -849,6 +849,10 @@ void mn_svc_on_wire(mn_svc_t *s, const dv_wire_view_t *v)
         if (r && r->node == src)
             req_done(s, r, (int)mn_get_i64(v, MN_CODE, -SIGKILL));
         break;
+    case DV_WIRE_NODE_LOST:
+        if (src == 0)
+            mn_svc_node_lost(s, (int)mn_get_i64(v, MN_INDEX, -1));
+        break;
     case DV_WIRE_ERROR:
         if (r && !r->started && r->node == src) {
             char why[96] = "failed";

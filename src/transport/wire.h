@@ -45,7 +45,8 @@ typedef enum {
     DV_WIRE_STARTED = 11,   /* reply to SPAWN: the process runs */
     DV_WIRE_OBJ_OP = 12,    /* an operation on a queue or event */
     DV_WIRE_OBJ_REPLY = 13, /* its result */
-    DV_WIRE_TYPE_MAX = 13
+    DV_WIRE_NODE_LOST = 14, /* head -> agents: a node is gone */
+    DV_WIRE_TYPE_MAX = 14
 } dv_wire_type_t;
 
 /* One field of a decoded message; data points into the decoded buffer. */

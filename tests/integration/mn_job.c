@@ -10,6 +10,7 @@
  *   lose      a pool of one worker per node whose item on node 2 never
  *             ends: "ready" once all others are done, then "last item
  *             ok|failed: REASON" for that one; sleep
+ *   lose1     the same from a process on node 1, whose pool lives there
  *   queue N   one producer per node puts N/nodes numbered messages into a
  *             queue of node 0 (maxsize 64); node 0 drains them all and
  *             checks that none is lost, doubled or out of order
@@ -630,6 +631,27 @@ static int lose(void)
     return 0;
 }
 
+DV_TASK(lose_task)(const void *arg, size_t len, dv_result_t *res)
+{
+    (void)arg;
+    (void)len;
+    (void)res;
+    return lose();
+}
+
+/* lose, run by a process on node 1 (the pool lives there). */
+static int lose_on_1(void)
+{
+    dv_error_t err;
+    dv_placement_t w = DV_PLACEMENT_DEFAULT;
+    w.policy = DV_POLICY_NODE;
+    w.node = 1;
+    dv_process_t *p = dv_process_start("lose_task", NULL, 0, &w, &err);
+    if (!p || dv_process_join(p, -1, &err) < 0)
+        die("lose_task", &err);
+    return 1;
+}
+
 static int hang(void)
 {
     dv_error_t err;
@@ -677,6 +699,8 @@ int main(int argc, char **argv)
         rc = orphan_case(0) + orphan_case(1);
     } else if (!strcmp(argv[1], "lose")) {
         rc = lose();
+    } else if (!strcmp(argv[1], "lose1")) {
+        rc = lose_on_1();
     } else if (!strcmp(argv[1], "hang")) {
         rc = hang();
     }

@@ -198,7 +198,9 @@ pgrep -f "dv_mn_fake_agent|drover agent .*--job mt12 " && bad "version: agents l
 check_clean mt12 version
 
 # A node whose agent dies mid-job: named, the job torn down, nothing left.
-# MODE lose: a pool item running on that node is reported as failed first.
+# MODE lose: a pool item running on that node is reported as failed first
+# (lose1: by a pool that lives on node2, which hears of the loss from the
+# head).
 agent_test() {
     local sig=$1 want=$2 job=$3 mode=${4:-hang}
     rm -f "$DVN_DIR/out"
@@ -230,6 +232,7 @@ agent_test() {
 }
 agent_test KILL "agent exited" mt4
 agent_test STOP "agent stopped answering" mt5 lose
+agent_test KILL "agent exited" mt16 lose1
 
 # drover run killed outright: every other node's agent notices (its
 # launcher is gone, or the head's heartbeats stop) and cleans its node up.
