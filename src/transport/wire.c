@@ -262,8 +262,10 @@ const char *dv__wire_type_name(uint16_t type)
     static const char *const names[] = {
         "unknown", "hello",   "welcome", "heartbeat", "spawn",
         "exited",  "output",  "kill",    "error",     "ping",
-        "pong",    "started", "obj-op",  "obj-reply",
+        "pong",    "started", "obj-op",  "obj-reply", "node-lost",
     };
+    _Static_assert(sizeof(names) / sizeof(names[0]) == DV_WIRE_TYPE_MAX + 1,
+                   "a name for every message type");
     if (type > DV_WIRE_TYPE_MAX)
         return names[0];
     return names[type];

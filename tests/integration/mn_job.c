@@ -647,7 +647,11 @@ static int lose_on_1(void)
     w.policy = DV_POLICY_NODE;
     w.node = 1;
     dv_process_t *p = dv_process_start("lose_task", NULL, 0, &w, &err);
-    if (!p || dv_process_join(p, -1, &err) < 0)
+    if (!p)
+        die("lose_task", &err);
+    int joined = dv_process_join(p, -1, &err);
+    dv_process_destroy(&p);
+    if (joined < 0)
         die("lose_task", &err);
     return 1;
 }
