@@ -34,8 +34,8 @@ out() { cat "$DVN_DIR/out"; }
 check_clean() {
     local job=$1 what=$2
     job_gone "$job(-n[0-9]+)?" || bad "$what: processes of job $job left"
-    ls /dev/shm | grep -q "^drover\.$job" && bad "$what: shared memory left"
-    ls "$DROVER_TMPDIR" | grep -q "drover\.$job" && bad "$what: runtime dir left"
+    ls /dev/shm | grep -qE "^drover\.$job[.-]" && bad "$what: shared memory left"
+    ls "$DROVER_TMPDIR" | grep -qE "drover\.$job([.-]|$)" && bad "$what: runtime dir left"
 }
 
 # The node table lists the 4 hostnames, node1 first.

@@ -28,8 +28,8 @@ out() { grep -v '^salloc: ' "$DVN_DIR/out"; }
 # check_clean JOB WHAT: nothing of JOB is left once the job has ended.
 check_clean() {
     job_gone "$1" || bad "$2: processes of job $1 left"
-    ls /dev/shm | grep -q "^drover\.$1" && bad "$2: shared memory left"
-    ls "$DROVER_TMPDIR" | grep -q "drover\.$1" && bad "$2: runtime dir left"
+    ls /dev/shm | grep -qE "^drover\.$1[.-]" && bad "$2: shared memory left"
+    ls "$DROVER_TMPDIR" | grep -qE "drover\.$1([.-]|$)" && bad "$2: runtime dir left"
 }
 
 run --job-id ms1 -- "$J" table || bad "table: exit $?: $(out)"
