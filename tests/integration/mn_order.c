@@ -55,16 +55,25 @@ static int put_numbers(dv_queue_t *q, int from, int n)
     return 0;
 }
 
+/* A writer's start: its job's queue and one of its events (the second
+ * with ev2), or NULL. */
+static const struct job *attach(const void *arg, size_t len, int ev2,
+                                dv_queue_t **q, dv_event_t **ev)
+{
+    const struct job *j = arg;
+    if (len != sizeof(*j) || !(*q = dv_queue_attach(&j->q, NULL)) ||
+        !(*ev = dv_event_attach(ev2 ? &j->ev2 : &j->ev, NULL)))
+        return NULL;
+    return j;
+}
+
 DV_TASK(writer)(const void *arg, size_t len, dv_result_t *res)
 {
     (void)res;
-    const struct job *j = arg;
-    dv_error_t err;
-    if (len != sizeof(*j))
-        return 100;
-    dv_queue_t *q = dv_queue_attach(&j->q, &err);
-    dv_event_t *ev = dv_event_attach(&j->ev, &err);
-    if (!q || !ev || put_numbers(q, 0, j->n) < 0)
+    dv_queue_t *q = NULL;
+    dv_event_t *ev = NULL;
+    const struct job *j = attach(arg, len, 0, &q, &ev);
+    if (!j || put_numbers(q, 0, j->n) < 0)
         return 101;
     if (j->set_event && dv_event_set(ev) < 0)
         return 102;
@@ -177,14 +186,10 @@ static void pool_case(struct job *j, dv_queue_t *q)
 DV_TASK(late_writer)(const void *arg, size_t len, dv_result_t *res)
 {
     (void)res;
-    const struct job *j = arg;
-    dv_error_t err;
-    if (len != sizeof(*j))
-        return 100;
-    dv_queue_t *q = dv_queue_attach(&j->q, &err);
-    dv_event_t *closed = dv_event_attach(&j->ev2, &err);
-    if (!q || !closed || put_numbers(q, 0, 2) < 0 ||
-        dv_event_wait(closed, 30, &err) < 0)
+    dv_queue_t *q = NULL;
+    dv_event_t *closed = NULL;
+    if (!attach(arg, len, 1, &q, &closed) || put_numbers(q, 0, 2) < 0 ||
+        dv_event_wait(closed, 30, NULL) < 0)
         return 101;
     int second = put_numbers(q, 2, 1) < 0 ? errno : 0;
     int after = second ? second : dv_queue_size(q) < 0 ? errno : 0;
