@@ -19,7 +19,10 @@
  * counters. Waiters spin briefly (not at all for a while after a spinner
  * lost its CPU to other processes: dv__spin_while), then sleep on a futex
  * word (a sequence number), and are woken only when a waiter count says
- * someone sleeps. */
+ * someone sleeps. A put wakes one consumer, which passes the wake on if
+ * more is left; a consumer killed between that wake and its claim takes
+ * the wake with it, and no survivor can tell, so sleepers also look again
+ * every LOST_WAKE_MS. */
 #include "drover/queue.h"
 
 #include <errno.h>
@@ -39,7 +42,8 @@
 #define RESERVE_STEP ((uint64_t)16 << 20) /* fallocate granularity */
 #define SMALL_BUF ((size_t)64 << 10)      /* malloc'd under the lock */
 #define EARLY_MIN ((uint64_t)16 << 20)    /* see early_wrap() */
-#define POLL_MS 10 /* liveness polling while a copy blocks us */
+#define POLL_MS 10        /* liveness polling while a copy blocks us */
+#define LOST_WAKE_MS 2000 /* the longest sleep between two looks */
 
 enum { M_WRITING = 1, M_READY, M_READING, M_DONE, M_SKIP };
 
@@ -135,6 +139,8 @@ static void repair(dv_queue_t *q)
     __atomic_store_n(&sh->count, n, __ATOMIC_RELAXED);
 }
 
+static void bump(uint32_t *seq, uint32_t *sleepers, int n);
+
 static int qlock(dv_queue_t *q)
 {
     pthread_mutex_t *m = &q->sh->lock;
@@ -149,6 +155,10 @@ static int qlock(dv_queue_t *q)
     if (r == EOWNERDEAD) {
         repair(q);
         r = pthread_mutex_consistent(m);
+        /* The dead one may have freed a slot or owed a wake: whoever sleeps
+         * looks again. */
+        bump(&q->sh->space_seq, &q->sh->space_sleepers, INT_MAX);
+        bump(&q->sh->data_seq, &q->sh->data_sleepers, INT_MAX);
     }
     if (r != 0) {
         errno = r == ENOTRECOVERABLE ? EIO : r;
@@ -171,20 +181,17 @@ static void bump(uint32_t *seq, uint32_t *sleepers, int n)
 }
 
 /* Wait until *seq moves from old: spin, then sleep until dl, or POLL_MS
- * when poll is set (someone's copy blocks us: check they still live). */
+ * when poll is set (someone's copy blocks us: check they still live), and
+ * at most LOST_WAKE_MS (a wake may have died with its waiter). */
 static void wait_seq(uint32_t *seq, uint32_t *sleepers, uint32_t old,
                      const struct timespec *dl, bool poll)
 {
     if (dv__spin_while(seq, old))
         return;
-    struct timespec t;
-    if (poll) {
-        t = dv__deadline_min(dl, POLL_MS);
-        dl = &t;
-    }
+    struct timespec t = dv__deadline_min(dl, poll ? POLL_MS : LOST_WAKE_MS);
     __atomic_fetch_add(sleepers, 1, __ATOMIC_SEQ_CST);
     if (__atomic_load_n(seq, __ATOMIC_SEQ_CST) == old)
-        dv__futex_wait(seq, old, dl);
+        dv__futex_wait(seq, old, &t);
     __atomic_fetch_sub(sleepers, 1, __ATOMIC_SEQ_CST);
 }
 
@@ -447,12 +454,18 @@ static int claim(dv_queue_t *q, double timeout_s, uint64_t *pos, void **buf,
         size_t need = 0;
         if (qlock(q) < 0)
             return dv__errsys(err, "queue: lock");
+        bool was_full = sh->maxsize && sh->count >= sh->maxsize;
         int r = try_claim(q, pos, buf, cap, &need, &o, err);
         bool more = r == 0 && sh->count > 0;
         qunlock(q);
         if (r == 0) {
             if (more) /* pass the wake on: one wake per publish */
                 bump(&sh->data_seq, &sh->data_sleepers, 1);
+            /* A slot is free now, though its bytes may not be (an older
+             * message's reader died mid-copy): producers waiting for a slot
+             * must not wait for a release. */
+            if (was_full)
+                bump(&sh->space_seq, &sh->space_sleepers, INT_MAX);
             return 0;
         }
         if (r == NEED_BUFFER) {

@@ -15,6 +15,15 @@ dv_add_test(test_queue_robust
   ${CMAKE_CURRENT_SOURCE_DIR}/remote_io.c
   ${CMAKE_CURRENT_SOURCE_DIR}/msg.c
   LIBS drover Threads::Threads rt TIMEOUT 60)
+# White-box: wakes around processes killed mid-get, holding the lock, or
+# right after a put woke them.
+dv_add_test(test_queue_wake
+  SOURCES ${CMAKE_SOURCE_DIR}/tests/unit/test_queue_wake.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/shm.c ${CMAKE_CURRENT_SOURCE_DIR}/futex.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/job_id.c ${CMAKE_CURRENT_SOURCE_DIR}/remote.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/remote_io.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/msg.c
+  LIBS drover Threads::Threads rt LABELS tsan TIMEOUT 120)
 dv_add_test(test_event SOURCES ${CMAKE_SOURCE_DIR}/tests/unit/test_event.c
   LIBS drover LABELS tsan TIMEOUT 60)
 
