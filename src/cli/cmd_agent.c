@@ -246,12 +246,7 @@ static void serve(struct agent *a)
 /* Forward what the node's processes still had to say. */
 static void drain_output(struct agent *a)
 {
-    zmq_pollitem_t it[512];
-    int n = mn_svc_poll_items(a->svc, it, 512);
-    for (int i = 0; i < n; i++)
-        it[i].revents = it[i].fd == mn_svc_out_fd(a->svc, 1) ||
-                        it[i].fd == mn_svc_out_fd(a->svc, 2);
-    mn_svc_on_poll(a->svc, it, n);
+    mn_svc_drain_output(a->svc);
 }
 
 static int start(struct agent *a, dv_error_t *err)

@@ -86,8 +86,9 @@ void mn_svc_reaped(mn_svc_t *s, pid_t pid, int status);
 /* Node `node` is gone: processes started there end as killed. */
 void mn_svc_node_lost(mn_svc_t *s, int node);
 
-/* Output pipes of remote nodes: stream 1/2 read ends (-1 when none). */
-int mn_svc_out_fd(mn_svc_t *s, int stream);
+/* The job is over: forward what the processes left in the output pipes,
+ * credit or not (mn_out.h). */
+void mn_svc_drain_output(mn_svc_t *s);
 
 /* Start a message to dst with MN_SRC/MN_DST set. */
 int mn_msg_begin(dv_wire_buf_t *b, int type, int src, int dst);

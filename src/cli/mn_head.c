@@ -18,6 +18,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,14 +144,35 @@ static void write_all(int fd, const char *p, size_t n)
     }
 }
 
-void put_output(mn_head_t *h, int node, int stream, const char *p, size_t n,
-                int flush)
+/* To the writer while it runs (the loop never waits for the reader), else
+ * (wire-up failed, or the loop is over) straight out. */
+static void emit(mn_head_t *h, int fd, const char *p, size_t n)
 {
-    struct node *d = &h->nd[node];
-    if (!h->o.label) {
-        write_all(stream, p, n);
+    if (h->out)
+        mn_out_put(h->out, fd, p, n, -1, 0);
+    else
+        write_all(fd, p, n);
+}
+
+void head_say(mn_head_t *h, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+    va_end(ap);
+    if (k < 0)
         return;
-    }
+    if ((size_t)k > sizeof(line) - 2)
+        k = (int)sizeof(line) - 2;
+    line[k++] = '\n';
+    emit(h, 2, line, (size_t)k);
+}
+
+/* --label: whole lines, each after its node's name. */
+static void put_labelled(mn_head_t *h, struct node *d, int stream,
+                         const char *p, size_t n, int flush)
+{
     char pre[80];
     int pl = snprintf(pre, sizeof(pre), "[%s] ", d->info.hostname);
     while (n || (flush && d->olen[stream])) {
@@ -163,15 +185,15 @@ void put_output(mn_head_t *h, int node, int stream, const char *p, size_t n,
         char *b = d->obuf[stream], *nl;
         size_t len = d->olen[stream];
         while ((nl = memchr(b, '\n', len))) {
-            write_all(stream, pre, (size_t)pl);
-            write_all(stream, b, (size_t)(nl - b) + 1);
+            emit(h, stream, pre, (size_t)pl);
+            emit(h, stream, b, (size_t)(nl - b) + 1);
             len -= (size_t)(nl - b) + 1;
             b = nl + 1;
         }
         if (len == sizeof(d->obuf[stream]) || (flush && !n && len)) {
-            write_all(stream, pre, (size_t)pl);
-            write_all(stream, b, len);
-            write_all(stream, "\n", 1);
+            emit(h, stream, pre, (size_t)pl);
+            emit(h, stream, b, len);
+            emit(h, stream, "\n", 1);
             len = 0;
         }
         memmove(d->obuf[stream], b, len);
@@ -179,6 +201,19 @@ void put_output(mn_head_t *h, int node, int stream, const char *p, size_t n,
         if (flush && !n)
             break;
     }
+}
+
+void put_output(mn_head_t *h, int node, int stream, const char *p, size_t n,
+                int flush)
+{
+    if (!h->o.label && h->out)
+        mn_out_put(h->out, stream, p, n, node, n);
+    else if (!h->o.label)
+        write_all(stream, p, n);
+    else
+        put_labelled(h, &h->nd[node], stream, p, n, flush);
+    if (h->o.label && h->out && n) /* back once the lines are out */
+        mn_out_put(h->out, stream, NULL, 0, node, n);
 }
 
 void on_local(mn_head_t *h, const dv_wire_view_t *v)
@@ -193,7 +228,7 @@ void on_local(mn_head_t *h, const dv_wire_view_t *v)
             put_output(h, src, stream, (const char *)f->data, f->len, 0);
         return;
     }
-    if (v->type == DV_WIRE_HEARTBEAT)
+    if (v->type == DV_WIRE_HEARTBEAT || v->type == DV_WIRE_OUTPUT_ACK)
         return;
     mn_svc_on_wire(h->svc, v);
 }
@@ -218,7 +253,7 @@ void node_failed(mn_head_t *h, int i, const char *why)
         return;
     d->dead = 1;
     if (!h->failed)
-        fprintf(stderr, "drover: run: %s: %s\n", d->info.hostname, why);
+        head_say(h, "drover: run: %s: %s", d->info.hostname, why);
     h->failed = 1;
     mn_svc_node_lost(h->svc, i);
     for (int j = 1; j < h->n; j++) /* the other nodes' requests to it */
@@ -252,7 +287,7 @@ int read_launcher(mn_head_t *h, struct node *d, int echo)
                 snprintf(d->lasterr, sizeof(d->lasterr), "%.199s", b);
             /* srun's own notes (a task that ended) are not the job's. */
             if (echo && *b && (h->hosts || strncmp(b, "srun: ", 6)))
-                fprintf(stderr, "%s\n", b);
+                head_say(h, "%s", b);
             size_t used = nl ? (size_t)(nl - d->ebuf) + 1 : d->elen;
             memmove(d->ebuf, d->ebuf + used, d->elen - used);
             d->elen -= used;

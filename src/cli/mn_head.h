@@ -7,6 +7,7 @@
 
 #include "cli/launch.h"
 #include "cli/mn.h"
+#include "cli/mn_out.h"
 
 struct node {
     dv_node_info_t info;
@@ -43,13 +44,22 @@ struct mn_head {
     int dfd;
     mn_data_t *data;
     int local_out[3]; /* [1], [2]: node 0's output pipes, or -1 */
+    mn_out_t *out;    /* the writer of stdout/stderr, while the loop runs */
+    uint64_t *acked;  /* per node: credit back from out, not yet passed on */
+    size_t credit;    /* mn_out_credit(n) */
+    size_t local_unacked; /* node 0's pipes: bytes read, not yet written */
 };
 
 int send_to(mn_head_t *h, int dst, dv_wire_buf_t *b);
 int head_send(void *arg, int dst, dv_wire_buf_t *b);
 void send_simple(mn_head_t *h, int dst, int type, int shutdown);
+/* n bytes of node's stream (1, 2), which are also its credit (mn_out.h);
+ * flush: end a labelled partial line. */
 void put_output(mn_head_t *h, int node, int stream, const char *p, size_t n,
                 int flush);
+/* A line of the head's own on stderr, behind the job's output. */
+void head_say(mn_head_t *h, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 void on_local(mn_head_t *h, const dv_wire_view_t *v);
 void node_failed(mn_head_t *h, int i, const char *why);
 int read_launcher(mn_head_t *h, struct node *d, int echo);

@@ -116,13 +116,19 @@ void mn_head_local_output(mn_head_t *h, int out_fd, int err_fd)
     fcntl(err_fd, F_SETFL, O_NONBLOCK);
 }
 
-/* Node 0's processes said something (stream 1 or 2). */
-static void on_local_output(mn_head_t *h, int stream)
+/* Node 0's processes said something (stream 1 or 2): read within node 0's
+ * credit, or (all: the job is over) everything. */
+static void on_local_output(mn_head_t *h, int stream, int all)
 {
     char buf[65536];
     for (;;) {
-        ssize_t k = read(h->local_out[stream], buf, sizeof(buf));
+        size_t room = all ? sizeof(buf) : h->credit - h->local_unacked;
+        if (!room)
+            return;
+        ssize_t k = read(h->local_out[stream], buf,
+                         room < sizeof(buf) ? room : sizeof(buf));
         if (k > 0) {
+            h->local_unacked += all ? 0 : (size_t)k;
             put_output(h, 0, stream, buf, (size_t)k, 0);
             continue;
         }
@@ -134,6 +140,32 @@ static void on_local_output(mn_head_t *h, int stream)
     }
 }
 
+static void send_ack(mn_head_t *h, int dst, uint64_t bytes)
+{
+    dv_wire_buf_t b;
+    if (mn_msg_begin(&b, DV_WIRE_OUTPUT_ACK, 0, dst) < 0)
+        return;
+    dv__wire_put_u64(&b, MN_VALUE, bytes);
+    if (dv__wire_end(&b, NULL) == 0)
+        send_to(h, dst, &b);
+    dv__wire_buf_release(&b);
+}
+
+/* The writer wrote some nodes' output: their credit goes back. */
+static void on_written(mn_head_t *h)
+{
+    mn_out_acks(h->out, h->acked);
+    uint64_t own = h->acked[0];
+    h->local_unacked -= own < h->local_unacked ? own : h->local_unacked;
+    h->acked[0] = 0;
+    for (int i = 1; i < h->n; i++)
+        if (h->acked[i]) {
+            if (!h->nd[i].dead)
+                send_ack(h, i, h->acked[i]);
+            h->acked[i] = 0;
+        }
+}
+
 /* One round of the loop. Returns 1 when asked to stop. */
 static int loop_once(mn_head_t *h, int stopping, int timeout_ms)
 {
@@ -142,6 +174,7 @@ static int loop_once(mn_head_t *h, int stopping, int timeout_ms)
     it[ni++] = (zmq_pollitem_t){h->router, 0, ZMQ_POLLIN, 0};
     it[ni++] = (zmq_pollitem_t){NULL, h->stop[0], ZMQ_POLLIN, 0};
     it[ni++] = (zmq_pollitem_t){NULL, h->reap[0], ZMQ_POLLIN, 0};
+    it[ni++] = (zmq_pollitem_t){NULL, mn_out_fd(h->out), ZMQ_POLLIN, 0};
     int first_launch = ni;
     for (int i = 1; i < h->n && ni < 256; i++)
         if (h->nd[i].ch.err_fd >= 0) {
@@ -151,7 +184,7 @@ static int loop_once(mn_head_t *h, int stopping, int timeout_ms)
         }
     int first_local = ni;
     for (int s = 1; s <= 2; s++)
-        if (h->local_out[s] >= 0) {
+        if (h->local_out[s] >= 0 && h->local_unacked < h->credit) {
             map[ni] = s;
             it[ni++] = (zmq_pollitem_t){NULL, h->local_out[s], ZMQ_POLLIN, 0};
         }
@@ -163,12 +196,14 @@ static int loop_once(mn_head_t *h, int stopping, int timeout_ms)
         on_router(h);
     if (it[2].revents)
         on_reaped_pipe(h);
+    if (it[3].revents)
+        on_written(h);
     for (int j = first_launch; j < first_local; j++)
         if (it[j].revents)
             on_launcher(h, map[j], stopping);
     for (int j = first_local; j < first_svc; j++)
         if (it[j].revents && h->local_out[map[j]] >= 0)
-            on_local_output(h, map[j]);
+            on_local_output(h, map[j], 0);
     mn_svc_on_poll(h->svc, it + first_svc, ni - first_svc);
     if (!stopping)
         beat(h);
@@ -206,8 +241,14 @@ static void *head_thread(void *arg)
 int mn_head_run(mn_head_t *h)
 {
     h->next_beat = mn_now();
-    if (pthread_create(&h->th, NULL, head_thread, h) != 0)
+    h->credit = mn_out_credit(h->n);
+    if (!(h->acked = calloc((size_t)h->n, sizeof(*h->acked))) ||
+        !(h->out = mn_out_create(h->n, NULL)))
         return -1;
+    if (pthread_create(&h->th, NULL, head_thread, h) != 0) {
+        mn_out_destroy(&h->out);
+        return -1;
+    }
     h->running = 1;
     return 0;
 }
@@ -242,12 +283,20 @@ int mn_head_finish(mn_head_t **hp)
     int failed = h->failed;
     for (int s = 1; s <= 2; s++) {
         if (h->local_out[s] >= 0)
-            on_local_output(h, s); /* what the job left in the pipe */
+            on_local_output(h, s, 1); /* what the job left in the pipe */
         if (h->local_out[s] >= 0)
             close(h->local_out[s]);
         if (h->nd)
             put_output(h, 0, s, "", 0, 1);
     }
+    /* Every byte the job wrote goes out, however long the reader takes. */
+    uint64_t lost = mn_out_destroy(&h->out);
+    if (lost)
+        fprintf(stderr,
+                "drover: run: %llu bytes of output could not be "
+                "written\n",
+                (unsigned long long)lost);
+    free(h->acked);
     mn_data_stop(&h->data);
     if (h->dfd >= 0)
         close(h->dfd);

@@ -6,6 +6,7 @@
  * DROVER_TASK), and reports their end to the node that asked. */
 #define _GNU_SOURCE
 #include "cli/mn.h"
+#include "cli/mn_out.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -77,6 +78,10 @@ struct mn_svc {
     struct dv__serve_cache *cache;
     mn_send_f send;
     void *send_arg;
+    /* Output sent to the head and not yet written by it (mn_out.h): the
+     * pipes are read only within the credit, so a slow reader of drover
+     * run's stdout blocks the writing processes, never the loops. */
+    size_t credit, unacked;
 };
 
 double mn_now(void)
@@ -127,6 +132,7 @@ mn_svc_t *mn_svc_create(int self, int n, const char *rundir, const char *prog,
     s->send = send;
     s->send_arg = send_arg;
     s->next_rid = 1;
+    s->credit = mn_out_credit(n);
     s->lfd = -1;
     s->done[0] = s->done[1] = -1;
     if (pipe2(s->done, O_CLOEXEC) < 0) {
@@ -208,11 +214,6 @@ void mn_svc_destroy(mn_svc_t **sp)
     free(s->rq);
     free(s->tk);
     free(s);
-}
-
-int mn_svc_out_fd(mn_svc_t *s, int stream)
-{
-    return stream == 1 || stream == 2 ? s->outr[stream] : -1;
 }
 
 /* ---- replies to the node's processes ---- */
@@ -461,7 +462,12 @@ static void forward_output(mn_svc_t *s, int stream)
 {
     char buf[65536];
     ssize_t k;
-    while ((k = read(s->outr[stream], buf, sizeof(buf))) > 0) {
+    while (s->unacked < s->credit) {
+        size_t room = s->credit - s->unacked;
+        k = read(s->outr[stream], buf, room < sizeof(buf) ? room : sizeof(buf));
+        if (k <= 0)
+            return;
+        s->unacked += (size_t)k;
         dv_wire_buf_t b;
         if (mn_msg_begin(&b, DV_WIRE_OUTPUT, s->self, 0) < 0)
             return;
@@ -469,6 +475,15 @@ static void forward_output(mn_svc_t *s, int stream)
         dv__wire_put(&b, MN_DATA, buf, (size_t)k);
         svc_send(s, &b);
     }
+}
+
+void mn_svc_drain_output(mn_svc_t *s)
+{
+    s->credit = SIZE_MAX; /* the job is over: what is left goes at once */
+    s->unacked = 0;
+    for (int k = 1; k <= 2; k++)
+        if (s->outr[k] >= 0)
+            forward_output(s, k);
 }
 
 /* ---- operations on this node's queues and events ---- */
@@ -618,7 +633,7 @@ int mn_svc_poll_items(mn_svc_t *s, zmq_pollitem_t *it, int cap)
     if (n < cap)
         it[n++] = (zmq_pollitem_t){NULL, s->done[0], ZMQ_POLLIN, 0};
     for (int k = 1; k <= 2; k++)
-        if (s->outr[k] >= 0 && n < cap)
+        if (s->outr[k] >= 0 && n < cap && s->unacked < s->credit)
             it[n++] = (zmq_pollitem_t){NULL, s->outr[k], ZMQ_POLLIN, 0};
     for (int i = 0; i < s->ncl && n < cap; i++)
         if (s->cl[i].fd >= 0)
@@ -848,6 +863,12 @@ void mn_svc_on_wire(mn_svc_t *s, const dv_wire_view_t *v)
     case DV_WIRE_EXITED:
         if (r && r->node == src)
             req_done(s, r, (int)mn_get_i64(v, MN_CODE, -SIGKILL));
+        break;
+    case DV_WIRE_OUTPUT_ACK:
+        if (src == 0) {
+            uint64_t k = (uint64_t)mn_get_i64(v, MN_VALUE, 0);
+            s->unacked -= k < s->unacked ? (size_t)k : s->unacked;
+        }
         break;
     case DV_WIRE_NODE_LOST:
         if (src == 0)

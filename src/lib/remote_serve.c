@@ -13,16 +13,22 @@
 #include "common/error.h"
 #include "drover/drover.h"
 
+/* An attached object. Each is allocated on its own and never moves or
+ * changes until the cache is freed: a connection's thread uses the entry
+ * it found after letting go of the lock while others insert theirs. */
 struct served {
     dv_handle_t h;
     dv_queue_t *q;
     dv_event_t *e;
+    struct served *next; /* in its bucket */
 };
 
+/* A hash table of entries: nbucket (a power of two) chains, grown to keep
+ * about one entry per bucket. */
 struct dv__serve_cache {
     pthread_mutex_t mu;
-    struct served *v;
-    size_t n, cap;
+    struct served **bucket;
+    size_t n, nbucket;
 };
 
 struct dv__serve_cache *dv__remote_serve_new(void)
@@ -31,6 +37,78 @@ struct dv__serve_cache *dv__remote_serve_new(void)
     if (c)
         pthread_mutex_init(&c->mu, NULL);
     return c;
+}
+
+/* FNV-1a over the handle's bytes. */
+static size_t handle_hash(const dv_handle_t *h)
+{
+    uint64_t x = 14695981039346656037u;
+    for (size_t i = 0; i < sizeof(h->bytes); i++)
+        x = (x ^ h->bytes[i]) * 1099511628211u;
+    return (size_t)x;
+}
+
+/* Under c->mu. */
+static struct served *cache_find(struct dv__serve_cache *c,
+                                 const dv_handle_t *h)
+{
+    if (!c->nbucket)
+        return NULL;
+    struct served *s = c->bucket[handle_hash(h) & (c->nbucket - 1)];
+    while (s && memcmp(s->h.bytes, h->bytes, sizeof(h->bytes)))
+        s = s->next;
+    return s;
+}
+
+/* Under c->mu: rehash into twice the buckets (only pointers move). Where
+ * memory is short the chains just grow longer. */
+static int cache_grow(struct dv__serve_cache *c)
+{
+    size_t nb = c->nbucket ? 2 * c->nbucket : 64;
+    struct served **b = calloc(nb, sizeof(*b));
+    if (!b)
+        return c->nbucket ? 0 : -1;
+    for (size_t i = 0; i < c->nbucket; i++) {
+        for (struct served *s = c->bucket[i], *nx; s; s = nx) {
+            nx = s->next;
+            size_t k = handle_hash(&s->h) & (nb - 1);
+            s->next = b[k];
+            b[k] = s;
+        }
+    }
+    free(c->bucket);
+    c->bucket = b;
+    c->nbucket = nb;
+    return 0;
+}
+
+/* Under c->mu: attach the object of h and add it. */
+static struct served *cache_add(struct dv__serve_cache *c, const dv_handle_t *h,
+                                int queue, dv_error_t *err)
+{
+    if (c->n >= c->nbucket && cache_grow(c) < 0) {
+        dv__errprintf(err, ENOMEM, "remote: out of memory");
+        return NULL;
+    }
+    struct served *s = calloc(1, sizeof(*s));
+    if (!s) {
+        dv__errprintf(err, ENOMEM, "remote: out of memory");
+        return NULL;
+    }
+    s->h = *h;
+    if (queue)
+        s->q = dv_queue_attach(h, err);
+    else
+        s->e = dv_event_attach(h, err);
+    if (!s->q && !s->e) {
+        free(s);
+        return NULL;
+    }
+    size_t k = handle_hash(h) & (c->nbucket - 1);
+    s->next = c->bucket[k];
+    c->bucket[k] = s;
+    c->n++;
+    return s;
 }
 
 /* The object of h, attached once. */
@@ -43,35 +121,17 @@ static struct served *served_get(struct dv__serve_cache **cp,
         return NULL;
     }
     struct dv__serve_cache *c = *cp;
-    struct served *s = NULL;
     pthread_mutex_lock(&c->mu);
-    for (size_t i = 0; i < c->n && !s; i++)
-        if (!memcmp(c->v[i].h.bytes, h->bytes, sizeof(h->bytes)))
-            s = &c->v[i];
-    if (!s && c->n == c->cap) {
-        size_t cap = c->cap ? 2 * c->cap : 16;
-        struct served *nv = realloc(c->v, cap * sizeof(*nv));
-        if (nv) {
-            c->v = nv;
-            c->cap = cap;
-        }
-    }
-    if (!s && c->n < c->cap) {
-        struct served t = {*h, NULL, NULL};
-        if (queue)
-            t.q = dv_queue_attach(h, err);
-        else
-            t.e = dv_event_attach(h, err);
-        if (t.q || t.e) {
-            c->v[c->n] = t;
-            s = &c->v[c->n++];
-        }
-    }
-    struct served *r = s && (queue ? s->q != NULL : s->e != NULL) ? s : NULL;
+    struct served *s = cache_find(c, h);
+    int found = s != NULL;
+    if (!s)
+        s = cache_add(c, h, queue, err);
     pthread_mutex_unlock(&c->mu);
-    if (s && !r)
+    if (s && found && (queue ? !s->q : !s->e)) {
         dv__errprintf(err, EINVAL, "handle: of another kind");
-    return r;
+        return NULL;
+    }
+    return s;
 }
 
 int dv__remote_serve(struct dv__serve_cache **cache, const dv_handle_t *h,
@@ -126,12 +186,16 @@ void dv__remote_serve_free(struct dv__serve_cache **cp)
     if (!cp || !*cp)
         return;
     struct dv__serve_cache *c = *cp;
-    for (size_t i = 0; i < c->n; i++) {
-        dv_queue_destroy(&c->v[i].q);
-        dv_event_destroy(&c->v[i].e);
+    for (size_t i = 0; i < c->nbucket; i++) {
+        for (struct served *s = c->bucket[i], *nx; s; s = nx) {
+            nx = s->next;
+            dv_queue_destroy(&s->q);
+            dv_event_destroy(&s->e);
+            free(s);
+        }
     }
     pthread_mutex_destroy(&c->mu);
-    free(c->v);
+    free(c->bucket);
     free(c);
     *cp = NULL;
 }

@@ -64,6 +64,12 @@ dv_runtime_script(integration_multinode_loopback test_multinode_loopback.sh
   TIMEOUT 180 LABELS tsan)
 set_property(TEST integration_multinode_loopback APPEND PROPERTY ENVIRONMENT
   "TSAN_OPTIONS=suppressions=${CMAKE_SOURCE_DIR}/src/transport/tsan.supp")
+# Output that stdout takes only after a pause: the job goes on, no byte is
+# lost (the head's writer thread: also under TSan).
+dv_runtime_script(integration_multinode_output test_multinode_output.sh
+  TIMEOUT 180 LABELS "netns;tsan")
+set_property(TEST integration_multinode_output APPEND PROPERTY ENVIRONMENT
+  "TSAN_OPTIONS=suppressions=${CMAKE_SOURCE_DIR}/src/transport/tsan.supp")
 dv_runtime_script(integration_multinode_slurm test_multinode_slurm.sh
   TIMEOUT 240 LABELS "slurm;netns")
 

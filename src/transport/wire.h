@@ -32,21 +32,22 @@
 /* Message types of the control plane. Values are part of the protocol:
  * append, never renumber. */
 typedef enum {
-    DV_WIRE_HELLO = 1,      /* agent -> head: who I am */
-    DV_WIRE_WELCOME = 2,    /* head -> agent: your index, the node table */
-    DV_WIRE_HEARTBEAT = 3,  /* either way */
-    DV_WIRE_SPAWN = 4,      /* start a process */
-    DV_WIRE_EXITED = 5,     /* a process ended */
-    DV_WIRE_OUTPUT = 6,     /* stdout/stderr bytes of a process */
-    DV_WIRE_KILL = 7,       /* signal processes / tear down */
-    DV_WIRE_ERROR = 8,      /* a request failed: reason text */
-    DV_WIRE_PING = 9,       /* echo request (tests, benchmarks) */
-    DV_WIRE_PONG = 10,      /* echo reply */
-    DV_WIRE_STARTED = 11,   /* reply to SPAWN: the process runs */
-    DV_WIRE_OBJ_OP = 12,    /* an operation on a queue or event */
-    DV_WIRE_OBJ_REPLY = 13, /* its result */
-    DV_WIRE_NODE_LOST = 14, /* head -> agents: a node is gone */
-    DV_WIRE_TYPE_MAX = 14
+    DV_WIRE_HELLO = 1,       /* agent -> head: who I am */
+    DV_WIRE_WELCOME = 2,     /* head -> agent: your index, the node table */
+    DV_WIRE_HEARTBEAT = 3,   /* either way */
+    DV_WIRE_SPAWN = 4,       /* start a process */
+    DV_WIRE_EXITED = 5,      /* a process ended */
+    DV_WIRE_OUTPUT = 6,      /* stdout/stderr bytes of a process */
+    DV_WIRE_KILL = 7,        /* signal processes / tear down */
+    DV_WIRE_ERROR = 8,       /* a request failed: reason text */
+    DV_WIRE_PING = 9,        /* echo request (tests, benchmarks) */
+    DV_WIRE_PONG = 10,       /* echo reply */
+    DV_WIRE_STARTED = 11,    /* reply to SPAWN: the process runs */
+    DV_WIRE_OBJ_OP = 12,     /* an operation on a queue or event */
+    DV_WIRE_OBJ_REPLY = 13,  /* its result */
+    DV_WIRE_NODE_LOST = 14,  /* head -> agents: a node is gone */
+    DV_WIRE_OUTPUT_ACK = 15, /* head -> agent: output bytes written out */
+    DV_WIRE_TYPE_MAX = 15
 } dv_wire_type_t;
 
 /* One field of a decoded message; data points into the decoded buffer. */

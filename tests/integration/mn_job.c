@@ -36,7 +36,11 @@
  *             segments left K" (the job's shared memory segments more
  *             than before)
  *             (the emulated nodes share one PID namespace, so node 0
- *             sees the executor's pid) */
+ *             sees the executor's pid)
+ *   flood B   one process per node writes B bytes (B a multiple of 64) to
+ *             stdout in lines of 64 bytes, "fI...." with I its node's
+ *             index; the main process prints nothing and fails when a
+ *             writer fails */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <signal.h>
@@ -656,6 +660,57 @@ static int lose_on_1(void)
     return 1;
 }
 
+/* 64-byte lines naming this node, as fast as stdout takes them. */
+DV_TASK(flood_task)(const void *arg, size_t len, dv_result_t *res)
+{
+    (void)res;
+    if (len != sizeof(long))
+        return 100;
+    long left = *(const long *)arg;
+    char buf[65536];
+    for (size_t i = 0; i < sizeof(buf); i += 64) {
+        memset(buf + i, '.', 63);
+        buf[i + 63] = '\n';
+        int k = snprintf(buf + i, 63, "f%d", dv_node_self());
+        buf[i + k] = '.';
+    }
+    while (left > 0) {
+        size_t n = left < (long)sizeof(buf) ? (size_t)left : sizeof(buf);
+        ssize_t k = write(1, buf, n);
+        if (k <= 0)
+            return 101;
+        left -= k;
+    }
+    return 0;
+}
+
+static int flood(long bytes)
+{
+    dv_error_t err;
+    dv_process_t *p[64];
+    int n = dv_node_count(), bad = 0;
+    for (int i = 0; i < n && i < 64; i++) {
+        dv_placement_t w = DV_PLACEMENT_DEFAULT;
+        w.policy = DV_POLICY_NODE;
+        w.node = i;
+        p[i] = dv_process_start("flood_task", &bytes, sizeof(bytes), &w, &err);
+        if (!p[i])
+            die("start", &err);
+    }
+    for (int i = 0; i < n && i < 64; i++) {
+        int code = -1;
+        if (dv_process_join(p[i], 120, &err) < 0)
+            die("join", &err);
+        dv_process_exitcode(p[i], &code);
+        if (code)
+            fprintf(stderr, "drover: mn_job: flood: node %d: code %d\n", i,
+                    code);
+        bad += code != 0;
+        dv_process_destroy(&p[i]);
+    }
+    return bad != 0;
+}
+
 static int hang(void)
 {
     dv_error_t err;
@@ -705,6 +760,8 @@ int main(int argc, char **argv)
         rc = lose();
     } else if (!strcmp(argv[1], "lose1")) {
         rc = lose_on_1();
+    } else if (!strcmp(argv[1], "flood") && argc > 2) {
+        rc = flood(atol(argv[2]));
     } else if (!strcmp(argv[1], "hang")) {
         rc = hang();
     }

@@ -43,6 +43,9 @@ static void test_round_trip(void)
           errno == ENAMETOOLONG);
     CHECK(strcmp(dv__wire_type_name(v.type), "hello") == 0);
     CHECK(strcmp(dv__wire_type_name(999), "unknown") == 0);
+    /* Types are appended: the last one keeps its number and name. */
+    CHECK_EQ_INT(DV_WIRE_OUTPUT_ACK, 15);
+    CHECK(strcmp(dv__wire_type_name(DV_WIRE_OUTPUT_ACK), "output-ack") == 0);
     free(p);
 }
 

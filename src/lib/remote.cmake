@@ -1,0 +1,5 @@
+# Tests of the queues and events used from other nodes (owner: multi-node
+# runtime): remote.c, remote_serve.c, remote_io.c.
+dv_add_test(test_remote_serve
+  SOURCES ${CMAKE_SOURCE_DIR}/tests/unit/test_remote_serve.c
+  LIBS drover_internal Threads::Threads LABELS tsan TIMEOUT 120)
