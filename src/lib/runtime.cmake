@@ -51,6 +51,9 @@ function(dv_runtime_script name script)
 endfunction()
 dv_runtime_script(integration_run test_run.sh TIMEOUT 120)
 dv_runtime_script(integration_teardown test_teardown.sh TIMEOUT 180)
+# 300 short jobs with a thread (NVML's test double) that takes SIGCHLD.
+dv_runtime_script(integration_run_signal_thread test_run_signal_thread.sh
+  TIMEOUT 600 LABELS tsan)
 # Multi-node jobs on emulated nodes (root and namespaces, else skipped).
 dv_runtime_script(integration_multinode test_multinode.sh TIMEOUT 180
   LABELS "netns")
