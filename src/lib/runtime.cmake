@@ -38,6 +38,8 @@ add_executable(dv_mn_job ${CMAKE_SOURCE_DIR}/tests/integration/mn_job.c)
 target_link_libraries(dv_mn_job PRIVATE drover)
 add_executable(dv_mn_order ${CMAKE_SOURCE_DIR}/tests/integration/mn_order.c)
 target_link_libraries(dv_mn_order PRIVATE drover)
+add_executable(dv_mn_fan ${CMAKE_SOURCE_DIR}/tests/integration/mn_fan.c)
+target_link_libraries(dv_mn_fan PRIVATE drover Threads::Threads)
 add_executable(dv_mn_fake_agent
   ${CMAKE_SOURCE_DIR}/tests/integration/mn_fake_agent.c)
 target_link_libraries(dv_mn_fake_agent PRIVATE drover_internal drover_transport)
@@ -58,6 +60,8 @@ dv_runtime_script(integration_multinode_telemetry test_multinode_telemetry.sh
   TIMEOUT 180 LABELS "netns")
 dv_runtime_script(integration_multinode_order test_multinode_order.sh
   TIMEOUT 180 LABELS "netns")
+dv_runtime_script(integration_multinode_fan test_multinode_fan.sh
+  TIMEOUT 240 LABELS "netns")
 # Also under TSan: the data plane's threads and puts sent ahead (libzmq's
 # uninstrumented frames suppressed as for test_transport).
 dv_runtime_script(integration_multinode_loopback test_multinode_loopback.sh
