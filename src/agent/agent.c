@@ -21,6 +21,7 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -181,12 +182,30 @@ static size_t descendants(pid_t *out, size_t cap)
     return n;
 }
 
+/* The longest the supervision sleeps without looking for ended children
+ * itself: a SIGCHLD can be lost (a library's thread that does not block it
+ * takes it), the main process's end must not be. */
+#define SUPERVISE_POLL_MS 250
+
 struct sup {
     pid_t main_pid;
     int status, main_done;
     int sfd;
+    int pidfd; /* main's (readable once it ended), or -1 */
     const struct dv__agent_opts *o;
 };
+
+/* A pidfd of pid, or -1 where the kernel has none (the bounded wait still
+ * sees the end, later). */
+static int open_pidfd(pid_t pid)
+{
+#ifdef SYS_pidfd_open
+    return pid > 0 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
+#else
+    (void)pid;
+    return -1;
+#endif
+}
 
 static void reap_all(struct sup *s)
 {
@@ -196,22 +215,26 @@ static void reap_all(struct sup *s)
         if (pid == s->main_pid) {
             s->status = st;
             s->main_done = 1;
+            if (s->pidfd >= 0) /* stays readable: it would spin the polls */
+                close(s->pidfd);
+            s->pidfd = -1;
         } else if (s->o && s->o->reaped) {
             s->o->reaped(s->o->arg, pid, st);
         }
 }
 
-/* Read pending signals: returns the first stop signal seen, else 0. */
+/* Wait for a signal or main's end (timeout_ms at most), read pending
+ * signals and reap: returns the first stop signal seen, else 0. */
 static int read_signals(struct sup *s, int timeout_ms)
 {
-    struct pollfd p = {s->sfd, POLLIN, 0};
+    struct pollfd p[2] = {{s->sfd, POLLIN, 0}, {s->pidfd, POLLIN, 0}};
     int stop = 0;
-    if (poll(&p, 1, timeout_ms) <= 0)
-        return 0;
-    struct signalfd_siginfo si;
-    while (read(s->sfd, &si, sizeof(si)) == sizeof(si))
-        if (si.ssi_signo != SIGCHLD && !stop)
-            stop = (int)si.ssi_signo;
+    if (poll(p, 2, timeout_ms) > 0) {
+        struct signalfd_siginfo si;
+        while (read(s->sfd, &si, sizeof(si)) == sizeof(si))
+            if (si.ssi_signo != SIGCHLD && !stop)
+                stop = (int)si.ssi_signo;
+    }
     reap_all(s);
     return stop;
 }
@@ -247,7 +270,7 @@ static void teardown(struct sup *s, double grace)
 int dv__agent_supervise(pid_t main_pid, const struct dv__agent_opts *o,
                         int *signo)
 {
-    struct sup s = {main_pid, 0, 0, -1, o};
+    struct sup s = {main_pid, 0, 0, -1, open_pidfd(main_pid), o};
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGCHLD);
@@ -264,7 +287,7 @@ int dv__agent_supervise(pid_t main_pid, const struct dv__agent_opts *o,
                 s.main_done = 1;
             continue;
         }
-        stop = read_signals(&s, -1);
+        stop = read_signals(&s, SUPERVISE_POLL_MS);
     }
     if (o->before_teardown)
         o->before_teardown(o->arg);
@@ -273,6 +296,8 @@ int dv__agent_supervise(pid_t main_pid, const struct dv__agent_opts *o,
     dv__job_cleanup(o->rundir);
     if (s.sfd >= 0)
         close(s.sfd);
+    if (s.pidfd >= 0)
+        close(s.pidfd);
     if (signo)
         *signo = stop;
     if (!s.main_done)
@@ -282,7 +307,7 @@ int dv__agent_supervise(pid_t main_pid, const struct dv__agent_opts *o,
 
 void dv__agent_kill_tree(double grace_s)
 {
-    struct sup s = {0, 0, 0, -1, NULL};
+    struct sup s = {0, 0, 0, -1, -1, NULL};
     teardown(&s, grace_s);
     reap_all(&s);
 }

@@ -231,6 +231,7 @@ static void serve(struct agent *a)
             return;
         if (it[1].revents && on_signals(a))
             return;
+        on_reaped(a); /* also when a thread not ours took the SIGCHLD */
         mn_svc_on_poll(a->svc, it + ni, nsvc);
         beat(a);
         if (mn_now() - a->seen > MN_DEAD_S) {

@@ -256,6 +256,11 @@ static pid_t start_main(char **argv, const sigset_t *old, const int *outw,
 
 int dv__cmd_run(int argc, char **argv)
 {
+    /* First of all, before anything (NVML's GPU count, ZeroMQ) can start
+     * a thread: a thread started with these signals unblocked would take
+     * the SIGCHLD and the stop signals meant for the supervision. */
+    sigset_t old;
+    dv__agent_block_signals(&old);
     struct run_opts o;
     memset(&o, 0, sizeof(o));
     int r = parse(argc, argv, &o);
@@ -278,10 +283,6 @@ int dv__cmd_run(int argc, char **argv)
         snprintf(gpus, sizeof(gpus), "%d", dv_telem_count_gpus(NULL, NULL, 0));
         setenv(DV_ENV_NODE_GPUS, gpus, 1);
     }
-    /* Blocked before the head makes threads (ZeroMQ's): signals go to the
-     * supervision's signalfd only. */
-    sigset_t old;
-    dv__agent_block_signals(&old);
     mn_head_t *head = NULL;
     if (multi && !(head = mn_head_start(&mo, dir, argv + o.prog, &err))) {
         fprintf(stderr, "drover: run: %s\n", err.text);

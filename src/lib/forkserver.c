@@ -4,7 +4,9 @@
  * process instead of fork + exec of the whole program. The fork server is
  * the parent of every task it starts: it reaps them and writes each exit
  * code into its client's status table (a memfd shared with the client),
- * waking a joiner only when one sleeps. It ends (stopping its children:
+ * waking a joiner only when one sleeps. Only the reaper writes a code, so
+ * a join returns once the task is gone, with all it held released, as
+ * multiprocessing's does. It ends (stopping its children:
  * SIGTERM, grace, SIGKILL) when its parent dies or on SIGTERM. */
 #define _GNU_SOURCE
 #include "lib/runtime.h"
@@ -91,19 +93,8 @@ static void slot_finish(struct dv__ps_slot *s, int code)
         syscall(SYS_futex, &s->state, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 }
 
-void dv__forkserver_report(struct dv__task_req *req, int code)
-{
-    if (req->slot)
-        slot_finish(req->slot, code);
-    if (req->table)
-        munmap(req->table, DV_PS_SLOTS * sizeof(struct dv__ps_slot));
-    req->slot = NULL;
-    req->table = NULL;
-}
-
-/* A reaped child: publish its code unless the child did (a task that
- * returned reports itself; its slot may since have been freed or reused,
- * which the pid and the state tell). */
+/* A reaped child: publish its code (unless its handle was destroyed:
+ * ABANDONED; the pid tells a slot since reused). */
 static void reaped(struct dv__ps_slot *s, pid_t pid, int code)
 {
     if (s->pid != pid)
@@ -196,13 +187,11 @@ static int reply_ok(size_t i, int32_t v)
     return r;
 }
 
-/* In a new task child: drop the server's state but the status table of
- * client `mine`, restore signals. */
-static void child_setup(pid_t server, int gpu, size_t mine)
+/* In a new task child: drop the server's state, restore signals. */
+static void child_setup(pid_t server, int gpu)
 {
     close(S.sfd);
     close(S.lfd);
-    S.cl[mine].tab = NULL; /* kept: the task reports through it */
     for (size_t i = 0; i < S.ncl; i++)
         if (S.cl[i].fd >= 0)
             drop_client(i);
@@ -248,25 +237,20 @@ static int do_start(size_t i, dv__msgr_t *r, void *body,
         S.capch = cap;
     }
     pid_t server = getpid();
-    /* RUNNING before the fork: the child may report before we go on. */
-    S.cl[i].tab[slot].pid = 0;
-    atomic_store(&S.cl[i].tab[slot].state, DV_PS_RUNNING);
     pid_t pid = fork();
     if (pid == 0) {
         memmove(body, arg, len);
         req->arg = body;
         req->len = len;
-        req->table = S.cl[i].tab;
-        req->slot = &S.cl[i].tab[slot];
-        child_setup(server, gpu, i);
+        child_setup(server, gpu);
         return 1;
     }
-    if (pid < 0) {
-        atomic_store(&S.cl[i].tab[slot].state, DV_PS_STARTING);
+    if (pid < 0)
         return reply_err(i, EAGAIN, "fork failed") < 0 ? -1 : 0;
-    }
+    /* The child is reaped only by this loop, after these stores. */
     S.ch[S.nch++] = (struct child){pid, (int)i, slot};
     S.cl[i].tab[slot].pid = pid;
+    atomic_store(&S.cl[i].tab[slot].state, DV_PS_RUNNING);
     return reply_ok(i, pid) < 0 ? -1 : 0;
 }
 

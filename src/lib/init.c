@@ -36,7 +36,6 @@ static void __attribute__((noreturn)) run_task(struct dv__task_req *req)
     /* As multiprocessing does: flush, then _exit (no atexit handlers of
      * the parent's program run again in its tasks). */
     fflush(NULL);
-    dv__forkserver_report(req, rc & 0xff);
     _exit(rc & 0xff);
 }
 

@@ -13,6 +13,7 @@ dv_add_test(test_queue_robust
   ${CMAKE_CURRENT_SOURCE_DIR}/shm.c ${CMAKE_CURRENT_SOURCE_DIR}/futex.c
   ${CMAKE_CURRENT_SOURCE_DIR}/job_id.c ${CMAKE_CURRENT_SOURCE_DIR}/remote.c
   ${CMAKE_CURRENT_SOURCE_DIR}/remote_io.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/remote_mux.c
   ${CMAKE_CURRENT_SOURCE_DIR}/msg.c
   LIBS drover Threads::Threads rt TIMEOUT 60)
 # White-box: wakes around processes killed mid-get, holding the lock, or

@@ -1,19 +1,23 @@
 /* Queues and events of another node: a process that attaches a handle
- * whose object lives elsewhere gets a relay object. Each relay has its own
- * connection (so that a blocking get does not hold up the process's other
- * traffic), straight to the data port of the object's home agent, which
- * runs the operation on the object's shared memory and answers (or, where
- * a node has no data port, through this node's agent over agent.sock).
+ * whose object lives elsewhere gets a relay object. A relay's requests go
+ * straight to the data port of the object's home agent, which runs the
+ * operation on the object's shared memory and answers, on the one
+ * connection this process keeps to that node, shared by all its relays
+ * (remote_mux.c: each request names its relay, and a blocking get of one
+ * relay does not hold up the others); where a node has no data port they
+ * go through this node's agent over agent.sock, a connection per relay.
  *
  * A put to a bounded queue returns only once the home node stored the
  * message, so maxsize holds end to end. A put to an unbounded queue is
  * sent ahead, as Python's Queue.put hands its message to a feeder thread:
  * it returns once sent and the relay's next operation reads its answer,
- * so one message per relay is in flight at most (the home agent reads the
- * next request only after storing it). Order stays as the program wrote
- * it: operations of one relay travel in order, and dv__remote_fence waits
- * for the puts sent ahead before anything that lets another process see
- * what this one did. */
+ * so one message per relay is in flight at most (the relay sends nothing
+ * more before that answer, and the home agent runs each relay's requests
+ * in order). Order stays as the program wrote it: operations of one relay
+ * travel and run in order, and dv__remote_fence waits for the puts sent
+ * ahead before anything that lets another process see what this one did.
+ * A relay's connection belongs to the process that made it: after fork()
+ * the child's copy of a relay makes its own. */
 #define _GNU_SOURCE
 #include "lib/remote.h"
 
@@ -25,18 +29,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include "common/error.h"
 #include "lib/internal.h"
 #include "lib/msg.h"
+#include "lib/remote_mux.h"
 #include "lib/remote_wire.h"
 #include "lib/runtime.h"
 #include "drover/drover.h"
@@ -47,9 +47,10 @@
 struct dv__remote {
     pthread_mutex_t mu;
     pid_t owner;
-    int fd;
+    dv__mux_t *mux; /* the data-plane connection to the home agent */
+    struct dv__mux_slot slot;
+    int fd; /* or a connection to this node's agent */
     int node;
-    int direct;    /* fd is a data-plane connection to the home agent */
     int unbounded; /* the home node said so: puts may go ahead */
     /* Puts sent ahead and answers read (sent - settled is 0 or 1). */
     _Atomic uint64_t sent, settled;
@@ -68,39 +69,6 @@ static _Atomic int ahead_count; /* relays whose ahead is set */
 
 /* ---- the data plane: straight to the home node's agent ---- */
 
-/* Connect to the home agent's data port and present the job's token. */
-static int direct_connect(dv__remote_t *r, int port, dv_error_t *err)
-{
-    dv_node_info_t ni;
-    char path[4096];
-    uint8_t tok[DV_DATA_TOKEN];
-    const char *dir = getenv(DV_ENV_RUNDIR);
-    if (!dir || dv_node_get(r->node, &ni, NULL) < 0)
-        return dv__errprintf(err, ENOTCONN, "no node %d", r->node);
-    snprintf(path, sizeof(path), "%s/token", dir);
-    int tfd = open(path, O_RDONLY | O_CLOEXEC);
-    int ok = tfd >= 0 && read(tfd, tok, sizeof(tok)) == (ssize_t)sizeof(tok);
-    if (tfd >= 0)
-        close(tfd);
-    struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_port = htons((uint16_t)port)};
-    if (!ok || inet_pton(AF_INET, ni.address, &sa.sin_addr) != 1)
-        return dv__errprintf(err, ENOTCONN, "node %d: no data plane", r->node);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 ||
-        dv__data_send(fd, &(struct iovec){tok, sizeof(tok)}, 1) < 0) {
-        if (fd >= 0)
-            close(fd);
-        return dv__errprintf(err, ENOTCONN, "node %d (%s): %s", r->node,
-                             ni.hostname, strerror(errno));
-    }
-    r->fd = fd;
-    r->direct = 1;
-    return 0;
-}
-
 static int ahead(dv__remote_t *r)
 {
     return atomic_load(&r->settled) != atomic_load(&r->sent);
@@ -115,56 +83,51 @@ static void clear_ahead(dv__remote_t *r)
     atomic_fetch_sub(&ahead_count, 1);
 }
 
-static int lost(dv__remote_t *r, const char *ctx, dv_error_t *err)
-{
-    close(r->fd);
-    r->fd = -1;
-    clear_ahead(r);
-    return dv__errprintf(err, ENOTCONN, "%s: lost node %d", ctx, r->node);
-}
-
 static int send_request(dv__remote_t *r, int op, double timeout_s,
                         const void *in, size_t in_len, const char *ctx,
                         dv_error_t *err)
 {
-    struct dv__data_req q = {
-        DV_DATA_MAGIC, (uint32_t)op, timeout_s, in_len, {0}};
+    struct dv__data_req q = {DV_DATA_MAGIC, (uint32_t)op, r->slot.id, 0,
+                             timeout_s,     in_len,       {0}};
     memcpy(q.handle, r->h.bytes, sizeof(q.handle));
-    struct iovec v[2] = {{&q, sizeof(q)}, {(void *)in, in_len}};
-    if (dv__data_send(r->fd, v, in_len ? 2 : 1) < 0)
-        return lost(r, ctx, err);
-    return 0;
+    return dv__mux_send(r->mux, &q, in, ctx, err);
 }
 
 static int read_answer(dv__remote_t *r, int32_t *value, void **out,
                        size_t *out_len, const char *ctx, dv_error_t *err)
 {
-    struct dv__data_rep p;
-    if (dv__data_read(r->fd, &p, sizeof(p)) < 0 || p.magic != DV_DATA_MAGIC ||
-        p.textlen > 4096 || p.len > DV_MESSAGE_MAX)
-        return lost(r, ctx, err);
-    char why[4097] = "";
-    void *d = p.len ? malloc(p.len) : NULL;
-    if ((p.textlen && dv__data_read(r->fd, why, p.textlen) < 0) ||
-        (p.len && (!d || dv__data_read(r->fd, d, p.len) < 0))) {
-        free(d);
-        return lost(r, ctx, err);
-    }
-    why[p.textlen] = 0;
-    if (p.rc < 0) {
-        free(d);
-        return dv__errprintf(err, p.err > 0 ? p.err : EIO, "%s",
-                             *why ? why : strerror(p.err));
-    }
-    if (value)
-        *value = p.value;
-    if (out) {
-        *out = d;
-        *out_len = p.len;
+    struct dv__mux_answer a;
+    if (dv__mux_wait(r->mux, &r->slot, &a, ctx, err) < 0)
+        return -1;
+    int rc = 0;
+    if (a.rc < 0) {
+        int e = a.err > 0 ? a.err : EIO;
+        rc = dv__errprintf(err, e, "%s", a.why && *a.why ? a.why : strerror(e));
     } else {
-        free(d);
+        if (value)
+            *value = a.value;
+        if (out) {
+            *out = a.data;
+            *out_len = a.len;
+            a.data = NULL;
+        }
     }
-    return 0;
+    free(a.why);
+    free(a.data);
+    return rc;
+}
+
+/* Let go of the relay's connection (a fork's copy is not ours to use). */
+static void drop_link(dv__remote_t *r)
+{
+    if (r->mux && dv__mux_mine(r->mux)) {
+        dv__mux_detach(r->mux, &r->slot);
+        dv__mux_unref(&r->mux);
+    }
+    dv__mux_forget(&r->mux);
+    if (r->fd >= 0)
+        close(r->fd);
+    r->fd = -1;
 }
 
 /* ---- puts sent ahead ---- */
@@ -173,8 +136,7 @@ static void unref(dv__remote_t *r)
 {
     if (atomic_fetch_sub(&r->refs, 1) != 1)
         return;
-    if (r->fd >= 0)
-        close(r->fd);
+    drop_link(r);
     pthread_mutex_destroy(&r->mu);
     free(r);
 }
@@ -282,6 +244,7 @@ dv__remote_t *dv__remote_open(const dv_handle_t *h, int node, dv_error_t *err)
     pthread_mutex_init(&r->mu, NULL);
     atomic_init(&r->refs, 1);
     r->fd = -1;
+    r->slot.id = dv__mux_new_id();
     r->node = node;
     r->h = *h;
     return r;
@@ -319,17 +282,17 @@ int dv__remote_node(const dv__remote_t *r)
 
 static int connect_locked(dv__remote_t *r, dv_error_t *err)
 {
-    if (r->fd >= 0 && r->owner == getpid())
+    if (r->mux ? dv__mux_usable(r->mux) : r->fd >= 0 && r->owner == getpid())
         return 0;
-    if (r->fd >= 0)
-        close(r->fd);
-    r->fd = -1;
-    r->direct = 0;
+    if (r->mux && dv__mux_mine(r->mux))
+        settle(r); /* lost: a put sent ahead fails the next operation */
+    drop_link(r);
     clear_ahead(r); /* a fork's copy: the answer is its parent's to read */
     int port = dv__node_data_port ? dv__node_data_port(r->node) : 0;
     if (port > 0) {
-        if (direct_connect(r, port, err) < 0)
+        if (!(r->mux = dv__mux_get(r->node, port, err)))
             return -1;
+        dv__mux_attach(r->mux, &r->slot);
         r->owner = getpid();
         return 0;
     }
@@ -431,7 +394,7 @@ int dv__remote_op(dv__remote_t *r, int op, double timeout_s, const void *in,
         fence_except(r);
     pthread_mutex_lock(&r->mu);
     int rc = connect_locked(r, err);
-    if (rc == 0 && r->direct) {
+    if (rc == 0 && r->mux) {
         rc = direct_op(r, op, timeout_s, in, in_len, value, out, out_len, ctx,
                        err);
     } else if (rc == 0) {

@@ -20,6 +20,10 @@ dv_add_test(test_msg SOURCES ${dv_unit}/test_msg.c LIBS drover_internal
 dv_add_test(test_node SOURCES ${dv_unit}/test_node.c LIBS drover TIMEOUT 30)
 dv_add_test(test_process SOURCES ${dv_unit}/test_process.c LIBS drover
   TIMEOUT 120)
+# Join waits for the exit itself (a task held in its exit by ptrace).
+dv_add_test(test_process_exit SOURCES ${dv_unit}/test_process_exit.c
+  LIBS drover TIMEOUT 60)
+set_tests_properties(test_process_exit PROPERTIES SKIP_RETURN_CODE 77)
 dv_add_fuzz(fuzz_msg SOURCES ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_msg.c
   LIBS drover_internal)
 
@@ -38,6 +42,8 @@ add_executable(dv_mn_job ${CMAKE_SOURCE_DIR}/tests/integration/mn_job.c)
 target_link_libraries(dv_mn_job PRIVATE drover)
 add_executable(dv_mn_order ${CMAKE_SOURCE_DIR}/tests/integration/mn_order.c)
 target_link_libraries(dv_mn_order PRIVATE drover)
+add_executable(dv_mn_fan ${CMAKE_SOURCE_DIR}/tests/integration/mn_fan.c)
+target_link_libraries(dv_mn_fan PRIVATE drover Threads::Threads)
 add_executable(dv_mn_fake_agent
   ${CMAKE_SOURCE_DIR}/tests/integration/mn_fake_agent.c)
 target_link_libraries(dv_mn_fake_agent PRIVATE drover_internal drover_transport)
@@ -51,6 +57,9 @@ function(dv_runtime_script name script)
 endfunction()
 dv_runtime_script(integration_run test_run.sh TIMEOUT 120)
 dv_runtime_script(integration_teardown test_teardown.sh TIMEOUT 180)
+# 300 short jobs with a thread (NVML's test double) that takes SIGCHLD.
+dv_runtime_script(integration_run_signal_thread test_run_signal_thread.sh
+  TIMEOUT 600 LABELS tsan)
 # Multi-node jobs on emulated nodes (root and namespaces, else skipped).
 dv_runtime_script(integration_multinode test_multinode.sh TIMEOUT 180
   LABELS "netns")
@@ -58,6 +67,8 @@ dv_runtime_script(integration_multinode_telemetry test_multinode_telemetry.sh
   TIMEOUT 180 LABELS "netns")
 dv_runtime_script(integration_multinode_order test_multinode_order.sh
   TIMEOUT 180 LABELS "netns")
+dv_runtime_script(integration_multinode_fan test_multinode_fan.sh
+  TIMEOUT 240 LABELS "netns")
 # Also under TSan: the data plane's threads and puts sent ahead (libzmq's
 # uninstrumented frames suppressed as for test_transport).
 dv_runtime_script(integration_multinode_loopback test_multinode_loopback.sh

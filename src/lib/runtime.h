@@ -70,13 +70,7 @@ struct dv__task_req {
     char task[128];
     void *arg; /* malloc'd */
     size_t len;
-    void *table;              /* the client's status table (mapped) */
-    struct dv__ps_slot *slot; /* this task's slot in it */
 };
-
-/* In a task child, once the task returned: publish its exit code in its
- * slot (so a joiner need not wait for the reaper), release the table. */
-void dv__forkserver_report(struct dv__task_req *req, int code);
 
 /* Start the fork server of this main process: a fork of it that forks one
  * child per task. Must run before any thread or ZeroMQ context exists.

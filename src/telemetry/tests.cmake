@@ -5,6 +5,10 @@ foreach(fake nvml rsmi)
   add_library(dv_fake_${fake} SHARED ${CMAKE_SOURCE_DIR}/tests/fakes/fake_${fake}.c)
   set_target_properties(dv_fake_${fake} PROPERTIES C_VISIBILITY_PRESET default)
 endforeach()
+# DV_FAKE_NVML=thread leaves a thread running in the double: its code must
+# stay mapped after dlclose.
+target_link_libraries(dv_fake_nvml PRIVATE Threads::Threads)
+target_link_options(dv_fake_nvml PRIVATE "LINKER:-z,nodelete")
 
 dv_add_test(test_telemetry_procfs
   SOURCES ${CMAKE_SOURCE_DIR}/tests/unit/test_telemetry_procfs.c

@@ -10,11 +10,22 @@
  *             its third utilisation read on
  *   initfail  nvmlInit fails (NVML_ERROR_DRIVER_NOT_LOADED)
  *   nopower   two GPUs; power reads are NVML_ERROR_NOT_SUPPORTED
+ *   thread    two GPUs; the first nvmlInit starts a thread that unblocks
+ *             every signal and lives until the process exits, as the real
+ *             library's threads may: a process-directed signal the caller
+ *             blocked (SIGCHLD) is then taken, and lost, by that thread.
+ *             (Linked with -z nodelete so that dlclose keeps its code.)
  * DV_FAKE_NVML_COUNTS, when set, names a file where nvmlInit and
- * nvmlShutdown calls are counted ("init N shutdown M"). */
+ * nvmlShutdown calls are counted ("init N shutdown M").
+ * DV_FAKE_NVML_MASK, when set, names a file where nvmlInit writes whether
+ * its caller had SIGCHLD, SIGINT, SIGTERM and SIGHUP blocked ("blocked" or
+ * "unblocked"): the mask a thread the library starts would inherit. */
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct fake_dev *nvmlDevice_t;
 typedef struct {
@@ -62,6 +73,43 @@ static void write_counts(void)
     }
 }
 
+static void *signal_sink(void *arg)
+{
+    sigset_t none;
+    (void)arg;
+    sigemptyset(&none);
+    pthread_sigmask(SIG_SETMASK, &none, NULL);
+    for (;;)
+        pause();
+    return NULL;
+}
+
+static void start_thread(void)
+{
+    static int started;
+    pthread_t t;
+    if (started++)
+        return;
+    if (pthread_create(&t, NULL, signal_sink, NULL) == 0)
+        pthread_detach(t);
+}
+
+static void write_mask(void)
+{
+    const char *path = getenv("DV_FAKE_NVML_MASK");
+    sigset_t cur;
+    if (!path || pthread_sigmask(SIG_BLOCK, NULL, &cur) != 0)
+        return;
+    int all = sigismember(&cur, SIGCHLD) == 1 &&
+              sigismember(&cur, SIGINT) == 1 &&
+              sigismember(&cur, SIGTERM) == 1 && sigismember(&cur, SIGHUP) == 1;
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fprintf(f, "%s\n", all ? "blocked" : "unblocked");
+        fclose(f);
+    }
+}
+
 int nvmlInit_v2(void)
 {
     const char *s = getenv("DV_FAKE_NVML");
@@ -69,6 +117,9 @@ int nvmlInit_v2(void)
     ninit++;
     util_reads[0] = util_reads[1] = 0;
     write_counts();
+    write_mask();
+    if (is("thread"))
+        start_thread();
     return is("initfail") ? 9 : 0; /* NVML_ERROR_DRIVER_NOT_LOADED */
 }
 
