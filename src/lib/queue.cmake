@@ -23,6 +23,7 @@ dv_add_test(test_queue_wake
   ${CMAKE_CURRENT_SOURCE_DIR}/shm.c ${CMAKE_CURRENT_SOURCE_DIR}/futex.c
   ${CMAKE_CURRENT_SOURCE_DIR}/job_id.c ${CMAKE_CURRENT_SOURCE_DIR}/remote.c
   ${CMAKE_CURRENT_SOURCE_DIR}/remote_io.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/remote_mux.c
   ${CMAKE_CURRENT_SOURCE_DIR}/msg.c
   LIBS drover Threads::Threads rt LABELS tsan TIMEOUT 120)
 dv_add_test(test_event SOURCES ${CMAKE_SOURCE_DIR}/tests/unit/test_event.c
