@@ -2,7 +2,9 @@
  * orderly shut-down and the report. Every wait has an end: the monitors
  * announce themselves (no fixed sleep before the jobs), the post-processing
  * process ends when the queue is closed and drained, and the only pause is
- * the --tail that lets the telemetry show the idle end. */
+ * the --tail that lets the telemetry show the idle end. A telemetry process
+ * that ends before its time (it printed why) or an output that cannot be
+ * written fails the run at once. */
 #include "demo.h"
 
 #include <errno.h>
@@ -14,8 +16,10 @@
 #include "telemetry/telemetry.h"
 #include "workloads/conv2d/item.h"
 
-/* Longest wait for a monitor to announce itself. */
+/* Longest wait for a monitor to announce itself, and how often the wait
+ * looks whether the telemetry processes still live. */
 #define READY_TIMEOUT_S 60.0
+#define LIVENESS_S 0.1
 
 static double now_s(void)
 {
@@ -28,6 +32,41 @@ static int fail(const char *what, const dv_error_t *err)
 {
     fprintf(stderr, "drover: telemetry_full: %s: %s\n", what, err->text);
     return -1;
+}
+
+/* Flush stdout; a failed write (a full disk, /dev/full) says so. */
+static int out_flush(void)
+{
+    errno = 0;
+    if (fflush(stdout) == 0 && !ferror(stdout))
+        return 0;
+    fprintf(stderr, "drover: telemetry_full: stdout: %s\n",
+            strerror(errno ? errno : EIO));
+    return -1;
+}
+
+static int ended(dv_process_t *p, const char *what, dv_error_t *err)
+{
+    int code = 0;
+    dv_process_exitcode(p, &code);
+    snprintf(err->text, sizeof(err->text), "%s ended early (%s %d)", what,
+             code < 0 ? "signal" : "exit code", code < 0 ? -code : code);
+    return -1;
+}
+
+/* -1 with err when a telemetry process ended before the end event. */
+static int telemetry_ended(struct tf_demo *d, dv_error_t *err)
+{
+    if (d->post && !dv_process_is_alive(d->post))
+        return ended(d->post, "the post-processing process", err);
+    for (int i = 0; i < d->nnodes && d->monitors[i]; i++) {
+        if (!dv_process_is_alive(d->monitors[i])) {
+            char what[64];
+            snprintf(what, sizeof(what), "the monitor of node %d", i);
+            return ended(d->monitors[i], what, err);
+        }
+    }
+    return 0;
 }
 
 static void pyfloat(double x, char *buf)
@@ -62,11 +101,20 @@ static void telem_arg(const struct tf_demo *d, struct tf_telem_arg *a)
 /* Wait for every monitor's announcement: its node's GPU count. */
 static int await_monitors(struct tf_demo *d, dv_error_t *err)
 {
+    double t0 = now_s();
     for (int seen = 0; seen < d->nnodes; seen++) {
         void *msg;
         size_t len;
-        if (dv_queue_get(d->ready, &msg, &len, READY_TIMEOUT_S, err) < 0)
-            return -1;
+        while (dv_queue_get(d->ready, &msg, &len, LIVENESS_S, err) < 0) {
+            if (errno != ETIMEDOUT || telemetry_ended(d, err) < 0)
+                return -1;
+            if (now_s() - t0 > READY_TIMEOUT_S) {
+                snprintf(err->text, sizeof(err->text),
+                         "%d of %d monitors announced in %.0f s", seen,
+                         d->nnodes, READY_TIMEOUT_S);
+                return -1;
+            }
+        }
         struct tf_ready r = {-1, 0};
         if (len == sizeof(r))
             memcpy(&r, msg, sizeof(r));
@@ -158,7 +206,8 @@ static int launch(struct tf_demo *d, struct jobs *j, dv_error_t *err)
     if (dv_event_set(d->start) < 0)
         return fail("start event", &(dv_error_t){"cannot set"});
     printf("Launching scipy and mnist jobs\n");
-    fflush(stdout);
+    if (out_flush() < 0)
+        return -1;
     j->mnist_a = dv_pool_map_async(j->mnist, "mnist_lr_sweep", j->mitems,
                                    (size_t)n, 1, err);
     if (!j->mnist_a)
@@ -174,6 +223,8 @@ static int await_jobs(struct tf_demo *d, struct jobs *j, dv_error_t *err)
     double t0 = now_s();
     int conv_done = 0, mnist_done = 0;
     while (!conv_done || !mnist_done) {
+        if (telemetry_ended(d, err) < 0)
+            return fail("telemetry", err);
         if (!conv_done && dv_async_wait(j->conv_a, 0.05, NULL) == 0) {
             conv_done = 1;
             d->conv_s = now_s() - t0;
@@ -213,22 +264,41 @@ static void sleep_s(double s)
         ;
 }
 
-/* Let the telemetry show the idle end, then stop the monitors and, once
- * they are gone, close the queue: the post-processing process drains it and
- * leaves. */
-static int stop_telemetry(struct tf_demo *d, dv_error_t *err)
+/* Join p; -1 with err when that fails or p did not exit 0. */
+static int join_ok(dv_process_t *p, const char *what, dv_error_t *err)
 {
-    sleep_s(d->opt->tail);
+    int code = 0;
+    if (dv_process_join(p, -1, err) < 0)
+        return -1;
+    if (dv_process_exitcode(p, &code) == 0 && code == 0)
+        return 0;
+    snprintf(err->text, sizeof(err->text), "%s failed (%s %d)", what,
+             code < 0 ? "signal" : "exit code", code < 0 ? -code : code);
+    return -1;
+}
+
+/* Let the telemetry show the idle end (not after a failure), then stop the
+ * monitors and, once they are gone, close the queue: the post-processing
+ * process drains it and leaves. */
+static int stop_telemetry(struct tf_demo *d, int failed, dv_error_t *err)
+{
+    if (!failed)
+        sleep_s(d->opt->tail);
     printf("Shutting down procs\n");
-    fflush(stdout);
+    fflush(stdout); /* checked at the end of the run */
     /* The start too, for a run that failed before it: the monitors and the
      * post-processing process wait for it. */
     int rc = dv_event_set(d->end) | dv_event_set(d->start);
-    for (int i = 0; i < d->nnodes && d->monitors[i]; i++)
-        if (dv_process_join(d->monitors[i], -1, err) < 0)
+    dv_error_t later; /* err keeps the first failure */
+    char what[64];
+    for (int i = 0; i < d->nnodes && d->monitors[i]; i++) {
+        snprintf(what, sizeof(what), "the monitor of node %d", i);
+        if (join_ok(d->monitors[i], what, rc < 0 ? &later : err) < 0)
             rc = -1;
+    }
     dv_queue_close(d->queue);
-    if (d->post && dv_process_join(d->post, -1, err) < 0)
+    if (d->post && join_ok(d->post, "the post-processing process",
+                           rc < 0 ? &later : err) < 0)
         rc = -1;
     return rc;
 }
@@ -289,7 +359,6 @@ static void report_summary(struct tf_demo *d, const struct jobs *j)
                m.seconds > 0 ? m.epochs / m.seconds : 0.0, m.images_per_s,
                m.node, m.backend);
     }
-    fflush(stdout);
 }
 
 static void close_objects(struct tf_demo *d)
@@ -324,8 +393,7 @@ static int announce_run(struct tf_demo *d)
     printf("Number of scipy workers: %d\n", d->opt->scipy_workers);
     printf("Number of MNIST workers: %d\n", d->opt->mnist_workers);
     printf("%s\n", d->data_note);
-    fflush(stdout);
-    return 0;
+    return out_flush();
 }
 
 int tf_demo_run(struct tf_demo *d)
@@ -337,7 +405,7 @@ int tf_demo_run(struct tf_demo *d)
         rc = fail("telemetry", &err);
     if (rc == 0) {
         printf("Number of images: %zu\n", d->items.n);
-        fflush(stdout);
+        rc = out_flush();
     }
     if (rc == 0 && make_device_queues(d, &err) < 0)
         rc = fail("device queues", &err);
@@ -345,11 +413,12 @@ int tf_demo_run(struct tf_demo *d)
         rc = launch(d, &j, &err);
     if (rc == 0)
         rc = await_jobs(d, &j, &err);
-    if (d->start && d->end && stop_telemetry(d, &err) < 0 && rc == 0)
+    if (d->start && d->end && stop_telemetry(d, rc != 0, &err) < 0 && rc == 0)
         rc = fail("telemetry", &err);
     if (rc == 0) {
         report_mnist(d, &j);
         report_summary(d, &j);
+        rc = out_flush();
     }
     jobs_close(&j);
     close_objects(d);

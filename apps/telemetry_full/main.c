@@ -65,6 +65,11 @@ int main(int argc, char **argv)
     } else if (opt.help) {
         tf_options_print_help(stdout);
         rc = 0;
+        if (fflush(stdout) != 0) {
+            fprintf(stderr, "drover: telemetry_full: stdout: %s\n",
+                    strerror(errno));
+            rc = 1;
+        }
     } else if (check_inputs(&opt, &demo, &err) < 0) {
         fail("", &err);
     } else {

@@ -103,12 +103,19 @@ DV_TASK(telem_work)(const void *arg, size_t len, dv_result_t *result)
     }
     printf("This is a telemetry process on node %s.\n",
            node_name(host, sizeof(host)));
-    fflush(stdout);
-    int rc = monitor(a, q, start, end, &err);
+    int rc = fflush(stdout) != 0 ? -1 : 0;
+    if (rc < 0)
+        snprintf(err.text, sizeof(err.text), "stdout: %s", strerror(errno));
+    else
+        rc = monitor(a, q, start, end, &err);
     if (rc < 0)
         die("monitor", &err);
     printf("Telemetry process on node %s exiting ...\n", host);
-    fflush(stdout);
+    if (fflush(stdout) != 0 && rc == 0) {
+        snprintf(err.text, sizeof(err.text), "stdout: %s", strerror(errno));
+        die("monitor", &err);
+        rc = -1;
+    }
     detach_all(&q, &start, &end);
     return rc < 0;
 }

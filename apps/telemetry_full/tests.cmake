@@ -23,5 +23,9 @@ tf_add_script_test(integration_telemetry_full_kill
   test_telemetry_full_kill.sh TIMEOUT 180)
 tf_add_script_test(integration_telemetry_full_sigint
   test_telemetry_full_sigint.sh TIMEOUT 120)
+tf_add_script_test(integration_telemetry_full_fail
+  test_telemetry_full_fail.sh TIMEOUT 180)
+tf_add_script_test(integration_telemetry_full_shm
+  test_telemetry_full_shm.sh TIMEOUT 120)
 tf_add_script_test(integration_telemetry_full_bars
   test_telemetry_full_bars.sh LABELS nosan TIMEOUT 180)

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,25 @@ size_t dv__pool_chan_size(uint32_t nslots)
 {
     return sizeof(struct dv__pool_shared) +
            (size_t)nslots * sizeof(struct dv__pool_slot);
+}
+
+/* Pages for the segment's header and the heads of each slot's rings (its
+ * control words and positions), so that a full /dev/shm is ENOSPC at
+ * create and not SIGBUS at the first store. Ring payloads stay sparse:
+ * 2 MiB per slot would otherwise be taken whether used or not. */
+static int allocate_heads(int fd, uint32_t nslots, dv_error_t *err)
+{
+    off_t head = (off_t)sizeof(struct dv__pool_shared);
+    off_t res = (off_t)offsetof(struct dv__pool_slot, results);
+    if (dv__shm_allocate(fd, 0, head, "pool", err) < 0)
+        return -1;
+    for (uint32_t i = 0; i < nslots; i++) {
+        off_t at = head + (off_t)i * (off_t)sizeof(struct dv__pool_slot);
+        if (dv__shm_allocate(fd, at, 4096, "pool", err) < 0 ||
+            dv__shm_allocate(fd, at + res, 4096, "pool", err) < 0)
+            return -1;
+    }
+    return 0;
 }
 
 struct dv__pool_shared *dv__pool_chan_create(uint32_t nslots, char *name,
@@ -42,12 +62,17 @@ struct dv__pool_shared *dv__pool_chan_create(uint32_t nslots, char *name,
     }
     size_t size = dv__pool_chan_size(nslots);
     void *p = MAP_FAILED;
-    if (ftruncate(fd, (off_t)size) == 0)
-        p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (p == MAP_FAILED) {
+    if (ftruncate(fd, (off_t)size) < 0)
         dv__errsys(err, "pool: map %zu bytes of shared memory", size);
+    else if (allocate_heads(fd, nslots, err) == 0 &&
+             (p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+                       0)) == MAP_FAILED)
+        dv__errsys(err, "pool: map %zu bytes of shared memory", size);
+    if (p == MAP_FAILED) {
+        int saved = errno;
         close(fd);
         shm_unlink(name);
+        errno = saved;
         return NULL;
     }
     close(fd);

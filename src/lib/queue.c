@@ -74,6 +74,9 @@ struct qshared {
     uint32_t space_sleepers;
 };
 
+/* Its page is allocated at create (dv__shm_create). */
+_Static_assert(sizeof(struct qshared) <= DV__SHM_HEAD, "queue header size");
+
 struct dv_queue {
     dv__remote_t *remote; /* the queue lives on another node (remote.c) */
     dv_handle_t remote_handle;
@@ -308,7 +311,7 @@ static int reserve_pages(dv_queue_t *q, uint64_t end, dv_error_t *err)
                             (off_t)(to - sh->reserved));
     if (r != 0)
         return dv__errprintf(err, r == ENOSPC ? ENOMEM : r,
-                             "queue: no shared memory left for the payload");
+                             "queue: no space in /dev/shm for the payload");
     sh->reserved = to;
     return 0;
 }

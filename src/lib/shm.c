@@ -100,6 +100,19 @@ static int open_new(struct dv__shm *s, char prefix, char *path, size_t cap)
     return -1;
 }
 
+int dv__shm_allocate(int fd, off_t off, off_t len, const char *what,
+                     dv_error_t *err)
+{
+    int r = posix_fallocate(fd, off, len);
+    if (r == ENOSPC)
+        return dv__errprintf(err, r, "%s: no space in /dev/shm for %lld bytes",
+                             what, (long long)len);
+    if (r != 0)
+        return dv__errprintf(err, r, "%s: allocate %lld bytes: %s", what,
+                             (long long)len, strerror(r));
+    return 0;
+}
+
 int dv__shm_create(struct dv__shm *s, uint32_t kind, char prefix, size_t size,
                    dv_error_t *err)
 {
@@ -112,9 +125,18 @@ int dv__shm_create(struct dv__shm *s, uint32_t kind, char prefix, size_t size,
     int fd = open_new(s, prefix, path, sizeof(path));
     if (fd < 0)
         return dv__errsys(err, "shared memory: shm_open");
-    if (ftruncate(fd, (off_t)size) < 0 || map_fd(s, fd, size) < 0) {
-        dv__errsys(err, "shared memory: %s of %zu bytes", path, size);
+    size_t head = size < DV__SHM_HEAD ? size : DV__SHM_HEAD;
+    int r = 0;
+    if (ftruncate(fd, (off_t)size) < 0 || map_fd(s, fd, size) < 0)
+        r = dv__errsys(err, "shared memory: %s of %zu bytes", path, size);
+    else if (dv__shm_allocate(fd, 0, (off_t)head, "shared memory", err) < 0)
+        r = -1;
+    if (r < 0) {
         int saved = errno;
+        if (s->hdr)
+            munmap(s->hdr, size);
+        s->hdr = NULL;
+        s->fd = -1;
         shm_unlink(path);
         close(fd);
         errno = saved;

@@ -41,11 +41,19 @@ struct dv__shm {
 };
 
 /* Create a new segment of size bytes (sparse: zero pages cost nothing
- * until touched) whose name starts with prefix ('q' or 'e'). The header is
- * filled except for magic, which the caller stores (with release order)
- * after it initialised the rest. Returns 0, or -1 with errno and err. */
+ * until touched) whose name starts with prefix ('q' or 'e'). Its first
+ * DV__SHM_HEAD bytes are allocated here, so that a full /dev/shm is
+ * ENOSPC now and not SIGBUS at the first store. The header is filled
+ * except for magic, which the caller stores (with release order) after it
+ * initialised the rest. Returns 0, or -1 with errno and err. */
+#define DV__SHM_HEAD 4096
 int dv__shm_create(struct dv__shm *s, uint32_t kind, char prefix, size_t size,
                    dv_error_t *err);
+
+/* Give bytes [off, off + len) of a segment's fd their pages. ENOSPC: no
+ * space in /dev/shm, said so in err with what. Returns 0 or -1. */
+int dv__shm_allocate(int fd, off_t off, off_t len, const char *what,
+                     dv_error_t *err);
 
 /* Map the segment a handle names, check kind and token. ENOENT: gone;
  * EINVAL: a handle that is not well formed, of another kind or job, or

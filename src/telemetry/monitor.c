@@ -57,7 +57,10 @@ int dv_telem_monitor_run(dv_telem_sampler_t *s, double interval_s, long count,
             sleep_until(&next, stop);
         if (stop && *stop)
             break;
-        dv_telem_sampler_sample(s, smp, NULL);
+        if (dv_telem_sampler_sample(s, smp, err) < 0) {
+            rc = -1;
+            break;
+        }
         int len = dv_telem_record_encode(smp, rec, DV_TELEM_RECORD_MAX, err);
         int r = len < 0 ? -1 : put(rec, (size_t)len, arg);
         if (r != 0) {

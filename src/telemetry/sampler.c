@@ -204,19 +204,36 @@ const char *dv_telem_sampler_note(const dv_telem_sampler_t *s)
     return s ? s->note : "";
 }
 
-static void sample_cpu(dv_telem_sampler_t *s, dv_telem_sample_t *out)
+/* Read a kept /proc file into s->buf. Running out of descriptors or
+ * memory is the sampler failing, not the node lacking the file: that sets
+ * *failed (and err) instead of passing for an unknown reading. */
+static long read_proc(dv_telem_sampler_t *s, dv__proc_file_t *f, size_t cap,
+                      int *failed, dv_error_t *err)
+{
+    long n = dv__telem_read_kept(s->root, f, s->buf, cap);
+    if (n < 0 && !*failed &&
+        (errno == EMFILE || errno == ENFILE || errno == ENOMEM)) {
+        dv__errsys(err, "telemetry: %s/%s", s->root, f->name);
+        *failed = 1;
+    }
+    return n;
+}
+
+static int sample_cpu(dv_telem_sampler_t *s, dv_telem_sample_t *out,
+                      dv_error_t *err)
 {
     double load[3];
     dv__cpu_times_t now;
     uint64_t total, used;
-    if (dv__telem_read_kept(s->root, &s->loadavg, s->buf, 256) >= 0 &&
+    int failed = 0;
+    if (read_proc(s, &s->loadavg, 256, &failed, err) >= 0 &&
         dv__telem_parse_loadavg(s->buf, load) == 0) {
         out->load1 = load[0];
         out->load5 = load[1];
         out->load15 = load[2];
         out->valid |= DV_TELEM_LOAD;
     }
-    if (dv__telem_read_kept(s->root, &s->stat, s->buf, sizeof(s->buf)) >= 0 &&
+    if (read_proc(s, &s->stat, sizeof(s->buf), &failed, err) >= 0 &&
         dv__telem_parse_stat(s->buf, &now) == 0) {
         double pct = s->have_last ? dv__telem_cpu_percent(&s->last, &now) : -1;
         if (pct >= 0) {
@@ -230,13 +247,13 @@ static void sample_cpu(dv_telem_sampler_t *s, dv_telem_sample_t *out)
         s->last = now;
         s->have_last = 1;
     }
-    if (dv__telem_read_kept(s->root, &s->meminfo, s->buf, sizeof(s->buf)) >=
-            0 &&
+    if (read_proc(s, &s->meminfo, sizeof(s->buf), &failed, err) >= 0 &&
         dv__telem_parse_meminfo(s->buf, &total, &used) == 0) {
         out->mem_total = total;
         out->mem_used = used;
         out->valid |= DV_TELEM_MEM;
     }
+    return failed ? -1 : 0;
 }
 
 int dv_telem_sampler_sample(dv_telem_sampler_t *s, dv_telem_sample_t *out,
@@ -258,7 +275,8 @@ int dv_telem_sampler_sample(dv_telem_sampler_t *s, dv_telem_sample_t *out,
         memcpy(out->note, s->note, sizeof(out->note));
         s->note_given = 1;
     }
-    sample_cpu(s, out);
+    if (sample_cpu(s, out, err) < 0)
+        return -1;
     dv__telem_gpu_sample(s->gpu[0], out, out->note, sizeof(out->note));
     dv__telem_gpu_sample(s->gpu[1], out, out->note, sizeof(out->note));
     return 0;

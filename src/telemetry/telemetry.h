@@ -94,8 +94,10 @@ void dv_telem_sampler_destroy(dv_telem_sampler_t **s);
 
 /* Take one sample into *out (owned by the caller). A /proc file that is
  * missing or odd clears its valid bit; a GPU that fails or disappears is
- * left out and noted once (out->note). Returns 0; -1 only on bad
- * arguments (EINVAL). Not thread-safe for one sampler. */
+ * left out and noted once (out->note). Returns 0; -1 on bad arguments
+ * (EINVAL) or when a /proc file cannot be opened for want of descriptors
+ * or memory (EMFILE, ENFILE, ENOMEM; err names the file). Not thread-safe
+ * for one sampler. */
 int dv_telem_sampler_sample(dv_telem_sampler_t *s, dv_telem_sample_t *out,
                             dv_error_t *err);
 
@@ -143,7 +145,8 @@ typedef int (*dv_telem_put_f)(const void *rec, size_t len, void *arg);
 /* Sample every interval_s seconds (on absolute deadlines, so no drift)
  * and hand each encoded record to put, until put returns non-zero, *stop
  * becomes non-zero (may be NULL) or count records went out (0: no limit).
- * Returns 0, or -1 when put fails (errno from put) or on bad arguments. */
+ * Returns 0, or -1 when put fails (errno from put), the sampler fails
+ * (dv_telem_sampler_sample) or on bad arguments. */
 int dv_telem_monitor_run(dv_telem_sampler_t *s, double interval_s, long count,
                          dv_telem_put_f put, void *arg,
                          volatile sig_atomic_t *stop, dv_error_t *err);

@@ -1,10 +1,14 @@
 /* Tests of the /proc readers and the CPU/memory side of the sampler, on
  * the fixture trees of tests/fixtures/telemetry (normal, odd values,
- * broken text, missing files) and on a tree rewritten between samples. */
+ * broken text, missing files) and on a tree rewritten between samples;
+ * and a sampler out of descriptors, which must fail, not sample nothing. */
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -150,6 +154,37 @@ static void test_node_name(void)
     unsetenv("DROVER_NODE_NAME");
 }
 
+/* With every descriptor taken, the first sample cannot open its /proc
+ * files: an error naming the file (EMFILE), not a sample of unknowns. */
+static void test_out_of_fds(void)
+{
+    dv_telem_sampler_t *sp = open_tree("normal");
+    dv_telem_sample_t s;
+    dv_error_t err = {""};
+    struct rlimit old, low;
+    CHECK_EQ_INT(getrlimit(RLIMIT_NOFILE, &old), 0);
+    low = old;
+    low.rlim_cur = 64;
+    CHECK_EQ_INT(setrlimit(RLIMIT_NOFILE, &low), 0);
+    int fds[64], n = 0;
+    while (n < 64 && (fds[n] = open("/dev/null", O_RDONLY)) >= 0)
+        n++;
+    CHECK(n < 64);
+    int r = dv_telem_sampler_sample(sp, &s, &err);
+    int e = errno;
+    while (n > 0)
+        close(fds[--n]);
+    setrlimit(RLIMIT_NOFILE, &old);
+    CHECK_EQ_INT(r, -1);
+    CHECK_EQ_INT(e, EMFILE);
+    CHECK(strstr(err.text, "/loadavg") != NULL);
+    CHECK(strstr(err.text, strerror(EMFILE)) != NULL);
+    /* With descriptors free again, the sampler goes on. */
+    CHECK_EQ_INT(dv_telem_sampler_sample(sp, &s, &err), 0);
+    CHECK(s.valid & DV_TELEM_LOAD);
+    dv_telem_sampler_destroy(&sp);
+}
+
 int main(void)
 {
     const char *src = getenv("DROVER_SOURCE_DIR");
@@ -159,5 +194,6 @@ int main(void)
     test_trees();
     test_deltas();
     test_node_name();
+    test_out_of_fds();
     return CHECK_DONE();
 }
