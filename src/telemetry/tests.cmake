@@ -5,10 +5,14 @@ foreach(fake nvml rsmi)
   add_library(dv_fake_${fake} SHARED ${CMAKE_SOURCE_DIR}/tests/fakes/fake_${fake}.c)
   set_target_properties(dv_fake_${fake} PROPERTIES C_VISIBILITY_PRESET default)
 endforeach()
-# DV_FAKE_NVML=thread leaves a thread running in the double: its code must
-# stay mapped after dlclose.
 target_link_libraries(dv_fake_nvml PRIVATE Threads::Threads)
-target_link_options(dv_fake_nvml PRIVATE "LINKER:-z,nodelete")
+# DV_FAKE_NVML=thread leaves a thread running in the double: its code must
+# stay mapped after dlclose, so that copy is never unloaded (the plain one
+# is, and starts its counts afresh at each load).
+add_library(dv_fake_nvml_thread SHARED ${CMAKE_SOURCE_DIR}/tests/fakes/fake_nvml.c)
+set_target_properties(dv_fake_nvml_thread PROPERTIES C_VISIBILITY_PRESET default)
+target_link_libraries(dv_fake_nvml_thread PRIVATE Threads::Threads)
+target_link_options(dv_fake_nvml_thread PRIVATE "LINKER:-z,nodelete")
 
 dv_add_test(test_telemetry_procfs
   SOURCES ${CMAKE_SOURCE_DIR}/tests/unit/test_telemetry_procfs.c

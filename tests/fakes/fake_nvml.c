@@ -14,7 +14,8 @@
  *             every signal and lives until the process exits, as the real
  *             library's threads may: a process-directed signal the caller
  *             blocked (SIGCHLD) is then taken, and lost, by that thread.
- *             (Linked with -z nodelete so that dlclose keeps its code.)
+ *             (Use the copy linked with -z nodelete, libdv_fake_nvml_thread,
+ *             so that dlclose keeps its code.)
  * DV_FAKE_NVML_COUNTS, when set, names a file where nvmlInit and
  * nvmlShutdown calls are counted ("init N shutdown M").
  * DV_FAKE_NVML_MASK, when set, names a file where nvmlInit writes whether

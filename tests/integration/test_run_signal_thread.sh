@@ -6,7 +6,7 @@
 # And the signals are blocked before NVML is first called.
 set -u
 . "$(dirname "$0")/rt_lib.sh"
-export DROVER_NVML_LIBRARY=$B/lib/libdv_fake_nvml.so DV_FAKE_NVML=thread
+export DROVER_NVML_LIBRARY=$B/lib/libdv_fake_nvml_thread.so DV_FAKE_NVML=thread
 export DROVER_RSMI_LIBRARY=/nonexistent.so
 [ -e "$DROVER_NVML_LIBRARY" ] || bad "no NVML test double at $DROVER_NVML_LIBRARY"
 hung=0
