@@ -183,12 +183,36 @@ void head_say(mn_head_t *h, const char *fmt, ...)
     emit(h, 2, line, (size_t)k);
 }
 
+/* Labelled lines gathered for one put: a lock and a wake-up of the
+ * writer a message, not two a line. */
+struct lines {
+    char b[16384];
+    size_t n;
+};
+
+static void lines_add(mn_head_t *h, struct lines *l, int fd, const char *p,
+                      size_t n)
+{
+    if (l->n + n > sizeof(l->b)) {
+        emit(h, fd, l->b, l->n);
+        l->n = 0;
+    }
+    if (n > sizeof(l->b)) {
+        emit(h, fd, p, n);
+        return;
+    }
+    memcpy(l->b + l->n, p, n);
+    l->n += n;
+}
+
 /* --label: whole lines, each after its node's name. */
 static void put_labelled(mn_head_t *h, struct node *d, int stream,
                          const char *p, size_t n, int flush)
 {
     char pre[80];
     int pl = snprintf(pre, sizeof(pre), "[%s] ", d->info.hostname);
+    struct lines out;
+    out.n = 0;
     while (n || (flush && d->olen[stream])) {
         size_t room = sizeof(d->obuf[stream]) - d->olen[stream];
         size_t k = n < room ? n : room;
@@ -199,15 +223,15 @@ static void put_labelled(mn_head_t *h, struct node *d, int stream,
         char *b = d->obuf[stream], *nl;
         size_t len = d->olen[stream];
         while ((nl = memchr(b, '\n', len))) {
-            emit(h, stream, pre, (size_t)pl);
-            emit(h, stream, b, (size_t)(nl - b) + 1);
+            lines_add(h, &out, stream, pre, (size_t)pl);
+            lines_add(h, &out, stream, b, (size_t)(nl - b) + 1);
             len -= (size_t)(nl - b) + 1;
             b = nl + 1;
         }
         if (len == sizeof(d->obuf[stream]) || (flush && !n && len)) {
-            emit(h, stream, pre, (size_t)pl);
-            emit(h, stream, b, len);
-            emit(h, stream, "\n", 1);
+            lines_add(h, &out, stream, pre, (size_t)pl);
+            lines_add(h, &out, stream, b, len);
+            lines_add(h, &out, stream, "\n", 1);
             len = 0;
         }
         memmove(d->obuf[stream], b, len);
@@ -215,6 +239,8 @@ static void put_labelled(mn_head_t *h, struct node *d, int stream,
         if (flush && !n)
             break;
     }
+    if (out.n)
+        emit(h, stream, out.b, out.n);
 }
 
 void put_output(mn_head_t *h, int node, int stream, const char *p, size_t n,
