@@ -50,10 +50,30 @@ static int agent_send(void *arg, int dst, dv_wire_buf_t *b)
     return dv__transport_send(a->dealer, NULL, 0, b, NULL);
 }
 
+static const char agent_usage[] =
+    "usage: drover agent --head ENDPOINT --job ID [--index I]\n"
+    "                    [--network-prefix CIDR]\n"
+    "\n"
+    "The agent of one node of a multi-node job. drover run starts it on\n"
+    "every other node (through --launch-cmd or srun) with the job's keys\n"
+    "on its stdin; it is not meant to be run by hand.\n"
+    "\n"
+    "options:\n"
+    "  -h, --help              show this help and exit\n"
+    "  --head ENDPOINT         the head's control endpoint (tcp://A:P)\n"
+    "  --job ID                the job's id\n"
+    "  --index I               this node's index (default: SLURM_NODEID + 1)\n"
+    "  --network-prefix CIDR   listen on the address in CIDR\n";
+
+/* 0: run; 1: done (help); -1: bad usage. */
 static int parse(int argc, char **argv, struct agent *a)
 {
     a->index = -1;
     for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            fputs(agent_usage, stdout);
+            return 1;
+        }
         if (i + 1 < argc && !strcmp(argv[i], "--head"))
             a->head = argv[++i];
         else if (i + 1 < argc && !strcmp(argv[i], "--job"))
@@ -279,8 +299,9 @@ int dv__cmd_agent(int argc, char **argv)
     memset(&a, 0, sizeof(a));
     a.sfd = -1;
     a.dfd = -1;
-    if (parse(argc, argv, &a) < 0)
-        return 2;
+    int p = parse(argc, argv, &a);
+    if (p)
+        return p > 0 ? 0 : 2;
     /* The node index names this node's objects (dv__job_node_id). */
     char idx[16];
     snprintf(idx, sizeof(idx), "%d", a.index);

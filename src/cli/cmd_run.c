@@ -202,9 +202,25 @@ static int check_multi(const struct run_opts *o, struct mn_head_opts *m,
                                 &m->wireup_timeout_s) < 0)
         return -1;
     if (o->nodes) {
-        if (bad_number("--nodes", o->nodes, 1, 65536, &x) < 0 || x != (int)x)
+        if (bad_number("--nodes", o->nodes, 1, 65536, &x) < 0)
             return -1;
+        if (x != (int)x) {
+            fprintf(stderr,
+                    "drover: run: --nodes: '%s' is not a whole number of "
+                    "nodes\n",
+                    o->nodes);
+            return -1;
+        }
         m->slurm_nodes = (int)x;
+    }
+    /* Checked whatever the launcher: a typo must not wait for the day the
+     * job runs on several nodes. */
+    if (o->prefix && *o->prefix && mn_prefix_parse(o->prefix, NULL, NULL) < 0) {
+        fprintf(stderr,
+                "drover: run: --network-prefix: '%s' is not an IPv4 "
+                "prefix (A.B.C.D/LEN)\n",
+                o->prefix);
+        return -1;
     }
     if (o->policy) {
         if (strcmp(o->policy, "round-robin") && strcmp(o->policy, "block") &&

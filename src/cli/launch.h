@@ -28,6 +28,11 @@ typedef struct dv_hostlist {
 int dv__hostfile_parse_text(const char *text, size_t len, dv_hostlist_t *out,
                             dv_error_t *err);
 
+/* 1 when name is a host name the node table can hold (a host file's rule:
+ * 1..255 characters of [A-Za-z0-9._:-], not starting with '-'), else 0;
+ * also for names that come from DROVER_NODE_NAME or a hostname. */
+int dv__host_name_valid(const char *name);
+
 /* Read and parse a host file (at most 1 MiB). Errors as above, plus the
  * errno of open/read with the path in the reason. */
 int dv__hostfile_read(const char *path, dv_hostlist_t *out, dv_error_t *err);

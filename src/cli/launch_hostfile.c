@@ -8,6 +8,8 @@
 #include <errno.h>
 #include <signal.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -34,6 +36,15 @@ static int host_char(char c)
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
            (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_' ||
            c == ':';
+}
+
+int dv__host_name_valid(const char *name)
+{
+    size_t n = 0;
+    for (; name[n]; n++)
+        if (!host_char(name[n]))
+            return 0;
+    return n >= 1 && n <= DV_HOST_MAX && name[0] != '-';
 }
 
 static int is_blank(char c)
@@ -71,19 +82,48 @@ static int parse_line(const char *p, size_t n, int lineno, char *host,
     return 0;
 }
 
-static int add_host(dv_hostlist_t *l, int *lines, const char *host, int lineno,
-                    dv_error_t *err)
+/* The hosts seen so far: open addressing over their indices (+1; 0 is a
+ * free slot), so that a large host file is checked in linear time. */
+struct seen {
+    int *slot;
+    size_t mask;
+};
+
+static uint64_t hash(const char *s)
 {
-    for (int i = 0; i < l->n; i++)
-        if (!strcmp(l->hosts[i], host))
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+    return h;
+}
+
+static int seen_init(struct seen *t, size_t hosts)
+{
+    size_t cap = 16;
+    while (cap < 2 * hosts)
+        cap *= 2;
+    t->mask = cap - 1;
+    t->slot = calloc(cap, sizeof(*t->slot));
+    return t->slot ? 0 : -1;
+}
+
+static int add_host(dv_hostlist_t *l, int *lines, struct seen *t,
+                    const char *host, int lineno, dv_error_t *err)
+{
+    size_t i = (size_t)hash(host) & t->mask;
+    for (; t->slot[i]; i = (i + 1) & t->mask) {
+        int k = t->slot[i] - 1;
+        if (!strcmp(l->hosts[k], host))
             return dv__errprintf(err, EINVAL,
                                  "line %d: duplicate host '%s' (line %d)",
-                                 lineno, host, lines[i]);
+                                 lineno, host, lines[k]);
+    }
     char *copy = strdup(host);
     if (!copy)
         return dv__errprintf(err, ENOMEM, "out of memory");
     l->hosts[l->n] = copy;
     lines[l->n++] = lineno;
+    t->slot[i] = l->n;
     return 0;
 }
 
@@ -94,11 +134,14 @@ int dv__hostfile_parse_text(const char *text, size_t len, dv_hostlist_t *out,
     size_t maxlines = 1;
     for (size_t i = 0; i < len; i++)
         maxlines += text[i] == '\n';
+    if (maxlines > INT_MAX / 2)
+        return dv__errprintf(err, EINVAL, "more than %d lines", INT_MAX / 2);
     l.hosts = calloc(maxlines, sizeof(*l.hosts));
     int *lines = calloc(maxlines, sizeof(*lines));
+    struct seen seen = {NULL, 0};
     char host[DV_HOST_MAX + 1];
     int rc = 0, lineno = 0;
-    if (!l.hosts || !lines)
+    if (!l.hosts || !lines || seen_init(&seen, maxlines) < 0)
         rc = dv__errprintf(err, ENOMEM, "out of memory");
     for (size_t off = 0; rc == 0 && off < len;) {
         const char *nl = memchr(text + off, '\n', len - off);
@@ -109,12 +152,13 @@ int dv__hostfile_parse_text(const char *text, size_t len, dv_hostlist_t *out,
         else if (parse_line(text + off, n, lineno, host, err) < 0)
             rc = -1;
         else if (host[0])
-            rc = add_host(&l, lines, host, lineno, err);
+            rc = add_host(&l, lines, &seen, host, lineno, err);
         off += n + 1;
     }
     if (rc == 0 && l.n == 0)
         rc = dv__errprintf(err, EINVAL, "no host in the file");
     free(lines);
+    free(seen.slot);
     if (rc < 0) {
         int e = errno;
         dv__hostlist_free(&l);

@@ -11,6 +11,7 @@
 #define DROVER_CLI_MN_H
 
 #include <stddef.h>
+#include <netinet/in.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -95,6 +96,10 @@ int mn_msg_begin(dv_wire_buf_t *b, int type, int src, int dst);
 
 /* Read an integer field (default def when absent or malformed). */
 int64_t mn_get_i64(const dv_wire_view_t *v, int tag, int64_t def);
+
+/* Parse an IPv4 prefix "a.b.c.d/len" (or "a.b.c.d": /32) into *addr and
+ * *bits (either may be NULL). Returns 0, or -1 with EINVAL. */
+int mn_prefix_parse(const char *prefix, struct in_addr *addr, int *bits);
 
 /* This host's first IPv4 address that matches prefix ("a.b.c.d/len"; NULL
  * or "": any non-loopback). Returns 0 or -1. */

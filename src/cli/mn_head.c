@@ -29,22 +29,36 @@
 #include "common/error.h"
 #include "lib/internal.h"
 
+int mn_prefix_parse(const char *prefix, struct in_addr *addr, int *bits)
+{
+    char a[64];
+    struct in_addr in;
+    const char *sl = strchr(prefix, '/');
+    size_t l = sl ? (size_t)(sl - prefix) : strlen(prefix);
+    char *end = NULL;
+    long b = sl ? strtol(sl + 1, &end, 10) : 32;
+    if (l >= sizeof(a) || (sl && (end == sl + 1 || *end)) || b < 0 || b > 32)
+        goto bad;
+    memcpy(a, prefix, l);
+    a[l] = 0;
+    if (inet_pton(AF_INET, a, &in) != 1)
+        goto bad;
+    if (addr)
+        *addr = in;
+    if (bits)
+        *bits = (int)b;
+    return 0;
+bad:
+    errno = EINVAL;
+    return -1;
+}
+
 int mn_local_addr(const char *prefix, char *out, size_t cap)
 {
     struct in_addr want = {0};
     int bits = -1;
-    if (prefix && *prefix) {
-        char a[64];
-        const char *sl = strchr(prefix, '/');
-        size_t l = sl ? (size_t)(sl - prefix) : strlen(prefix);
-        if (l >= sizeof(a))
-            return -1;
-        memcpy(a, prefix, l);
-        a[l] = 0;
-        bits = sl ? atoi(sl + 1) : 32;
-        if (inet_pton(AF_INET, a, &want) != 1 || bits < 0 || bits > 32)
-            return -1;
-    }
+    if (prefix && *prefix && mn_prefix_parse(prefix, &want, &bits) < 0)
+        return -1;
     struct ifaddrs *ifs, *i;
     if (getifaddrs(&ifs) < 0)
         return -1;
@@ -169,12 +183,36 @@ void head_say(mn_head_t *h, const char *fmt, ...)
     emit(h, 2, line, (size_t)k);
 }
 
+/* Labelled lines gathered for one put: a lock and a wake-up of the
+ * writer a message, not two a line. */
+struct lines {
+    char b[16384];
+    size_t n;
+};
+
+static void lines_add(mn_head_t *h, struct lines *l, int fd, const char *p,
+                      size_t n)
+{
+    if (l->n + n > sizeof(l->b)) {
+        emit(h, fd, l->b, l->n);
+        l->n = 0;
+    }
+    if (n > sizeof(l->b)) {
+        emit(h, fd, p, n);
+        return;
+    }
+    memcpy(l->b + l->n, p, n);
+    l->n += n;
+}
+
 /* --label: whole lines, each after its node's name. */
 static void put_labelled(mn_head_t *h, struct node *d, int stream,
                          const char *p, size_t n, int flush)
 {
     char pre[80];
     int pl = snprintf(pre, sizeof(pre), "[%s] ", d->info.hostname);
+    struct lines out;
+    out.n = 0;
     while (n || (flush && d->olen[stream])) {
         size_t room = sizeof(d->obuf[stream]) - d->olen[stream];
         size_t k = n < room ? n : room;
@@ -185,15 +223,15 @@ static void put_labelled(mn_head_t *h, struct node *d, int stream,
         char *b = d->obuf[stream], *nl;
         size_t len = d->olen[stream];
         while ((nl = memchr(b, '\n', len))) {
-            emit(h, stream, pre, (size_t)pl);
-            emit(h, stream, b, (size_t)(nl - b) + 1);
+            lines_add(h, &out, stream, pre, (size_t)pl);
+            lines_add(h, &out, stream, b, (size_t)(nl - b) + 1);
             len -= (size_t)(nl - b) + 1;
             b = nl + 1;
         }
         if (len == sizeof(d->obuf[stream]) || (flush && !n && len)) {
-            emit(h, stream, pre, (size_t)pl);
-            emit(h, stream, b, len);
-            emit(h, stream, "\n", 1);
+            lines_add(h, &out, stream, pre, (size_t)pl);
+            lines_add(h, &out, stream, b, len);
+            lines_add(h, &out, stream, "\n", 1);
             len = 0;
         }
         memmove(d->obuf[stream], b, len);
@@ -201,6 +239,8 @@ static void put_labelled(mn_head_t *h, struct node *d, int stream,
         if (flush && !n)
             break;
     }
+    if (out.n)
+        emit(h, stream, out.b, out.n);
 }
 
 void put_output(mn_head_t *h, int node, int stream, const char *p, size_t n,
@@ -299,6 +339,22 @@ int read_launcher(mn_head_t *h, struct node *d, int echo)
 
 /* ---- hello ---- */
 
+int name_why(const char *name, char *why, size_t cap)
+{
+    if (dv__host_name_valid(name))
+        return 0;
+    char shown[64];
+    size_t k = 0;
+    for (; name[k] && k < sizeof(shown) - 1; k++) /* one line, printable */
+        shown[k] = name[k] > ' ' && name[k] < 0x7f ? name[k] : '?';
+    shown[k] = 0;
+    snprintf(why, cap,
+             "node name '%s' is not one word of [A-Za-z0-9._:-] (it comes "
+             "from DROVER_NODE_NAME or the hostname)",
+             shown);
+    return -1;
+}
+
 int check_hello(mn_head_t *h, const dv_transport_msg_t *m, int *idx, char *why,
                 size_t cap)
 {
@@ -321,6 +377,8 @@ int check_hello(mn_head_t *h, const dv_transport_msg_t *m, int *idx, char *why,
         snprintf(why, cap, "no hostname in its hello");
         return -1;
     }
+    if (name_why(host, why, cap) < 0)
+        return -1;
     for (int k = 0; k < h->n; k++)
         if ((h->nd[k].hello || k == 0) &&
             !strcmp(h->nd[k].info.hostname, host)) {

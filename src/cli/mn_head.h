@@ -63,6 +63,9 @@ void head_say(mn_head_t *h, const char *fmt, ...)
 void on_local(mn_head_t *h, const dv_wire_view_t *v);
 void node_failed(mn_head_t *h, int i, const char *why);
 int read_launcher(mn_head_t *h, struct node *d, int echo);
+/* 0 when name can go into the node table (dv__host_name_valid), else -1
+ * with the reason, on one line, in why. */
+int name_why(const char *name, char *why, size_t cap);
 int check_hello(mn_head_t *h, const dv_transport_msg_t *m, int *idx, char *why,
                 size_t cap);
 

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/random.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -72,27 +73,62 @@ static char **agent_cmd(mn_head_t *h, int index, char *self, size_t cap)
     return cmd;
 }
 
+static int wireup_launcher(mn_head_t *h, int i, dv_error_t *err);
+static int wireup_message(mn_head_t *h, dv_error_t *err);
+
+/* Between launches: a launcher that already failed (its stderr closed
+ * before its hello) ends the launch at once, before hundreds more are
+ * started. The launched stderrs are in an epoll set, so each check costs
+ * only what became readable. */
+static int launched_ok(mn_head_t *h, int ep, int i, dv_error_t *err)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
+    if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, h->nd[i].ch.err_fd, &ev) < 0)
+        return 0;
+    struct epoll_event got[16];
+    int k = epoll_wait(ep, got, 16, 0);
+    zmq_pollitem_t it = {h->router, 0, ZMQ_POLLIN, 0};
+    while (k > 0 && zmq_poll(&it, 1, 0) > 0) /* hellos first */
+        if (wireup_message(h, err) < 0)
+            return -1;
+    for (int j = 0; j < k; j++) { /* a closed fd leaves the set by itself */
+        int n = (int)got[j].data.u32;
+        if (h->nd[n].ch.err_fd >= 0 && wireup_launcher(h, n, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 static int launch_hostfile(mn_head_t *h, const char *keys, dv_error_t *err)
 {
     char self[PATH_MAX];
     const char *tmpl =
         h->o.launch_cmd ? h->o.launch_cmd : DV_LAUNCH_DEFAULT_TEMPLATE;
-    for (int i = 1; i < h->n; i++) {
+    int ep = epoll_create1(EPOLL_CLOEXEC), r = 0;
+    for (int i = 1; i < h->n && r == 0; i++) {
         char **cmd = agent_cmd(h, i, self, sizeof(self));
-        if (!cmd)
-            return dv__errsys(err, "cannot find the drover binary");
+        if (!cmd) {
+            r = dv__errsys(err, "cannot find the drover binary");
+            break;
+        }
         char **argv = dv__launch_expand(tmpl, h->hosts[i], cmd, err);
         free(cmd);
-        if (!argv)
-            return -1;
+        if (!argv) {
+            r = -1;
+            break;
+        }
         dv_error_t e;
-        int r = dv__launch_spawn(argv, keys, -1, &h->nd[i].ch, &e);
+        r = dv__launch_spawn(argv, keys, -1, &h->nd[i].ch, &e);
         dv__launch_argv_free(argv);
         if (r < 0)
-            return dv__errprintf(err, errno, "%s: launch failed: %s",
-                                 h->hosts[i], e.text);
+            r = dv__errprintf(err, errno, "%s: launch failed: %s", h->hosts[i],
+                              e.text);
+        else
+            r = launched_ok(h, ep, i, err);
     }
-    return 0;
+    if (ep >= 0)
+        close(ep);
+    return r;
 }
 
 static int launch_slurm(mn_head_t *h, const char *keys, dv_error_t *err)
@@ -367,6 +403,11 @@ mn_head_t *mn_head_start(const struct mn_head_opts *o, const char *rundir,
     for (int i = 0; i < h->n; i++)
         h->nd[i].ch.err_fd = -1;
     self_info(h);
+    char why[200];
+    if (name_why(h->nd[0].info.hostname, why, sizeof(why)) < 0) {
+        dv__errprintf(err, EINVAL, "this node: %s", why);
+        goto fail;
+    }
     if (h->n > 1) {
         if (dv__keys_generate(&h->keys, err) < 0 ||
             !(h->tp = dv__transport_create(&h->keys, NULL, NULL, err)))

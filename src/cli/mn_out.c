@@ -16,6 +16,7 @@
 #include "common/error.h"
 
 #define CHUNK 65536
+#define SPARE_MAX 16 /* chunks kept for reuse */
 #define CREDIT_MAX (256u * 1024u)
 #define CREDIT_MIN (16u * 1024u)
 #define CREDIT_ALL (8u * 1024u * 1024u)
@@ -41,6 +42,10 @@ struct mn_out {
     int pipe[2];  /* writer -> loop: credit came back */
     uint64_t *acked;
     uint64_t lost;
+    /* Written chunks of CHUNK bytes, for the next puts: a flood of output
+     * allocates nothing. */
+    struct chunk *spare;
+    int nspare;
 };
 
 size_t mn_out_credit(int nodes)
@@ -105,7 +110,13 @@ static void *writer(void *arg)
         if (bad)
             o->lost += c->len;
         give_back(o, c->node, c->credit);
-        free(c);
+        if (c->cap == CHUNK && o->nspare < SPARE_MAX) {
+            c->next = o->spare;
+            o->spare = c;
+            o->nspare++;
+        } else {
+            free(c);
+        }
     }
     pthread_mutex_unlock(&o->mu);
     return NULL;
@@ -157,6 +168,10 @@ uint64_t mn_out_destroy(mn_out_t **op)
         o->lost += c->len;
         free(c);
     }
+    for (struct chunk *c = o->spare, *nx; c; c = nx) {
+        nx = c->next;
+        free(c);
+    }
     uint64_t lost = o->lost;
     close(o->pipe[0]);
     close(o->pipe[1]);
@@ -171,9 +186,14 @@ uint64_t mn_out_destroy(mn_out_t **op)
  * for cap bytes, or NULL (out of memory). */
 static struct chunk *add_chunk(mn_out_t *o, int fd, size_t cap)
 {
-    struct chunk *c = malloc(sizeof(*c) + cap);
-    if (!c)
+    struct chunk *c = NULL;
+    if (cap == CHUNK && o->spare) {
+        c = o->spare;
+        o->spare = c->next;
+        o->nspare--;
+    } else if (!(c = malloc(sizeof(*c) + cap))) {
         return NULL;
+    }
     *c = (struct chunk){NULL, fd, -1, 0, 0, cap};
     if (o->tail) {
         o->tail->next = c;

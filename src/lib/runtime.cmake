@@ -56,6 +56,8 @@ function(dv_runtime_script name script)
     ENVIRONMENT "DROVER_SOURCE_DIR=${CMAKE_SOURCE_DIR};DROVER_BUILD=${CMAKE_BINARY_DIR}")
 endfunction()
 dv_runtime_script(integration_run test_run.sh TIMEOUT 120)
+# Command lines and host files (loopback nodes: no root needed).
+dv_runtime_script(integration_run_hostfile test_run_hostfile.sh TIMEOUT 120)
 dv_runtime_script(integration_teardown test_teardown.sh TIMEOUT 180)
 # 300 short jobs with a thread (NVML's test double) that takes SIGCHLD.
 dv_runtime_script(integration_run_signal_thread test_run_signal_thread.sh

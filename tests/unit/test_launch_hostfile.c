@@ -83,6 +83,54 @@ static void test_hostfile_read(void)
     CHECK(strstr(err.text, path) != NULL);
 }
 
+/* Large host files: the duplicate check must not be quadratic (one million
+ * lines took hours that way, 100,000 took 17 s; CTest's timeout catches
+ * it). A duplicate is still named with both lines. */
+static void test_hostfile_large(void)
+{
+    const int n = 1000000;
+    size_t cap = (size_t)n * 12 + 16, len = 0;
+    char *text = malloc(cap);
+    CHECK(text != NULL);
+    if (!text)
+        return;
+    for (int i = 0; i < n; i++)
+        len += (size_t)snprintf(text + len, cap - len, "h%d\n", i);
+    dv_hostlist_t l;
+    dv_error_t err = {{0}};
+    CHECK(dv__hostfile_parse_text(text, len, &l, &err) == 0);
+    CHECK_EQ_INT(l.n, n);
+    if (l.n == n)
+        CHECK(!strcmp(l.hosts[n - 1], "h999999"));
+    dv__hostlist_free(&l);
+    len += (size_t)snprintf(text + len, cap - len, "h123456\n");
+    CHECK(dv__hostfile_parse_text(text, len, &l, &err) == -1);
+    CHECK(strstr(err.text, "line 1000001: duplicate host 'h123456' "
+                           "(line 123457)") != NULL);
+    free(text);
+}
+
+/* Names the node table can hold: one word of [A-Za-z0-9._:-]. */
+static void test_host_name_valid(void)
+{
+    CHECK(dv__host_name_valid("node-1.example.org"));
+    CHECK(dv__host_name_valid("10.213.0.4"));
+    CHECK(dv__host_name_valid("fe80::1"));
+    const char *bad[] = {"",      "a b", "a\nb", "a\tb",       "a\rb",
+                         "a\x7f", "-x",  "a;b",  "caf\xc3\xa9"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (dv__host_name_valid(bad[i])) {
+            fprintf(stderr, "accepted bad name %zu\n", i);
+            check_failures++;
+        }
+    char big[DV_HOST_MAX + 2];
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = 0;
+    CHECK(!dv__host_name_valid(big));
+    big[DV_HOST_MAX] = 0;
+    CHECK(dv__host_name_valid(big));
+}
+
 static int argv_is(char **argv, const char *const *want)
 {
     int i = 0;
@@ -189,6 +237,8 @@ int main(void)
     test_hostfile_good();
     test_hostfile_bad();
     test_hostfile_read();
+    test_hostfile_large();
+    test_host_name_valid();
     test_expand();
     test_spawn();
     return CHECK_DONE();

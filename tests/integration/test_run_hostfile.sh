@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Command lines and host files of drover run and drover agent: every error
+# is one "drover: " line and a non-zero exit; `drover agent --help` is
+# help; a 100,000-line host file is checked at once (its duplicate check
+# was quadratic: 17 s); the launch stops at the first launcher that fails
+# instead of starting one per line first; node names the node table
+# cannot hold (a space, a newline) are refused, whoever sets them. Nodes
+# are emulated on loopback (DROVER_NODE_NAME): no root needed.
+set -u
+. "$(dirname "$0")/rt_lib.sh"
+W=$(mktemp -d)
+trap 'rm -rf "$DROVER_TMPDIR" "$W"' EXIT
+
+# err_line CODE TEXT CMD...: CMD exits with CODE and says one "drover: "
+# line holding TEXT on stderr.
+err_line() {
+    local want=$1 text=$2 out rc
+    shift 2
+    out=$(timeout 60 "$@" 2>&1 >/dev/null </dev/null)
+    rc=$?
+    [ "$rc" = "$want" ] || bad "$*: exit $rc, want $want: $out"
+    [ "$(printf '%s\n' "$out" | wc -l)" = 1 ] && [[ $out == "drover: "* ]] ||
+        bad "$*: not one 'drover: ' line: $out"
+    grep -qF -- "$text" <<<"$out" || bad "$*: no '$text' in: $out"
+}
+
+err_line 2 "--nodes: '1.5' is not a whole number" "$D" run --nodes 1.5 -- true
+err_line 2 "--nodes: '0' is not a number in 1..65536" "$D" run --nodes 0 -- true
+# Local jobs too: the prefix is checked before anything runs.
+err_line 2 "--network-prefix: 'garbage' is not an IPv4 prefix" \
+    "$D" run --network-prefix garbage -- true
+err_line 2 "--network-prefix: '10.0.0.0/33'" "$D" run --network-prefix 10.0.0.0/33 -- true
+err_line 2 "--network-prefix: '10.0.0.0/8x'" "$D" run --network-prefix 10.0.0.0/8x -- true
+expect 0 "good prefix" "$D" run --network-prefix 10.0.0.0/8 -- true
+err_line 2 "agent: unknown argument '--frobnicate'" "$D" agent --frobnicate
+for h in --help -h; do
+    out=$("$D" agent $h 2>&1)
+    rc=$?
+    [ "$rc" = 0 ] && grep -q "^usage: drover agent" <<<"$out" ||
+        bad "agent $h: exit $rc: $out"
+done
+
+# Host files: bad lines named by number.
+printf 'lo-a\nlo b\n' >"$W/space"
+err_line 1 "line 2: one host a line" "$D" run --hostfile "$W/space" -- true
+printf 'lo-a\nlo\001b\n' >"$W/ctl"
+err_line 1 "line 2: character 0x01 in a host name" "$D" run --hostfile "$W/ctl" -- true
+
+# 100,000 lines with a duplicate at the end: found, and at once (CTest's
+# timeout and the 60 s above catch a quadratic check).
+awk 'BEGIN { for (i = 0; i < 100000; i++) print "h" i; print "h5" }' >"$W/dup"
+err_line 1 "line 100001: duplicate host 'h5' (line 6)" "$D" run --hostfile "$W/dup" -- true
+
+# 100,000 hosts whose launcher fails (as ssh does for a host that is
+# down): the first failure ends the launch, long before the last line.
+head -n 100000 "$W/dup" >"$W/big"
+cat >"$W/unreachable.sh" <<EOS
+#!/bin/bash
+echo "\$1" >>"$W/launched"
+echo "ssh: connect to host \$1 port 22: No route to host" >&2
+exit 255
+EOS
+chmod +x "$W/unreachable.sh"
+err_line 1 "launch failed: ssh: connect to host h" \
+    env DROVER_NODE_NAME=lo-a "$D" run --hostfile "$W/big" --job-id hf1 \
+    --network-prefix 127.0.0.0/8 --launch-cmd "$W/unreachable.sh {host} {cmd}" -- true
+n=$(wc -l <"$W/launched")
+[ "$n" -lt 10000 ] || bad "launch went on after a failure: $n launchers"
+no_leftovers hf1
+
+# Node names that would break the node table (one line a node, words):
+# node 0's (DROVER_NODE_NAME) and an agent's (its hello) are refused.
+printf 'lo-a\nlo-b\n' >"$W/two"
+err_line 1 "this node: node name 'lo?a' is not one word" \
+    env DROVER_NODE_NAME="lo a" "$D" run --hostfile "$W/two" \
+    --network-prefix 127.0.0.0/8 --launch-cmd "env {cmd}" -- true
+cat >"$W/badname.sh" <<'EOS'
+#!/bin/bash
+h=$1
+shift
+DROVER_NODE_NAME="$h
+evil" exec "$@"
+EOS
+chmod +x "$W/badname.sh"
+err_line 1 "lo-b: node name 'lo-b?evil' is not one word" \
+    env DROVER_NODE_NAME=lo-a "$D" run --hostfile "$W/two" --job-id hf2 \
+    --network-prefix 127.0.0.0/8 --launch-cmd "$W/badname.sh {host} {cmd}" -- true
+no_leftovers hf2
+finish
