@@ -59,7 +59,10 @@ static _Atomic uint32_t last_id;
 
 uint32_t dv__mux_new_id(void)
 {
-    return atomic_fetch_add(&last_id, 1) + 1;
+    uint32_t id;
+    while ((id = atomic_fetch_add(&last_id, 1) + 1) == 0)
+        ; /* 0 is the greeting's */
+    return id;
 }
 
 /* fork(): the child keeps no connection of its parent's. Their copies are
