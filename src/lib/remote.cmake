@@ -3,3 +3,8 @@
 dv_add_test(test_remote_serve
   SOURCES ${CMAKE_SOURCE_DIR}/tests/unit/test_remote_serve.c
   LIBS drover_internal Threads::Threads LABELS tsan TIMEOUT 120)
+# Relays sharing a connection, against the data port's server in-process.
+dv_add_test(test_remote_mux
+  SOURCES ${CMAKE_SOURCE_DIR}/tests/unit/test_remote_mux.c
+  ${CMAKE_SOURCE_DIR}/src/cli/mn_data.c ${CMAKE_SOURCE_DIR}/src/cli/mn_data_conn.c
+  LIBS drover_internal Threads::Threads LABELS tsan TIMEOUT 120)

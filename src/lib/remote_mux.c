@@ -59,7 +59,10 @@ static _Atomic uint32_t last_id;
 
 uint32_t dv__mux_new_id(void)
 {
-    return atomic_fetch_add(&last_id, 1) + 1;
+    uint32_t id;
+    while ((id = atomic_fetch_add(&last_id, 1) + 1) == 0)
+        ; /* 0 is the greeting's */
+    return id;
 }
 
 /* fork(): the child keeps no connection of its parent's. Their copies are
@@ -135,7 +138,7 @@ static struct dv__mux_slot **slot_place(dv__mux_t *m, uint32_t id)
 static void slots_grow(dv__mux_t *m)
 {
     size_t nb = m->nslot * 2;
-    struct dv__mux_slot **b = calloc(nb, sizeof(*b));
+    struct dv__mux_slot **b = calloc(nb, sizeof(struct dv__mux_slot *));
     if (!b)
         return;
     for (size_t i = 0; i < m->nslot; i++) {
@@ -439,7 +442,7 @@ static int mux_connect(dv__mux_t *m, dv_error_t *err)
 static dv__mux_t *mux_new(int node, int port, dv_error_t *err)
 {
     dv__mux_t *m = calloc(1, sizeof(*m));
-    struct dv__mux_slot **b = calloc(64, sizeof(*b));
+    struct dv__mux_slot **b = calloc(64, sizeof(struct dv__mux_slot *));
     if (!m || !b) {
         free(m);
         free(b);

@@ -36,7 +36,7 @@ struct dv__mux_slot {
     struct dv__mux_slot *next; /* in the connection's table */
 };
 
-/* A new relay id of this process (never 0, never reused). */
+/* A new relay id of this process (never 0; unique until 2^32 relays). */
 uint32_t dv__mux_new_id(void);
 
 /* The process's connection to node's data port on port, connected (with

@@ -55,7 +55,7 @@ static struct served *cache_find(struct dv__serve_cache *c,
     if (!c->nbucket)
         return NULL;
     struct served *s = c->bucket[handle_hash(h) & (c->nbucket - 1)];
-    while (s && memcmp(s->h.bytes, h->bytes, sizeof(h->bytes)))
+    while (s && memcmp(s->h.bytes, h->bytes, sizeof(h->bytes)) != 0)
         s = s->next;
     return s;
 }
@@ -65,7 +65,7 @@ static struct served *cache_find(struct dv__serve_cache *c,
 static int cache_grow(struct dv__serve_cache *c)
 {
     size_t nb = c->nbucket ? 2 * c->nbucket : 64;
-    struct served **b = calloc(nb, sizeof(*b));
+    struct served **b = calloc(nb, sizeof(struct served *));
     if (!b)
         return c->nbucket ? 0 : -1;
     for (size_t i = 0; i < c->nbucket; i++) {

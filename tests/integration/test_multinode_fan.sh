@@ -3,8 +3,8 @@
 # node 2 put into 200 queues of node 1 each (tests/integration/mn_fan.c)
 # with 1,024 open files allowed to every process of the job, agents
 # included (1,600 relays: one connection each ran the home agent out of
-# connections). Then a relay whose home agent has no file left to take
-# its connection reports that, not a lost node.
+# files and connections). A home agent out of files refusing with the
+# reason is tests/unit/test_remote_mux.c's.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=netns.sh
