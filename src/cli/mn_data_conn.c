@@ -1,16 +1,16 @@
 /* The requests of one data-port connection (src/cli/mn_data.c takes the
  * connection, its token and greeting): a process's relays to this node
  * share it, each request naming its relay. One thread at a time reads the
- * requests (the reader). It runs a request at once when nothing of its
- * relay is pending and a try shows it would not block; else it gives the
- * reading to another thread of the connection (an idle one, or one made
- * then, with a small stack) and runs the request itself, blocking as the
- * operation does, in slices so that it ends with the connection or the
- * agent; requests of that relay read meanwhile wait for it, so a relay's
- * run in order. So a blocking get starts at once, without a hand-over,
- * and the next reader has until the next request to wake. Threads idle
- * for a while exit, but the connection's own. Answers go out whole under
- * the connection's write lock. */
+ * requests (the reader) and runs each, unless one of its relay's is still
+ * running (then it waits for that one). A request that would block for
+ * more than a moment (GRACE_S) keeps the thread that read it, which gives
+ * the reading to another thread of the connection (an idle one, or one
+ * made then, with a small stack) and goes on with the request, blocking
+ * as the operation does, in slices so that it ends with the connection or
+ * the agent. So a blocking get of one relay holds up no other, and a get
+ * answered at once (a round trip's other half) wakes no thread. Threads
+ * idle for a while exit, but the connection's own. Answers go out whole
+ * under the connection's write lock. */
 #define _GNU_SOURCE
 #include "cli/mn_data.h"
 
@@ -31,6 +31,10 @@
 #define THREAD_STACK ((size_t)256 << 10)
 #define THREAD_IDLE_S 2
 #define RELAY_BUCKETS 256
+/* How long the reader waits for a request that would block before it
+ * gives the reading away: the answer to a round trip's other half often
+ * comes as soon, and then no thread has to wake. */
+#define GRACE_S 200e-6
 
 /* A request that waits for its relay. */
 struct job {
@@ -95,12 +99,12 @@ static int answer_get(void *ctx, const void *data, size_t len)
     return 0;
 }
 
-/* Run one request and answer it: in slices while it would block, or only
- * a try that cannot block (try_only). Returns 0 once answered, 1 when the
- * try would block (nothing done, nothing sent), -1 when the answer could
- * not go out. */
+/* Run one request and answer it, in slices while it would block. With
+ * grace >= 0 it gives up once it would block for longer (nothing done,
+ * nothing sent). Returns 0 once answered, 1 when it gave up, -1 when the
+ * answer could not go out. */
 static int serve_one(struct conn *c, const struct dv__data_req *q, void *in,
-                     int try_only)
+                     double grace)
 {
     dv_handle_t h;
     memcpy(h.bytes, q->handle, sizeof(h.bytes));
@@ -110,7 +114,9 @@ static int serve_one(struct conn *c, const struct dv__data_req *q, void *in,
     double left = q->timeout_s;
     int rc, e;
     for (;;) {
-        double slice = try_only ? 0 : left < 0 || left > 0.5 ? 0.5 : left;
+        double slice = left < 0 || left > 0.5 ? 0.5 : left;
+        if (grace >= 0 && slice > grace)
+            slice = grace;
         err.text[0] = 0;
         if (q->op == DV_ROP_QUEUE_GET)
             rc =
@@ -123,10 +129,11 @@ static int serve_one(struct conn *c, const struct dv__data_req *q, void *in,
             return rc;
         if (rc == 0 || (e != ETIMEDOUT && e != EAGAIN) || left == 0)
             break;
-        if (try_only)
+        if (left >= 0 && (left -= slice) <= 0)
+            break;
+        if (grace >= 0 && (grace -= slice) <= 0)
             return 1;
-        if ((left >= 0 && (left -= slice) <= 0) || atomic_load(c->stopping) ||
-            atomic_load(&c->closing))
+        if (atomic_load(c->stopping) || atomic_load(&c->closing))
             break;
     }
     return answer(c, q->relay, rc, e, value, err.text, NULL, 0);
@@ -166,7 +173,7 @@ static void relay_run(struct conn *c, struct relay *r, struct job *j)
 {
     while (j) {
         pthread_mutex_unlock(&c->mu);
-        if (atomic_load(&c->closing) || serve_one(c, &j->q, j->in, 0) < 0)
+        if (atomic_load(&c->closing) || serve_one(c, &j->q, j->in, -1) < 0)
             shutdown(c->fd, SHUT_RDWR); /* the reader ends the connection */
         job_free(j);
         pthread_mutex_lock(&c->mu);
@@ -281,7 +288,7 @@ static int read_one(struct conn *c, struct job **jp, struct relay **rp)
         return 0;
     }
     pthread_mutex_unlock(&c->mu);
-    int rc = serve_one(c, &j->q, j->in, 1);
+    int rc = serve_one(c, &j->q, j->in, GRACE_S);
     pthread_mutex_lock(&c->mu);
     if (rc != 1 || !(r = calloc(1, sizeof(*r)))) {
         if (rc == 1)
