@@ -59,6 +59,8 @@ dv_runtime_script(integration_run test_run.sh TIMEOUT 120)
 # Command lines and host files (loopback nodes: no root needed).
 dv_runtime_script(integration_run_hostfile test_run_hostfile.sh TIMEOUT 120)
 dv_runtime_script(integration_teardown test_teardown.sh TIMEOUT 180)
+# SIGKILL of drover run: the cleaner and the sweep at the next start.
+dv_runtime_script(integration_kill_cleanup test_kill_cleanup.sh TIMEOUT 120)
 # 300 short jobs with a thread (NVML's test double) that takes SIGCHLD.
 dv_runtime_script(integration_run_signal_thread test_run_signal_thread.sh
   TIMEOUT 600 LABELS tsan)
