@@ -85,6 +85,12 @@ dv_runtime_script(integration_multinode_output test_multinode_output.sh
   TIMEOUT 180 LABELS "netns;tsan")
 set_property(TEST integration_multinode_output APPEND PROPERTY ENVIRONMENT
   "TSAN_OPTIONS=suppressions=${CMAKE_SOURCE_DIR}/src/transport/tsan.supp")
+# Wire-up: an unreachable head, signals to waiting agents and to a long
+# launch loop (loopback nodes; the head's and agents' threads under TSan).
+dv_runtime_script(integration_multinode_signals test_multinode_signals.sh
+  TIMEOUT 240 LABELS tsan)
+set_property(TEST integration_multinode_signals APPEND PROPERTY ENVIRONMENT
+  "TSAN_OPTIONS=suppressions=${CMAKE_SOURCE_DIR}/src/transport/tsan.supp")
 dv_runtime_script(integration_multinode_slurm test_multinode_slurm.sh
   TIMEOUT 240 LABELS "slurm;netns")
 
