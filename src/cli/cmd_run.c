@@ -301,6 +301,8 @@ int dv__cmd_run(int argc, char **argv)
     mn_head_t *head = NULL;
     if (multi && !(head = mn_head_start(&mo, dir, argv + o.prog, &err))) {
         fprintf(stderr, "drover: run: %s\n", err.text);
+        /* What the launchers started and left (orphans come back to us). */
+        dv__agent_kill_tree(dv__grace_s());
         dv__job_cleanup(dir);
         return 1;
     }
