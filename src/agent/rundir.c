@@ -318,14 +318,54 @@ static void sweep(const char *tmp)
         closedir(d);
 }
 
+/* Whether dir is being cleaned (its lock is free, or held by another
+ * process than its agent: a cleaner or a sweep), not a live job's. */
+static int being_cleaned(const char *dir)
+{
+    char path[PATH_MAX + 16], buf[24] = "";
+    snprintf(path, sizeof(path), "%s/agent.pid", dir);
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    ssize_t k = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    snprintf(path, sizeof(path), "%s/agent.lock", dir);
+    if (k <= 0 || (fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+        return 0;
+    struct flock fl;
+    memset(&fl, 0, sizeof(fl));
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    int r = fcntl(fd, F_GETLK, &fl) == 0 &&
+            (fl.l_type == F_UNLCK || fl.l_pid != strtol(buf, NULL, 10));
+    close(fd);
+    return r;
+}
+
+/* mkdir, after the sweep; a directory of the same job still being cleaned
+ * up after its agent's death (a job started again at once) is waited for,
+ * 5 s at most. */
+static int make_dir(const char *tmp, const char *dir)
+{
+    sweep(tmp);
+    for (int i = 0; mkdir(dir, 0700) < 0; i++) {
+        int e = errno;
+        if (e != EEXIST || i == 100 || !being_cleaned(dir)) {
+            errno = e;
+            return -1;
+        }
+        usleep(50000);
+        sweep(tmp);
+    }
+    return 0;
+}
+
 int dv__rundir_create(char *buf, size_t cap, dv_error_t *err)
 {
     const char *tmp = tmp_dir();
     int n = snprintf(buf, cap, "%s/drover.%s", tmp, dv__job_node_id());
     if (n < 0 || (size_t)n >= cap || (size_t)n >= sizeof(rd.dir))
         return dv__errprintf(err, ENAMETOOLONG, "runtime dir: path too long");
-    sweep(tmp);
-    if (mkdir(buf, 0700) < 0)
+    if (make_dir(tmp, buf) < 0)
         return dv__errsys(err, "runtime dir: %s", buf);
     snprintf(rd.dir, sizeof(rd.dir), "%s", buf);
     pid_t pid = -1;

@@ -2,7 +2,7 @@
 # A SIGKILLed `drover run` leaves nothing: within a few seconds its job's
 # processes (also an orphan it never started), /dev/shm segments and
 # runtime directory (with the token) are gone, cleaned by the job's
-# surviving cleaner. When that cleaner is killed too, the next start of a
+# surviving cleaner (a start of the same job meanwhile waits for it). When that cleaner is killed too, the next start of a
 # job sweeps what the dead job left, and only that.
 set -u
 . "$(dirname "$0")/rt_lib.sh"
@@ -39,11 +39,13 @@ start() {
     [ -e "$DROVER_TMPDIR/drover.$1/agent.lock" ] || bad "$1: no agent.lock"
 }
 
-# The cleaner takes the job down.
+# The cleaner takes the job down; the same job started again at once
+# waits for it.
 j=kc$$
 if start "$j"; then
     kill -KILL "$pid"
     wait "$pid" 2>/dev/null
+    expect 0 "$j again" "$D" run --job-id "$j" -- /bin/true
     # shellcheck disable=SC2046
     gone "$j" $(sed -n 's/^pids://p' "$out")
 fi
