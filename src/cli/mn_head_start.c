@@ -76,6 +76,7 @@ static char **agent_cmd(mn_head_t *h, int index, char *self, size_t cap)
 static int wireup_launcher(mn_head_t *h, int i, dv_error_t *err);
 static int wireup_message(mn_head_t *h, dv_error_t *err);
 static int wireup_tick(mn_head_t *h, dv_error_t *err);
+static int stop_pending(void);
 
 /* Between launches: a launcher that already failed (its stderr closed
  * before its hello) ends the launch at once, before hundreds more are
@@ -125,12 +126,16 @@ static int launch_hostfile(mn_head_t *h, const char *keys, dv_error_t *err)
             r = dv__errprintf(err, errno, "%s: launch failed: %s", h->hosts[i],
                               e.text);
         else
-            r = launched_ok(h, ep, i, err);
-        if (r == 0)
             r = wireup_tick(h, err);
+        if (r == 0)
+            r = launched_ok(h, ep, i, err);
     }
     if (ep >= 0)
         close(ep);
+    /* A signal to the whole process group (Ctrl-C) ends the launchers too:
+     * their failure is the interruption's. */
+    if (r < 0 && stop_pending())
+        r = dv__errprintf(err, EINTR, "interrupted during the launch");
     return r;
 }
 
@@ -308,7 +313,10 @@ static int wait_hellos(mn_head_t *h, dv_error_t *err)
                     return -1;
         for (int j = 1; j < ni; j++)
             if (it[j].revents && wireup_launcher(h, map[j], err) < 0)
-                return -1;
+                return stop_pending() ? dv__errprintf(err, EINTR,
+                                                      "interrupted during "
+                                                      "wire-up")
+                                      : -1;
     }
 }
 

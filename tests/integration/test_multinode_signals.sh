@@ -148,7 +148,8 @@ rc=$?
 [ "$rc" -eq 0 ] || bad "late node: exit $rc: $(cat "$rout")"
 settled lt$$
 
-# SIGTERM in the launch loop.
+# SIGTERM in the launch loop (timeout passes it to its whole process
+# group, as Ctrl-C reaches a terminal's: the launchers end too).
 hosts la-up $(seq -f "la-s%g" 1 120)
 launch lk$$ -- /bin/true
 sleep 1.5
