@@ -36,79 +36,6 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-int dv__rundir_create(char *buf, size_t cap, dv_error_t *err)
-{
-    const char *tmp = getenv("DROVER_TMPDIR");
-    if (!tmp || !*tmp)
-        tmp = getenv("TMPDIR");
-    if (!tmp || !*tmp)
-        tmp = "/tmp";
-    int n = snprintf(buf, cap, "%s/drover.%s", tmp, dv__job_node_id());
-    if (n < 0 || (size_t)n >= cap)
-        return dv__errprintf(err, ENAMETOOLONG, "runtime dir: path too long");
-    if (mkdir(buf, 0700) < 0)
-        return dv__errsys(err, "runtime dir: %s", buf);
-    /* Who owns it, for tools that look for directories left behind. */
-    char path[PATH_MAX + 16], pid[24];
-    snprintf(path, sizeof(path), "%s/agent.pid", buf);
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    int k = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-    if (fd < 0 || write(fd, pid, (size_t)k) != k) {
-        dv__errsys(err, "runtime dir: %s", path);
-        if (fd >= 0)
-            close(fd);
-        unlink(path);
-        rmdir(buf);
-        return -1;
-    }
-    close(fd);
-    return 0;
-}
-
-static void remove_tree(int dfd, int depth)
-{
-    DIR *d = fdopendir(dfd);
-    if (!d) {
-        close(dfd);
-        return;
-    }
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        if (unlinkat(dirfd(d), e->d_name, 0) == 0 || depth > 8)
-            continue;
-        int sub = openat(dirfd(d), e->d_name,
-                         O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (sub >= 0) {
-            remove_tree(sub, depth + 1);
-            unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR);
-        }
-    }
-    closedir(d);
-}
-
-void dv__job_cleanup(const char *rundir)
-{
-    char prefix[128];
-    int n = snprintf(prefix, sizeof(prefix), "drover.%s.", dv__job_node_id());
-    DIR *d = opendir("/dev/shm");
-    if (d && n > 0 && (size_t)n < sizeof(prefix)) {
-        struct dirent *e;
-        while ((e = readdir(d)))
-            if (!strncmp(e->d_name, prefix, (size_t)n))
-                unlinkat(dirfd(d), e->d_name, 0);
-    }
-    if (d)
-        closedir(d);
-    if (rundir && *rundir) {
-        int fd = open(rundir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd >= 0)
-            remove_tree(fd, 0);
-        rmdir(rundir);
-    }
-}
-
 void dv__agent_block_signals(void *old)
 {
     sigset_t set;
@@ -162,7 +89,9 @@ static size_t descendants(pid_t *out, size_t cap)
     if (d)
         closedir(d);
     /* Breadth first from ourselves over the parent links. */
-    pid_t self = getpid();
+    /* The cleaner of the runtime dir outlives the teardown: it is stopped
+     * once the job's memory and directory are gone. */
+    pid_t self = getpid(), cleaner = dv__rundir_cleaner();
     size_t head = 0, found = 0;
     pid_t *q = t ? malloc((m + 1) * sizeof(*q)) : NULL;
     if (q) {
@@ -170,7 +99,7 @@ static size_t descendants(pid_t *out, size_t cap)
         while (head < found) {
             pid_t p = q[head++];
             for (size_t i = 0; i < m; i++)
-                if (t[i][1] == p && t[i][0] != self)
+                if (t[i][1] == p && t[i][0] != self && t[i][0] != cleaner)
                     q[found++] = t[i][0];
         }
         for (size_t i = 1; i < found; i++, n++)

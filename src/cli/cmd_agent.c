@@ -129,37 +129,84 @@ static int say_hello(struct agent *a, const char *host, dv_error_t *err)
     return dv__transport_send(a->dealer, NULL, 0, &b, err);
 }
 
-/* Wait for the node table (the head sends it once every node is in). */
+/* A WELCOME taken in (1), a KILL (-1 with err), or another message (0). */
+static int welcome_msg(struct agent *a, const dv_wire_view_t *v,
+                       dv_error_t *err)
+{
+    if (v->type == DV_WIRE_KILL)
+        return dv__errprintf(err, ECANCELED, "the job was cancelled");
+    const dv_wire_field_t *tok = dv__wire_find(v, MN_TOKEN);
+    if (v->type != DV_WIRE_WELCOME ||
+        dv__wire_get_str(v, MN_TABLE, a->table, sizeof(a->table), NULL) < 0 ||
+        dv__wire_get_str(v, MN_PROG, a->prog, sizeof(a->prog), NULL) < 0 ||
+        !tok || tok->len != sizeof(a->token))
+        return 0;
+    memcpy(a->token, tok->data, sizeof(a->token));
+    int na = 0;
+    for (int i = 0; i < v->nfields && na < 25; i++)
+        if (v->fields[i].tag == MN_ARGV)
+            a->argv[na++] =
+                strndup((const char *)v->fields[i].data, v->fields[i].len);
+    a->argv[na] = NULL;
+    return na > 0;
+}
+
+/* The first stop signal pending on the signalfd (SIGCHLD is not one), or
+ * 0. */
+static int stop_signal(struct agent *a)
+{
+    struct signalfd_siginfo si;
+    int stop = 0;
+    while (read(a->sfd, &si, sizeof(si)) == sizeof(si))
+        if (si.ssi_signo != SIGCHLD && !stop)
+            stop = (int)si.ssi_signo;
+    return stop;
+}
+
+static const char *signame(int sig)
+{
+    return sig == SIGTERM  ? "SIGTERM"
+           : sig == SIGINT ? "SIGINT"
+           : sig == SIGHUP ? "SIGHUP"
+                           : "a signal";
+}
+
+/* Wait for the node table: the head sends it once every node is in, and
+ * until then acks the hello and beats every second. A stop signal, or
+ * MN_DEAD_S without a word from the head, ends the wait. */
 static int wait_welcome(struct agent *a, dv_error_t *err)
 {
-    double end = mn_now() + 120;
-    while (mn_now() < end) {
+    double seen = mn_now();
+    int heard = 0;
+    for (;;) {
+        zmq_pollitem_t it[2] = {{a->dealer, 0, ZMQ_POLLIN, 0},
+                                {NULL, a->sfd, ZMQ_POLLIN, 0}};
+        zmq_poll(it, 2, 200);
+        int sig = stop_signal(a);
+        if (sig)
+            return dv__errprintf(err, EINTR,
+                                 "stopped by %s while waiting for the node "
+                                 "table from the head",
+                                 signame(sig));
         dv_transport_msg_t m;
-        if (dv__transport_recv(a->dealer, &m, 500, NULL) < 0)
-            continue;
-        const dv_wire_view_t *v = &m.view;
-        int ok =
-            v->type == DV_WIRE_WELCOME &&
-            dv__wire_get_str(v, MN_TABLE, a->table, sizeof(a->table), NULL) ==
-                0 &&
-            dv__wire_get_str(v, MN_PROG, a->prog, sizeof(a->prog), NULL) == 0;
-        const dv_wire_field_t *tok = dv__wire_find(v, MN_TOKEN);
-        ok = ok && tok && tok->len == sizeof(a->token);
-        if (ok)
-            memcpy(a->token, tok->data, sizeof(a->token));
-        int na = 0;
-        for (int i = 0; ok && i < v->nfields && na < 25; i++)
-            if (v->fields[i].tag == MN_ARGV)
-                a->argv[na++] =
-                    strndup((const char *)v->fields[i].data, v->fields[i].len);
-        a->argv[na] = NULL;
-        dv__transport_msg_close(&m);
-        if (v->type == DV_WIRE_KILL)
-            return dv__errprintf(err, ECANCELED, "the job was cancelled");
-        if (ok && na > 0)
-            return 0;
+        while (dv__transport_recv(a->dealer, &m, 0, NULL) == 0) {
+            seen = mn_now();
+            heard = 1;
+            int r = welcome_msg(a, &m.view, err);
+            dv__transport_msg_close(&m);
+            if (r)
+                return r < 0 ? -1 : 0;
+        }
+        if (mn_now() - seen > MN_DEAD_S)
+            return heard ? dv__errprintf(err, ETIMEDOUT,
+                                         "lost the head %s during wire-up "
+                                         "(no heartbeat for %g s)",
+                                         a->head, MN_DEAD_S)
+                         : dv__errprintf(err, EHOSTUNREACH,
+                                         "head %s unreachable (no answer "
+                                         "within %g s)",
+                                         a->head, MN_DEAD_S);
     }
-    return dv__errprintf(err, ETIMEDOUT, "no node table from the head");
 }
 
 /* The runtime directory and environment of this node's processes. */
@@ -335,7 +382,7 @@ int dv__cmd_agent(int argc, char **argv)
     if (a.rundir[0])
         dv__job_cleanup(a.rundir);
     if (a.dealer) {
-        int linger = 1000;
+        int linger = rc ? 0 : 1000; /* a failed wire-up has nothing to say */
         zmq_setsockopt(a.dealer, ZMQ_LINGER, &linger, sizeof(linger));
         dv__transport_close(a.tp, &a.dealer);
     }

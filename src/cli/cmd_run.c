@@ -292,7 +292,6 @@ int dv__cmd_run(int argc, char **argv)
         fprintf(stderr, "drover: run: %s\n", err.text);
         return 1;
     }
-    setenv(DV_ENV_RUNDIR, dir, 1);
     setenv(DV_ENV_JOB, dv__job_id(), 1);
     if (!multi) { /* the node table of a multi-node job has them */
         char gpus[16];
@@ -302,9 +301,15 @@ int dv__cmd_run(int argc, char **argv)
     mn_head_t *head = NULL;
     if (multi && !(head = mn_head_start(&mo, dir, argv + o.prog, &err))) {
         fprintf(stderr, "drover: run: %s\n", err.text);
+        /* What the launchers started and left (orphans come back to us). */
+        dv__agent_kill_tree(dv__grace_s());
         dv__job_cleanup(dir);
         return 1;
     }
+    /* Set once the agents are launched: this node's runtime dir is not
+     * theirs (and where nodes share a host, the cleaner of a killed head
+     * would take them for its job's processes). */
+    setenv(DV_ENV_RUNDIR, dir, 1);
     /* An agent that loses its parent (a shell, srun, ssh) ends its job. */
     pid_t parent = getppid();
     prctl(PR_SET_PDEATHSIG, SIGTERM);

@@ -75,6 +75,8 @@ static char **agent_cmd(mn_head_t *h, int index, char *self, size_t cap)
 
 static int wireup_launcher(mn_head_t *h, int i, dv_error_t *err);
 static int wireup_message(mn_head_t *h, dv_error_t *err);
+static int wireup_tick(mn_head_t *h, dv_error_t *err);
+static int stop_pending(void);
 
 /* Between launches: a launcher that already failed (its stderr closed
  * before its hello) ends the launch at once, before hundreds more are
@@ -124,10 +126,16 @@ static int launch_hostfile(mn_head_t *h, const char *keys, dv_error_t *err)
             r = dv__errprintf(err, errno, "%s: launch failed: %s", h->hosts[i],
                               e.text);
         else
+            r = wireup_tick(h, err);
+        if (r == 0)
             r = launched_ok(h, ep, i, err);
     }
     if (ep >= 0)
         close(ep);
+    /* A signal to the whole process group (Ctrl-C) ends the launchers too:
+     * their failure is the interruption's. */
+    if (r < 0 && stop_pending())
+        r = dv__errprintf(err, EINTR, "interrupted during the launch");
     return r;
 }
 
@@ -182,8 +190,9 @@ static const char *host_of(mn_head_t *h, int i)
     return h->hosts ? h->hosts[i] : "srun";
 }
 
-/* One message during wire-up. Returns -1 with err when the job cannot go
- * on. */
+/* One message during wire-up. A good hello is answered at once (a
+ * heartbeat), so that its agent knows the head is there however long the
+ * others take. Returns -1 with err when the job cannot go on. */
 static int wireup_message(mn_head_t *h, dv_error_t *err)
 {
     dv_transport_msg_t m;
@@ -196,9 +205,46 @@ static int wireup_message(mn_head_t *h, dv_error_t *err)
         if (check_hello(h, &m, &i, why, sizeof(why)) < 0)
             r = dv__errprintf(err, EPROTO, "%s: %s",
                               i > 0 ? host_of(h, i) : "agent", why);
+        else
+            send_simple(h, i, DV_WIRE_HEARTBEAT, 0);
     }
     dv__transport_msg_close(&m);
     return r;
+}
+
+/* Heartbeats to the agents that said hello, every MN_HEARTBEAT_S while
+ * they wait for the node table. */
+static void wireup_beat(mn_head_t *h)
+{
+    double now = mn_now();
+    if (now < h->next_beat)
+        return;
+    h->next_beat = now + MN_HEARTBEAT_S;
+    for (int i = 1; i < h->n; i++)
+        if (h->nd[i].hello)
+            send_simple(h, i, DV_WIRE_HEARTBEAT, 0);
+}
+
+static int stop_pending(void)
+{
+    sigset_t pend;
+    return sigpending(&pend) == 0 &&
+           (sigismember(&pend, SIGINT) || sigismember(&pend, SIGTERM) ||
+            sigismember(&pend, SIGHUP));
+}
+
+/* Between two launches: a stop signal (blocked, so pending) ends the
+ * wire-up at once; the agents already up are answered. */
+static int wireup_tick(mn_head_t *h, dv_error_t *err)
+{
+    if (stop_pending())
+        return dv__errprintf(err, EINTR, "interrupted during the launch");
+    zmq_pollitem_t it = {h->router, 0, ZMQ_POLLIN, 0};
+    while (zmq_poll(&it, 1, 0) > 0)
+        if (wireup_message(h, err) < 0)
+            return -1;
+    wireup_beat(h);
+    return 0;
 }
 
 /* A launcher's stderr: EOF before its hello is a failed launch. */
@@ -236,11 +282,9 @@ static int wait_hellos(mn_head_t *h, dv_error_t *err)
             left += !h->nd[i].hello;
         if (!left)
             return 0;
-        sigset_t pend;
-        if (sigpending(&pend) == 0 &&
-            (sigismember(&pend, SIGINT) || sigismember(&pend, SIGTERM) ||
-             sigismember(&pend, SIGHUP)))
+        if (stop_pending())
             return dv__errprintf(err, EINTR, "interrupted during wire-up");
+        wireup_beat(h);
         if (mn_now() > deadline) {
             char miss[512];
             missing(h, miss, sizeof(miss));
@@ -269,7 +313,10 @@ static int wait_hellos(mn_head_t *h, dv_error_t *err)
                     return -1;
         for (int j = 1; j < ni; j++)
             if (it[j].revents && wireup_launcher(h, map[j], err) < 0)
-                return -1;
+                return stop_pending() ? dv__errprintf(err, EINTR,
+                                                      "interrupted during "
+                                                      "wire-up")
+                                      : -1;
     }
 }
 

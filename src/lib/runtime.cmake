@@ -59,6 +59,8 @@ dv_runtime_script(integration_run test_run.sh TIMEOUT 120)
 # Command lines and host files (loopback nodes: no root needed).
 dv_runtime_script(integration_run_hostfile test_run_hostfile.sh TIMEOUT 120)
 dv_runtime_script(integration_teardown test_teardown.sh TIMEOUT 180)
+# SIGKILL of drover run: the cleaner and the sweep at the next start.
+dv_runtime_script(integration_kill_cleanup test_kill_cleanup.sh TIMEOUT 120)
 # 300 short jobs with a thread (NVML's test double) that takes SIGCHLD.
 dv_runtime_script(integration_run_signal_thread test_run_signal_thread.sh
   TIMEOUT 600 LABELS tsan)
@@ -82,6 +84,12 @@ set_property(TEST integration_multinode_loopback APPEND PROPERTY ENVIRONMENT
 dv_runtime_script(integration_multinode_output test_multinode_output.sh
   TIMEOUT 180 LABELS "netns;tsan")
 set_property(TEST integration_multinode_output APPEND PROPERTY ENVIRONMENT
+  "TSAN_OPTIONS=suppressions=${CMAKE_SOURCE_DIR}/src/transport/tsan.supp")
+# Wire-up: an unreachable head, signals to waiting agents and to a long
+# launch loop (loopback nodes; the head's and agents' threads under TSan).
+dv_runtime_script(integration_multinode_signals test_multinode_signals.sh
+  TIMEOUT 240 LABELS tsan)
+set_property(TEST integration_multinode_signals APPEND PROPERTY ENVIRONMENT
   "TSAN_OPTIONS=suppressions=${CMAKE_SOURCE_DIR}/src/transport/tsan.supp")
 dv_runtime_script(integration_multinode_slurm test_multinode_slurm.sh
   TIMEOUT 240 LABELS "slurm;netns")

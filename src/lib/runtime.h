@@ -116,16 +116,27 @@ int dv__node_data_port(int node);
 /* Forget the table (finalize). */
 void dv__node_reset(void);
 
-/* ---- job clean-up and the agent (src/agent/agent.c) ---- */
+/* ---- runtime dir and job clean-up (src/agent/rundir.c) ---- */
 
 /* Create the job's runtime directory <tmp>/drover.<job> with mode 0700
- * holding agent.pid (the caller's pid: the job's agent), write its path
- * into buf. tmp is $DROVER_TMPDIR, $TMPDIR or /tmp. */
+ * holding agent.pid (the caller's pid: the job's agent) and agent.lock
+ * (locked by the caller while it lives), write its path into buf. tmp is
+ * $DROVER_TMPDIR, $TMPDIR or /tmp. First removes the directories under
+ * tmp (with their segments) whose agent died; then forks the cleaner, a
+ * child that cleans the job up should the caller die before
+ * dv__job_cleanup(). */
 int dv__rundir_create(char *buf, size_t cap, dv_error_t *err);
 
+/* The cleaner's pid when this process made a runtime dir (else 0): the
+ * teardown spares it. */
+pid_t dv__rundir_cleaner(void);
+
 /* Remove every /dev/shm/drover.<job>.* segment of this job, and rundir
- * (when not NULL) with what it holds. */
+ * (when not NULL) with what it holds. For the rundir this process made,
+ * also stop (and reap) its cleaner. */
 void dv__job_cleanup(const char *rundir);
+
+/* ---- the agent (src/agent/agent.c) ---- */
 
 /* Options of the agent's supervision of one main process. */
 struct dv__agent_opts {

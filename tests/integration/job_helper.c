@@ -6,7 +6,10 @@
  *   exit N CODE  N sleeping tasks, then exit(CODE) without dv_finalize
  *   finalize N   N sleeping tasks, dv_finalize, exit 0 if they are gone
  *   echo         a task writes to stdout and stderr; exit with its code
- *   shm          make a shared-memory segment of the job, exit 0 */
+ *   shm          make a shared-memory segment of the job, exit 0
+ *   queues N     N queues holding a message each, 2 sleeping tasks and an
+ *                orphan (a grandchild of main, reparented to the agent);
+ *                print their pids, "ready"; sleep for ever */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "drover/drover.h"
@@ -70,6 +74,51 @@ static int all_gone(int n)
     return 1;
 }
 
+/* A process the runtime did not start: a grandchild whose parent is gone. */
+static pid_t start_orphan(void)
+{
+    int p[2];
+    pid_t o = -1;
+    if (pipe(p) < 0)
+        return -1;
+    pid_t c = fork();
+    if (c == 0) {
+        pid_t g = fork();
+        if (g == 0) {
+            close(p[0]);
+            close(p[1]);
+            for (;;)
+                pause();
+        }
+        _exit(write(p[1], &g, sizeof(g)) == sizeof(g) ? 0 : 1);
+    }
+    close(p[1]);
+    if (c < 0 || read(p[0], &o, sizeof(o)) != sizeof(o))
+        o = -1;
+    close(p[0]);
+    if (c > 0)
+        waitpid(c, NULL, 0);
+    return o;
+}
+
+static int make_queues(int n)
+{
+    for (int i = 0; i < n; i++) {
+        dv_error_t err;
+        dv_queue_t *q = dv_queue_create(0, &err);
+        if (!q || dv_queue_put(q, "x", 1, 5, &err) < 0) {
+            fprintf(stderr, "drover: job_helper: %s\n", err.text);
+            return -1;
+        }
+        /* Not destroyed: the queue lives until the job ends. */
+    }
+    start_naps(2, 0);
+    pid_t o = start_orphan();
+    printf("pids: %d\nready\n", (int)o);
+    fflush(stdout);
+    return o > 0 ? 0 : -1;
+}
+
 int main(int argc, char **argv)
 {
     dv_error_t err;
@@ -104,6 +153,11 @@ int main(int argc, char **argv)
         dv_process_destroy(&p);
         dv_finalize();
         return code;
+    } else if (!strcmp(mode, "queues")) {
+        if (make_queues(n) < 0)
+            return 1;
+        for (;;)
+            pause();
     } else if (!strcmp(mode, "shm")) {
         char name[200];
         snprintf(name, sizeof(name), "/drover.%s.helper",

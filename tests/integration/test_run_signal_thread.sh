@@ -8,6 +8,8 @@ set -u
 . "$(dirname "$0")/rt_lib.sh"
 export DROVER_NVML_LIBRARY=$B/lib/libdv_fake_nvml_thread.so DV_FAKE_NVML=thread
 export DROVER_RSMI_LIBRARY=/nonexistent.so
+# Under TSan: no second of sleep at each exit (the double's thread lives).
+export TSAN_OPTIONS="${TSAN_OPTIONS:-} atexit_sleep_ms=0"
 [ -e "$DROVER_NVML_LIBRARY" ] || bad "no NVML test double at $DROVER_NVML_LIBRARY"
 hung=0
 for i in $(seq 300); do
