@@ -62,11 +62,11 @@ struct dv__pool_shared *dv__pool_chan_create(uint32_t nslots, char *name,
     }
     size_t size = dv__pool_chan_size(nslots);
     void *p = MAP_FAILED;
-    if (ftruncate(fd, (off_t)size) < 0)
-        dv__errsys(err, "pool: map %zu bytes of shared memory", size);
-    else if (allocate_heads(fd, nslots, err) == 0 &&
-             (p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
-                       0)) == MAP_FAILED)
+    int heads = 1; /* -1: allocate_heads failed and said why */
+    if (ftruncate(fd, (off_t)size) == 0 &&
+        (heads = allocate_heads(fd, nslots, err)) == 0)
+        p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED && heads >= 0)
         dv__errsys(err, "pool: map %zu bytes of shared memory", size);
     if (p == MAP_FAILED) {
         int saved = errno;
