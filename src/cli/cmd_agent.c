@@ -50,6 +50,14 @@ static int agent_send(void *arg, int dst, dv_wire_buf_t *b)
     return dv__transport_send(a->dealer, NULL, 0, b, NULL);
 }
 
+/* The agent's log: its stderr, which `drover run` passes on. Refused
+ * peers of the control plane and of the data port come here. */
+static void agent_log(void *arg, const char *line)
+{
+    const struct agent *a = arg;
+    fprintf(stderr, "drover: agent: node %d: %s\n", a->index, line);
+}
+
 static const char agent_usage[] =
     "usage: drover agent --head ENDPOINT --job ID [--index I]\n"
     "                    [--network-prefix CIDR]\n"
@@ -327,14 +335,15 @@ static int start(struct agent *a, dv_error_t *err)
         gethostname(host, sizeof(host) - 1);
     if (dv__keys_read_fd(0, &a->keys, err) < 0)
         return -1;
-    if (!(a->tp = dv__transport_create(&a->keys, NULL, NULL, err)) ||
+    if (!(a->tp = dv__transport_create(&a->keys, agent_log, a, err)) ||
         !(a->dealer = dv__transport_connect(a->tp, a->head, err)) ||
         say_hello(a, host, err) < 0 || wait_welcome(a, err) < 0 ||
         node_env(a, err) < 0)
         return -1;
     a->svc = mn_svc_create(a->index, a->n, a->rundir, a->prog, a->argv, 1,
                            agent_send, a, err);
-    if (!a->svc || !(a->data = mn_data_start(a->dfd, a->token, err)))
+    if (!a->svc ||
+        !(a->data = mn_data_start(a->dfd, a->token, agent_log, a, err)))
         return -1;
     a->dfd = -1; /* the data server's now */
     return 0;

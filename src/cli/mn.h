@@ -109,16 +109,23 @@ int mn_local_addr(const char *prefix, char *out, size_t cap);
 int mn_table_line(const dv_node_info_t *n, int port, char *out, size_t cap);
 
 /* The data plane (mn_data.c): a TCP listener on addr (port written to
- * *port; returns the fd), and its server (threads) for the job's token. */
+ * *port; returns the fd), and its server (threads) for the job's token,
+ * which takes over lfd. Every refused peer (address and reason) goes to
+ * log (may be NULL), at most 10 lines a second, from the server's
+ * threads. */
 typedef struct mn_data mn_data_t;
 int mn_data_listen(const char *addr, int *port, dv_error_t *err);
-mn_data_t *mn_data_start(int lfd, const uint8_t *token, dv_error_t *err);
+mn_data_t *mn_data_start(int lfd, const uint8_t *token, dv_transport_log_f log,
+                         void *log_arg, dv_error_t *err);
 void mn_data_stop(mn_data_t **d);
 /* A server without listener or threads (owned by the caller, released by
  * mn_data_stop) that serves one connection on the calling thread until it
- * closes: the fuzz target's way in. */
-mn_data_t *mn_data_new(const uint8_t *token, dv_error_t *err);
+ * closes, handshake included: the fuzz target's and tests' way in. */
+mn_data_t *mn_data_new(const uint8_t *token, dv_transport_log_f log,
+                       void *log_arg, dv_error_t *err);
 void mn_data_serve_conn(mn_data_t *d, int fd);
+/* Peers refused so far (no or wrong token, timed out, forged frames). */
+unsigned long mn_data_refused(mn_data_t *d);
 /* Write the token into rundir/token (mode 0600). */
 int mn_token_write(const char *rundir, const uint8_t *token);
 

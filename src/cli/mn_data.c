@@ -2,12 +2,13 @@
  * address where processes of other nodes operate on this node's queues and
  * events directly (one hop, no ZeroMQ, no relay through their own agent).
  * A process keeps one connection here for all its relays. A connection
- * must first send the job's data token; it is then greeted, or refused
- * with the reason when it cannot be served (too many connections, no
- * thread or file left), and its requests are served by mn_data_conn.c on
- * the connection's thread and threads made as requests block. */
+ * must first prove that it holds the job's data token (mn_data_accept.c
+ * holds it, without a thread, until it has); it is then greeted, or
+ * refused with the reason when it cannot be served (too many connections,
+ * no thread left), and its requests, frames of an authenticated link, are
+ * served by mn_data_conn.c on the connection's thread and threads made as
+ * requests block. */
 #define _GNU_SOURCE
-#include "cli/mn.h"
 #include "cli/mn_data.h"
 
 #include <arpa/inet.h>
@@ -28,20 +29,7 @@
 #include "lib/remote.h"
 #include "lib/remote_wire.h"
 
-#define MAX_CONNS 1024
-
-struct mn_data {
-    int lfd;
-    int spare; /* a file kept to refuse connections with when none is left */
-    uint8_t token[DV_DATA_TOKEN];
-    struct dv__serve_cache *cache;
-    pthread_t acceptor;
-    int started;
-    _Atomic int stopping;
-    pthread_mutex_t mu;
-    int fds[MAX_CONNS];
-    int nconn; /* threads alive, under mu */
-};
+#define MAX_CONNS MN_DATA_MAX_CONNS
 
 int mn_data_listen(const char *addr, int *port, dv_error_t *err)
 {
@@ -62,57 +50,53 @@ int mn_data_listen(const char *addr, int *port, dv_error_t *err)
     return fd;
 }
 
-/* A connection's thread: the token, the greeting, then its requests. */
-static void conn_loop(struct mn_data *d, int fd)
+/* An authenticated connection's thread: the greeting, then its requests. */
+static void conn_loop(struct mn_data *d, dv__link_t *l, const char *peer)
 {
-    uint8_t tok[DV_DATA_TOKEN];
-    uint8_t diff = 0;
-    if (dv__data_read(fd, tok, sizeof(tok)) < 0)
-        return;
-    for (size_t i = 0; i < sizeof(tok); i++)
-        diff |= (uint8_t)(tok[i] ^ d->token[i]);
-    if (diff)
-        return; /* not the job's: nothing read, nothing changed */
     int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (mn_data_greet(fd, 0, 0, "") == 0)
-        mn_data_conn_serve(&d->cache, &d->stopping, fd);
+    setsockopt(l->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (mn_data_greet(l, 0, 0, "") == 0)
+        mn_data_conn_serve(d, l, peer);
 }
 
-/* Tell a peer that its connection cannot be taken, and why, then hang up.
- * What it sent so far is read first: closing on unread bytes would reset
- * the connection, and the peer might lose the reason. */
-static void refuse(int fd, int e, const char *why)
+/* Tell an authenticated peer that its connection cannot be taken, and
+ * why, then hang up. What it sent so far is read first: closing on unread
+ * bytes would reset the connection, and the peer might lose the reason. */
+static void refuse(dv__link_t *l, int e, const char *why)
 {
     char sink[4096];
-    for (int i = 0; i < 16 && recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0;
+    for (int i = 0; i < 16 && recv(l->fd, sink, sizeof(sink), MSG_DONTWAIT) > 0;
          i++)
         ;
-    mn_data_greet(fd, -1, e, why);
-    shutdown(fd, SHUT_WR);
-    close(fd);
+    mn_data_greet(l, -1, e, why);
+    shutdown(l->fd, SHUT_WR);
+    close(l->fd);
 }
 
 struct conn_arg {
     struct mn_data *d;
     int slot;
+    dv__link_t link;
+    char peer[64];
 };
 
 static void *conn_thread(void *arg)
 {
-    struct conn_arg a = *(struct conn_arg *)arg;
-    free(arg);
-    struct mn_data *d = a.d;
-    conn_loop(d, d->fds[a.slot]);
+    struct conn_arg *a = arg;
+    struct mn_data *d = a->d;
+    int slot = a->slot;
+    conn_loop(d, &a->link, a->peer);
+    dv__link_free(&a->link);
+    free(a);
     pthread_mutex_lock(&d->mu);
-    close(d->fds[a.slot]);
-    d->fds[a.slot] = -1;
+    close(d->fds[slot]);
+    d->fds[slot] = -1;
     d->nconn--;
     pthread_mutex_unlock(&d->mu);
     return NULL;
 }
 
-static void start_conn(struct mn_data *d, int fd)
+int mn_data_admit(mn_data_t *d, dv__link_t *l, const char *peer)
 {
     pthread_mutex_lock(&d->mu);
     int slot = -1;
@@ -124,58 +108,34 @@ static void start_conn(struct mn_data *d, int fd)
     pthread_attr_t at;
     int ok = a && pthread_attr_init(&at) == 0;
     if (ok) {
-        *a = (struct conn_arg){d, slot};
-        d->fds[slot] = fd;
+        a->d = d;
+        a->slot = slot;
+        snprintf(a->peer, sizeof(a->peer), "%s", peer);
+        d->fds[slot] = l->fd;
+        dv__link_move(&a->link, l);
         pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
         ok = pthread_create(&th, &at, conn_thread, a) == 0;
         pthread_attr_destroy(&at);
-        if (ok)
+        if (ok) {
             d->nconn++;
-        else
+        } else {
             d->fds[slot] = -1;
+            dv__link_move(l, &a->link); /* back: to refuse with */
+        }
     }
     pthread_mutex_unlock(&d->mu);
-    if (!ok) {
-        free(a);
-        refuse(fd, slot < 0 ? EUSERS : EAGAIN,
-               slot < 0 ? "too many connections" : "no thread left for it");
-    }
+    if (ok)
+        return 0;
+    free(a);
+    const char *why =
+        slot < 0 ? "too many connections" : "no thread left for it";
+    refuse(l, slot < 0 ? EUSERS : EAGAIN, why);
+    mn_data_refuse(d, peer, why);
+    return -1;
 }
 
-/* No file left to accept a connection with: take it on the spare one,
- * only to say so (else it would wait in the backlog, and the listener
- * would stay readable). */
-static void refuse_no_file(struct mn_data *d, int e)
-{
-    if (d->spare >= 0)
-        close(d->spare);
-    int fd = accept4(d->lfd, NULL, NULL, SOCK_CLOEXEC);
-    if (fd >= 0)
-        refuse(fd, e,
-               e == ENFILE ? "no file left on the node for it"
-                           : "too many open files");
-    d->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || d->spare < 0)
-        usleep(10000); /* still none: do not spin */
-}
-
-static void *acceptor(void *arg)
-{
-    struct mn_data *d = arg;
-    while (!atomic_load(&d->stopping)) {
-        struct pollfd p = {d->lfd, POLLIN, 0};
-        if (poll(&p, 1, 200) <= 0)
-            continue;
-        int fd = accept4(d->lfd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd >= 0)
-            start_conn(d, fd);
-        else if (errno == EMFILE || errno == ENFILE)
-            refuse_no_file(d, errno);
-    }
-    return NULL;
-}
-
-mn_data_t *mn_data_new(const uint8_t *token, dv_error_t *err)
+mn_data_t *mn_data_new(const uint8_t *token, dv_transport_log_f log,
+                       void *log_arg, dv_error_t *err)
 {
     mn_data_t *d = calloc(1, sizeof(*d));
     if (!d || !(d->cache = dv__remote_serve_new())) {
@@ -186,7 +146,10 @@ mn_data_t *mn_data_new(const uint8_t *token, dv_error_t *err)
     d->lfd = -1;
     d->spare = -1;
     memcpy(d->token, token, DV_DATA_TOKEN);
+    d->log = log;
+    d->log_arg = log_arg;
     pthread_mutex_init(&d->mu, NULL);
+    pthread_mutex_init(&d->log_mu, NULL);
     for (int i = 0; i < MAX_CONNS; i++)
         d->fds[i] = -1;
     return d;
@@ -194,17 +157,33 @@ mn_data_t *mn_data_new(const uint8_t *token, dv_error_t *err)
 
 void mn_data_serve_conn(mn_data_t *d, int fd)
 {
-    conn_loop(d, fd);
+    dv__link_t l;
+    if (dv__link_serve(&l, fd, d->token) < 0) {
+        if (errno == EBADMSG)
+            mn_data_refuse(d, "(socket)", "wrong token");
+        dv__link_free(&l);
+        return;
+    }
+    conn_loop(d, &l, "(socket)");
+    dv__link_free(&l);
 }
 
-mn_data_t *mn_data_start(int lfd, const uint8_t *token, dv_error_t *err)
+unsigned long mn_data_refused(mn_data_t *d)
 {
-    mn_data_t *d = mn_data_new(token, err);
+    return atomic_load(&d->refused);
+}
+
+mn_data_t *mn_data_start(int lfd, const uint8_t *token, dv_transport_log_f log,
+                         void *log_arg, dv_error_t *err)
+{
+    mn_data_t *d = mn_data_new(token, log, log_arg, err);
     if (!d)
         return NULL;
     d->lfd = lfd;
     d->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (pthread_create(&d->acceptor, NULL, acceptor, d) != 0) {
+    int fl = fcntl(lfd, F_GETFL); /* the acceptor takes what is there */
+    if (fl < 0 || fcntl(lfd, F_SETFL, fl | O_NONBLOCK) < 0 ||
+        pthread_create(&d->acceptor, NULL, mn_data_acceptor, d) != 0) {
         dv__errprintf(err, EAGAIN, "data plane: no thread");
         d->lfd = -1;
         mn_data_stop(&d);
@@ -245,5 +224,7 @@ void mn_data_stop(mn_data_t **dp)
         return; /* a thread still runs: leave its state to the exit */
     dv__remote_serve_free(&d->cache);
     pthread_mutex_destroy(&d->mu);
+    pthread_mutex_destroy(&d->log_mu);
+    sodium_memzero(d->token, sizeof(d->token));
     free(d);
 }

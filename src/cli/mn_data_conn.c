@@ -1,6 +1,8 @@
-/* The requests of one data-port connection (src/cli/mn_data.c takes the
- * connection, its token and greeting): a process's relays to this node
- * share it, each request naming its relay. One thread at a time reads the
+/* The requests of one data-port connection (src/cli/mn_data_accept.c and
+ * mn_data.c take the connection, its handshake and greeting): a process's
+ * relays to this node share it, each request naming its relay, each a
+ * frame of its authenticated link (src/lib/data_link.c: one that fails its
+ * check ends the connection, logged). One thread at a time reads the
  * requests (the reader) and runs each, unless one of its relay's is still
  * running (then it waits for that one). A request that would block for
  * more than a moment (GRACE_S) keeps the thread that read it, which gives
@@ -54,6 +56,9 @@ struct conn {
     struct dv__serve_cache **cache;
     _Atomic int *stopping;
     int fd;
+    dv__link_t *l;       /* sending half under wmu, reading half the reader's */
+    mn_data_t *d;        /* for the log */
+    const char *peer;    /* its address */
     pthread_mutex_t mu;  /* all below */
     pthread_mutex_t wmu; /* answers go out whole */
     pthread_cond_t cv;   /* the reading is free, or the connection ends */
@@ -71,14 +76,14 @@ static int answer(struct conn *c, uint32_t relay, int rc, int e, int32_t value,
                   const char *why, const void *data, size_t len)
 {
     pthread_mutex_lock(&c->wmu);
-    int r = dv__data_send_answer(c->fd, relay, rc, e, value, why, data, len);
+    int r = dv__data_send_answer(c->l, relay, rc, e, value, why, data, len);
     pthread_mutex_unlock(&c->wmu);
     return r;
 }
 
-int mn_data_greet(int fd, int rc, int e, const char *why)
+int mn_data_greet(dv__link_t *l, int rc, int e, const char *why)
 {
-    return dv__data_send_answer(fd, 0, rc, e, 0, why, NULL, 0);
+    return dv__data_send_answer(l, 0, rc, e, 0, why, NULL, 0);
 }
 
 /* A get's answer, sent from the message in place in the queue. */
@@ -248,7 +253,27 @@ static int read_payload(struct conn *c, uint64_t len)
             return -1;
         c->cap = (size_t)len;
     }
-    return len ? dv__data_read(c->fd, c->buf, (size_t)len) : 0;
+    return dv__link_read(c->l, c->buf, (size_t)len);
+}
+
+/* Read one request, verified whole before anything acts on it; one that
+ * fails its check or is not a request is refused. */
+static int read_request(struct conn *c, struct dv__data_req *q)
+{
+    if (dv__link_read_head(c->l, q, sizeof(*q)) == 0) {
+        if (q->magic != DV_DATA_MAGIC || q->relay == 0 ||
+            q->len > DV_MESSAGE_MAX)
+            errno = EPROTO;
+        else if (read_payload(c, q->len) == 0 && dv__link_read_end(c->l) == 0)
+            return 0;
+    }
+    if (errno == EBADMSG)
+        mn_data_refuse(c->d, c->peer,
+                       "a frame failed its check (forged, changed or "
+                       "replayed)");
+    else if (errno == EPROTO)
+        mn_data_refuse(c->d, c->peer, "not a request");
+    return -1;
 }
 
 /* The next request, with its payload (taken from the reader's buffer). */
@@ -260,9 +285,7 @@ static struct job *read_job(struct conn *c)
         c->cap = 0;
     }
     struct job *j = malloc(sizeof(*j));
-    if (!j || dv__data_read(c->fd, &j->q, sizeof(j->q)) < 0 ||
-        j->q.magic != DV_DATA_MAGIC || j->q.relay == 0 ||
-        j->q.len > DV_MESSAGE_MAX || read_payload(c, j->q.len) < 0) {
+    if (!j || read_request(c, &j->q) < 0) {
         free(j);
         return NULL;
     }
@@ -335,15 +358,17 @@ static void conn_run(struct conn *c, int own)
     pthread_mutex_unlock(&c->mu);
 }
 
-void mn_data_conn_serve(struct dv__serve_cache **cache, _Atomic int *stopping,
-                        int fd)
+void mn_data_conn_serve(mn_data_t *d, dv__link_t *l, const char *peer)
 {
     struct conn *c = calloc(1, sizeof(*c));
     if (!c)
         return;
-    c->cache = cache;
-    c->stopping = stopping;
-    c->fd = fd;
+    c->cache = &d->cache;
+    c->stopping = &d->stopping;
+    c->fd = l->fd;
+    c->l = l;
+    c->d = d;
+    c->peer = peer;
     pthread_mutex_init(&c->mu, NULL);
     pthread_mutex_init(&c->wmu, NULL);
     pthread_cond_init(&c->cv, NULL);

@@ -286,6 +286,24 @@ static void send_node_lost(mn_head_t *h, int dst, int lost)
     dv__wire_buf_release(&b);
 }
 
+/* Through the writer while it runs (a paused reader of our stderr must
+ * not hold up the data port's door), else straight out. */
+void mn_head_log(void *arg, const char *line)
+{
+    mn_head_t *h = arg;
+    char text[320];
+    int k = snprintf(text, sizeof(text), "drover: run: %s\n", line);
+    size_t n = k < 0                      ? 0
+               : (size_t)k < sizeof(text) ? (size_t)k
+                                          : sizeof(text) - 1;
+    pthread_mutex_lock(&h->log_mu);
+    if (h->out)
+        mn_out_put(h->out, 2, text, n, -1, 0);
+    else
+        write_all(2, text, n);
+    pthread_mutex_unlock(&h->log_mu);
+}
+
 void node_failed(mn_head_t *h, int i, const char *why)
 {
     struct node *d = &h->nd[i];

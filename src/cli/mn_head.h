@@ -45,8 +45,11 @@ struct mn_head {
     mn_data_t *data;
     int local_out[3]; /* [1], [2]: node 0's output pipes, or -1 */
     mn_out_t *out;    /* the writer of stdout/stderr, while the loop runs */
-    uint64_t *acked;  /* per node: credit back from out, not yet passed on */
-    size_t credit;    /* mn_out_credit(n) */
+    /* mn_head_log runs on other threads (data port, transport): out is
+     * set and taken away under this lock. */
+    pthread_mutex_t log_mu;
+    uint64_t *acked; /* per node: credit back from out, not yet passed on */
+    size_t credit;   /* mn_out_credit(n) */
     size_t local_unacked; /* node 0's pipes: bytes read, not yet written */
 };
 
@@ -62,6 +65,8 @@ void head_say(mn_head_t *h, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void on_local(mn_head_t *h, const dv_wire_view_t *v);
 void node_failed(mn_head_t *h, int i, const char *why);
+/* The head's log (its stderr): refused peers of node 0's ports. */
+void mn_head_log(void *h, const char *line);
 int read_launcher(mn_head_t *h, struct node *d, int echo);
 /* 0 when name can go into the node table (dv__host_name_valid), else -1
  * with the reason, on one line, in why. */

@@ -242,11 +242,18 @@ int mn_head_run(mn_head_t *h)
 {
     h->next_beat = mn_now();
     h->credit = mn_out_credit(h->n);
+    mn_out_t *o = NULL;
     if (!(h->acked = calloc((size_t)h->n, sizeof(*h->acked))) ||
-        !(h->out = mn_out_create(h->n, NULL)))
+        !(o = mn_out_create(h->n, NULL)))
         return -1;
+    pthread_mutex_lock(&h->log_mu);
+    h->out = o;
+    pthread_mutex_unlock(&h->log_mu);
     if (pthread_create(&h->th, NULL, head_thread, h) != 0) {
-        mn_out_destroy(&h->out);
+        pthread_mutex_lock(&h->log_mu);
+        h->out = NULL;
+        pthread_mutex_unlock(&h->log_mu);
+        mn_out_destroy(&o);
         return -1;
     }
     h->running = 1;
@@ -290,7 +297,11 @@ int mn_head_finish(mn_head_t **hp)
             put_output(h, 0, s, "", 0, 1);
     }
     /* Every byte the job wrote goes out, however long the reader takes. */
-    uint64_t lost = mn_out_destroy(&h->out);
+    pthread_mutex_lock(&h->log_mu);
+    mn_out_t *o = h->out;
+    h->out = NULL;
+    pthread_mutex_unlock(&h->log_mu);
+    uint64_t lost = mn_out_destroy(&o);
     if (lost)
         fprintf(stderr,
                 "drover: run: %llu bytes of output could not be "
@@ -319,6 +330,7 @@ int mn_head_finish(mn_head_t **hp)
     if (h->hosts)
         dv__hostlist_free(&l);
     free(h->nd);
+    pthread_mutex_destroy(&h->log_mu);
     free(h);
     return failed;
 }

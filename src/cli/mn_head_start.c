@@ -440,6 +440,7 @@ mn_head_t *mn_head_start(const struct mn_head_opts *o, const char *rundir,
         return NULL;
     }
     h->o = *o;
+    pthread_mutex_init(&h->log_mu, NULL);
     h->stop[0] = h->stop[1] = h->reap[0] = h->reap[1] = -1;
     h->dfd = -1;
     h->local_out[0] = h->local_out[1] = h->local_out[2] = -1;
@@ -457,7 +458,7 @@ mn_head_t *mn_head_start(const struct mn_head_opts *o, const char *rundir,
     }
     if (h->n > 1) {
         if (dv__keys_generate(&h->keys, err) < 0 ||
-            !(h->tp = dv__transport_create(&h->keys, NULL, NULL, err)))
+            !(h->tp = dv__transport_create(&h->keys, mn_head_log, h, err)))
             goto fail;
         dv__keys_format(&h->keys, keys);
         int r = head_setup(h, keys, err);
@@ -480,7 +481,7 @@ mn_head_t *mn_head_start(const struct mn_head_opts *o, const char *rundir,
     if (!h->svc)
         goto fail;
     if (h->dfd >= 0) {
-        if (!(h->data = mn_data_start(h->dfd, h->token, err)))
+        if (!(h->data = mn_data_start(h->dfd, h->token, mn_head_log, h, err)))
             goto fail;
         h->dfd = -1; /* the data server's now */
     }

@@ -1,8 +1,9 @@
 /* Byte-exact reads and writes of the data plane's frames (remote.c and
  * remote_mux.c on the client side, src/cli/mn_data.c on the home agent's
- * side). A frame goes out in one sendmsg where the socket takes it, so
- * that a small request or answer is one TCP segment, not a header and then
- * its payload. */
+ * side), under and over the authenticated link (data_link.c). A small
+ * frame goes out in one sendmsg where the socket takes it, so that a
+ * small request or answer is one TCP segment, not a header and then its
+ * payload. */
 #define _GNU_SOURCE
 #include "lib/remote_wire.h"
 
@@ -12,6 +13,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "lib/data_link.h"
+
 int dv__data_read(int fd, void *p, size_t n)
 {
     char *c = p;
@@ -19,6 +22,8 @@ int dv__data_read(int fd, void *p, size_t n)
         ssize_t k = read(fd, c, n);
         if (k < 0 && errno == EINTR)
             continue;
+        if (k == 0)
+            errno = ECONNRESET; /* the peer hung up */
         if (k <= 0)
             return -1;
         c += k;
@@ -56,20 +61,21 @@ int dv__data_send(int fd, struct iovec *iov, int n, int (*wait)(void *ctx),
     return 0;
 }
 
-int dv__data_send_request(int fd, struct dv__data_req *q, const void *in,
+int dv__data_send_request(dv__link_t *l, struct dv__data_req *q, const void *in,
                           int (*wait)(void *ctx), void *ctx)
 {
     struct iovec v[2] = {{q, sizeof(*q)}, {(void *)in, (size_t)q->len}};
-    return dv__data_send(fd, v, q->len ? 2 : 1, wait, ctx);
+    return dv__link_send(l, v, 2, wait, ctx);
 }
 
-int dv__data_send_answer(int fd, uint32_t relay, int rc, int err, int32_t value,
-                         const char *why, const void *data, size_t len)
+int dv__data_send_answer(dv__link_t *l, uint32_t relay, int rc, int err,
+                         int32_t value, const char *why, const void *data,
+                         size_t len)
 {
     size_t tl = rc < 0 ? strnlen(why, DV_DATA_TEXT_MAX) : 0;
     struct dv__data_rep r = {
         DV_DATA_MAGIC, rc, err, value, (uint32_t)tl, relay, rc == 0 ? len : 0};
     struct iovec v[3] = {
         {&r, sizeof(r)}, {(void *)why, tl}, {(void *)data, (size_t)r.len}};
-    return dv__data_send(fd, v, 3, NULL, NULL);
+    return dv__link_send(l, v, 3, NULL, NULL);
 }

@@ -6,7 +6,9 @@
  * leader), which hands other relays' answers to their slots and wakes
  * their threads. A sender whose socket is full reads in the meantime when
  * nobody else does, so that the home agent, blocked on an answer nobody
- * reads, never stops reading the requests that would free it. */
+ * reads, never stops reading the requests that would free it. Frames
+ * travel on an authenticated link (data_link.h): the sender (under the
+ * write lock) owns its sending half, the reader its reading half. */
 #define _GNU_SOURCE
 #include "lib/remote_mux.h"
 
@@ -27,17 +29,22 @@
 
 #include "common/error.h"
 #include "drover/drover.h"
+#include "lib/data_link.h"
 #include "lib/remote_wire.h"
 #include "lib/runtime.h"
 
 /* Seconds a new connection waits for the home agent's greeting. */
 #define GREETING_S 30
+/* Handshakes tried: a port with too many strangers waiting to prove the
+ * token may push a new connection out before it has. */
+#define CONNECT_TRIES 4
 
 struct dv__mux {
     pthread_mutex_t mu;  /* the slots, reading, the error */
     pthread_cond_t cv;   /* an answer came, the reader left, or lost */
     pthread_mutex_t wmu; /* requests go out whole */
     int fd;              /* open for the connection's life */
+    dv__link_t link;     /* its keys and frame counts */
     int node, port;
     pid_t owner;
     _Atomic int refs;
@@ -116,6 +123,7 @@ void dv__mux_unref(dv__mux_t **mp)
         return;
     if (m->fd >= 0)
         close(m->fd);
+    dv__link_free(&m->link);
     pthread_mutex_destroy(&m->mu);
     pthread_mutex_destroy(&m->wmu);
     pthread_cond_destroy(&m->cv);
@@ -189,12 +197,13 @@ void dv__mux_detach(dv__mux_t *m, struct dv__mux_slot *s)
 
 /* ---- reading answers ---- */
 
-/* What a failed read says: its errno, or that the peer closed. */
+/* What a failed read says: its errno, or that the peer closed (the end
+ * of the stream reads as ECONNRESET, as a reset does). */
 static const char *read_failure(int e)
 {
-    return e == EAGAIN ? "no answer"
-           : e         ? strerror(e)
-                       : "the connection closed";
+    return e == EAGAIN            ? "no answer"
+           : e && e != ECONNRESET ? strerror(e)
+                                  : "the connection closed";
 }
 
 struct frame {
@@ -204,27 +213,27 @@ struct frame {
     int nomem; /* the result did not fit in memory: read and dropped */
 };
 
-/* Read and drop n bytes. */
-static int skip(int fd, uint64_t n)
+/* Read and drop n bytes (they count for the frame's tag). */
+static int skip(dv__link_t *l, uint64_t n)
 {
     char buf[16384];
     while (n) {
         size_t k = n < sizeof(buf) ? (size_t)n : sizeof(buf);
-        if (dv__data_read(fd, buf, k) < 0)
+        if (dv__link_read(l, buf, k) < 0)
             return -1;
         n -= k;
     }
     return 0;
 }
 
-/* Read one answer (without m->mu: the caller is the reader). -1 with *e
- * the cause (0: the connection closed). */
+/* Read one answer, verified (without m->mu: the caller is the reader).
+ * -1 with *e the cause (EBADMSG: a frame failed its check). */
 static int read_frame(dv__mux_t *m, struct frame *f, int *e)
 {
     memset(f, 0, sizeof(*f));
     struct dv__data_rep *p = &f->p;
     errno = 0;
-    if (dv__data_read(m->fd, p, sizeof(*p)) < 0) {
+    if (dv__link_read_head(&m->link, p, sizeof(*p)) < 0) {
         *e = errno;
         return -1;
     }
@@ -238,11 +247,13 @@ static int read_frame(dv__mux_t *m, struct frame *f, int *e)
     f->nomem = (p->textlen && !f->why) || (p->len && !f->data);
     int rc = 0;
     if (p->textlen)
-        rc = f->why ? dv__data_read(m->fd, f->why, p->textlen)
-                    : skip(m->fd, p->textlen);
+        rc = f->why ? dv__link_read(&m->link, f->why, p->textlen)
+                    : skip(&m->link, p->textlen);
     if (rc == 0 && p->len)
-        rc = f->data ? dv__data_read(m->fd, f->data, p->len)
-                     : skip(m->fd, p->len);
+        rc = f->data ? dv__link_read(&m->link, f->data, p->len)
+                     : skip(&m->link, p->len);
+    if (rc == 0)
+        rc = dv__link_read_end(&m->link);
     if (rc < 0) {
         *e = errno;
         free(f->why);
@@ -277,7 +288,10 @@ static void mark_dead(dv__mux_t *m, int e)
 {
     if (!atomic_load(&m->dead)) {
         snprintf(m->why, sizeof(m->why), "%s",
-                 e == EPROTO ? "a bad frame" : read_failure(e));
+                 e == EPROTO    ? "a bad frame"
+                 : e == EBADMSG ? "a frame failed its check (changed on the "
+                                  "way?)"
+                                : read_failure(e));
         atomic_store(&m->dead, 1);
         shutdown(m->fd, SHUT_RDWR); /* a blocked sender gives up */
     }
@@ -358,7 +372,7 @@ int dv__mux_send(dv__mux_t *m, struct dv__data_req *q, const void *in,
     pthread_mutex_lock(&m->wmu);
     int rc = atomic_load(&m->dead)
                  ? -1
-                 : dv__data_send_request(m->fd, q, in, send_wait, m);
+                 : dv__data_send_request(&m->link, q, in, send_wait, m);
     int e = errno;
     pthread_mutex_unlock(&m->wmu);
     if (rc == 0)
@@ -371,28 +385,27 @@ int dv__mux_send(dv__mux_t *m, struct dv__data_req *q, const void *in,
 
 /* ---- connecting ---- */
 
-/* The home agent's greeting: 0 when it took the connection. */
+/* The home agent's greeting, its first frame: 0 when it took the
+ * connection. */
 static int read_greeting(dv__mux_t *m, dv_error_t *err)
 {
-    struct timeval tv = {GREETING_S, 0}, none = {0, 0};
     struct dv__data_rep p;
     char why[DV_DATA_TEXT_MAX + 1] = "";
-    setsockopt(m->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     errno = 0;
-    if (dv__data_read(m->fd, &p, sizeof(p)) < 0) {
+    if (dv__link_read_head(&m->link, &p, sizeof(p)) < 0) {
         int e = errno;
-        return dv__errprintf(err, e ? e : ECONNRESET,
-                             "node %d (%s): no greeting from its data port: %s",
-                             m->node, m->host, read_failure(e));
+        return dv__errprintf(
+            err, e ? e : ECONNRESET,
+            "node %d (%s): no greeting from its data port: %s", m->node,
+            m->host, e == EBADMSG ? "it failed its check" : read_failure(e));
     }
     if (p.magic != DV_DATA_MAGIC || p.relay != 0 ||
-        p.textlen > DV_DATA_TEXT_MAX || p.len)
+        p.textlen > DV_DATA_TEXT_MAX || p.len ||
+        dv__link_read(&m->link, why, p.textlen) < 0 ||
+        dv__link_read_end(&m->link) < 0)
         return dv__errprintf(err, EPROTO,
                              "node %d (%s): a bad greeting from its data port",
                              m->node, m->host);
-    if (p.textlen && dv__data_read(m->fd, why, p.textlen) < 0)
-        *why = 0;
-    setsockopt(m->fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
     int e = p.err > 0 ? p.err : ECONNREFUSED;
     if (p.rc < 0)
         return dv__errprintf(err, e, "node %d (%s): its data port refused: %s",
@@ -415,7 +428,35 @@ static int read_token(uint8_t *tok)
     return ok ? 0 : -1;
 }
 
-/* Connect m to the home agent's data port and present the token. */
+/* One connection to the home agent's data port: the handshake and the
+ * greeting, each bounded in time. */
+static int dial(dv__mux_t *m, const struct sockaddr_in *sa, const uint8_t *tok,
+                dv_error_t *err)
+{
+    struct timeval tv = {GREETING_S, 0}, none = {0, 0};
+    int one = 1;
+    dv_error_t why = {0};
+    dv__link_free(&m->link); /* an earlier try's */
+    if (m->fd >= 0)
+        close(m->fd);
+    m->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (m->fd < 0 ||
+        connect(m->fd, (const struct sockaddr *)sa, sizeof(*sa)) < 0 ||
+        setsockopt(m->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 ||
+        setsockopt(m->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
+        return dv__errprintf(err, errno ? errno : ENOTCONN, "node %d (%s): %s",
+                             m->node, m->host, strerror(errno));
+    if (dv__link_connect(&m->link, m->fd, tok, &why) < 0)
+        return dv__errprintf(err, errno, "node %d (%s): its data port %s",
+                             m->node, m->host, why.text);
+    if (read_greeting(m, err) < 0)
+        return -1;
+    setsockopt(m->fd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
+    return 0;
+}
+
+/* Connect m to the home agent's data port and prove the token; again
+ * after a short pause when the port hung up in the handshake. */
 static int mux_connect(dv__mux_t *m, dv_error_t *err)
 {
     dv_node_info_t ni;
@@ -428,15 +469,16 @@ static int mux_connect(dv__mux_t *m, dv_error_t *err)
     if (read_token(tok) < 0 ||
         inet_pton(AF_INET, ni.address, &sa.sin_addr) != 1)
         return dv__errprintf(err, ENOTCONN, "node %d: no data plane", m->node);
-    m->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    if (m->fd < 0 || connect(m->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-        setsockopt(m->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0 ||
-        dv__data_send(m->fd, &(struct iovec){tok, sizeof(tok)}, 1, NULL, NULL) <
-            0)
-        return dv__errprintf(err, errno ? errno : ENOTCONN, "node %d (%s): %s",
-                             m->node, m->host, strerror(errno));
-    return read_greeting(m, err);
+    int rc = -1;
+    for (int k = 0; k < CONNECT_TRIES; k++) {
+        if (k)
+            usleep(20000u << (2 * k)); /* 80 ms, 320 ms, 1.3 s */
+        rc = dial(m, &sa, tok, err);
+        if (rc == 0 || (errno != ECONNRESET && errno != EPIPE))
+            break;
+    }
+    sodium_memzero(tok, sizeof(tok));
+    return rc;
 }
 
 static dv__mux_t *mux_new(int node, int port, dv_error_t *err)

@@ -11,7 +11,7 @@ add_library(drover_internal STATIC ${drover_lib_sources} ${dv_agent_sources})
 target_include_directories(drover_internal PUBLIC ${CMAKE_SOURCE_DIR}/include
   ${CMAKE_SOURCE_DIR}/src)
 target_link_libraries(drover_internal PUBLIC drover_common PkgConfig::ZMQ
-  Threads::Threads rt)
+  PkgConfig::SODIUM PkgConfig::CRYPTO Threads::Threads rt)
 
 set(dv_unit ${CMAKE_SOURCE_DIR}/tests/unit)
 dv_add_test(test_task SOURCES ${dv_unit}/test_task.c LIBS drover TIMEOUT 30)
@@ -71,6 +71,12 @@ dv_runtime_script(integration_multinode_telemetry test_multinode_telemetry.sh
   TIMEOUT 180 LABELS "netns")
 dv_runtime_script(integration_multinode_order test_multinode_order.sh
   TIMEOUT 180 LABELS "netns")
+# Strangers at the data port: a crowd of idle connections during a job,
+# a recorded connection replayed (also under TSan: the port's threads).
+dv_runtime_script(integration_multinode_dataport test_multinode_dataport.sh
+  TIMEOUT 240 LABELS "netns;tsan")
+set_property(TEST integration_multinode_dataport APPEND PROPERTY ENVIRONMENT
+  "TSAN_OPTIONS=suppressions=${CMAKE_SOURCE_DIR}/tests/integration/tsan_dataport.supp")
 dv_runtime_script(integration_multinode_fan test_multinode_fan.sh
   TIMEOUT 240 LABELS "netns")
 # Also under TSan: the data plane's threads and puts sent ahead (libzmq's

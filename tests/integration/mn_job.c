@@ -40,7 +40,12 @@
  *   flood B   one process per node writes B bytes (B a multiple of 64) to
  *             stdout in lines of 64 bytes, "fI...." with I its node's
  *             index; the main process prints nothing and fails when a
- *             writer fails */
+ *             writer fails
+ *   replay DIR  a process on node 1 puts one message into a queue of node
+ *             0; then DIR/put-done is made; once DIR/replayed exists,
+ *             prints "replay queued K" (the messages the queue holds)
+ *   after FILE MODE ARGS...  wait (60 s at most) until FILE exists, then
+ *             run MODE */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <signal.h>
@@ -727,11 +732,78 @@ static int hang(void)
     return 0;
 }
 
+/* Wait until path exists (polling), up to limit_s; 0 or -1. */
+static int wait_file(const char *path, double limit_s)
+{
+    for (double t = 0; t < limit_s; t += 0.05) {
+        if (access(path, F_OK) == 0)
+            return 0;
+        usleep(50000);
+    }
+    return -1;
+}
+
+DV_TASK(put_one)(const void *arg, size_t len, dv_result_t *res)
+{
+    (void)res;
+    dv_error_t err;
+    char m[64] = "a message a stranger may have seen";
+    dv_queue_t *q =
+        len == sizeof(dv_handle_t) ? dv_queue_attach(arg, &err) : NULL;
+    if (!q || dv_queue_put(q, m, sizeof(m), 10, &err) < 0)
+        return 100;
+    dv_queue_destroy(&q);
+    return 0;
+}
+
+static int replay_test(const char *dir)
+{
+    dv_error_t err;
+    char path[4096];
+    dv_handle_t h;
+    dv_queue_t *q = dv_queue_create(100, &err);
+    if (!q)
+        die("queue", &err);
+    dv_queue_handle(q, &h);
+    dv_placement_t w = DV_PLACEMENT_DEFAULT;
+    w.policy = DV_POLICY_NODE;
+    w.node = 1;
+    dv_process_t *p = dv_process_start("put_one", &h, sizeof(h), &w, &err);
+    int code = -1;
+    if (!p || dv_process_join(p, 20, &err) < 0)
+        die("put_one", &err);
+    dv_process_exitcode(p, &code);
+    dv_process_destroy(&p);
+    snprintf(path, sizeof(path), "%s/put-done", dir);
+    FILE *f = fopen(path, "w");
+    if (!f || fclose(f) != 0)
+        return 1;
+    snprintf(path, sizeof(path), "%s/replayed", dir);
+    if (wait_file(path, 60) < 0)
+        return 1;
+    long n = 0;
+    void *d;
+    size_t l;
+    while (dv_queue_get(q, &d, &l, 0.5, NULL) == 0) {
+        n++;
+        free(d);
+    }
+    printf("replay queued %ld\n", n);
+    dv_queue_destroy(&q);
+    return code != 0 || n != 1;
+}
+
 int main(int argc, char **argv)
 {
     dv_error_t err;
     if (dv_init(&argc, &argv, &err) < 0)
         die("dv_init", &err);
+    if (argc > 3 && !strcmp(argv[1], "after")) {
+        if (wait_file(argv[2], 60) < 0)
+            return 2;
+        argv += 2;
+        argc -= 2;
+    }
     if (argc < 2)
         return 2;
     int rc = 2;
@@ -764,6 +836,8 @@ int main(int argc, char **argv)
         rc = flood(atol(argv[2]));
     } else if (!strcmp(argv[1], "hang")) {
         rc = hang();
+    } else if (!strcmp(argv[1], "replay") && argc > 2) {
+        rc = replay_test(argv[2]);
     }
     fflush(stdout);
     dv_finalize();

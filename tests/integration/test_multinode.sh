@@ -144,8 +144,9 @@ run "$DVN_DIR/hosts" --wireup-timeout 2 --launch-cmd "$DVN_DIR/hang.sh {host} {c
 out | grep -q "node2, node3, node4: no answer within 2 s" || bad "silent nodes: $(out)"
 
 # From node2, without the job's keys or token: garbage to the head's CURVE
-# port, a wrong token and a request to node1's data port. Nothing answers
-# and the job goes on (its agent still runs afterwards).
+# port, a wrong answer to the data port's challenge and a request. Nothing
+# answers but the challenge, the job goes on (its agent still runs
+# afterwards), and both refusals are logged.
 INTRUDER='
 import socket, struct, sys
 host, cport, dport = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -159,12 +160,19 @@ except (socket.timeout, ConnectionResetError):
 d = socket.create_connection((host, dport), timeout=2)
 d.sendall(b"x" * 32 + struct.pack("<IIdQ", 0x44564451, 3, 0.0, 0) + b"\0" * 64)
 d.settimeout(2)
+ans = b""
 try:
-    ans = d.recv(100)
+    while True:
+        k = d.recv(4096)
+        if not k:
+            break
+        ans += k
 except socket.timeout:
-    ans = b"(timeout)"
+    ans += b"(timeout)"
 except ConnectionResetError:
-    ans = b""
+    pass
+if ans[:4] == b"DVDL" and len(ans) >= 40:
+    ans = ans[40:]  # the challenge, all a stranger gets
 print("curve-greeting", len(got) <= 64, "data-answer", len(ans))
 '
 intruder() {
@@ -177,6 +185,7 @@ intruder() {
     [ "$r" = "curve-greeting True data-answer 0" ] || bad "intruder: $r"
     alive_agent=$(pgrep -f "drover agent .*--job $job --index 2$")
     [ "$alive_agent" = "$ap" ] || bad "intruder: the job lost an agent"
+    intruded=1
 }
 
 # An agent of another drover version: both versions named, nothing left.
@@ -222,6 +231,15 @@ agent_test() {
     out | grep -q "^drover: run: node3: $want" || bad "agent $sig: $(out)"
     [ "$mode" = hang ] || out | grep "^last item failed: " ||
         bad "agent $sig $mode: no failed item: $(out)"
+    # The stranger of intruder() was logged: its wrong token (data port)
+    # and its garbage (CURVE port), each with its address.
+    if [ -n "${intruded:-}" ]; then
+        out | grep -qE "^drover: run: data port: refused $(dvn_addr 2 | sed 's/[.]/[.]/g'):[0-9]+: wrong token$" ||
+            bad "intruder: data port refusal not logged: $(out)"
+        out | grep -qE "^drover: run: refused connection " ||
+            bad "intruder: CURVE refusal not logged: $(out)"
+        intruded=
+    fi
     echo "agent $sig: job ended ${took} s after the signal"
     [ "$(echo "$took < 10" | bc)" = 1 ] || bad "agent $sig: took $took s"
     kill -9 $ap 2>/dev/null

@@ -97,7 +97,8 @@ static void serve(void)
     dv_error_t err;
     int port = 0;
     int lfd = mn_data_listen("127.0.0.1", &port, &err);
-    mn_data_t *d = lfd >= 0 ? mn_data_start(lfd, token, &err) : NULL;
+    mn_data_t *d =
+        lfd >= 0 ? mn_data_start(lfd, token, NULL, NULL, &err) : NULL;
     if (!d)
         port = 0;
     (void)!write(ack[1], &port, sizeof(port));
