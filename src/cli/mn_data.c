@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/crypto.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -225,6 +226,6 @@ void mn_data_stop(mn_data_t **dp)
     dv__remote_serve_free(&d->cache);
     pthread_mutex_destroy(&d->mu);
     pthread_mutex_destroy(&d->log_mu);
-    sodium_memzero(d->token, sizeof(d->token));
+    OPENSSL_cleanse(d->token, sizeof(d->token));
     free(d);
 }

@@ -7,7 +7,11 @@
 #include "lib/data_link.h"
 
 #include <errno.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/params.h>
+#include <openssl/rand.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -22,42 +26,91 @@
  * and the copy into (or out of) the socket. */
 #define SLICE ((size_t)256 << 10)
 
-/* HMAC-SHA256(token, label || ns || nc); the label's NUL ends it. */
-static void prove(uint8_t out[32], const uint8_t *token, const char *label,
-                  const uint8_t *ns, const uint8_t *nc)
+/* The algorithms, fetched once per process: a fetch looks the name up in
+ * the providers' tables, which is not to be paid per frame. */
+static EVP_MAC *hmac_alg, *poly1305_alg;
+static EVP_CIPHER *chacha20_alg;
+static pthread_once_t algs_once = PTHREAD_ONCE_INIT;
+
+static void algs_fetch(void)
 {
-    crypto_auth_hmacsha256_state s;
-    crypto_auth_hmacsha256_init(&s, token, DV_LINK_TOKEN);
-    crypto_auth_hmacsha256_update(&s, (const uint8_t *)label,
-                                  strlen(label) + 1);
-    crypto_auth_hmacsha256_update(&s, ns, DV_LINK_NONCE);
-    crypto_auth_hmacsha256_update(&s, nc, DV_LINK_NONCE);
-    crypto_auth_hmacsha256_final(&s, out);
-    sodium_memzero(&s, sizeof(s));
+    hmac_alg = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    poly1305_alg = EVP_MAC_fetch(NULL, "POLY1305", NULL);
+    chacha20_alg = EVP_CIPHER_fetch(NULL, "ChaCha20", NULL);
 }
 
-static EVP_MAC *poly1305;
-static pthread_once_t poly1305_once = PTHREAD_ONCE_INIT;
-
-static void poly1305_fetch(void)
+static int algs_ready(void)
 {
-    poly1305 = EVP_MAC_fetch(NULL, "POLY1305", NULL);
+    pthread_once(&algs_once, algs_fetch);
+    if (!hmac_alg || !poly1305_alg || !chacha20_alg) {
+        errno = ENOSYS;
+        return -1;
+    }
+    return 0;
 }
 
-/* The keys of both directions, and the body MACs' states. */
+static int crypto_failed(void)
+{
+    errno = EIO;
+    return -1;
+}
+
+/* HMAC-SHA256(token, label || ns || nc); the label's NUL ends it. Only
+ * the handshake calls it, so a context of its own is cheap enough. */
+static int prove(uint8_t out[32], const uint8_t *token, const char *label,
+                 const uint8_t *ns, const uint8_t *nc)
+{
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(
+                               OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+                           OSSL_PARAM_construct_end()};
+    EVP_MAC_CTX *c = EVP_MAC_CTX_new(hmac_alg);
+    size_t n = 0;
+    int ok =
+        c && EVP_MAC_init(c, token, DV_LINK_TOKEN, params) == 1 &&
+        EVP_MAC_update(c, (const uint8_t *)label, strlen(label) + 1) == 1 &&
+        EVP_MAC_update(c, ns, DV_LINK_NONCE) == 1 &&
+        EVP_MAC_update(c, nc, DV_LINK_NONCE) == 1 &&
+        EVP_MAC_final(c, out, &n, 32) == 1 && n == 32;
+    EVP_MAC_CTX_free(c); /* wipes the key it copied */
+    if (ok)
+        return 0;
+    OPENSSL_cleanse(out, 32);
+    return crypto_failed();
+}
+
+/* A ChaCha20 context keyed with one direction's key (the frame's nonce
+ * comes later, frame_keys). */
+static EVP_CIPHER_CTX *stream_new(const uint8_t key[DV_LINK_KEY])
+{
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    if (c && EVP_EncryptInit_ex2(c, chacha20_alg, key, NULL, NULL) != 1) {
+        EVP_CIPHER_CTX_free(c);
+        c = NULL;
+    }
+    return c;
+}
+
+/* The keys of both directions, and the link's MAC and stream contexts,
+ * made once so that a frame costs no allocation. */
 static int derive(dv__link_t *l, const uint8_t *token, const uint8_t *nc,
                   int server)
 {
-    pthread_once(&poly1305_once, poly1305_fetch);
-    l->tx_mac = poly1305 ? EVP_MAC_CTX_new(poly1305) : NULL;
-    l->rx_mac = poly1305 ? EVP_MAC_CTX_new(poly1305) : NULL;
-    if (!l->tx_mac || !l->rx_mac) {
+    if (prove(server ? l->tx_key : l->rx_key, token, "drover data s2c", l->ns,
+              nc) < 0 ||
+        prove(server ? l->rx_key : l->tx_key, token, "drover data c2s", l->ns,
+              nc) < 0) {
+        dv__link_free(l);
+        return -1;
+    }
+    l->tx_mac = EVP_MAC_CTX_new(poly1305_alg);
+    l->rx_mac = EVP_MAC_CTX_new(poly1305_alg);
+    l->tx_stream = stream_new(l->tx_key);
+    l->rx_stream = stream_new(l->rx_key);
+    if (!l->tx_mac || !l->rx_mac || !l->tx_stream || !l->rx_stream) {
         dv__link_free(l);
         errno = ENOMEM;
         return -1;
     }
-    prove(server ? l->tx_key : l->rx_key, token, "drover data s2c", l->ns, nc);
-    prove(server ? l->rx_key : l->tx_key, token, "drover data c2s", l->ns, nc);
     l->tx_seq = l->rx_seq = 0;
     l->rx_open = 0;
     return 0;
@@ -68,18 +121,15 @@ static int start(dv__link_t *l, int fd)
 {
     memset(l, 0, sizeof(*l));
     l->fd = fd;
-    if (sodium_init() < 0) {
-        errno = ENOSYS;
-        return -1;
-    }
-    return 0;
+    return algs_ready();
 }
 
 int dv__link_hello(dv__link_t *l, int fd, uint8_t hello[DV_LINK_HELLO])
 {
     if (start(l, fd) < 0)
         return -1;
-    randombytes_buf(l->ns, sizeof(l->ns));
+    if (RAND_bytes(l->ns, sizeof(l->ns)) != 1)
+        return crypto_failed();
     uint32_t head[2] = {LINK_MAGIC, LINK_VERSION};
     memcpy(hello, head, sizeof(head));
     memcpy(hello + sizeof(head), l->ns, sizeof(l->ns));
@@ -92,14 +142,16 @@ int dv__link_accept(dv__link_t *l, const uint8_t *token,
 {
     const uint8_t *nc = answer;
     uint8_t want[32];
-    prove(want, token, "drover data client", l->ns, nc);
-    int ok = crypto_verify_32(want, answer + DV_LINK_NONCE) == 0;
-    sodium_memzero(want, sizeof(want));
+    if (prove(want, token, "drover data client", l->ns, nc) < 0)
+        return -1;
+    int ok = CRYPTO_memcmp(want, answer + DV_LINK_NONCE, sizeof(want)) == 0;
+    OPENSSL_cleanse(want, sizeof(want));
     if (!ok) {
         errno = EBADMSG;
         return -1;
     }
-    prove(proof, token, "drover data server", l->ns, nc);
+    if (prove(proof, token, "drover data server", l->ns, nc) < 0)
+        return -1;
     return derive(l, token, nc, 1);
 }
 
@@ -143,7 +195,7 @@ int dv__link_connect(dv__link_t *l, int fd, const uint8_t *token,
     uint8_t want[DV_LINK_PROOF];
     uint32_t head[2];
     if (start(l, fd) < 0)
-        return dv__errprintf(err, errno, "libsodium: cannot start");
+        return dv__errprintf(err, errno, "no HMAC, ChaCha20 or Poly1305");
     if (dv__data_read(fd, hello, sizeof(hello)) < 0)
         return dv__errsys(err, "sent no hello");
     memcpy(head, hello, sizeof(head));
@@ -153,29 +205,56 @@ int dv__link_connect(dv__link_t *l, int fd, const uint8_t *token,
         return dv__errprintf(err, EPROTO,
                              "is not a drover data port (or another version)");
     memcpy(l->ns, hello + sizeof(head), sizeof(l->ns));
-    randombytes_buf(answer, DV_LINK_NONCE);
-    prove(answer + DV_LINK_NONCE, token, "drover data client", l->ns, answer);
+    if (RAND_bytes(answer, DV_LINK_NONCE) != 1 ||
+        prove(answer + DV_LINK_NONCE, token, "drover data client", l->ns,
+              answer) < 0)
+        return dv__errprintf(err, errno, "libcrypto failed");
     if (dv__data_send(fd, &(struct iovec){answer, sizeof(answer)}, 1, NULL,
                       NULL) < 0 ||
         dv__data_read(fd, proof, sizeof(proof)) < 0)
         return dv__errsys(err, "hung up in the handshake");
-    prove(want, token, "drover data server", l->ns, answer);
-    int ok = crypto_verify_32(want, proof) == 0;
-    sodium_memzero(want, sizeof(want));
+    if (prove(want, token, "drover data server", l->ns, answer) < 0)
+        return dv__errprintf(err, errno, "libcrypto failed");
+    int ok = CRYPTO_memcmp(want, proof, sizeof(want)) == 0;
+    OPENSSL_cleanse(want, sizeof(want));
     if (!ok)
         return dv__errprintf(err, EBADMSG, "does not hold the job's token");
     if (derive(l, token, answer, 0) < 0)
-        return dv__errprintf(err, ENOMEM, "out of memory");
+        return dv__errprintf(err, errno, "cannot set up its keys");
     return 0;
 }
 
-/* The frame's one-time keys: header's, then body's. */
-static void frame_keys(const uint8_t *key, uint64_t seq, uint8_t k[64])
+/* The frame's one-time keys, header's then body's: the first 64 bytes of
+ * ChaCha20 under the direction's key, with the sequence number as nonce.
+ * OpenSSL's IV is the block counter's 32-bit word then 12 bytes of nonce;
+ * a zero counter widened to 64 bits and the 64-bit sequence number fill
+ * the same four words as the original ChaCha20's 64-bit counter and
+ * nonce, so the keys are those of that construction. */
+static int frame_keys(EVP_CIPHER_CTX *stream, uint64_t seq, uint8_t k[64])
 {
-    uint8_t nonce[crypto_stream_chacha20_NONCEBYTES];
-    for (size_t i = 0; i < sizeof(nonce); i++)
-        nonce[i] = (uint8_t)(seq >> (8 * i));
-    crypto_stream_chacha20(k, 64, nonce, key);
+    static const uint8_t zero[64];
+    uint8_t iv[16] = {0};
+    for (size_t i = 0; i < 8; i++)
+        iv[8 + i] = (uint8_t)(seq >> (8 * i));
+    int n = 0;
+    if (EVP_EncryptInit_ex2(stream, NULL, NULL, iv, NULL) != 1 ||
+        EVP_EncryptUpdate(stream, k, &n, zero, 64) != 1 || n != 64) {
+        OPENSSL_cleanse(k, 64);
+        return crypto_failed();
+    }
+    return 0;
+}
+
+/* Poly1305 of one piece under a one-time key. */
+static int tag_of(EVP_MAC_CTX *mac, const uint8_t *key, const void *p, size_t n,
+                  uint8_t tag[DV_LINK_TAG])
+{
+    size_t tl = 0;
+    if (EVP_MAC_init(mac, key, 32, NULL) != 1 ||
+        EVP_MAC_update(mac, p, n) != 1 ||
+        EVP_MAC_final(mac, tag, &tl, DV_LINK_TAG) != 1 || tl != DV_LINK_TAG)
+        return crypto_failed();
+    return 0;
 }
 
 struct out {
@@ -186,12 +265,6 @@ struct out {
     int (*wait)(void *ctx);
     void *ctx;
 };
-
-static int mac_failed(void)
-{
-    errno = EIO;
-    return -1;
-}
 
 static int flush(struct out *o)
 {
@@ -209,11 +282,12 @@ int dv__link_send(dv__link_t *l, const struct iovec *iov, int n,
         return -1;
     }
     uint8_t k[64], htag[DV_LINK_TAG], btag[DV_LINK_TAG];
-    frame_keys(l->tx_key, l->tx_seq++, k);
-    crypto_onetimeauth(htag, iov[0].iov_base, iov[0].iov_len, k);
     EVP_MAC_CTX *mac = l->tx_mac;
-    int ok = EVP_MAC_init(mac, k + 32, 32, NULL) == 1;
-    sodium_memzero(k, sizeof(k));
+    if (frame_keys(l->tx_stream, l->tx_seq++, k) < 0)
+        return -1;
+    int ok = tag_of(mac, k, iov[0].iov_base, iov[0].iov_len, htag) == 0 &&
+             EVP_MAC_init(mac, k + 32, 32, NULL) == 1;
+    OPENSSL_cleanse(k, sizeof(k));
     struct out o = {.l = l, .wait = wait, .ctx = ctx};
     o.v[o.n++] = iov[0];
     o.v[o.n++] = (struct iovec){htag, sizeof(htag)};
@@ -228,13 +302,13 @@ int dv__link_send(dv__link_t *l, const struct iovec *iov, int n,
             p += take;
             left -= take;
             if (o.bytes == SLICE && (!ok || flush(&o) < 0))
-                return ok ? -1 : mac_failed();
+                return ok ? -1 : crypto_failed();
         }
     }
     size_t tl = 0;
     if (!ok || EVP_MAC_final(mac, btag, &tl, sizeof(btag)) != 1 ||
         tl != sizeof(btag))
-        return mac_failed();
+        return crypto_failed();
     o.v[o.n++] = (struct iovec){btag, sizeof(btag)};
     return flush(&o);
 }
@@ -248,19 +322,21 @@ static int bad_frame(dv__link_t *l)
 
 int dv__link_read_head(dv__link_t *l, void *head, size_t len)
 {
-    uint8_t k[64], tag[DV_LINK_TAG];
+    uint8_t k[64], tag[DV_LINK_TAG], want[DV_LINK_TAG];
     if (l->rx_open)
         return bad_frame(l); /* the caller skipped the end */
     if (dv__data_read(l->fd, head, len) < 0 ||
         dv__data_read(l->fd, tag, sizeof(tag)) < 0)
         return -1;
-    frame_keys(l->rx_key, l->rx_seq++, k);
-    if (crypto_onetimeauth_verify(tag, head, len, k) != 0)
-        return bad_frame(l);
-    int ok = EVP_MAC_init(l->rx_mac, k + 32, 32, NULL) == 1;
-    sodium_memzero(k, sizeof(k));
+    if (frame_keys(l->rx_stream, l->rx_seq++, k) < 0)
+        return -1;
+    int ok = tag_of(l->rx_mac, k, head, len, want) == 0 &&
+             EVP_MAC_init(l->rx_mac, k + 32, 32, NULL) == 1;
+    OPENSSL_cleanse(k, sizeof(k));
     if (!ok)
-        return mac_failed();
+        return crypto_failed();
+    if (CRYPTO_memcmp(want, tag, sizeof(tag)) != 0)
+        return bad_frame(l);
     l->rx_open = 1;
     return 0;
 }
@@ -275,7 +351,7 @@ int dv__link_read(dv__link_t *l, void *p, size_t n)
         if (dv__data_read(l->fd, c, take) < 0)
             return -1;
         if (EVP_MAC_update(l->rx_mac, c, take) != 1)
-            return mac_failed();
+            return crypto_failed();
         c += take;
         n -= take;
     }
@@ -293,8 +369,8 @@ int dv__link_read_end(dv__link_t *l)
     l->rx_open = 0;
     if (EVP_MAC_final(l->rx_mac, want, &tl, sizeof(want)) != 1 ||
         tl != sizeof(want))
-        return mac_failed();
-    if (crypto_verify_16(want, tag) != 0)
+        return crypto_failed();
+    if (CRYPTO_memcmp(want, tag, sizeof(tag)) != 0)
         return bad_frame(l);
     return 0;
 }
@@ -303,7 +379,7 @@ void dv__link_move(dv__link_t *to, dv__link_t *from)
 {
     *to = *from;
     int fd = from->fd;
-    sodium_memzero(from, sizeof(*from));
+    OPENSSL_cleanse(from, sizeof(*from));
     from->fd = fd;
 }
 
@@ -313,7 +389,9 @@ void dv__link_free(dv__link_t *l)
         return;
     EVP_MAC_CTX_free(l->tx_mac);
     EVP_MAC_CTX_free(l->rx_mac);
+    EVP_CIPHER_CTX_free(l->tx_stream); /* wipes the keys they hold */
+    EVP_CIPHER_CTX_free(l->rx_stream);
     int fd = l->fd;
-    sodium_memzero(l, sizeof(*l));
+    OPENSSL_cleanse(l, sizeof(*l));
     l->fd = fd;
 }

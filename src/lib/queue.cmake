@@ -16,7 +16,7 @@ dv_add_test(test_queue_robust
   ${CMAKE_CURRENT_SOURCE_DIR}/remote_mux.c
   ${CMAKE_CURRENT_SOURCE_DIR}/data_link.c
   ${CMAKE_CURRENT_SOURCE_DIR}/msg.c
-  LIBS drover PkgConfig::SODIUM PkgConfig::CRYPTO Threads::Threads rt TIMEOUT 60)
+  LIBS drover PkgConfig::CRYPTO Threads::Threads rt TIMEOUT 60)
 # White-box: wakes around processes killed mid-get, holding the lock, or
 # right after a put woke them.
 dv_add_test(test_queue_wake
@@ -27,7 +27,7 @@ dv_add_test(test_queue_wake
   ${CMAKE_CURRENT_SOURCE_DIR}/remote_mux.c
   ${CMAKE_CURRENT_SOURCE_DIR}/data_link.c
   ${CMAKE_CURRENT_SOURCE_DIR}/msg.c
-  LIBS drover PkgConfig::SODIUM PkgConfig::CRYPTO Threads::Threads rt LABELS tsan TIMEOUT 120)
+  LIBS drover PkgConfig::CRYPTO Threads::Threads rt LABELS tsan TIMEOUT 120)
 dv_add_test(test_event SOURCES ${CMAKE_SOURCE_DIR}/tests/unit/test_event.c
   LIBS drover LABELS tsan TIMEOUT 60)
 

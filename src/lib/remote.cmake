@@ -9,3 +9,11 @@ dv_add_test(test_remote_mux
   ${CMAKE_SOURCE_DIR}/src/cli/mn_data.c ${CMAKE_SOURCE_DIR}/src/cli/mn_data_conn.c
   ${CMAKE_SOURCE_DIR}/src/cli/mn_data_accept.c
   LIBS drover_internal Threads::Threads LABELS tsan TIMEOUT 120)
+
+# The link's crypto alone, over memory pipes (docs/BENCHMARKS.md).
+add_executable(link_bench ${CMAKE_SOURCE_DIR}/bench/link_bench.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/data_link.c)
+target_include_directories(link_bench PRIVATE ${CMAKE_SOURCE_DIR}/src
+  ${CMAKE_SOURCE_DIR}/include)
+target_link_libraries(link_bench PRIVATE drover_common PkgConfig::CRYPTO
+  Threads::Threads)

@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/crypto.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -477,7 +478,7 @@ static int mux_connect(dv__mux_t *m, dv_error_t *err)
         if (rc == 0 || (errno != ECONNRESET && errno != EPIPE))
             break;
     }
-    sodium_memzero(tok, sizeof(tok));
+    OPENSSL_cleanse(tok, sizeof(tok));
     return rc;
 }
 

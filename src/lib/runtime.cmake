@@ -11,7 +11,7 @@ add_library(drover_internal STATIC ${drover_lib_sources} ${dv_agent_sources})
 target_include_directories(drover_internal PUBLIC ${CMAKE_SOURCE_DIR}/include
   ${CMAKE_SOURCE_DIR}/src)
 target_link_libraries(drover_internal PUBLIC drover_common PkgConfig::ZMQ
-  PkgConfig::SODIUM PkgConfig::CRYPTO Threads::Threads rt)
+  PkgConfig::CRYPTO Threads::Threads rt)
 
 set(dv_unit ${CMAKE_SOURCE_DIR}/tests/unit)
 dv_add_test(test_task SOURCES ${dv_unit}/test_task.c LIBS drover TIMEOUT 30)

@@ -4,6 +4,7 @@
  *  - the handshake: both sides end with the same keys; a wrong token is
  *    refused by the server, a server that cannot prove the token by the
  *    client;
+ *  - the wire byte for byte: proofs, keys and tags against known answers;
  *  - frames (small, and large ones over many slices) verify; one with a
  *    bit flipped in its header, body or tag, one replayed, one dropped,
  *    two swapped, one of the other direction: all refused;
@@ -314,6 +315,77 @@ static void test_handshake(void)
     close(a[1]);
 }
 
+/* ---- the wire, byte for byte ---- */
+
+/* Known answers, computed apart from drover with another library
+ * (HMAC-SHA256; the original ChaCha20, 64-bit nonce; Poly1305): the
+ * handshake's proofs and keys for the nonces 0..31 (server) and
+ * 0x80..0x9f (client), and the tags of a frame the server sends at a
+ * sequence number whose bytes all differ. A change of crypto code must
+ * not change one byte on the wire. */
+static const uint8_t kat_client_proof[32] = {
+    0x45, 0x3d, 0xe6, 0x18, 0xe5, 0x2e, 0x28, 0x5a, 0xfb, 0xbe, 0x5d,
+    0x17, 0xc6, 0x0e, 0x68, 0x64, 0xe9, 0x2f, 0xe7, 0xfe, 0x6a, 0x47,
+    0x64, 0x42, 0xbb, 0xed, 0x80, 0x6a, 0x56, 0xa2, 0x34, 0x40};
+static const uint8_t kat_server_proof[32] = {
+    0x58, 0x8a, 0x2d, 0x83, 0x59, 0x37, 0x7a, 0xb2, 0xba, 0x59, 0xd9,
+    0x47, 0x73, 0x0f, 0xb3, 0x83, 0xac, 0x6a, 0xbd, 0x60, 0xc7, 0x77,
+    0xa2, 0x47, 0x10, 0x89, 0x6f, 0xf9, 0x30, 0xb4, 0xe4, 0x54};
+static const uint8_t kat_s2c[32] = {
+    0x54, 0x85, 0xd9, 0x8a, 0xe6, 0xa2, 0x42, 0xf1, 0xb7, 0xda, 0xe9,
+    0xe8, 0xcb, 0x25, 0x8d, 0x3a, 0x4c, 0x1b, 0x2e, 0x78, 0x87, 0x28,
+    0x26, 0x86, 0xe3, 0x4b, 0xe2, 0xf2, 0x19, 0x08, 0xaa, 0x56};
+static const uint8_t kat_c2s[32] = {
+    0x05, 0x61, 0x80, 0xa1, 0x37, 0xe0, 0xa4, 0xb4, 0x27, 0xfc, 0x13,
+    0x8e, 0xca, 0x24, 0x41, 0xa6, 0xcb, 0xa9, 0x8d, 0x52, 0xf0, 0x8f,
+    0x9a, 0x0a, 0x2b, 0x30, 0xd0, 0x9b, 0x52, 0x0b, 0xc8, 0x58};
+static const uint8_t kat_htag[DV_LINK_TAG] = {
+    0x32, 0x1d, 0x05, 0x3a, 0x3b, 0x63, 0x9b, 0x6c,
+    0x04, 0x88, 0x64, 0xfd, 0xd1, 0xbf, 0xf2, 0xba};
+static const uint8_t kat_btag[DV_LINK_TAG] = {
+    0x49, 0x28, 0x43, 0x53, 0x31, 0xeb, 0x56, 0x29,
+    0x01, 0xc5, 0x46, 0x1e, 0x28, 0x76, 0x5d, 0xe0};
+
+static void test_vectors(void)
+{
+    int sv[2];
+    pair(sv);
+    dv__link_t s;
+    uint8_t hello[DV_LINK_HELLO], answer[DV_LINK_ANSWER], proof[DV_LINK_PROOF];
+    CHECK(dv__link_hello(&s, sv[0], hello) == 0);
+    for (int i = 0; i < DV_LINK_NONCE; i++) {
+        s.ns[i] = (uint8_t)i; /* as if the server had drawn these */
+        answer[i] = (uint8_t)(0x80 + i);
+    }
+    memcpy(answer + DV_LINK_NONCE, kat_client_proof, 32);
+    CHECK(dv__link_accept(&s, token, answer, proof) == 0);
+    CHECK(!memcmp(proof, kat_server_proof, sizeof(proof)));
+    CHECK(!memcmp(s.tx_key, kat_s2c, DV_LINK_KEY));
+    CHECK(!memcmp(s.rx_key, kat_c2s, DV_LINK_KEY));
+
+    const char h[] = "a header", b[] = "and its body, of some bytes";
+    struct iovec v[2] = {{(void *)h, sizeof(h) - 1},
+                         {(void *)b, sizeof(b) - 1}};
+    uint8_t raw[sizeof(h) - 1 + sizeof(b) - 1 + 2 * DV_LINK_TAG];
+    s.tx_seq = 0x0102030405060708u;
+    CHECK(dv__link_send(&s, v, 2, NULL, NULL) == 0);
+    CHECK(dv__data_read(sv[1], raw, sizeof(raw)) == 0);
+    CHECK(!memcmp(raw + sizeof(h) - 1, kat_htag, DV_LINK_TAG));
+    CHECK(!memcmp(raw + sizeof(raw) - DV_LINK_TAG, kat_btag, DV_LINK_TAG));
+
+    /* A client proof off by one bit is refused. */
+    answer[DV_LINK_NONCE + 31] ^= 1;
+    dv__link_free(&s);
+    CHECK(dv__link_hello(&s, sv[0], hello) == 0);
+    for (int i = 0; i < DV_LINK_NONCE; i++)
+        s.ns[i] = (uint8_t)i;
+    CHECK(dv__link_accept(&s, token, answer, proof) < 0);
+    CHECK_EQ_INT(errno, EBADMSG);
+    dv__link_free(&s);
+    close(sv[0]);
+    close(sv[1]);
+}
+
 /* ---- the server ---- */
 
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -425,6 +497,7 @@ static void test_server(void)
 int main(void)
 {
     test_handshake();
+    test_vectors();
     test_frames();
     test_big(0);
     test_big(1);
