@@ -200,7 +200,9 @@ EOS
 chmod +x "$DVN_DIR/other.sh"
 run "$DVN_DIR/hosts" --job-id mt12 --launch-cmd "$DVN_DIR/other.sh {host} {cmd}" \
     -- "$J" table && bad "version: exit 0"
-[ "$(out)" = "drover: run: node3: runs drover 0.0.0-other, this is drover $("$D" --version | cut -d' ' -f2)" ] ||
+# (An agent still in its CURVE handshake while the head stops is logged
+# as a refused connection: not part of the answer.)
+[ "$(out | grep -v '^drover: run: refused connection on ')" = "drover: run: node3: runs drover 0.0.0-other, this is drover $("$D" --version | cut -d' ' -f2)" ] ||
     bad "version: $(out)"
 sleep 0.5
 pgrep -f "dv_mn_fake_agent|drover agent .*--job mt12 " && bad "version: agents left"
