@@ -1,7 +1,8 @@
 /* Launching one agent per node through a remote-exec template
  * (`drover run --hostfile FILE --launch-cmd TEMPLATE`): reading the host
  * file, expanding the template for one host, and starting the command with
- * the job's keys on its stdin (never on its command line). */
+ * the job's keys on its stdin (never on its command line); and through
+ * srun, with what a Slurm allocation says of its nodes (launch_slurm.c). */
 #ifndef DROVER_CLI_LAUNCH_H
 #define DROVER_CLI_LAUNCH_H
 
@@ -12,19 +13,26 @@
 
 #define DV_LAUNCH_DEFAULT_TEMPLATE "ssh -o BatchMode=yes {host} {cmd}"
 #define DV_HOST_MAX 255
+#define DV_SLOTS_MAX (1 << 20)
 
-/* The hosts of a host file, in file order; release with
+/* The hosts of a host file, in file order, and the CPUs each line gives
+ * (slots[i], 0 when the line gives none); release with
  * dv__hostlist_free(). */
 typedef struct dv_hostlist {
     char **hosts;
     int n;
+    int *slots;
 } dv_hostlist_t;
 
 /* Parse host-file text: one host a line; blank lines and `#` comments
  * (whole-line or trailing) are skipped; surrounding blanks trimmed. A host
- * is 1..255 characters of [A-Za-z0-9._:-] not starting with '-'. Returns
- * 0, or -1 with EINVAL and "LINE N: reason" (a bad name, two words on a
- * line, a duplicate naming both lines, no host at all); out is empty then. */
+ * is 1..255 characters of [A-Za-z0-9._:-] not starting with '-'. The host
+ * may be followed by Open MPI's `slots=N` (the node's CPU count) and
+ * `max_slots=M` (checked, then ignored), or end in MPICH's `:N` (a name
+ * with one ':' and digits after it); N is 1..DV_SLOTS_MAX. Returns 0, or
+ * -1 with EINVAL and "line N: reason" (a bad name, two hosts on a line, an
+ * unknown key, a bad count, a duplicate naming both lines, no host at
+ * all); out is empty then. */
 int dv__hostfile_parse_text(const char *text, size_t len, dv_hostlist_t *out,
                             dv_error_t *err);
 
@@ -65,5 +73,42 @@ typedef struct dv_launch_child {
  * the reason (also when the program cannot be executed). */
 int dv__launch_spawn(char *const *argv, const char *stdin_text, int out_fd,
                      dv_launch_child_t *child, dv_error_t *err);
+
+/* ---- Slurm (launch_slurm.c) ---- */
+
+/* Expand SLURM_JOB_CPUS_PER_NODE (value: "24(x2),12", "8,4(x3)": a CPU
+ * count per node, in the allocation's node order, "(xK)" repeating it K
+ * times) into out[0..nalloc-1]; the value must describe exactly nalloc
+ * nodes. Returns 0, or -1 with EINVAL and a reason on one line naming the
+ * variable and the value. */
+int dv__slurm_cpus_parse(const char *value, int nalloc, int *out,
+                         dv_error_t *err);
+
+/* The CPUs of drover's nodes 0..n-1 from the allocation's (alloc, nalloc
+ * entries): node 0 is allocation node `head` (the one drover run is on),
+ * the others the rest in allocation order, as `srun --exclude` of the head
+ * gives them. n <= nalloc; returns 0, or -1 with EINVAL. */
+int dv__slurm_node_cpus(const int *alloc, int nalloc, int head, int *out,
+                        int n);
+
+/* 1 when `srun --version`'s text ("slurm 23.02.7", "slurm-wlm 21.08.5")
+ * names a Slurm that has `srun --overlap` (20.11 and later), else 0 (also
+ * for text that names no version). */
+int dv__slurm_has_overlap(const char *version_text);
+
+/* Run `srun --version` (PATH searched) and say whether it has --overlap
+ * (as dv__slurm_has_overlap); 0 when srun cannot be run. */
+int dv__srun_has_overlap(void);
+
+/* The srun command line (at most cap - 1 words and a NULL, pointing into
+ * the arguments and static strings) that starts cmd once on each of nodes
+ * nodes of the allocation but the host `exclude`: one task a node,
+ * unbound, the others kept running when one fails, the keys on every
+ * task's stdin, and --overlap when overlap is set (steps of a Slurm that
+ * has it share the allocation's CPUs with the step drover run is in).
+ * nodes_arg: a buffer of at least 32 bytes for "--nodes=N". Returns the
+ * number of words, or -1 with E2BIG when cap is too small. */
+int dv__srun_argv(int nodes, const char *exclude, int overlap, char *const *cmd,
+                  char *nodes_arg, char **argv, int cap);
 
 #endif

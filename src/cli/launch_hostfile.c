@@ -27,7 +27,9 @@ void dv__hostlist_free(dv_hostlist_t *l)
     for (int i = 0; i < l->n; i++)
         free(l->hosts[i]);
     free(l->hosts);
+    free(l->slots);
     l->hosts = NULL;
+    l->slots = NULL;
     l->n = 0;
 }
 
@@ -52,9 +54,88 @@ static int is_blank(char c)
     return c == ' ' || c == '\t' || c == '\r';
 }
 
-/* One line without its comment, trimmed, into host (or "" when blank). */
+static int all_digits(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] < '0' || p[i] > '9')
+            return 0;
+    return n > 0;
+}
+
+/* A CPU count: decimal digits, 1..DV_SLOTS_MAX; else -1. */
+static int parse_count(const char *p, size_t n)
+{
+    long v = 0;
+    if (!all_digits(p, n) || n > 8)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        v = v * 10 + (p[i] - '0');
+    return v >= 1 && v <= DV_SLOTS_MAX ? (int)v : -1;
+}
+
+static int bad_count(dv_error_t *err, int lineno, const char *what,
+                     const char *p, size_t n)
+{
+    return dv__errprintf(err, EINVAL,
+                         "line %d: %s: '%.*s' is not a number in 1..%d", lineno,
+                         what, (int)(n > 40 ? 40 : n), p, DV_SLOTS_MAX);
+}
+
+/* The first word: a host name, perhaps with MPICH's ":N" (one ':' only,
+ * so that names with several, as IPv6 addresses have, stay names). */
+static int host_word(const char *p, size_t n, int lineno, char *host,
+                     int *slots, dv_error_t *err)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!host_char(p[i]))
+            return dv__errprintf(err, EINVAL,
+                                 "line %d: character 0x%02x in a host name",
+                                 lineno, (unsigned)(unsigned char)p[i]);
+    const char *colon = memchr(p, ':', n);
+    size_t after = colon ? n - (size_t)(colon + 1 - p) : 0;
+    if (colon && all_digits(colon + 1, after)) {
+        if ((*slots = parse_count(colon + 1, after)) < 0)
+            return bad_count(err, lineno, "host:N", colon + 1, after);
+        n = (size_t)(colon - p);
+    }
+    if (!n || n > DV_HOST_MAX || p[0] == '-')
+        return dv__errprintf(err, EINVAL, "line %d: not a host name", lineno);
+    memcpy(host, p, n);
+    host[n] = '\0';
+    return 0;
+}
+
+/* A word after the host: Open MPI's slots=N or max_slots=M (whose
+ * oversubscription limit drover has no use for). */
+static int host_attr(const char *w, size_t n, int lineno, int *slots,
+                     dv_error_t *err)
+{
+    const char *eq = memchr(w, '=', n);
+    if (!eq)
+        return dv__errprintf(err, EINVAL, "line %d: one host a line", lineno);
+    size_t kl = (size_t)(eq - w), vl = n - kl - 1;
+    int slot = kl == 5 && !memcmp(w, "slots", 5);
+    int max =
+        kl == 9 && (!memcmp(w, "max_slots", 9) || !memcmp(w, "max-slots", 9));
+    if (!slot && !max)
+        return dv__errprintf(err, EINVAL,
+                             "line %d: unknown key '%.*s' (known: slots, "
+                             "max_slots)",
+                             lineno, (int)(kl > 40 ? 40 : kl), w);
+    int v = parse_count(eq + 1, vl);
+    if (v < 0)
+        return bad_count(err, lineno, slot ? "slots" : "max_slots", eq + 1, vl);
+    if (slot && *slots)
+        return dv__errprintf(err, EINVAL, "line %d: slots given twice", lineno);
+    if (slot)
+        *slots = v;
+    return 0;
+}
+
+/* One line without its comment, trimmed, into host (or "" when blank)
+ * and the CPUs it gives into *slots (0: none). */
 static int parse_line(const char *p, size_t n, int lineno, char *host,
-                      dv_error_t *err)
+                      int *slots, dv_error_t *err)
 {
     const char *hash = memchr(p, '#', n);
     if (hash)
@@ -64,21 +145,27 @@ static int parse_line(const char *p, size_t n, int lineno, char *host,
     while (n && is_blank(p[n - 1]))
         n--;
     host[0] = '\0';
+    *slots = 0;
     if (!n)
         return 0;
-    for (size_t i = 0; i < n; i++) {
-        if (is_blank(p[i]))
-            return dv__errprintf(err, EINVAL, "line %d: one host a line",
-                                 lineno);
-        if (!host_char(p[i]))
+    for (size_t i = 0; i < n; i++)
+        if (!is_blank(p[i]) && (p[i] <= ' ' || p[i] > '~'))
             return dv__errprintf(err, EINVAL,
                                  "line %d: character 0x%02x in a host name",
                                  lineno, (unsigned)(unsigned char)p[i]);
+    size_t w = 0;
+    while (w < n && !is_blank(p[w]))
+        w++;
+    if (host_word(p, w, lineno, host, slots, err) < 0)
+        return -1;
+    for (size_t i = w; i < n; i += w) {
+        while (i < n && is_blank(p[i]))
+            i++;
+        for (w = 0; i + w < n && !is_blank(p[i + w]);)
+            w++;
+        if (host_attr(p + i, w, lineno, slots, err) < 0)
+            return -1;
     }
-    if (n > DV_HOST_MAX || p[0] == '-')
-        return dv__errprintf(err, EINVAL, "line %d: not a host name", lineno);
-    memcpy(host, p, n);
-    host[n] = '\0';
     return 0;
 }
 
@@ -108,7 +195,7 @@ static int seen_init(struct seen *t, size_t hosts)
 }
 
 static int add_host(dv_hostlist_t *l, int *lines, struct seen *t,
-                    const char *host, int lineno, dv_error_t *err)
+                    const char *host, int slots, int lineno, dv_error_t *err)
 {
     size_t i = (size_t)hash(host) & t->mask;
     for (; t->slot[i]; i = (i + 1) & t->mask) {
@@ -122,6 +209,7 @@ static int add_host(dv_hostlist_t *l, int *lines, struct seen *t,
     if (!copy)
         return dv__errprintf(err, ENOMEM, "out of memory");
     l->hosts[l->n] = copy;
+    l->slots[l->n] = slots;
     lines[l->n++] = lineno;
     t->slot[i] = l->n;
     return 0;
@@ -130,18 +218,19 @@ static int add_host(dv_hostlist_t *l, int *lines, struct seen *t,
 int dv__hostfile_parse_text(const char *text, size_t len, dv_hostlist_t *out,
                             dv_error_t *err)
 {
-    dv_hostlist_t l = {NULL, 0};
+    dv_hostlist_t l = {NULL, 0, NULL};
     size_t maxlines = 1;
     for (size_t i = 0; i < len; i++)
         maxlines += text[i] == '\n';
     if (maxlines > INT_MAX / 2)
         return dv__errprintf(err, EINVAL, "more than %d lines", INT_MAX / 2);
     l.hosts = calloc(maxlines, sizeof(*l.hosts));
+    l.slots = calloc(maxlines, sizeof(*l.slots));
     int *lines = calloc(maxlines, sizeof(*lines));
     struct seen seen = {NULL, 0};
     char host[DV_HOST_MAX + 1];
-    int rc = 0, lineno = 0;
-    if (!l.hosts || !lines || seen_init(&seen, maxlines) < 0)
+    int rc = 0, lineno = 0, slots;
+    if (!l.hosts || !l.slots || !lines || seen_init(&seen, maxlines) < 0)
         rc = dv__errprintf(err, ENOMEM, "out of memory");
     for (size_t off = 0; rc == 0 && off < len;) {
         const char *nl = memchr(text + off, '\n', len - off);
@@ -149,10 +238,10 @@ int dv__hostfile_parse_text(const char *text, size_t len, dv_hostlist_t *out,
         lineno++;
         if (memchr(text + off, '\0', n))
             rc = dv__errprintf(err, EINVAL, "line %d: NUL byte", lineno);
-        else if (parse_line(text + off, n, lineno, host, err) < 0)
+        else if (parse_line(text + off, n, lineno, host, &slots, err) < 0)
             rc = -1;
         else if (host[0])
-            rc = add_host(&l, lines, &seen, host, lineno, err);
+            rc = add_host(&l, lines, &seen, host, slots, lineno, err);
         off += n + 1;
     }
     if (rc == 0 && l.n == 0)

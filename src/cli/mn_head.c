@@ -409,7 +409,8 @@ int check_hello(mn_head_t *h, const dv_transport_msg_t *m, int *idx, char *why,
     dv__wire_get_str(v, MN_ADDR, d->info.address, sizeof(d->info.address),
                      NULL);
     d->info.uid = (uint64_t)mn_get_i64(v, MN_UID, 0);
-    d->info.cpus = (int)mn_get_i64(v, MN_CPUS, 1);
+    d->info.cpus =
+        h->cpus && h->cpus[i] > 0 ? h->cpus[i] : (int)mn_get_i64(v, MN_CPUS, 1);
     d->info.gpus = (int)mn_get_i64(v, MN_GPUS, 0);
     d->dport = (int)mn_get_i64(v, MN_DPORT, 0);
     memcpy(d->peer, m->peer, m->peer_len);

@@ -29,6 +29,8 @@ struct mn_head {
     int n;
     struct node *nd;
     char **hosts;
+    int *cpus; /* per node: the CPUs the host file or Slurm gives (0:
+                * none; NULL: none at all), in place of the node's own */
     dv_job_keys_t keys;
     dv_transport_t *tp;
     void *router;

@@ -326,9 +326,11 @@ int mn_head_finish(mn_head_t **hp)
         if (h->reap[i] >= 0)
             close(h->reap[i]);
     }
-    dv_hostlist_t l = {h->hosts, h->n};
+    dv_hostlist_t l = {h->hosts, h->n, h->cpus};
     if (h->hosts)
         dv__hostlist_free(&l);
+    else
+        free(h->cpus);
     free(h->nd);
     pthread_mutex_destroy(&h->log_mu);
     free(h);

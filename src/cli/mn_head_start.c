@@ -38,6 +38,8 @@ static void self_info(mn_head_t *h)
     if (sched_getaffinity(0, sizeof(set), &set) == 0)
         c = CPU_COUNT(&set);
     m->cpus = c > 0 ? (int)c : 1;
+    if (h->cpus && h->cpus[0] > 0) /* the host file's or Slurm's */
+        m->cpus = h->cpus[0];
     m->gpus = dv_telem_count_gpus(NULL, NULL, 0); /* as the agents do */
     m->uid = ((uint64_t)getpid() << 32) ^ (uint64_t)(mn_now() * 1e6);
     h->nd[0].hello = 1;
@@ -143,27 +145,17 @@ static int launch_slurm(mn_head_t *h, const char *keys, dv_error_t *err)
 {
     char self[PATH_MAX], nodes[32], me[256] = "";
     gethostname(me, sizeof(me) - 1);
-    snprintf(nodes, sizeof(nodes), "--nodes=%d", h->n - 1);
     char **cmd = agent_cmd(h, -1, self, sizeof(self));
     if (!cmd)
         return dv__errsys(err, "cannot find the drover binary");
     char *argv[24];
-    int a = 0;
-    argv[a++] = "srun";
-    argv[a++] = nodes;
-    argv[a++] = "--ntasks-per-node=1";
-    argv[a++] = "--cpu-bind=none";
-    /* No --kill-on-bad-exit: a dead agent must not take the others with
-     * it, so that the heartbeats name the node that failed. */
-    argv[a++] = "--kill-on-bad-exit=0";
-    argv[a++] = "--input=all";
-    argv[a++] = "--exclude";
-    argv[a++] = me;
-    for (int i = 0; cmd[i] && a < 23; i++)
-        argv[a++] = cmd[i];
-    argv[a] = NULL;
     dv_error_t e;
-    int r = dv__launch_spawn(argv, keys, -1, &h->nd[1].ch, &e);
+    int r = dv__srun_argv(h->n - 1, me, dv__srun_has_overlap(), cmd, nodes,
+                          argv, 24);
+    if (r < 0)
+        r = dv__errsys(&e, "srun: command line");
+    else
+        r = dv__launch_spawn(argv, keys, -1, &h->nd[1].ch, &e);
     free(cmd);
     if (r < 0)
         return dv__errprintf(err, errno, "srun: launch failed: %s", e.text);
@@ -383,14 +375,38 @@ static void kill_launched(mn_head_t *h)
     }
 }
 
+/* The CPUs Slurm gave each node of the job, when it says. This node is
+ * the allocation's node SLURM_NODEID (the batch or interactive step's
+ * node: 0), the agents' nodes the others, in order. */
+static int slurm_cpus(mn_head_t *h, int alloc, dv_error_t *err)
+{
+    const char *v = getenv("SLURM_JOB_CPUS_PER_NODE");
+    const char *id = getenv("SLURM_NODEID");
+    char *end = NULL;
+    long head = id ? strtol(id, &end, 10) : 0;
+    if (!v)
+        return 0;
+    if ((id && (end == id || *end)) || head < 0 || head >= alloc)
+        head = 0;
+    int *all = calloc((size_t)alloc, sizeof(int));
+    h->cpus = calloc((size_t)h->n, sizeof(int));
+    int r = all && h->cpus ? dv__slurm_cpus_parse(v, alloc, all, err)
+                           : dv__errprintf(err, ENOMEM, "out of memory");
+    if (r == 0)
+        dv__slurm_node_cpus(all, alloc, (int)head, h->cpus, h->n);
+    free(all);
+    return r;
+}
+
 /* The nodes: hostfile lines, or the Slurm allocation. */
 static int node_set(mn_head_t *h, dv_error_t *err)
 {
     if (h->o.hostfile) {
-        dv_hostlist_t l = {NULL, 0};
+        dv_hostlist_t l = {NULL, 0, NULL};
         if (dv__hostfile_read(h->o.hostfile, &l, err) < 0)
             return -1;
         h->hosts = l.hosts;
+        h->cpus = l.slots;
         h->n = l.n;
         return 0;
     }
@@ -405,7 +421,7 @@ static int node_set(mn_head_t *h, dv_error_t *err)
                              "--nodes %d: the allocation has %d node%s",
                              h->o.slurm_nodes, alloc, alloc == 1 ? "" : "s");
     h->n = h->o.slurm_nodes ? h->o.slurm_nodes : alloc;
-    return 0;
+    return slurm_cpus(h, alloc, err);
 }
 
 static int head_setup(mn_head_t *h, const char *keys, dv_error_t *err)

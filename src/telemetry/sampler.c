@@ -127,14 +127,32 @@ static void open_gpus(dv_telem_sampler_t *s, const dv_telem_opts_t *o)
     }
 }
 
+/* A visible-devices variable that leaves no GPU: empty, a negative first
+ * entry ("-1", which CUDA takes as none), or "NoDevFiles", which Slurm
+ * sets for a job given no GPU. */
+static const char *hidden_by(void)
+{
+    static const char *const vars[] = {"CUDA_VISIBLE_DEVICES",
+                                       "ROCR_VISIBLE_DEVICES"};
+    for (int i = 0; i < 2; i++) {
+        const char *v = getenv(vars[i]);
+        if (v && (!*v || *v == '-' || !strcmp(v, "NoDevFiles")))
+            return vars[i];
+    }
+    return NULL;
+}
+
 int dv_telem_count_gpus(const dv_telem_opts_t *opts, char *why, size_t cap)
 {
     dv_error_t e[2] = {{""}, {""}};
     dv__gpu_lib_t *gpu[2] = {NULL, NULL};
     char note[DV_TELEM_NOTE_MAX] = "";
     int saved = errno, n = 0;
+    const char *hid = hidden_by();
     if (opts && opts->no_gpu)
         snprintf(e[0].text, sizeof(e[0].text), "not looked for");
+    else if (hid)
+        snprintf(e[0].text, sizeof(e[0].text), "%s gives this job none", hid);
     else
         n = open_libs(opts, gpu, note, sizeof(note), e);
     dv__telem_gpu_close(gpu[0]);

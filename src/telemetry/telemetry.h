@@ -106,11 +106,12 @@ int dv_telem_sampler_gpu_count(const dv_telem_sampler_t *s);
 
 /* The node's GPUs as a sampler counts them (the same libraries, chosen
  * the same way from opts or the environment), loaded, counted, shut down
- * and unloaded at once: the node table's GPU count. CUDA_VISIBLE_DEVICES
- * and ROCR_VISIBLE_DEVICES are not applied (a placement's gpu replaces
- * them and indexes all the node's GPUs). A node without GPUs or libraries
- * gives 0 at once; why (cap bytes, may be NULL) gets the reason, or the
- * notes of devices that failed. Never fails; keeps errno. */
+ * and unloaded at once: the node table's GPU count. A CUDA_VISIBLE_DEVICES
+ * or ROCR_VISIBLE_DEVICES that leaves no GPU (empty, "-1", or Slurm's
+ * "NoDevFiles" for a job without GPUs) makes it 0; a list is not applied
+ * (a placement's gpu replaces it and indexes all the node's GPUs). A node
+ * without GPUs or libraries gives 0 at once; why (cap bytes, may be NULL)
+ * gets the reason, or the notes of devices that failed. Never fails; keeps errno. */
 int dv_telem_count_gpus(const dv_telem_opts_t *opts, char *why, size_t cap);
 
 /* The sampler's start-up note, e.g. "unavailable: nvml: ...", or "".

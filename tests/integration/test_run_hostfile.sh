@@ -4,8 +4,13 @@
 # help; a 100,000-line host file is checked at once (its duplicate check
 # was quadratic: 17 s); the launch stops at the first launcher that fails
 # instead of starting one per line first; node names the node table
-# cannot hold (a space, a newline) are refused, whoever sets them. Nodes
-# are emulated on loopback (DROVER_NODE_NAME): no root needed.
+# cannot hold (a space, a newline) are refused, whoever sets them. Site
+# conventions: Open MPI's `slots=N` and MPICH's `host:N` give a node's
+# CPUs; under Slurm (a stand-in srun that starts the agent here),
+# SLURM_JOB_CPUS_PER_NODE's "N(xK)" forms do, CUDA_VISIBLE_DEVICES=
+# NoDevFiles means no GPU, and --overlap is passed only to a Slurm that
+# has it. Nodes are emulated on loopback (DROVER_NODE_NAME): no root
+# needed.
 set -u
 . "$(dirname "$0")/rt_lib.sh"
 W=$(mktemp -d)
@@ -86,4 +91,56 @@ err_line 1 "lo-b: node name 'lo-b?evil' is not one word" \
     env DROVER_NODE_NAME=lo-a "$D" run --hostfile "$W/two" --job-id hf2 \
     --network-prefix 127.0.0.0/8 --launch-cmd "$W/badname.sh {host} {cmd}" -- true
 no_leftovers hf2
+
+# Open MPI / MPICH host files: the CPUs a line gives are the node's.
+printf 'lo-a slots=3 max_slots=8\nlo-b:5\n' >"$W/slots"
+out=$(env DROVER_NODE_NAME=lo-a timeout 60 "$D" run --hostfile "$W/slots" \
+    --job-id hf3 --network-prefix 127.0.0.0/8 \
+    --launch-cmd "env DROVER_NODE_NAME={host} {cmd}" -- "$B/bin/dv_mn_job" table 2>&1)
+grep -qx "node 0 lo-a 127.0.0.1 cpus 3 gpus [0-9]*" <<<"$out" &&
+    grep -qx "node 1 lo-b 127.0.0.1 cpus 5 gpus [0-9]*" <<<"$out" ||
+    bad "slots: $out"
+no_leftovers hf3
+printf 'lo-a\nlo-b cores=4\n' >"$W/key"
+err_line 1 "line 2: unknown key 'cores'" "$D" run --hostfile "$W/key" -- true
+printf 'lo-a slots=many\nlo-b\n' >"$W/count"
+err_line 1 "line 1: slots: 'many' is not a number" "$D" run --hostfile "$W/count" -- true
+
+# Slurm: a stand-in srun that says its version, notes its options and
+# starts the one agent here, as node lo-b.
+mkdir "$W/bin"
+cat >"$W/bin/srun" <<EOS
+#!/bin/bash
+[ "\$1" = --version ] && { echo "slurm \$FAKE_SLURM_VERSION"; exit 0; }
+echo "\$*" >"$W/srun-args"
+while [[ \$1 == -* ]]; do [ "\$1" = --exclude ] && shift; shift; done
+SLURM_NODEID=0 DROVER_NODE_NAME=lo-b exec "\$@"
+EOS
+chmod +x "$W/bin/srun"
+slurm_run() {
+    env PATH="$W/bin:$PATH" SLURM_JOB_ID=7 SLURM_JOB_NUM_NODES=2 \
+        DROVER_NODE_NAME=lo-a DROVER_NVML_LIBRARY=$B/lib/libdv_fake_nvml.so \
+        DV_FAKE_NVML=two DROVER_RSMI_LIBRARY=/nonexistent.so timeout 60 \
+        "$D" run --network-prefix 127.0.0.0/8 "$@"
+}
+out=$(FAKE_SLURM_VERSION=23.02.7 SLURM_JOB_CPUS_PER_NODE='6,2' \
+    CUDA_VISIBLE_DEVICES=NoDevFiles slurm_run --job-id sl1 -- \
+    "$B/bin/dv_mn_job" table 2>&1)
+grep -qx "node 0 lo-a 127.0.0.1 cpus 6 gpus 0" <<<"$out" &&
+    grep -qx "node 1 lo-b 127.0.0.1 cpus 2 gpus 0" <<<"$out" ||
+    bad "slurm cpus, NoDevFiles: $out"
+grep -q -- "--ntasks-per-node=1 .*--overlap" "$W/srun-args" ||
+    bad "slurm 23.02: no --overlap: $(cat "$W/srun-args")"
+no_leftovers sl1
+out=$(FAKE_SLURM_VERSION=20.02.7 SLURM_JOB_CPUS_PER_NODE='4(x2)' \
+    slurm_run --job-id sl2 -- "$B/bin/dv_mn_job" table 2>&1)
+grep -qx "node 1 lo-b 127.0.0.1 cpus 4 gpus 2" <<<"$out" || bad "slurm 4(x2): $out"
+grep -q -- "--overlap" "$W/srun-args" &&
+    bad "slurm 20.02 given --overlap: $(cat "$W/srun-args")"
+no_leftovers sl2
+for v in "24(x1):1 node, the allocation has 2" "24(2),8:a repeat is not (xK)"; do
+    err_line 1 "SLURM_JOB_CPUS_PER_NODE '${v%%:*}': ${v#*:}" \
+        env SLURM_JOB_CPUS_PER_NODE="${v%%:*}" PATH="$W/bin:$PATH" \
+        SLURM_JOB_ID=7 SLURM_JOB_NUM_NODES=2 "$D" run -- true
+done
 finish

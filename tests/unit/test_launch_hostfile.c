@@ -1,6 +1,7 @@
-/* The hostfile launcher's pieces: host files (comments, blanks, every kind
- * of bad line named by number), template expansion (ssh and nsenter
- * styles), and a launch whose keys arrive on stdin, not in argv. */
+/* The hostfile launcher's pieces: host files (comments, blanks, Open MPI's
+ * slots= and MPICH's host:N, every kind of bad line named by number), template
+ * expansion (ssh and nsenter styles), and a launch whose keys arrive on stdin,
+ * not in argv. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -42,7 +43,7 @@ static void test_hostfile_good(void)
 
 static void expect_bad(const char *text, size_t len, const char *why)
 {
-    dv_hostlist_t l = {NULL, 0};
+    dv_hostlist_t l = {NULL, 0, NULL};
     dv_error_t err = {{0}};
     CHECK(dv__hostfile_parse_text(text, len, &l, &err) == -1);
     CHECK(errno == EINVAL);
@@ -65,6 +66,53 @@ static void test_hostfile_bad(void)
     char big[300];
     memset(big, 'x', sizeof(big));
     expect_bad(big, sizeof(big), "line 1: not a host name");
+}
+
+/* Open MPI's "host slots=N [max_slots=M]" and MPICH's "host:N" give the
+ * node's CPU count; a line without one gives 0; IPv6 names stay names. */
+static void test_hostfile_slots(void)
+{
+    dv_hostlist_t l;
+    dv_error_t err = {{0}};
+    const char *text = "n1 slots=24\n"
+                       "n2\tslots=8   max_slots=16 # comment\n"
+                       "n3\n"
+                       "n4:12\n"
+                       "fe80::1\n"
+                       "n5 max-slots=4 slots=2\n"
+                       "n6:x\n";
+    CHECK(dv__hostfile_parse_text(text, strlen(text), &l, &err) == 0);
+    CHECK_EQ_INT(l.n, 7);
+    const char *host[] = {"n1", "n2", "n3", "n4", "fe80::1", "n5", "n6:x"};
+    const int slots[] = {24, 8, 0, 12, 0, 2, 0};
+    for (int i = 0; i < l.n && i < 7; i++) {
+        CHECK(!strcmp(l.hosts[i], host[i]));
+        CHECK_EQ_INT(l.slots[i], slots[i]);
+    }
+    dv__hostlist_free(&l);
+    CHECK(l.slots == NULL);
+    /* The name without its ":N" is what the duplicate check sees. */
+    text = "n1:4\nn1 slots=2\n";
+    CHECK(dv__hostfile_parse_text(text, strlen(text), &l, &err) == -1);
+    CHECK(strstr(err.text, "line 2: duplicate host 'n1' (line 1)") != NULL);
+}
+
+static void test_hostfile_slots_bad(void)
+{
+    expect_bad("n1 cores=4\n", 11, "line 1: unknown key 'cores' (known: ");
+    expect_bad("a\nn1 slots=0\n", 14,
+               "line 2: slots: '0' is not a number in 1..1048576");
+    expect_bad("n1 slots=x4\n", 12, "line 1: slots: 'x4' is not a number");
+    expect_bad("n1 slots=\n", 10, "line 1: slots: '' is not a number");
+    expect_bad("n1 slots=1048577\n", 17, "line 1: slots: '1048577'");
+    expect_bad("n1 slots=99999999999\n", 21, "line 1: slots: '99999999999'");
+    expect_bad("n1 max_slots=-1\n", 16, "line 1: max_slots: '-1'");
+    expect_bad("n1 slots=2 slots=3\n", 19, "line 1: slots given twice");
+    expect_bad("n1:2 slots=3\n", 13, "line 1: slots given twice");
+    expect_bad("n1:0\n", 5, "line 1: host:N: '0' is not a number");
+    expect_bad("n1 =4\n", 6, "line 1: unknown key ''");
+    expect_bad("n1 slots=4\x01\n", 12, "line 1: character 0x01");
+    expect_bad(":4\n", 3, "line 1: not a host name");
 }
 
 static void test_hostfile_read(void)
@@ -236,6 +284,8 @@ int main(void)
 {
     test_hostfile_good();
     test_hostfile_bad();
+    test_hostfile_slots();
+    test_hostfile_slots_bad();
     test_hostfile_read();
     test_hostfile_large();
     test_host_name_valid();

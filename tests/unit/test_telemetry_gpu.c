@@ -221,6 +221,32 @@ static void test_count(void)
     CHECK_EQ_INT(dv_telem_count_gpus(&o, why, sizeof(why)), 0);
 }
 
+/* A job Slurm gave no GPU (CUDA_VISIBLE_DEVICES=NoDevFiles), or one told
+ * to see none (empty, -1), counts 0 whatever the node has; a list is left
+ * to the placements, which index all the node's GPUs. */
+static void test_count_hidden(void)
+{
+    char why[256];
+    dv_telem_opts_t o = {.nvml_path = FAKE_NVML,
+                         .rsmi_path = "/nonexistent.so"};
+    setenv("DV_FAKE_NVML", "two", 1);
+    const char *none[] = {"NoDevFiles", "", "-1"};
+    for (int i = 0; i < 3; i++) {
+        setenv("CUDA_VISIBLE_DEVICES", none[i], 1);
+        CHECK_EQ_INT(dv_telem_count_gpus(&o, why, sizeof(why)), 0);
+        CHECK(strstr(why, "CUDA_VISIBLE_DEVICES gives this job none") != NULL);
+    }
+    setenv("CUDA_VISIBLE_DEVICES", "1", 1);
+    CHECK_EQ_INT(dv_telem_count_gpus(&o, NULL, 0), 2);
+    unsetenv("CUDA_VISIBLE_DEVICES");
+    setenv("ROCR_VISIBLE_DEVICES", "NoDevFiles", 1);
+    CHECK_EQ_INT(dv_telem_count_gpus(&o, why, sizeof(why)), 0);
+    CHECK(strstr(why, "ROCR_VISIBLE_DEVICES") != NULL);
+    unsetenv("ROCR_VISIBLE_DEVICES");
+    CHECK_EQ_INT(dv_telem_count_gpus(&o, NULL, 0), 2);
+    unsetenv("DV_FAKE_NVML");
+}
+
 int main(void)
 {
     test_two();
@@ -230,5 +256,6 @@ int main(void)
     test_missing_libraries();
     test_rsmi();
     test_count();
+    test_count_hidden();
     return CHECK_DONE();
 }
