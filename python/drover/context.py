@@ -63,9 +63,11 @@ class Popen:
             context.set_spawning_popen(None)
         return fp.getbuffer()
 
-    def duplicate_for_child(self, fd):
+    def DupFd(self, fd):
         raise _unsupported("passing a file descriptor (Pipe, Connection, "
                            "multiprocessing.Queue) to a process")
+
+    duplicate_for_child = DupFd
 
     def poll(self, flag=None):
         if self.returncode is None and self._proc is not None:
