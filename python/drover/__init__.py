@@ -21,6 +21,16 @@ __all__ = ["DroverContext", "DroverProcess", "NotSupportedError", "VERSION"]
 
 VERSION = _drover.VERSION
 
+# Threads that run now are not in the main process of a private job (a
+# fork) nor in any child.
+_threading = sys.modules.get("threading")
+if _threading is not None and _threading.active_count() > 1:
+    import warnings
+    warnings.warn("drover: imported with %d threads running: import drover "
+                  "before starting threads (they do not reach the job's "
+                  "processes)" % _threading.active_count(), RuntimeWarning,
+                  stacklevel=2)
+
 # Text buffered now would be written again by every child of the fork
 # server, which starts from this state.
 for _stream in (sys.stdout, sys.stderr):

@@ -56,6 +56,12 @@ def describe(path):
         f.write(repr((p.name, p.daemon, multiprocessing.parent_process().pid)))
 
 
+def write_random(path):
+    import random
+    with open(path, "w") as f:
+        f.write(repr(random.random()))
+
+
 def noop(_):
     pass
 
@@ -176,6 +182,15 @@ class TestProcess(TempDirTest):
         for p in ps:
             p.join(60)
         self.assertEqual([p.exitcode for p in ps], [i % 7 for i in range(24)])
+
+    def test_fork_hooks_run_in_children(self):
+        # random reseeds through os.register_at_fork: children differ.
+        ps = [self.run_process(write_random, self.path("r%d" % i))
+              for i in range(3)]
+        for p in ps:
+            p.join(60)
+        values = {self.read("r%d" % i) for i in range(3)}
+        self.assertEqual(len(values), 3)
 
     def test_unpicklable_target_fails_in_start(self):
         p = ctx.Process(target=lambda: None)
