@@ -19,8 +19,8 @@
 
 #include "python/module.h"
 
-static pid_t init_pid;     /* the pid that called dv_init */
-static int init_done;      /* dv_init returned 0 in this process */
+static pid_t init_pid; /* the pid that called dv_init */
+static int init_done;  /* dv_init returned 0 in this process */
 
 PyObject *dv__py_raise(int e, const char *text)
 {
@@ -107,9 +107,15 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "drover._drover",
-    "libdrover for Python (use the drover package).", -1, methods,
-    NULL, NULL, NULL, NULL,
+    PyModuleDef_HEAD_INIT,
+    "drover._drover",
+    "libdrover for Python (use the drover package).",
+    -1,
+    methods,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
 };
 
 PyMODINIT_FUNC PyInit__drover(void);

@@ -40,8 +40,8 @@ PyObject *dv__py_process_start(PyObject *self, PyObject *args)
     dv_error_t err = {{0}};
     dv_process_t *p;
     Py_BEGIN_ALLOW_THREADS;
-    p = dv_process_start("dv_python_process", data.buf, (size_t)data.len,
-                         NULL, &err);
+    p = dv_process_start("dv_python_process", data.buf, (size_t)data.len, NULL,
+                         &err);
     Py_END_ALLOW_THREADS;
     int e = errno;
     PyBuffer_Release(&data);
@@ -81,8 +81,8 @@ static PyObject *process_join(ProcessObject *self, PyObject *args)
     double deadline = now_s() + timeout;
     for (;;) {
         double left = timeout < 0 ? JOIN_SLICE_S : deadline - now_s();
-        double slice = left < JOIN_SLICE_S ? (left > 0 ? left : 0)
-                                           : JOIN_SLICE_S;
+        double slice =
+            left < JOIN_SLICE_S ? (left > 0 ? left : 0) : JOIN_SLICE_S;
         dv_error_t err = {{0}};
         int r, e;
         Py_BEGIN_ALLOW_THREADS;
