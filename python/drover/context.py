@@ -1,0 +1,161 @@
+"""The "drover" start method: its context, Process and Popen.
+
+Popen pickles the process object as spawn does (preparation data, then
+the process) and starts libdrover's task "dv_python_process" on those
+bytes; in the child (a fork of the interpreter made when drover was
+imported) _child_main() prepares the main module as spawn does and runs
+the process's _bootstrap(). Objects other than Process are not there yet
+and raise NotSupportedError.
+"""
+
+import io
+import multiprocessing
+import sys
+import types
+import traceback
+from multiprocessing import context, process, reduction, spawn, util
+
+from drover import _drover
+
+__all__ = ["DroverContext", "DroverProcess", "NotSupportedError"]
+
+
+class NotSupportedError(NotImplementedError):
+    """A part of multiprocessing the drover start method lacks so far."""
+
+
+def _unsupported(what):
+    return NotSupportedError(
+        "drover: %s is not supported by the 'drover' start method yet "
+        "(only Process is)" % what)
+
+
+class _Sentinel:
+    """Stands for Process.sentinel, which has no descriptor yet."""
+
+    def fileno(self):
+        raise _unsupported("Process.sentinel (multiprocessing.connection.wait)")
+
+
+class Popen:
+    """A process started through libdrover (the interface of
+    multiprocessing's popen_* classes)."""
+
+    method = "drover"
+
+    def __init__(self, process_obj):
+        util._flush_std_streams()
+        self.returncode = None
+        self.finalizer = None
+        self.sentinel = _Sentinel()
+        data = self._pickle(process_obj)
+        self._proc = _drover.start(data)
+        self.pid = self._proc.pid
+
+    def _pickle(self, process_obj):
+        prep = spawn.get_preparation_data(process_obj._name)
+        fp = io.BytesIO()
+        context.set_spawning_popen(self)
+        try:
+            reduction.dump(prep, fp)
+            reduction.dump(process_obj, fp)
+        finally:
+            context.set_spawning_popen(None)
+        return fp.getbuffer()
+
+    def DupFd(self, fd):
+        raise _unsupported("passing a file descriptor (Pipe, Connection, "
+                           "multiprocessing.Queue) to a process")
+
+    duplicate_for_child = DupFd
+
+    def poll(self, flag=None):
+        if self.returncode is None and self._proc is not None:
+            self.returncode = self._proc.exitcode()
+        return self.returncode
+
+    def wait(self, timeout=None):
+        if self.returncode is None and self._proc is not None:
+            if not self._proc.join(timeout):
+                return None
+        return self.poll()
+
+    def _send(self, fn):
+        if self.returncode is None and self._proc is not None:
+            try:
+                fn()
+            except ProcessLookupError:
+                pass
+
+    def terminate(self):
+        self._send(self._proc.terminate)
+
+    def kill(self):
+        self._send(self._proc.kill)
+
+    def close(self):
+        self._proc = None
+
+
+class DroverProcess(process.BaseProcess):
+    _start_method = "drover"
+
+    @staticmethod
+    def _Popen(process_obj):
+        return Popen(process_obj)
+
+
+def _make_unsupported(name):
+    def method(self, *args, **kwargs):
+        raise _unsupported(name)
+    method.__name__ = name
+    method.__doc__ = "Not supported by the drover start method yet."
+    return method
+
+
+class DroverContext(context.BaseContext):
+    _name = "drover"
+    Process = DroverProcess
+
+    def _check_available(self):
+        if _drover.node_self() < 0:
+            raise ValueError("drover: the runtime is not running "
+                             "(import drover failed)")
+
+
+for _name in ("Manager", "Pipe", "Lock", "RLock", "Condition", "Semaphore",
+              "BoundedSemaphore", "Event", "Barrier", "Queue",
+              "JoinableQueue", "SimpleQueue", "Pool", "RawValue", "RawArray",
+              "Value", "Array"):
+    setattr(DroverContext, _name, _make_unsupported(_name))
+
+
+def _prepare(data):
+    # This child is a fork of the interpreter at `import drover`: its
+    # __main__ ran only up to that line. Run it again as __mp_main__, as
+    # spawn does, so that what it defines later unpickles by reference;
+    # spawn skips that when __main__ looks complete, hence the stand-in.
+    if "init_main_from_path" in data or "init_main_from_name" in data:
+        sys.modules["__main__"] = types.ModuleType("__main__")
+    spawn.prepare(data)
+
+
+def _child_main(data):
+    """Run the pickled process in this child; returns its exit code."""
+    try:
+        fp = io.BytesIO(data)
+        process.current_process()._inheriting = True
+        try:
+            _prepare(reduction.pickle.load(fp))
+            obj = reduction.pickle.load(fp)
+        finally:
+            del process.current_process()._inheriting
+    except BaseException:
+        sys.stderr.write("drover: process could not start:\n")
+        traceback.print_exc()
+        util._flush_std_streams()
+        return 1
+    return obj._bootstrap()
+
+
+context._concrete_contexts["drover"] = DroverContext()

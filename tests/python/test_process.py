@@ -1,0 +1,232 @@
+"""The "drover" start method: registration and multiprocessing.Process.
+
+Run by CTest with the interpreter the extension was built for and
+PYTHONPATH=<build>/python; exits 77 (skipped) when drover cannot be
+imported. Every target below is defined after `import drover`, so each
+test also checks that the child finds __main__'s functions (spawn's
+semantics)."""
+
+import sys
+
+try:
+    import drover
+    from drover import _drover
+except ImportError as e:
+    print("skipped: the drover package is not importable: %s" % e)
+    sys.exit(77)
+
+import multiprocessing
+import multiprocessing.connection
+import os
+import pickle
+import signal
+import tempfile
+import time
+import unittest
+
+ctx = multiprocessing.get_context("drover")
+
+
+def write_args(path, *args, **kwargs):
+    with open(path, "w") as f:
+        f.write(repr((os.getpid(), args, sorted(kwargs.items()))))
+
+
+def exit_with(code):
+    sys.exit(code)
+
+
+def raise_into(path):
+    sys.stderr = open(path, "w")
+    raise ValueError("boom from the child")
+
+
+def kill_self(sig):
+    os.kill(os.getpid(), sig)
+    time.sleep(30)
+
+
+def sleep_long():
+    time.sleep(60)
+
+
+def describe(path):
+    p = multiprocessing.current_process()
+    with open(path, "w") as f:
+        f.write(repr((p.name, p.daemon, multiprocessing.parent_process().pid)))
+
+
+def write_random(path):
+    import random
+    with open(path, "w") as f:
+        f.write(repr(random.random()))
+
+
+def noop(_):
+    pass
+
+
+class TempDirTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix="drover-py-")
+        self.addCleanup(self.tmp.cleanup)
+
+    def path(self, name):
+        return os.path.join(self.tmp.name, name)
+
+    def read(self, name):
+        with open(self.path(name)) as f:
+            return f.read()
+
+    def run_process(self, target, *args, **kwargs):
+        p = ctx.Process(target=target, args=args, **kwargs)
+        p.start()
+        self.addCleanup(lambda: p.is_alive() and p.kill())
+        return p
+
+
+class TestRegistration(unittest.TestCase):
+    def test_import_joins_the_job(self):
+        self.assertEqual(_drover.node_self(), 0)
+        self.assertEqual(drover.VERSION, _drover.VERSION)
+
+    def test_get_context(self):
+        self.assertIsInstance(ctx, drover.DroverContext)
+        self.assertEqual(ctx.get_start_method(), "drover")
+        self.assertIs(ctx.Process, drover.DroverProcess)
+
+    def test_set_start_method(self):
+        old = multiprocessing.get_start_method(allow_none=True)
+        multiprocessing.set_start_method("drover", force=True)
+        try:
+            self.assertEqual(multiprocessing.get_start_method(), "drover")
+            p = multiprocessing.Process(target=exit_with, args=(4,))
+            p.start()
+            p.join()
+            self.assertEqual(p.exitcode, 4)
+        finally:
+            multiprocessing.set_start_method(old, force=True)
+
+
+class TestProcess(TempDirTest):
+    def test_target_runs_with_args_in_a_child(self):
+        p = self.run_process(write_args, self.path("out"), 1, "two",
+                             kwargs={"three": [3]})
+        p.join()
+        self.assertEqual(p.exitcode, 0)
+        pid, args, kwargs = eval(self.read("out"))
+        self.assertNotEqual(pid, os.getpid())
+        self.assertEqual(pid, p.pid)
+        self.assertEqual(args, (1, "two"))
+        self.assertEqual(kwargs, [("three", [3])])
+
+    def test_exitcode_of_sys_exit(self):
+        p = self.run_process(exit_with, 3)
+        p.join()
+        self.assertEqual(p.exitcode, 3)
+        self.assertFalse(p.is_alive())
+
+    def test_exception_is_exit_code_1_with_traceback(self):
+        p = self.run_process(raise_into, self.path("err"))
+        p.join()
+        self.assertEqual(p.exitcode, 1)
+        err = self.read("err")
+        self.assertIn("Process %s:" % p.name, err)
+        self.assertIn("Traceback", err)
+        self.assertIn("ValueError: boom from the child", err)
+
+    def test_killed_by_a_signal_is_minus_signal(self):
+        p = self.run_process(kill_self, signal.SIGKILL)
+        p.join()
+        self.assertEqual(p.exitcode, -signal.SIGKILL)
+
+    def test_join_timeout_is_alive_terminate(self):
+        p = self.run_process(sleep_long)
+        self.assertTrue(p.is_alive())
+        t0 = time.monotonic()
+        p.join(0.2)
+        self.assertGreaterEqual(time.monotonic() - t0, 0.19)
+        self.assertIsNone(p.exitcode)
+        p.terminate()
+        p.join(30)
+        self.assertEqual(p.exitcode, -signal.SIGTERM)
+        self.assertFalse(p.is_alive())
+        p.terminate()  # once ended: no error, as multiprocessing
+
+    def test_kill(self):
+        p = self.run_process(sleep_long)
+        p.kill()
+        p.join(30)
+        self.assertEqual(p.exitcode, -signal.SIGKILL)
+
+    def test_name_daemon_parent(self):
+        p = self.run_process(describe, self.path("d"), name="worker-x",
+                             daemon=True)
+        p.join()
+        self.assertEqual(p.exitcode, 0)
+        self.assertEqual(eval(self.read("d")), ("worker-x", True, os.getpid()))
+
+    def test_before_start_and_close(self):
+        p = ctx.Process(target=exit_with, args=(0,))
+        self.assertIsNone(p.exitcode)
+        self.assertIsNone(p.pid)
+        self.assertFalse(p.is_alive())
+        p.start()
+        p.join()
+        p.close()
+        with self.assertRaises(ValueError):
+            p.is_alive()
+
+    def test_many_processes(self):
+        ps = [self.run_process(exit_with, i % 7) for i in range(24)]
+        for p in ps:
+            p.join(60)
+        self.assertEqual([p.exitcode for p in ps], [i % 7 for i in range(24)])
+
+    def test_fork_hooks_run_in_children(self):
+        # random reseeds through os.register_at_fork: children differ.
+        ps = [self.run_process(write_random, self.path("r%d" % i))
+              for i in range(3)]
+        for p in ps:
+            p.join(60)
+        values = {self.read("r%d" % i) for i in range(3)}
+        self.assertEqual(len(values), 3)
+
+    def test_unpicklable_target_fails_in_start(self):
+        p = ctx.Process(target=lambda: None)
+        with self.assertRaises((pickle.PicklingError, AttributeError)):
+            p.start()
+        self.assertIsNone(p.pid)
+
+
+class TestNotSupportedYet(unittest.TestCase):
+    def test_objects_raise_naming_themselves(self):
+        for name in ("Queue", "SimpleQueue", "JoinableQueue", "Pipe", "Lock",
+                     "RLock", "Semaphore", "BoundedSemaphore", "Condition",
+                     "Event", "Barrier", "Value", "Array", "RawValue",
+                     "RawArray", "Pool", "Manager"):
+            with self.subTest(name=name):
+                with self.assertRaisesRegex(drover.NotSupportedError,
+                                            "drover: %s is not" % name):
+                    getattr(ctx, name)()
+
+    def test_file_descriptors_in_arguments(self):
+        r, w = multiprocessing.Pipe()
+        self.addCleanup(r.close)
+        self.addCleanup(w.close)
+        p = ctx.Process(target=noop, args=(w,))
+        with self.assertRaisesRegex(drover.NotSupportedError,
+                                    "file descriptor"):
+            p.start()
+        self.assertIsNone(p.pid)
+
+    def test_sentinel(self):
+        p = ctx.Process(target=exit_with, args=(0,))
+        p.start()
+        p.join()
+        with self.assertRaisesRegex(drover.NotSupportedError, "sentinel"):
+            multiprocessing.connection.wait([p.sentinel], 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
