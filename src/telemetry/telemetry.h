@@ -111,7 +111,8 @@ int dv_telem_sampler_gpu_count(const dv_telem_sampler_t *s);
  * "NoDevFiles" for a job without GPUs) makes it 0; a list is not applied
  * (a placement's gpu replaces it and indexes all the node's GPUs). A node
  * without GPUs or libraries gives 0 at once; why (cap bytes, may be NULL)
- * gets the reason, or the notes of devices that failed. Never fails; keeps errno. */
+ * gets the reason, or the notes of devices that failed. Never fails; keeps
+ * errno. */
 int dv_telem_count_gpus(const dv_telem_opts_t *opts, char *why, size_t cap);
 
 /* The sampler's start-up note, e.g. "unavailable: nvml: ...", or "".
