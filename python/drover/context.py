@@ -4,8 +4,9 @@ Popen pickles the process object as spawn does (preparation data, then
 the process) and starts libdrover's task "dv_python_process" on those
 bytes; in the child (a fork of the interpreter made when drover was
 imported) _child_main() prepares the main module as spawn does and runs
-the process's _bootstrap(). Objects other than Process are not there yet
-and raise NotSupportedError.
+the process's _bootstrap(). Queue and Event are in drover.queues and
+drover.synchronize; the other objects are not there yet and raise
+NotSupportedError.
 """
 
 import io
@@ -27,7 +28,22 @@ class NotSupportedError(NotImplementedError):
 def _unsupported(what):
     return NotSupportedError(
         "drover: %s is not supported by the 'drover' start method yet "
-        "(only Process is)" % what)
+        "(Process, Queue and Event are)" % what)
+
+
+def _pass_to_child(obj):
+    """Called by __getstate__ of an object that travels as a libdrover
+    handle: only while a drover Process is being started (as
+    multiprocessing's objects only travel by inheritance), and the Popen
+    keeps obj alive until the process has ended, so that the child can
+    attach it even when the parent drops it at once."""
+    context.assert_spawning(obj)
+    popen = context.get_spawning_popen()
+    if getattr(popen, "method", None) != "drover":
+        raise TypeError("drover: a %s of the 'drover' context can only be "
+                        "passed to a process of that context"
+                        % type(obj).__name__)
+    popen._keep.append(obj)
 
 
 class _Sentinel:
@@ -48,6 +64,7 @@ class Popen:
         self.returncode = None
         self.finalizer = None
         self.sentinel = _Sentinel()
+        self._keep = []
         data = self._pickle(process_obj)
         self._proc = _drover.start(data)
         self.pid = self._proc.pid
@@ -72,6 +89,8 @@ class Popen:
     def poll(self, flag=None):
         if self.returncode is None and self._proc is not None:
             self.returncode = self._proc.exitcode()
+            if self.returncode is not None:
+                self._keep = []
         return self.returncode
 
     def wait(self, timeout=None):
@@ -95,6 +114,7 @@ class Popen:
 
     def close(self):
         self._proc = None
+        self._keep = []
 
 
 class DroverProcess(process.BaseProcess):
@@ -122,11 +142,20 @@ class DroverContext(context.BaseContext):
             raise ValueError("drover: the runtime is not running "
                              "(import drover failed)")
 
+    def Queue(self, maxsize=0):
+        """Returns a queue object"""
+        from drover.queues import Queue
+        return Queue(maxsize, ctx=self.get_context())
+
+    def Event(self):
+        """Returns an event object"""
+        from drover.synchronize import Event
+        return Event(ctx=self.get_context())
+
 
 for _name in ("Manager", "Pipe", "Lock", "RLock", "Condition", "Semaphore",
-              "BoundedSemaphore", "Event", "Barrier", "Queue",
-              "JoinableQueue", "SimpleQueue", "Pool", "RawValue", "RawArray",
-              "Value", "Array"):
+              "BoundedSemaphore", "Barrier", "JoinableQueue", "SimpleQueue",
+              "Pool", "RawValue", "RawArray", "Value", "Array"):
     setattr(DroverContext, _name, _make_unsupported(_name))
 
 

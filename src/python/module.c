@@ -12,7 +12,9 @@
 #include <Python.h>
 
 #include <errno.h>
+#include <math.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <drover/drover.h>
@@ -30,6 +32,58 @@ PyObject *dv__py_raise(int e, const char *text)
         Py_DECREF(args);
     }
     return NULL;
+}
+
+int dv__py_timeout(PyObject *t, double *out)
+{
+    if (t == Py_None) {
+        *out = -1;
+        return 0;
+    }
+    double v = PyFloat_AsDouble(t);
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    if (isnan(v)) {
+        PyErr_SetString(PyExc_ValueError, "timeout must not be NaN");
+        return -1;
+    }
+    *out = v < 0 ? 0 : v;
+    return 0;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+int dv__py_wait(double timeout, dv__py_try_f fn, void *ctx)
+{
+    double deadline = now_s() + timeout;
+    for (;;) {
+        double slice = DV_PY_SLICE_S;
+        if (timeout >= 0) {
+            double left = deadline - now_s();
+            slice = left < slice ? (left > 0 ? left : 0) : slice;
+        }
+        dv_error_t err = {{0}};
+        int r, e;
+        Py_BEGIN_ALLOW_THREADS;
+        r = fn(ctx, slice, &err);
+        e = errno;
+        Py_END_ALLOW_THREADS;
+        if (r == 0)
+            return 0;
+        if (e != ETIMEDOUT && e != EAGAIN) {
+            dv__py_raise(e, err.text);
+            return -1;
+        }
+        if (timeout >= 0 && now_s() >= deadline)
+            return 1;
+        if (PyErr_CheckSignals() < 0)
+            return -1;
+    }
 }
 
 /* After a fork made inside dv_init: a process with a new pid is a child
@@ -125,7 +179,8 @@ PyMODINIT_FUNC PyInit__drover(void)
     PyObject *m = PyModule_Create(&module);
     if (!m)
         return NULL;
-    if (dv__py_process_add_type(m) < 0 ||
+    if (dv__py_process_add_type(m) < 0 || dv__py_queue_add_type(m) < 0 ||
+        dv__py_event_add_type(m) < 0 ||
         PyModule_AddStringConstant(m, "VERSION", DROVER_VERSION) < 0 ||
         PyModule_AddStringConstant(m, "PROCESS_TASK", "dv_python_process") <
             0 ||

@@ -5,13 +5,38 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <drover/error.h>
+
 /* Raise OSError(e, text) (a subclass by errno, as os does); returns NULL. */
 PyObject *dv__py_raise(int e, const char *text);
+
+/* Longest wait with the GIL released before pending signals are checked,
+ * so that Ctrl-C interrupts a blocking call. */
+#define DV_PY_SLICE_S 0.05
+
+/* A timeout argument: None waits for ever (-1), a negative one polls (0),
+ * as multiprocessing's. Returns 0, or -1 with an exception (NaN, a type). */
+int dv__py_timeout(PyObject *t, double *out);
+
+/* One try of a blocking call, run without the GIL: 0 when done, else -1
+ * with errno (ETIMEDOUT or EAGAIN: not yet) and err filled. */
+typedef int (*dv__py_try_f)(void *ctx, double slice_s, dv_error_t *err);
+
+/* Run fn in slices of at most DV_PY_SLICE_S until it is done (0), the
+ * timeout (< 0: none) has passed (1), or it fails or a signal handler
+ * raises (-1, with the exception set; OSError by errno for a failure). */
+int dv__py_wait(double timeout, dv__py_try_f fn, void *ctx);
 
 /* _drover.start(data): start the Python process task on a copy of data. */
 PyObject *dv__py_process_start(PyObject *self, PyObject *args);
 
 /* Add the Process type to module m. Returns 0, or -1 with an exception. */
 int dv__py_process_add_type(PyObject *m);
+
+/* Add the Queue type (and queue.Empty, queue.Full for its errors). */
+int dv__py_queue_add_type(PyObject *m);
+
+/* Add the Event type. */
+int dv__py_event_add_type(PyObject *m);
 
 #endif

@@ -5,26 +5,14 @@
 #include "python/module.h"
 
 #include <errno.h>
-#include <math.h>
-#include <time.h>
 
 #include <drover/drover.h>
-
-/* Longest wait with the GIL released before signals are checked. */
-#define JOIN_SLICE_S 0.05
 
 typedef struct {
     PyObject_HEAD dv_process_t *p;
 } ProcessObject;
 
 static PyTypeObject ProcessType;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 PyObject *dv__py_process_start(PyObject *self, PyObject *args)
 {
@@ -53,22 +41,9 @@ PyObject *dv__py_process_start(PyObject *self, PyObject *args)
     return (PyObject *)o;
 }
 
-/* timeout None: for ever; a negative one polls, as multiprocessing's. */
-static int parse_timeout(PyObject *t, double *out)
+static int join_try(void *ctx, double slice_s, dv_error_t *err)
 {
-    if (t == Py_None) {
-        *out = -1;
-        return 0;
-    }
-    double v = PyFloat_AsDouble(t);
-    if (v == -1 && PyErr_Occurred())
-        return -1;
-    if (isnan(v)) {
-        PyErr_SetString(PyExc_ValueError, "timeout must not be NaN");
-        return -1;
-    }
-    *out = v < 0 ? 0 : v;
-    return 0;
+    return dv_process_join(ctx, slice_s, err);
 }
 
 /* join(timeout=None) -> True once ended, False when the timeout passed. */
@@ -76,28 +51,12 @@ static PyObject *process_join(ProcessObject *self, PyObject *args)
 {
     PyObject *t = Py_None;
     double timeout;
-    if (!PyArg_ParseTuple(args, "|O:join", &t) || parse_timeout(t, &timeout))
+    if (!PyArg_ParseTuple(args, "|O:join", &t) || dv__py_timeout(t, &timeout))
         return NULL;
-    double deadline = now_s() + timeout;
-    for (;;) {
-        double left = timeout < 0 ? JOIN_SLICE_S : deadline - now_s();
-        double slice =
-            left < JOIN_SLICE_S ? (left > 0 ? left : 0) : JOIN_SLICE_S;
-        dv_error_t err = {{0}};
-        int r, e;
-        Py_BEGIN_ALLOW_THREADS;
-        r = dv_process_join(self->p, slice, &err);
-        e = errno;
-        Py_END_ALLOW_THREADS;
-        if (r == 0)
-            Py_RETURN_TRUE;
-        if (e != ETIMEDOUT)
-            return dv__py_raise(e, err.text);
-        if (timeout >= 0 && now_s() >= deadline)
-            Py_RETURN_FALSE;
-        if (PyErr_CheckSignals() < 0)
-            return NULL;
-    }
+    int r = dv__py_wait(timeout, join_try, self->p);
+    if (r < 0)
+        return NULL;
+    return PyBool_FromLong(r == 0);
 }
 
 /* exitcode() -> int (-N: killed by signal N), or None while it runs. */
