@@ -7,7 +7,7 @@
  * then it tears its node down (every descendant, the job's shared memory
  * and runtime directory) and exits. */
 #define _GNU_SOURCE
-#include "cli/mn.h"
+#include "cli/cli.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -23,6 +23,7 @@
 
 #include "common/error.h"
 #include "lib/internal.h"
+#include "multinode/mn.h"
 #include "telemetry/telemetry.h"
 
 struct agent {

@@ -15,9 +15,9 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "cli/mn.h"
 #include "lib/internal.h"
 #include "lib/runtime.h"
+#include "multinode/mn.h"
 #include "telemetry/telemetry.h"
 
 static const char run_usage[] =

@@ -6,8 +6,9 @@ dv_add_test(test_remote_serve
 # Relays sharing a connection, against the data port's server in-process.
 dv_add_test(test_remote_mux
   SOURCES ${CMAKE_SOURCE_DIR}/tests/unit/test_remote_mux.c
-  ${CMAKE_SOURCE_DIR}/src/cli/mn_data.c ${CMAKE_SOURCE_DIR}/src/cli/mn_data_conn.c
-  ${CMAKE_SOURCE_DIR}/src/cli/mn_data_accept.c
+  ${CMAKE_SOURCE_DIR}/src/multinode/mn_data.c
+  ${CMAKE_SOURCE_DIR}/src/multinode/mn_data_conn.c
+  ${CMAKE_SOURCE_DIR}/src/multinode/mn_data_accept.c
   LIBS drover_internal Threads::Threads LABELS tsan TIMEOUT 120)
 
 # The link's crypto alone, over memory pipes (docs/BENCHMARKS.md).

@@ -1,5 +1,5 @@
 /* Byte-exact reads and writes of the data plane's frames (remote.c and
- * remote_mux.c on the client side, src/cli/mn_data.c on the home agent's
+ * remote_mux.c on the client side, src/multinode/mn_data.c on the home agent's
  * side), under and over the authenticated link (data_link.c). A small
  * frame goes out in one sendmsg where the socket takes it, so that a
  * small request or answer is one TCP segment, not a header and then its

@@ -1,7 +1,7 @@
 /* Internal (owner: multi-node runtime): the frames of the data plane, a
  * plain TCP connection from a process to the agent of the node where a
  * queue or event lives (remote.c and remote_mux.c are the client,
- * src/cli/mn_data.c the server). A process keeps one connection per home
+ * src/multinode/mn_data.c the server). A process keeps one connection per home
  * node, shared by all its relays: each request names its relay, and the
  * answer to it names the same relay (answers of different relays may come
  * in any order, those of one relay come in order). The connection starts

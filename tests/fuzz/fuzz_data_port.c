@@ -1,4 +1,4 @@
-/* libFuzzer target over the data port's decoders (src/cli/mn_data.c on
+/* libFuzzer target over the data port's decoders (src/multinode/mn_data.c on
  * the link of src/lib/data_link.c): whatever bytes arrive on an agent's
  * data port, before or after the handshake, the server must answer or
  * hang up without reading out of bounds, leaking, or touching an object
@@ -23,7 +23,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "cli/mn.h"
+#include "multinode/mn.h"
 #include "lib/data_link.h"
 #include "lib/remote_wire.h"
 

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli/mn.h"
+#include "multinode/mn.h"
 #include "transport/transport.h"
 
 int main(int argc, char **argv)

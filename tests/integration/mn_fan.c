@@ -1,5 +1,5 @@
-/* Many relays from many processes to one home node (src/lib/remote.c and
- * the data port of src/cli/mn_data.c). Usage: dv_mn_fan P Q M, in a job of
+/* Many relays from many processes to one home node (src/lib/remote.c and the
+ * data port of src/multinode/mn_data.c). Usage: dv_mn_fan P Q M, in a job of
  * 2+ nodes: node 0 makes Q queues (every fourth bounded, maxsize 4, so
  * that its puts wait for their answers; the others take puts sent ahead)
  * and starts P writers on node 1. Each writer attaches all Q queues and

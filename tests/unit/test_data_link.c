@@ -1,5 +1,5 @@
 /* The data plane's authenticated link (src/lib/data_link.c) and the data
- * port's server on it (src/cli/mn_data.c, served on a thread through
+ * port's server on it (src/multinode/mn_data.c, served on a thread through
  * mn_data_serve_conn over a socket pair):
  *  - the handshake: both sides end with the same keys; a wrong token is
  *    refused by the server, a server that cannot prove the token by the
@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "cli/mn.h"
+#include "multinode/mn.h"
 #include "lib/data_link.h"
 #include "lib/remote.h"
 #include "lib/remote_wire.h"

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "cli/launch.h"
+#include "multinode/launch.h"
 
 static int parse(const char *text, dv_hostlist_t *l, dv_error_t *err)
 {

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "cli/launch.h"
+#include "multinode/launch.h"
 
 static void expect_cpus(const char *value, int n, const int *want)
 {

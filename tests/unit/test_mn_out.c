@@ -1,4 +1,4 @@
-/* The head's output writer (src/cli/mn_out.c): a put never waits for the
+/* The head's output writer (src/multinode/mn_out.c): a put never waits for the
  * reader, credit comes back only for bytes written (in order, per node),
  * every byte arrives once the reader reads, and the credit rule. */
 #define _GNU_SOURCE
@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "cli/mn_out.h"
+#include "multinode/mn_out.h"
 
 #define PIECE 4096
 #define PIECES 512 /* 2 MiB: far more than a pipe holds */

@@ -1,5 +1,5 @@
 /* Relays of one process share its connection to a home node's data port
- * (src/lib/remote.c, remote_mux.c, and the server of src/cli/mn_data.c),
+ * (src/lib/remote.c, remote_mux.c, and the server of src/multinode/mn_data.c),
  * on loopback: the test plays node 0, and "node 1" is a data-port server
  * in a child process (an agent has no relays of its own) serving the
  * test's queues.
@@ -25,7 +25,7 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "cli/mn.h"
+#include "multinode/mn.h"
 #include "drover/drover.h"
 #include "lib/remote.h"
 #include "lib/remote_wire.h"

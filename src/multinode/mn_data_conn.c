@@ -1,4 +1,4 @@
-/* The requests of one data-port connection (src/cli/mn_data_accept.c and
+/* The requests of one data-port connection (src/multinode/mn_data_accept.c and
  * mn_data.c take the connection, its handshake and greeting): a process's
  * relays to this node share it, each request naming its relay, each a
  * frame of its authenticated link (src/lib/data_link.c: one that fails its
@@ -14,7 +14,7 @@
  * idle for a while exit, but the connection's own. Answers go out whole
  * under the connection's write lock. */
 #define _GNU_SOURCE
-#include "cli/mn_data.h"
+#include "multinode/mn_data.h"
 
 #include <errno.h>
 #include <pthread.h>

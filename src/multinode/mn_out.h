@@ -8,8 +8,8 @@
  * piece names the node and how many of its bytes it carries, and those
  * come back (mn_out_acks) once written. An agent that has used its credit
  * stops reading its processes' pipes, so they block in write. */
-#ifndef DROVER_CLI_MN_OUT_H
-#define DROVER_CLI_MN_OUT_H
+#ifndef DROVER_MULTINODE_MN_OUT_H
+#define DROVER_MULTINODE_MN_OUT_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -3,8 +3,8 @@
  * file, expanding the template for one host, and starting the command with
  * the job's keys on its stdin (never on its command line); and through
  * srun, with what a Slurm allocation says of its nodes (launch_slurm.c). */
-#ifndef DROVER_CLI_LAUNCH_H
-#define DROVER_CLI_LAUNCH_H
+#ifndef DROVER_MULTINODE_LAUNCH_H
+#define DROVER_MULTINODE_LAUNCH_H
 
 #include <stddef.h>
 #include <sys/types.h>

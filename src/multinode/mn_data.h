@@ -1,15 +1,15 @@
-/* Internal to the data port of src/cli: mn_data_accept.c holds the
+/* Internal to the data port of src/multinode: mn_data_accept.c holds the
  * connections until they prove the token, mn_data.c gives each
  * authenticated one a thread and its greeting, mn_data_conn.c serves its
  * requests. The state they share. */
-#ifndef DROVER_CLI_MN_DATA_H
-#define DROVER_CLI_MN_DATA_H
+#ifndef DROVER_MULTINODE_MN_DATA_H
+#define DROVER_MULTINODE_MN_DATA_H
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "cli/mn.h"
+#include "multinode/mn.h"
 #include "lib/data_link.h"
 #include "lib/remote_wire.h"
 

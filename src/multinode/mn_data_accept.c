@@ -9,7 +9,7 @@
  * flood cannot fill a disk (mn_data_refuse, also used by mn_data.c);
  * those that pass are served by mn_data.c. */
 #define _GNU_SOURCE
-#include "cli/mn_data.h"
+#include "multinode/mn_data.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

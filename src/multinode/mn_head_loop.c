@@ -4,7 +4,7 @@
  * checks heartbeats, and at the end tells every agent to tear its node
  * down and waits (bounded) for them to go. */
 #define _GNU_SOURCE
-#include "cli/mn_head.h"
+#include "multinode/mn_head.h"
 
 #include <errno.h>
 #include <fcntl.h>

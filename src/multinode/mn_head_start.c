@@ -4,7 +4,7 @@
  * whose launcher exits first, or that says nothing within the wire-up
  * timeout, is named with its launcher's last error line. */
 #define _GNU_SOURCE
-#include "cli/mn_head.h"
+#include "multinode/mn_head.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -7,8 +7,8 @@
  * a message names its source and destination node and the head forwards
  * those not meant for itself. Processes reach their node's service over
  * rundir/agent.sock (the runtime's unix-socket messages, msg.h). */
-#ifndef DROVER_CLI_MN_H
-#define DROVER_CLI_MN_H
+#ifndef DROVER_MULTINODE_MN_H
+#define DROVER_MULTINODE_MN_H
 
 #include <stddef.h>
 #include <netinet/in.h>
@@ -132,7 +132,7 @@ int mn_token_write(const char *rundir, const uint8_t *token);
 /* Seconds on the monotonic clock. */
 double mn_now(void);
 
-/* `drover run` with more than one node (head.c). */
+/* `drover run` with more than one node (mn_head.c). */
 struct mn_head_opts {
     const char *hostfile;
     const char *launch_cmd;
@@ -159,8 +159,5 @@ void mn_head_reaped(void *h, pid_t pid, int status);
 void mn_head_before_teardown(void *h);
 /* Stop everything, free; returns 1 when a node failed (job failed). */
 int mn_head_finish(mn_head_t **h);
-
-/* `drover agent` (cmd_agent.c). */
-int dv__cmd_agent(int argc, char **argv);
 
 #endif

@@ -7,7 +7,7 @@
  * processes (mn_svc), prints the output of every node (--label), and
  * watches the heartbeats; a lost node ends the job. */
 #define _GNU_SOURCE
-#include "cli/mn_head.h"
+#include "multinode/mn_head.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -25,7 +25,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "cli/launch.h"
+#include "multinode/launch.h"
 #include "common/error.h"
 #include "lib/internal.h"
 

@@ -9,7 +9,7 @@
  * served by mn_data_conn.c on the connection's thread and threads made as
  * requests block. */
 #define _GNU_SOURCE
-#include "cli/mn_data.h"
+#include "multinode/mn_data.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

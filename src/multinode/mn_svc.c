@@ -5,8 +5,8 @@
  * processes that other nodes ask for (exec of the job's program with
  * DROVER_TASK), and reports their end to the node that asked. */
 #define _GNU_SOURCE
-#include "cli/mn.h"
-#include "cli/mn_out.h"
+#include "multinode/mn.h"
+#include "multinode/mn_out.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -3,7 +3,7 @@
  * keys on its stdin. Host files and templates come from the user, so every
  * error names the line or word at fault. */
 #define _GNU_SOURCE
-#include "cli/launch.h"
+#include "multinode/launch.h"
 
 #include <errno.h>
 #include <signal.h>

@@ -1,13 +1,13 @@
 /* Private to the head (mn_head.c: wire-up and helpers; mn_head_loop.c:
  * the loop of a running job). */
-#ifndef DROVER_CLI_MN_HEAD_H
-#define DROVER_CLI_MN_HEAD_H
+#ifndef DROVER_MULTINODE_MN_HEAD_H
+#define DROVER_MULTINODE_MN_HEAD_H
 
 #include <pthread.h>
 
-#include "cli/launch.h"
-#include "cli/mn.h"
-#include "cli/mn_out.h"
+#include "multinode/launch.h"
+#include "multinode/mn.h"
+#include "multinode/mn_out.h"
 
 struct node {
     dv_node_info_t info;

@@ -3,7 +3,7 @@
  * chunk's credit back through a pipe the loop polls. The loop never waits
  * for the reader; the thread does, as long as it takes. */
 #define _GNU_SOURCE
-#include "cli/mn_out.h"
+#include "multinode/mn_out.h"
 
 #include <errno.h>
 #include <fcntl.h>

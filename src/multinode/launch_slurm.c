@@ -4,7 +4,7 @@
  * line. The variable comes from the site's Slurm, so a form drover does
  * not know is an error naming it, never a guess. */
 #define _GNU_SOURCE
-#include "cli/launch.h"
+#include "multinode/launch.h"
 
 #include <errno.h>
 #include <fcntl.h>
