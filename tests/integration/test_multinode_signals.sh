@@ -4,11 +4,12 @@
 # - an agent whose head is unreachable (nothing listens there, or a
 #   listener never answers) says so and exits non-zero within 10 s;
 # - SIGTERM, SIGINT or SIGHUP ends an agent waiting for its node table
-#   within 2 s;
+#   within 5 s (at once, but under ASan on two loaded CPUs a teardown has
+#   taken 2 s; unfixed, it waited out 120 s);
 # - an agent up early hears from the head while the head launches the
 #   others (a long launch loop) or waits for a late one;
 # - SIGTERM to drover run during a long launch loop ends the job within
-#   2 s and leaves no launched process;
+#   5 s (as above) and leaves no launched process;
 # - a head that fails to start leaves nothing its launchers started.
 set -u
 . "$(dirname "$0")/rt_lib.sh"
@@ -70,7 +71,7 @@ for sig in TERM INT HUP; do
     rc=$?
     took=$(($(ms) - t0))
     [ "$rc" -ne 0 ] && [ "$rc" -ne 137 ] || bad "SIG$sig: agent exit $rc"
-    [ "$took" -lt 2000 ] || bad "SIG$sig: agent took $took ms"
+    [ "$took" -lt 5000 ] || bad "SIG$sig: agent took $took ms"
     grep -q "^drover: agent: node 1: stopped by SIG$sig while waiting" "$aerr" ||
         bad "SIG$sig: $(cat "$aerr")"
     grep -q Sanitizer "$aerr" && bad "SIG$sig: $(cat "$aerr")"
@@ -159,7 +160,7 @@ wait $rpid
 rc=$?
 took=$(($(ms) - t0))
 [ "$rc" -ne 0 ] && [ "$rc" -ne 137 ] || bad "SIGTERM in the launch: exit $rc"
-[ "$took" -lt 2000 ] || bad "SIGTERM in the launch: took $took ms"
+[ "$took" -lt 5000 ] || bad "SIGTERM in the launch: took $took ms"
 grep -q "^drover: run: interrupted during the launch" "$rout" ||
     bad "SIGTERM in the launch: $(tail -c 300 "$rout")"
 settled lk$$
