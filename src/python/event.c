@@ -5,7 +5,6 @@
 #include "python/module.h"
 
 #include <errno.h>
-#include <string.h>
 
 #include <drover/drover.h>
 
@@ -43,17 +42,9 @@ static PyObject *event_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 static PyObject *event_attach(PyObject *cls, PyObject *args)
 {
     (void)cls;
-    Py_buffer h;
-    if (!PyArg_ParseTuple(args, "y*:attach", &h))
-        return NULL;
     dv_handle_t handle;
-    if ((size_t)h.len != sizeof(handle.bytes)) {
-        PyBuffer_Release(&h);
-        PyErr_SetString(PyExc_ValueError, "attach: not a drover handle");
+    if (dv__py_parse_handle(args, &handle) < 0)
         return NULL;
-    }
-    memcpy(handle.bytes, h.buf, sizeof(handle.bytes));
-    PyBuffer_Release(&h);
     dv_error_t err = {{0}};
     dv_event_t *e;
     Py_BEGIN_ALLOW_THREADS;

@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <string.h>
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
@@ -21,8 +22,24 @@
 
 #include "python/module.h"
 
+#include <string.h>
+
 static pid_t init_pid; /* the pid that called dv_init */
 static int init_done;  /* dv_init returned 0 in this process */
+
+int dv__py_parse_handle(PyObject *args, dv_handle_t *out)
+{
+    Py_buffer h;
+    if (!PyArg_ParseTuple(args, "y*:attach", &h))
+        return -1;
+    int ok = (size_t)h.len == sizeof(out->bytes);
+    if (ok)
+        memcpy(out->bytes, h.buf, sizeof(out->bytes));
+    PyBuffer_Release(&h);
+    if (!ok)
+        PyErr_SetString(PyExc_ValueError, "attach: not a drover handle");
+    return ok ? 0 : -1;
+}
 
 PyObject *dv__py_raise(int e, const char *text)
 {

@@ -6,9 +6,14 @@
 #include <Python.h>
 
 #include <drover/error.h>
+#include <drover/handle.h>
 
 /* Raise OSError(e, text) (a subclass by errno, as os does); returns NULL. */
 PyObject *dv__py_raise(int e, const char *text);
+
+/* attach(handle)'s argument: the bytes of a drover handle. Returns 0, or
+ * -1 with an exception (not bytes, or not a handle's size). */
+int dv__py_parse_handle(PyObject *args, dv_handle_t *out);
 
 /* Longest wait with the GIL released before pending signals are checked,
  * so that Ctrl-C interrupts a blocking call. */

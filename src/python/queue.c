@@ -8,7 +8,6 @@
 
 #include <errno.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include <drover/drover.h>
 
@@ -49,17 +48,9 @@ static PyObject *queue_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 static PyObject *queue_attach(PyObject *cls, PyObject *args)
 {
     (void)cls;
-    Py_buffer h;
-    if (!PyArg_ParseTuple(args, "y*:attach", &h))
-        return NULL;
     dv_handle_t handle;
-    if ((size_t)h.len != sizeof(handle.bytes)) {
-        PyBuffer_Release(&h);
-        PyErr_SetString(PyExc_ValueError, "attach: not a drover handle");
+    if (dv__py_parse_handle(args, &handle) < 0)
         return NULL;
-    }
-    memcpy(handle.bytes, h.buf, sizeof(handle.bytes));
-    PyBuffer_Release(&h);
     dv_error_t err = {{0}};
     dv_queue_t *q;
     Py_BEGIN_ALLOW_THREADS;
