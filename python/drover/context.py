@@ -9,6 +9,7 @@ drover.synchronize; the other objects are not there yet and raise
 NotSupportedError.
 """
 
+import functools
 import io
 import multiprocessing
 import sys
@@ -153,10 +154,37 @@ class DroverContext(context.BaseContext):
         return Event(ctx=self.get_context())
 
 
-for _name in ("Manager", "Pipe", "Lock", "RLock", "Condition", "Semaphore",
-              "BoundedSemaphore", "Barrier", "JoinableQueue", "SimpleQueue",
-              "Pool", "RawValue", "RawArray", "Value", "Array"):
-    setattr(DroverContext, _name, _make_unsupported(_name))
+# The objects of a context, as multiprocessing names them.
+OBJECTS = ("Manager", "Pipe", "Lock", "RLock", "Condition", "Semaphore",
+           "BoundedSemaphore", "Event", "Barrier", "Queue", "JoinableQueue",
+           "SimpleQueue", "Pool", "RawValue", "RawArray", "Value", "Array")
+
+for _name in OBJECTS:
+    if _name not in DroverContext.__dict__:
+        setattr(DroverContext, _name, _make_unsupported(_name))
+
+
+def _routed(name):
+    base = getattr(context.BaseContext, name)
+
+    def method(self, *args, **kwargs):
+        actual = self.get_context()
+        if isinstance(actual, DroverContext):
+            return getattr(actual, name)(*args, **kwargs)
+        return base(self, *args, **kwargs)
+    functools.update_wrapper(method, base)
+    return method
+
+
+def _route_default_context():
+    """multiprocessing.Queue() and the like are methods of multiprocessing's
+    default context, which builds the standard objects whatever the start
+    method is (only Process follows it): make them build drover's objects
+    when "drover" is the start method, and rebind the module's names,
+    which were bound to the default context's methods at its import."""
+    for name in OBJECTS:
+        setattr(context.DefaultContext, name, _routed(name))
+        setattr(multiprocessing, name, getattr(context._default_context, name))
 
 
 def _prepare(data):
@@ -188,3 +216,4 @@ def _child_main(data):
 
 
 context._concrete_contexts["drover"] = DroverContext()
+_route_default_context()

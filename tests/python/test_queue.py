@@ -255,5 +255,21 @@ class TestEvent(unittest.TestCase):
         self.assertEqual(p.exitcode, 0)
 
 
+
+class DefaultContextTest(unittest.TestCase):
+    def test_module_functions_follow_the_start_method(self):
+        old = multiprocessing.get_start_method(allow_none=True)
+        multiprocessing.set_start_method("drover", force=True)
+        try:
+            import drover.queues
+            import drover.synchronize
+            self.assertIsInstance(multiprocessing.Queue(), drover.queues.Queue)
+            self.assertIsInstance(multiprocessing.Event(),
+                                  drover.synchronize.Event)
+        finally:
+            multiprocessing.set_start_method(old, force=True)
+        other = multiprocessing.get_context("fork").Event()
+        self.assertNotIsInstance(other, drover.synchronize.Event)
+
 if __name__ == "__main__":
     unittest.main()
