@@ -1,0 +1,5 @@
+# Tests of the shared memory blocks (shared.c): on one node (white-box, for
+# the lock), and across nodes against a data port's server in-process.
+dv_add_test(test_shared SOURCES ${CMAKE_SOURCE_DIR}/tests/unit/test_shared.c
+  ${dv_queue_whitebox_sources}
+  LIBS drover PkgConfig::CRYPTO Threads::Threads rt LABELS tsan TIMEOUT 120)
