@@ -3,3 +3,9 @@
 dv_add_test(test_shared SOURCES ${CMAKE_SOURCE_DIR}/tests/unit/test_shared.c
   ${dv_queue_whitebox_sources}
   LIBS drover PkgConfig::CRYPTO Threads::Threads rt LABELS tsan TIMEOUT 120)
+dv_add_test(test_shared_remote
+  SOURCES ${CMAKE_SOURCE_DIR}/tests/unit/test_shared_remote.c
+  ${CMAKE_SOURCE_DIR}/src/multinode/mn_data.c
+  ${CMAKE_SOURCE_DIR}/src/multinode/mn_data_conn.c
+  ${CMAKE_SOURCE_DIR}/src/multinode/mn_data_accept.c
+  LIBS drover_internal Threads::Threads LABELS tsan TIMEOUT 120)
