@@ -5,7 +5,8 @@ the process) and starts libdrover's task "dv_python_process" on those
 bytes; in the child (a fork of the interpreter made when drover was
 imported) _child_main() prepares the main module as spawn does and runs
 the process's _bootstrap(). Queue and Event are in drover.queues and
-drover.synchronize; the other objects are not there yet and raise
+drover.synchronize, Value, Array, RawValue and RawArray in
+drover.sharedctypes; the other objects are not there yet and raise
 NotSupportedError.
 """
 
@@ -29,7 +30,7 @@ class NotSupportedError(NotImplementedError):
 def _unsupported(what):
     return NotSupportedError(
         "drover: %s is not supported by the 'drover' start method yet "
-        "(Process, Queue and Event are)" % what)
+        "(docs/PYTHON.md lists what is)" % what)
 
 
 def _pass_to_child(obj):
@@ -152,6 +153,28 @@ class DroverContext(context.BaseContext):
         """Returns an event object"""
         from drover.synchronize import Event
         return Event(ctx=self.get_context())
+
+    def RawValue(self, typecode_or_type, *args):
+        """Returns a shared object"""
+        from drover.sharedctypes import RawValue
+        return RawValue(typecode_or_type, *args)
+
+    def RawArray(self, typecode_or_type, size_or_initializer):
+        """Returns a shared array"""
+        from drover.sharedctypes import RawArray
+        return RawArray(typecode_or_type, size_or_initializer)
+
+    def Value(self, typecode_or_type, *args, lock=True):
+        """Returns a synchronized shared object"""
+        from drover.sharedctypes import Value
+        return Value(typecode_or_type, *args, lock=lock,
+                     ctx=self.get_context())
+
+    def Array(self, typecode_or_type, size_or_initializer, *, lock=True):
+        """Returns a synchronized shared array"""
+        from drover.sharedctypes import Array
+        return Array(typecode_or_type, size_or_initializer, lock=lock,
+                     ctx=self.get_context())
 
 
 # The objects of a context, as multiprocessing names them.
