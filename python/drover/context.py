@@ -17,6 +17,12 @@ import types
 import traceback
 from multiprocessing import context, process, reduction, spawn, util
 
+# Imported here, in the interpreter every child is a fork of, rather than
+# in each child: spawn.prepare() runs the main script with runpy.run_path,
+# which imports pkgutil (and with it typing), 4 ms a process otherwise.
+import pkgutil  # noqa: F401
+import runpy  # noqa: F401
+
 from drover import _drover
 
 __all__ = ["DroverContext", "DroverProcess", "NotSupportedError"]
