@@ -44,6 +44,8 @@ def _pass_to_child(obj):
     multiprocessing's objects only travel by inheritance), and the Popen
     keeps obj alive until the process has ended, so that the child can
     attach it even when the parent drops it at once."""
+    if getattr(obj, "_drover_managed", False):
+        return  # made by a Manager: pickles anywhere, lives as long as it
     context.assert_spawning(obj)
     popen = context.get_spawning_popen()
     if getattr(popen, "method", None) != "drover":
@@ -158,6 +160,13 @@ class DroverContext(context.BaseContext):
         """Returns an event object"""
         from drover.synchronize import Event
         return Event(ctx=self.get_context())
+
+    def Manager(self):
+        """Returns a started manager (drover.managers.SyncManager)"""
+        from drover.managers import SyncManager
+        m = SyncManager(ctx=self.get_context())
+        m.start()
+        return m
 
 
 # The objects of a context, as multiprocessing names them.
