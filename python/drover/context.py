@@ -18,6 +18,12 @@ import types
 import traceback
 from multiprocessing import context, process, reduction, spawn, util
 
+# Imported here, in the interpreter every child is a fork of, rather than
+# in each child: spawn.prepare() runs the main script with runpy.run_path,
+# which imports pkgutil (and with it typing), 4 ms a process otherwise.
+import pkgutil  # noqa: F401
+import runpy  # noqa: F401
+
 from drover import _drover
 
 __all__ = ["DroverContext", "DroverProcess", "NotSupportedError"]
@@ -39,6 +45,8 @@ def _pass_to_child(obj):
     multiprocessing's objects only travel by inheritance), and the Popen
     keeps obj alive until the process has ended, so that the child can
     attach it even when the parent drops it at once."""
+    if getattr(obj, "_drover_managed", False):
+        return  # made by a Manager: pickles anywhere, lives as long as it
     context.assert_spawning(obj)
     popen = context.get_spawning_popen()
     if getattr(popen, "method", None) != "drover":
@@ -175,6 +183,13 @@ class DroverContext(context.BaseContext):
         from drover.sharedctypes import Array
         return Array(typecode_or_type, size_or_initializer, lock=lock,
                      ctx=self.get_context())
+
+    def Manager(self):
+        """Returns a started manager (drover.managers.SyncManager)"""
+        from drover.managers import SyncManager
+        m = SyncManager(ctx=self.get_context())
+        m.start()
+        return m
 
 
 # The objects of a context, as multiprocessing names them.
