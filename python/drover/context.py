@@ -237,6 +237,13 @@ def _child_main(data):
     # took them out of its environment, os.environ still has them).
     os.environ.pop("DROVER_TASK", None)
     os.environ.pop("DROVER_TASK_ARG_FD", None)
+    # A GPU placement set these in the C environment after the fork.
+    for name in ("CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES"):
+        value = _drover.getenv(name)
+        if value is None:
+            os.environ.pop(name, None)
+        elif os.environ.get(name) != value:
+            os.environ[name] = value
     try:
         fp = io.BytesIO(data)
         process.current_process()._inheriting = True

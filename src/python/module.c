@@ -175,6 +175,8 @@ static PyMethodDef methods[] = {
      "on data where placement (a drover.Placement) says."},
     {"nodes", dv__py_nodes, METH_NOARGS,
      "nodes() -> [(index, hostname, address, cpus, gpus, uid), ...]"},
+    {"getenv", dv__py_getenv, METH_VARARGS,
+     "getenv(name) -> str or None, from the C environment."},
     {"node_self", py_node_self, METH_NOARGS,
      "Index of this process's node, -1 before _init()."},
     {NULL, NULL, 0, NULL},

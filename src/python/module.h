@@ -49,6 +49,9 @@ int dv__py_placement(PyObject *obj, void *out);
 /* _drover.nodes(): the node table as tuples (node.c). */
 PyObject *dv__py_nodes(PyObject *self, PyObject *unused);
 
+/* _drover.getenv(name): the C environment's value, or None (node.c). */
+PyObject *dv__py_getenv(PyObject *self, PyObject *args);
+
 /* Add the POLICY_* constants to module m. Returns 0, or -1. */
 int dv__py_node_add(PyObject *m);
 

@@ -5,6 +5,7 @@
 #include "python/module.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <drover/drover.h>
@@ -35,6 +36,20 @@ PyObject *dv__py_nodes(PyObject *self, PyObject *unused)
         PyList_SET_ITEM(list, i, t);
     }
     return list;
+}
+
+/* getenv(name) -> str or None: the C environment, which a placement's GPU
+ * changes in a forked child after os.environ was made. */
+PyObject *dv__py_getenv(PyObject *self, PyObject *args)
+{
+    (void)self;
+    const char *name;
+    if (!PyArg_ParseTuple(args, "s:getenv", &name))
+        return NULL;
+    const char *v = getenv(name);
+    if (!v)
+        Py_RETURN_NONE;
+    return PyUnicode_DecodeFSDefault(v);
 }
 
 int dv__py_placement(PyObject *obj, void *out)
