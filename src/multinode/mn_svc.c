@@ -759,6 +759,11 @@ static pid_t spawn_task(mn_svc_t *s, const char *task, const void *arg,
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != self)
             _exit(127);
+        /* Not the agent's stdin (its launch's pipe): nothing, as a
+         * multiprocessing child reads. */
+        int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (nul >= 0)
+            dup2(nul, 0);
         if (s->outw[1] >= 0)
             dup2(s->outw[1], 1);
         if (s->outw[2] >= 0)

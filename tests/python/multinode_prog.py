@@ -20,7 +20,8 @@ def work(q, ev, code):
     n = drover.current_node()
     q.put({"node": n.index, "host": n.hostname, "cwd": os.getcwd(),
            "mark": os.environ.get("TWO_NODES_MARK"),
-           "argv": sys.argv[1:], "task": os.environ.get("DROVER_TASK")})
+           "argv": sys.argv[1:], "task": os.environ.get("DROVER_TASK"),
+           "stdin": os.readlink("/proc/self/fd/0")})
     print("hello from %s" % n.hostname, flush=True)
     sys.exit(code)
 

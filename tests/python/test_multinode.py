@@ -62,6 +62,9 @@ class TestTwoNodes(unittest.TestCase):
             self.assertEqual(d["mark"], "main")
             self.assertEqual(d["argv"], ["an-arg"])
             self.assertIsNone(d["task"])
+        # Not the agent's stdin (the pipe its launch read the keys from).
+        for d in seen[3:]:
+            self.assertEqual(d["stdin"], "/dev/null")
 
     def test_signals(self):
         self.assertEqual(self.out["signals"],
