@@ -1,5 +1,6 @@
 """The program tests/python/test_multinode.py runs under `drover run`
-across two emulated nodes (two_nodes.py): processes on both nodes, by the
+across two emulated nodes (two_nodes.py), and
+tests/integration/test_multinode_slurm.sh under Slurm: processes on both nodes, by the
 default round robin and by placement, pass a Queue and an Event, end with
 exit codes, signals and an exception, and one on the other node starts a
 process of its own. Prints one JSON line of what it saw."""
@@ -55,7 +56,7 @@ def main():
     procs = [mp.Process(target=work, args=(q, ev, 10 + i)) for i in range(4)]
     for p in procs:
         p.start()
-    with drover.Placement(host="py-b"):
+    with drover.Placement(host=drover.nodes()[1].hostname):
         procs.append(mp.Process(target=work, args=(q, ev, 20)))
         procs[-1].start()
     procs.append(ctx.Process(target=work, args=(q, ev, 30),
