@@ -5,7 +5,8 @@ the process) and starts libdrover's task "dv_python_process" on those
 bytes; in the child (a fork of the interpreter made when drover was
 imported) _child_main() prepares the main module as spawn does and runs
 the process's _bootstrap(). Queue and Event are in drover.queues and
-drover.synchronize; the other objects are not there yet and raise
+drover.synchronize, Value, Array, RawValue and RawArray in
+drover.sharedctypes; the other objects are not there yet and raise
 NotSupportedError.
 """
 
@@ -17,6 +18,12 @@ import sys
 import types
 import traceback
 from multiprocessing import context, process, reduction, spawn, util
+
+# Imported here, in the interpreter every child is a fork of, rather than
+# in each child: spawn.prepare() runs the main script with runpy.run_path,
+# which imports pkgutil (and with it typing), 4 ms a process otherwise.
+import pkgutil  # noqa: F401
+import runpy  # noqa: F401
 
 from drover import _drover
 from drover.nodes import placement_for
@@ -31,7 +38,7 @@ class NotSupportedError(NotImplementedError):
 def _unsupported(what):
     return NotSupportedError(
         "drover: %s is not supported by the 'drover' start method yet "
-        "(Process, Queue and Event are)" % what)
+        "(docs/PYTHON.md lists what is)" % what)
 
 
 def _pass_to_child(obj):
@@ -40,6 +47,8 @@ def _pass_to_child(obj):
     multiprocessing's objects only travel by inheritance), and the Popen
     keeps obj alive until the process has ended, so that the child can
     attach it even when the parent drops it at once."""
+    if getattr(obj, "_drover_managed", False):
+        return  # made by a Manager: pickles anywhere, lives as long as it
     context.assert_spawning(obj)
     popen = context.get_spawning_popen()
     if getattr(popen, "method", None) != "drover":
@@ -170,6 +179,35 @@ class DroverContext(context.BaseContext):
         """Returns an event object"""
         from drover.synchronize import Event
         return Event(ctx=self.get_context())
+
+    def RawValue(self, typecode_or_type, *args):
+        """Returns a shared object"""
+        from drover.sharedctypes import RawValue
+        return RawValue(typecode_or_type, *args)
+
+    def RawArray(self, typecode_or_type, size_or_initializer):
+        """Returns a shared array"""
+        from drover.sharedctypes import RawArray
+        return RawArray(typecode_or_type, size_or_initializer)
+
+    def Value(self, typecode_or_type, *args, lock=True):
+        """Returns a synchronized shared object"""
+        from drover.sharedctypes import Value
+        return Value(typecode_or_type, *args, lock=lock,
+                     ctx=self.get_context())
+
+    def Array(self, typecode_or_type, size_or_initializer, *, lock=True):
+        """Returns a synchronized shared array"""
+        from drover.sharedctypes import Array
+        return Array(typecode_or_type, size_or_initializer, lock=lock,
+                     ctx=self.get_context())
+
+    def Manager(self):
+        """Returns a started manager (drover.managers.SyncManager)"""
+        from drover.managers import SyncManager
+        m = SyncManager(ctx=self.get_context())
+        m.start()
+        return m
 
 
 # The objects of a context, as multiprocessing names them.

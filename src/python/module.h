@@ -68,4 +68,7 @@ int dv__py_queue_add_type(PyObject *m);
 /* Add the Event type. */
 int dv__py_event_add_type(PyObject *m);
 
+/* Add the Shared type (shared memory blocks, for drover.sharedctypes). */
+int dv__py_shared_add_type(PyObject *m);
+
 #endif
