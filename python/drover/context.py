@@ -4,7 +4,8 @@ Popen pickles the process object as spawn does (preparation data, then
 the process) and starts libdrover's task "dv_python_process" on those
 bytes; in the child (a fork of the interpreter made when drover was
 imported) _child_main() prepares the main module as spawn does and runs
-the process's _bootstrap(). Queue and Event are in drover.queues and
+the process's _bootstrap(). Queue is in drover.queues, Event, Lock,
+RLock, Condition, Semaphore, BoundedSemaphore and Barrier in
 drover.synchronize; the other objects are not there yet and raise
 NotSupportedError.
 """
@@ -29,7 +30,8 @@ class NotSupportedError(NotImplementedError):
 def _unsupported(what):
     return NotSupportedError(
         "drover: %s is not supported by the 'drover' start method yet "
-        "(Process, Queue and Event are)" % what)
+        "(Process, Queue, Event, Lock, RLock, Condition, Semaphore, "
+        "BoundedSemaphore and Barrier are)" % what)
 
 
 def _pass_to_child(obj):
@@ -152,6 +154,36 @@ class DroverContext(context.BaseContext):
         """Returns an event object"""
         from drover.synchronize import Event
         return Event(ctx=self.get_context())
+
+    def Lock(self):
+        """Returns a non-recursive lock object"""
+        from drover.synchronize import Lock
+        return Lock(ctx=self.get_context())
+
+    def RLock(self):
+        """Returns a recursive lock object"""
+        from drover.synchronize import RLock
+        return RLock(ctx=self.get_context())
+
+    def Condition(self, lock=None):
+        """Returns a condition object"""
+        from drover.synchronize import Condition
+        return Condition(lock, ctx=self.get_context())
+
+    def Semaphore(self, value=1):
+        """Returns a semaphore object"""
+        from drover.synchronize import Semaphore
+        return Semaphore(value, ctx=self.get_context())
+
+    def BoundedSemaphore(self, value=1):
+        """Returns a bounded semaphore object"""
+        from drover.synchronize import BoundedSemaphore
+        return BoundedSemaphore(value, ctx=self.get_context())
+
+    def Barrier(self, parties, action=None, timeout=None):
+        """Returns a barrier object"""
+        from drover.synchronize import Barrier
+        return Barrier(parties, action, timeout, ctx=self.get_context())
 
 
 # The objects of a context, as multiprocessing names them.

@@ -384,12 +384,30 @@ int dv__remote_op(dv__remote_t *r, int op, double timeout_s, const void *in,
                   size_t in_len, int32_t *value, void **out, size_t *out_len,
                   dv_error_t *err)
 {
-    static const char *names[] = {
-        "",          "queue put",   "queue get",    "queue size", "queue close",
-        "event set", "event clear", "event is_set", "event wait"};
-    const char *ctx = op > 0 && op <= DV_ROP_EVENT_WAIT ? names[op] : "remote";
+    static const char *names[] = {"",
+                                  "queue put",
+                                  "queue get",
+                                  "queue size",
+                                  "queue close",
+                                  "event set",
+                                  "event clear",
+                                  "event is_set",
+                                  "event wait",
+                                  "semaphore acquire",
+                                  "semaphore release",
+                                  "semaphore value",
+                                  "barrier wait",
+                                  "barrier wait",
+                                  "barrier wait",
+                                  "barrier pass",
+                                  "barrier abort",
+                                  "barrier reset",
+                                  "barrier state"};
+    const char *ctx = op > 0 && op <= DV_ROP_SYNC_LAST ? names[op] : "remote";
     int reads = op == DV_ROP_QUEUE_GET || op == DV_ROP_QUEUE_SIZE ||
-                op == DV_ROP_EVENT_IS_SET || op == DV_ROP_EVENT_WAIT;
+                op == DV_ROP_EVENT_IS_SET || op == DV_ROP_EVENT_WAIT ||
+                op == DV_ROP_SEM_ACQUIRE || op == DV_ROP_SEM_VALUE ||
+                op == DV_ROP_BARRIER_AWAIT || op == DV_ROP_BARRIER_STATE;
     if (!reads)
         fence_except(r);
     pthread_mutex_lock(&r->mu);

@@ -12,6 +12,7 @@
 
 #include "common/error.h"
 #include "drover/drover.h"
+#include "drover/sync.h"
 
 /* An attached object. Each is allocated on its own and never moves or
  * changes until the cache is freed: a connection's thread uses the entry
@@ -20,6 +21,8 @@ struct served {
     dv_handle_t h;
     dv_queue_t *q;
     dv_event_t *e;
+    dv_sem_t *sem;
+    dv_barrier_t *bar;
     struct served *next; /* in its bucket */
 };
 
@@ -82,9 +85,30 @@ static int cache_grow(struct dv__serve_cache *c)
     return 0;
 }
 
+/* What an operation works on. */
+enum { ON_QUEUE, ON_EVENT, ON_SEM, ON_BARRIER };
+
+static int op_kind(int op)
+{
+    if (op >= DV_ROP_QUEUE_PUT && op <= DV_ROP_QUEUE_CLOSE)
+        return ON_QUEUE;
+    if (op >= DV_ROP_SEM_ACQUIRE && op <= DV_ROP_SEM_VALUE)
+        return ON_SEM;
+    if (op >= DV_ROP_BARRIER_ARRIVE && op <= DV_ROP_SYNC_LAST)
+        return ON_BARRIER;
+    return ON_EVENT;
+}
+
+/* The object of s that kind names, NULL when s holds another kind. */
+static void *served_obj(const struct served *s, int kind)
+{
+    void *objs[] = {s->q, s->e, s->sem, s->bar};
+    return objs[kind];
+}
+
 /* Under c->mu: attach the object of h and add it. */
 static struct served *cache_add(struct dv__serve_cache *c, const dv_handle_t *h,
-                                int queue, dv_error_t *err)
+                                int kind, dv_error_t *err)
 {
     if (c->n >= c->nbucket && cache_grow(c) < 0) {
         dv__errprintf(err, ENOMEM, "remote: out of memory");
@@ -96,11 +120,15 @@ static struct served *cache_add(struct dv__serve_cache *c, const dv_handle_t *h,
         return NULL;
     }
     s->h = *h;
-    if (queue)
+    if (kind == ON_QUEUE)
         s->q = dv_queue_attach(h, err);
-    else
+    else if (kind == ON_EVENT)
         s->e = dv_event_attach(h, err);
-    if (!s->q && !s->e) {
+    else if (kind == ON_SEM)
+        s->sem = dv_sem_attach(h, err);
+    else
+        s->bar = dv_barrier_attach(h, err);
+    if (!served_obj(s, kind)) {
         free(s);
         return NULL;
     }
@@ -113,7 +141,7 @@ static struct served *cache_add(struct dv__serve_cache *c, const dv_handle_t *h,
 
 /* The object of h, attached once. */
 static struct served *served_get(struct dv__serve_cache **cp,
-                                 const dv_handle_t *h, int queue,
+                                 const dv_handle_t *h, int kind,
                                  dv_error_t *err)
 {
     if (!*cp && !(*cp = dv__remote_serve_new())) {
@@ -125,9 +153,9 @@ static struct served *served_get(struct dv__serve_cache **cp,
     struct served *s = cache_find(c, h);
     int found = s != NULL;
     if (!s)
-        s = cache_add(c, h, queue, err);
+        s = cache_add(c, h, kind, err);
     pthread_mutex_unlock(&c->mu);
-    if (s && found && (queue ? !s->q : !s->e)) {
+    if (s && found && !served_obj(s, kind)) {
         dv__errprintf(err, EINVAL, "handle: of another kind");
         return NULL;
     }
@@ -139,12 +167,15 @@ int dv__remote_serve(struct dv__serve_cache **cache, const dv_handle_t *h,
                      int32_t *value, void **out, size_t *out_len,
                      dv_error_t *err)
 {
-    int queue = op >= DV_ROP_QUEUE_PUT && op <= DV_ROP_QUEUE_CLOSE;
-    if (op < DV_ROP_QUEUE_PUT || op > DV_ROP_EVENT_WAIT)
+    if (op < DV_ROP_QUEUE_PUT || op > DV_ROP_SYNC_LAST)
         return dv__errprintf(err, EINVAL, "remote: unknown operation %d", op);
-    struct served *s = served_get(cache, h, queue, err);
+    int kind = op_kind(op);
+    struct served *s = served_get(cache, h, kind, err);
     if (!s)
         return -1;
+    if (kind == ON_SEM || kind == ON_BARRIER)
+        return dv__sync_serve(served_obj(s, kind), op, timeout_s, in, in_len,
+                              value, out, out_len, err);
     *value = 0;
     long n;
     switch (op) {
@@ -177,7 +208,7 @@ int dv__remote_serve_get(struct dv__serve_cache **cache, const dv_handle_t *h,
                          int (*use)(void *ctx, const void *data, size_t len),
                          void *ctx, dv_error_t *err)
 {
-    struct served *s = served_get(cache, h, 1, err);
+    struct served *s = served_get(cache, h, ON_QUEUE, err);
     return s ? dv__queue_get_with(s->q, timeout_s, use, ctx, err) : -1;
 }
 
@@ -191,6 +222,8 @@ void dv__remote_serve_free(struct dv__serve_cache **cp)
             nx = s->next;
             dv_queue_destroy(&s->q);
             dv_event_destroy(&s->e);
+            dv_sem_destroy(&s->sem);
+            dv_barrier_destroy(&s->bar);
             free(s);
         }
     }
