@@ -4,15 +4,17 @@ Popen pickles the process object as spawn does (preparation data, then
 the process) and starts libdrover's task "dv_python_process" on those
 bytes; in the child (a fork of the interpreter made when drover was
 imported) _child_main() prepares the main module as spawn does and runs
-the process's _bootstrap(). Queue and Event are in drover.queues and
+the process's _bootstrap(). Queue is in drover.queues, Event, Lock,
+RLock, Condition, Semaphore, BoundedSemaphore and Barrier in
 drover.synchronize, Value, Array, RawValue and RawArray in
-drover.sharedctypes; the other objects are not there yet and raise
-NotSupportedError.
+drover.sharedctypes, Manager in drover.managers; the other objects are
+not there yet and raise NotSupportedError.
 """
 
 import functools
 import io
 import multiprocessing
+import os
 import sys
 import types
 import traceback
@@ -25,6 +27,7 @@ import pkgutil  # noqa: F401
 import runpy  # noqa: F401
 
 from drover import _drover
+from drover.nodes import placement_for
 
 __all__ = ["DroverContext", "DroverProcess", "NotSupportedError"]
 
@@ -75,9 +78,11 @@ class Popen:
         self.finalizer = None
         self.sentinel = _Sentinel()
         self._keep = []
+        where = placement_for(process_obj)
         data = self._pickle(process_obj)
-        self._proc = _drover.start(data)
+        self._proc = _drover.start(data, where)
         self.pid = self._proc.pid
+        self.node = self._proc.node
 
     def _pickle(self, process_obj):
         prep = spawn.get_preparation_data(process_obj._name)
@@ -128,7 +133,21 @@ class Popen:
 
 
 class DroverProcess(process.BaseProcess):
+    """multiprocessing's Process, plus `placement` (a drover.Placement or
+    None: the innermost `with Placement(...)` at start(), else the job's
+    policy) and `node` (the index of the node it was started on)."""
+
     _start_method = "drover"
+
+    def __init__(self, group=None, target=None, name=None, args=(),
+                 kwargs={}, *, daemon=None, placement=None):
+        super().__init__(group, target, name, args, kwargs, daemon=daemon)
+        self.placement = placement
+
+    @property
+    def node(self):
+        """Index of the node it was started on; None before start()."""
+        return getattr(self._popen, "node", None)
 
     @staticmethod
     def _Popen(process_obj):
@@ -191,6 +210,36 @@ class DroverContext(context.BaseContext):
         m.start()
         return m
 
+    def Lock(self):
+        """Returns a non-recursive lock object"""
+        from drover.synchronize import Lock
+        return Lock(ctx=self.get_context())
+
+    def RLock(self):
+        """Returns a recursive lock object"""
+        from drover.synchronize import RLock
+        return RLock(ctx=self.get_context())
+
+    def Condition(self, lock=None):
+        """Returns a condition object"""
+        from drover.synchronize import Condition
+        return Condition(lock, ctx=self.get_context())
+
+    def Semaphore(self, value=1):
+        """Returns a semaphore object"""
+        from drover.synchronize import Semaphore
+        return Semaphore(value, ctx=self.get_context())
+
+    def BoundedSemaphore(self, value=1):
+        """Returns a bounded semaphore object"""
+        from drover.synchronize import BoundedSemaphore
+        return BoundedSemaphore(value, ctx=self.get_context())
+
+    def Barrier(self, parties, action=None, timeout=None):
+        """Returns a barrier object"""
+        from drover.synchronize import Barrier
+        return Barrier(parties, action, timeout, ctx=self.get_context())
+
 
 # The objects of a context, as multiprocessing names them.
 OBJECTS = ("Manager", "Pipe", "Lock", "RLock", "Condition", "Semaphore",
@@ -225,7 +274,23 @@ def _route_default_context():
         setattr(multiprocessing, name, getattr(context._default_context, name))
 
 
+def _enter_dir(data):
+    # The parent's directory, where this node has it (another node may
+    # not share the file system): as srun, go on elsewhere with a word.
+    d = data.get("dir")
+    if d is None:
+        return
+    try:
+        os.chdir(d)
+    except OSError as e:
+        sys.stderr.write("drover: node %d: cannot enter %s (%s): the "
+                         "process runs in %s\n"
+                         % (_drover.node_self(), d, e.strerror, os.getcwd()))
+    del data["dir"]
+
+
 def _prepare(data):
+    _enter_dir(data)
     # This child is a fork of the interpreter at `import drover`: its
     # __main__ ran only up to that line. Run it again as __mp_main__, as
     # spawn does, so that what it defines later unpickles by reference;
@@ -237,6 +302,17 @@ def _prepare(data):
 
 def _child_main(data):
     """Run the pickled process in this child; returns its exit code."""
+    # A process started on another node was exec'd with these (libdrover
+    # took them out of its environment, os.environ still has them).
+    os.environ.pop("DROVER_TASK", None)
+    os.environ.pop("DROVER_TASK_ARG_FD", None)
+    # A GPU placement set these in the C environment after the fork.
+    for name in ("CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES"):
+        value = _drover.getenv(name)
+        if value is None:
+            os.environ.pop(name, None)
+        elif os.environ.get(name) != value:
+            os.environ[name] = value
     try:
         fp = io.BytesIO(data)
         process.current_process()._inheriting = True
