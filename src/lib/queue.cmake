@@ -2,6 +2,10 @@
 # futex.c).
 dv_add_test(test_queue SOURCES ${CMAKE_SOURCE_DIR}/tests/unit/test_queue.c
   LIBS drover TIMEOUT 120)
+# Joinable queues, holders and gathered puts.
+dv_add_test(test_queue_join
+  SOURCES ${CMAKE_SOURCE_DIR}/tests/unit/test_queue_join.c
+  LIBS drover TIMEOUT 120)
 dv_add_test(test_queue_mpmc
   SOURCES ${CMAKE_SOURCE_DIR}/tests/unit/test_queue_mpmc.c
   LIBS drover Threads::Threads LABELS tsan TIMEOUT 300)

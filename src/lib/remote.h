@@ -21,6 +21,13 @@ enum {
     DV_ROP_EVENT_CLEAR = 6,
     DV_ROP_EVENT_IS_SET = 7, /* value 0 / 1 */
     DV_ROP_EVENT_WAIT = 8,   /* value 0, or ETIMEDOUT */
+    /* Joinable queues and holders (queues 30-39). */
+    DV_ROP_QUEUE_TASK_DONE = 30,  /* value 0, or ERANGE */
+    DV_ROP_QUEUE_JOIN = 31,       /* value 0, or ETIMEDOUT */
+    DV_ROP_QUEUE_UNFINISHED = 32, /* value: messages not finished */
+    DV_ROP_QUEUE_HOLD = 33,
+    DV_ROP_QUEUE_RELEASE = 34, /* closes the queue at the last */
+    DV_ROP_QUEUE_WAIT = 35,    /* value 0 (a get would not wait) */
 };
 
 typedef struct dv__remote dv__remote_t;

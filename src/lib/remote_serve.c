@@ -139,8 +139,10 @@ int dv__remote_serve(struct dv__serve_cache **cache, const dv_handle_t *h,
                      int32_t *value, void **out, size_t *out_len,
                      dv_error_t *err)
 {
-    int queue = op >= DV_ROP_QUEUE_PUT && op <= DV_ROP_QUEUE_CLOSE;
-    if (op < DV_ROP_QUEUE_PUT || op > DV_ROP_EVENT_WAIT)
+    int joinable = op >= DV_ROP_QUEUE_TASK_DONE && op <= DV_ROP_QUEUE_WAIT;
+    int queue =
+        (op >= DV_ROP_QUEUE_PUT && op <= DV_ROP_QUEUE_CLOSE) || joinable;
+    if ((op < DV_ROP_QUEUE_PUT || op > DV_ROP_EVENT_WAIT) && !joinable)
         return dv__errprintf(err, EINVAL, "remote: unknown operation %d", op);
     struct served *s = served_get(cache, h, queue, err);
     if (!s)
@@ -160,6 +162,20 @@ int dv__remote_serve(struct dv__serve_cache **cache, const dv_handle_t *h,
         return n < 0 ? -1 : 0;
     case DV_ROP_QUEUE_CLOSE:
         return dv_queue_close(s->q);
+    case DV_ROP_QUEUE_TASK_DONE:
+        return dv_queue_task_done(s->q, err);
+    case DV_ROP_QUEUE_JOIN:
+        return dv_queue_join(s->q, timeout_s, err);
+    case DV_ROP_QUEUE_UNFINISHED:
+        n = dv_queue_unfinished(s->q);
+        *value = (int32_t)(n > INT32_MAX ? INT32_MAX : n);
+        return n < 0 ? -1 : 0;
+    case DV_ROP_QUEUE_HOLD:
+        return dv_queue_hold(s->q);
+    case DV_ROP_QUEUE_RELEASE:
+        return dv_queue_release(s->q);
+    case DV_ROP_QUEUE_WAIT:
+        return dv_queue_wait(s->q, timeout_s, err);
     case DV_ROP_EVENT_SET:
         return dv_event_set(s->e);
     case DV_ROP_EVENT_CLEAR:
