@@ -4,15 +4,17 @@ Popen pickles the process object as spawn does (preparation data, then
 the process) and starts libdrover's task "dv_python_process" on those
 bytes; in the child (a fork of the interpreter made when drover was
 imported) _child_main() prepares the main module as spawn does and runs
-the process's _bootstrap(). Queue and Event are in drover.queues and
-drover.synchronize; the other objects are not there yet and raise
-NotSupportedError.
+the process's _bootstrap(). Queue, JoinableQueue and SimpleQueue are in
+drover.queues, Pipe in drover.connection, Event in drover.synchronize;
+the other objects are not there yet and raise NotSupportedError.
 """
 
 import functools
 import io
 import multiprocessing
+import os
 import sys
+import threading
 import types
 import traceback
 from multiprocessing import context, process, reduction, spawn, util
@@ -32,12 +34,13 @@ def _unsupported(what):
         "(Process, Queue and Event are)" % what)
 
 
-def _pass_to_child(obj):
+def _pass_to_child(obj, undo=None):
     """Called by __getstate__ of an object that travels as a libdrover
     handle: only while a drover Process is being started (as
     multiprocessing's objects only travel by inheritance), and the Popen
     keeps obj alive until the process has ended, so that the child can
-    attach it even when the parent drops it at once."""
+    attach it even when the parent drops it at once. undo() is called
+    when the process does not start after all."""
     context.assert_spawning(obj)
     popen = context.get_spawning_popen()
     if getattr(popen, "method", None) != "drover":
@@ -45,13 +48,60 @@ def _pass_to_child(obj):
                         "passed to a process of that context"
                         % type(obj).__name__)
     popen._keep.append(obj)
+    if undo is not None:
+        popen._undo.append(undo)
+
+
+def _ready_fd():
+    """A descriptor that is readable at once (a pipe at its end)."""
+    r, w = os.pipe2(os.O_CLOEXEC)
+    os.close(w)
+    return r
+
+
+def _local_sentinel(proc):
+    """A pidfd of a process of this node (readable once it has exited),
+    or a descriptor readable at once when it has ended already (then its
+    pid may be another process's)."""
+    try:
+        fd = os.pidfd_open(proc.pid)
+    except OSError:
+        return _ready_fd()  # gone (ESRCH), or no pidfd: see below
+    if not proc.is_alive():
+        os.close(fd)
+        return _ready_fd()
+    return fd
 
 
 class _Sentinel:
-    """Stands for Process.sentinel, which has no descriptor yet."""
+    """Process.sentinel of a process on another node: fileno() is a pipe
+    that a thread, joining the process, closes when it has ended."""
+
+    def __init__(self, proc):
+        self._proc = proc
+        self._fd = None
+        self._lock = threading.Lock()
 
     def fileno(self):
-        raise _unsupported("Process.sentinel (multiprocessing.connection.wait)")
+        with self._lock:
+            if self._fd is None:
+                r, w = os.pipe2(os.O_CLOEXEC)
+                threading.Thread(target=self._watch, args=(w,), daemon=True,
+                                 name="drover-sentinel").start()
+                self._fd = r
+            return self._fd
+
+    def _watch(self, w):
+        try:
+            self._proc.join()
+        finally:
+            os.close(w)
+
+    def close(self):
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
 
 
 class Popen:
@@ -64,11 +114,29 @@ class Popen:
         util._flush_std_streams()
         self.returncode = None
         self.finalizer = None
-        self.sentinel = _Sentinel()
         self._keep = []
-        data = self._pickle(process_obj)
-        self._proc = _drover.start(data)
+        self._undo = []
+        try:
+            data = self._pickle(process_obj)
+            self._proc = _drover.start(data)
+        except BaseException:
+            for undo in self._undo:
+                undo()
+            raise
+        finally:
+            self._undo = []
         self.pid = self._proc.pid
+        self.sentinel = self._make_sentinel()
+
+    def _make_sentinel(self):
+        # An int where it can be (as multiprocessing's sentinels are).
+        if self._proc.node == _drover.node_self():
+            fd = _local_sentinel(self._proc)
+            self.finalizer = util.Finalize(self, os.close, (fd,))
+            return fd
+        s = _Sentinel(self._proc)
+        self.finalizer = util.Finalize(self, s.close)
+        return s
 
     def _pickle(self, process_obj):
         prep = spawn.get_preparation_data(process_obj._name)
@@ -82,8 +150,10 @@ class Popen:
         return fp.getbuffer()
 
     def DupFd(self, fd):
-        raise _unsupported("passing a file descriptor (Pipe, Connection, "
-                           "multiprocessing.Queue) to a process")
+        raise _unsupported("passing a file descriptor (an object of another "
+                           "context that holds one, such as the standard "
+                           "multiprocessing.Queue) to a process; use the "
+                           "drover context's Pipe and Queue")
 
     duplicate_for_child = DupFd
 
@@ -116,6 +186,8 @@ class Popen:
     def close(self):
         self._proc = None
         self._keep = []
+        if self.finalizer is not None:
+            self.finalizer()
 
 
 class DroverProcess(process.BaseProcess):
@@ -153,6 +225,21 @@ class DroverContext(context.BaseContext):
         from drover.synchronize import Event
         return Event(ctx=self.get_context())
 
+    def JoinableQueue(self, maxsize=0):
+        """Returns a queue object"""
+        from drover.queues import JoinableQueue
+        return JoinableQueue(maxsize, ctx=self.get_context())
+
+    def SimpleQueue(self):
+        """Returns a queue object"""
+        from drover.queues import SimpleQueue
+        return SimpleQueue(ctx=self.get_context())
+
+    def Pipe(self, duplex=True):
+        """Returns two connection objects connected by a pipe"""
+        from drover.connection import Pipe
+        return Pipe(duplex)
+
 
 # The objects of a context, as multiprocessing names them.
 OBJECTS = ("Manager", "Pipe", "Lock", "RLock", "Condition", "Semaphore",
@@ -187,6 +274,11 @@ def _route_default_context():
         setattr(multiprocessing, name, getattr(context._default_context, name))
 
 
+# Called with no argument when a drover Process's target has returned
+# (or raised): what the child still holds goes (drover.connection).
+_exit_hooks = []
+
+
 def _prepare(data):
     # This child is a fork of the interpreter at `import drover`: its
     # __main__ ran only up to that line. Run it again as __mp_main__, as
@@ -210,9 +302,14 @@ def _child_main(data):
     except BaseException:
         sys.stderr.write("drover: process could not start:\n")
         traceback.print_exc()
+        for hook in _exit_hooks:  # lets go of the pipe ends it attached
+            hook()
         util._flush_std_streams()
         return 1
-    return obj._bootstrap()
+    code = obj._bootstrap()
+    for hook in _exit_hooks:
+        hook()
+    return code
 
 
 context._concrete_contexts["drover"] = DroverContext()

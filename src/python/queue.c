@@ -288,6 +288,25 @@ static PyObject *queue_join(QueueObject *self, PyObject *args)
     return PyBool_FromLong(r == 0);
 }
 
+static int wait_try(void *ctx, double slice_s, dv_error_t *err)
+{
+    return dv_queue_wait(ctx, slice_s, err);
+}
+
+/* wait(timeout=None) -> True when a get would not wait (a message, or
+ * closed), False on timeout; takes nothing. */
+static PyObject *queue_wait(QueueObject *self, PyObject *args)
+{
+    PyObject *t = Py_None;
+    double timeout;
+    if (!PyArg_ParseTuple(args, "|O:wait", &t) || dv__py_timeout(t, &timeout))
+        return NULL;
+    int r = dv__py_wait(timeout, wait_try, self->q);
+    if (r < 0)
+        return NULL;
+    return PyBool_FromLong(r == 0);
+}
+
 /* A call that does not block: task_done, hold, release, close. */
 static PyObject *queue_call(QueueObject *self, int (*fn)(dv_queue_t *q),
                             const char *what)
@@ -388,6 +407,8 @@ static PyMethodDef queue_methods[] = {
      "One message taken is finished (OSError ERANGE: none unfinished)."},
     {"join", (PyCFunction)queue_join, METH_VARARGS,
      "join(timeout=None) -> bool: wait until every message is finished."},
+    {"wait", (PyCFunction)queue_wait, METH_VARARGS,
+     "wait(timeout=None) -> bool: whether a get would not wait now."},
     {"unfinished", (PyCFunction)queue_unfinished, METH_NOARGS,
      "Messages put and not yet finished."},
     {"hold", (PyCFunction)queue_hold, METH_NOARGS, "One more holder."},
@@ -426,6 +447,11 @@ int dv__py_queue_add_type(PyObject *m)
     Py_INCREF(&QueueType);
     if (PyModule_AddObject(m, "Queue", (PyObject *)&QueueType) < 0) {
         Py_DECREF(&QueueType);
+        return -1;
+    }
+    Py_INCREF(&BufferType);
+    if (PyModule_AddObject(m, "Buffer", (PyObject *)&BufferType) < 0) {
+        Py_DECREF(&BufferType);
         return -1;
     }
     return 0;
