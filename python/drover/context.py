@@ -19,6 +19,12 @@ import types
 import traceback
 from multiprocessing import context, process, reduction, spawn, util
 
+# Imported here, in the interpreter every child is a fork of, rather than
+# in each child: spawn.prepare() runs the main script with runpy.run_path,
+# which imports pkgutil (and with it typing), 4 ms a process otherwise.
+import pkgutil  # noqa: F401
+import runpy  # noqa: F401
+
 from drover import _drover
 
 __all__ = ["DroverContext", "DroverProcess", "NotSupportedError"]
@@ -41,6 +47,8 @@ def _pass_to_child(obj, undo=None):
     keeps obj alive until the process has ended, so that the child can
     attach it even when the parent drops it at once. undo() is called
     when the process does not start after all."""
+    if getattr(obj, "_drover_managed", False):
+        return  # made by a Manager: pickles anywhere, lives as long as it
     context.assert_spawning(obj)
     popen = context.get_spawning_popen()
     if getattr(popen, "method", None) != "drover":
@@ -239,6 +247,13 @@ class DroverContext(context.BaseContext):
         """Returns two connection objects connected by a pipe"""
         from drover.connection import Pipe
         return Pipe(duplex)
+
+    def Manager(self):
+        """Returns a started manager (drover.managers.SyncManager)"""
+        from drover.managers import SyncManager
+        m = SyncManager(ctx=self.get_context())
+        m.start()
+        return m
 
 
 # The objects of a context, as multiprocessing names them.
