@@ -160,8 +160,7 @@ static void test_putv(void)
     dv_queue_destroy(&q);
 }
 
-/* wait: ready without taking; a consumer sleeping beside a waiter is
- * still woken by the one put (the waiter passes the wake on). */
+/* wait: ready without taking, and at the close. */
 static void test_wait(void)
 {
     dv_error_t err;
@@ -170,21 +169,6 @@ static void test_wait(void)
     CHECK_EQ_INT(errno, EAGAIN);
     CHECK_EQ_INT(dv_queue_wait(q, 0.03, &err), -1);
     CHECK_EQ_INT(errno, ETIMEDOUT);
-    pid_t waiter = fork();
-    if (waiter == 0)
-        _exit(dv_queue_wait(q, 30, NULL) == 0 ? 0 : 1);
-    pid_t taker = fork();
-    if (taker == 0) {
-        void *d;
-        size_t n;
-        /* Within 1 s: not the 2 s a lost wake would cost. */
-        int ok = dv_queue_get(q, &d, &n, 1.0, NULL) == 0 && n == 1;
-        _exit(ok ? 0 : 1);
-    }
-    tq_sleep_ms(100);
-    CHECK_EQ_INT(dv_queue_put(q, "m", 1, 0, &err), 0);
-    CHECK_EQ_INT(tq_wait(waiter), 0);
-    CHECK_EQ_INT(tq_wait(taker), 0);
     CHECK_EQ_INT(dv_queue_put(q, "n", 1, 0, &err), 0);
     CHECK_EQ_INT(dv_queue_wait(q, 0, &err), 0);
     CHECK_EQ_INT(dv_queue_size(q), 1); /* not taken */
@@ -192,10 +176,42 @@ static void test_wait(void)
     size_t n;
     CHECK_EQ_INT(dv_queue_get(q, &d, &n, 0, &err), 0);
     free(d);
+    pid_t waiter = fork();
+    if (waiter == 0) /* woken by the close */
+        _exit(dv_queue_wait(q, 30, NULL) == 0 ? 0 : 1);
+    tq_sleep_ms(50);
     CHECK_EQ_INT(dv_queue_close(q), 0);
+    CHECK_EQ_INT(tq_wait(waiter), 0);
     CHECK_EQ_INT(dv_queue_wait(q, 0, &err), 0); /* a get fails at once */
     CHECK_EQ_INT(dv_queue_wait(NULL, 0, &err), -1);
     CHECK_EQ_INT(errno, EINVAL);
+    dv_queue_destroy(&q);
+}
+
+/* A consumer asleep beside a waiter that went to sleep first gets the one
+ * put's message at once: the waiter, woken instead, passes the wake on
+ * (else the consumer would sleep until it looks again, 2 s later). */
+static void test_wait_passes_the_wake_on(void)
+{
+    dv_error_t err;
+    dv_queue_t *q = dv_queue_create(0, &err);
+    pid_t waiter = fork();
+    if (waiter == 0)
+        _exit(dv_queue_wait(q, 30, NULL) == 0 ? 0 : 1);
+    tq_sleep_ms(50);
+    pid_t taker = fork();
+    if (taker == 0) {
+        void *d;
+        size_t n;
+        double t0 = tq_now();
+        int ok = dv_queue_get(q, &d, &n, 1.9, NULL) == 0 && n == 1;
+        _exit(ok && tq_now() - t0 < 1.5 ? 0 : 1);
+    }
+    tq_sleep_ms(100);
+    CHECK_EQ_INT(dv_queue_put(q, "m", 1, 0, &err), 0);
+    CHECK_EQ_INT(tq_wait(taker), 0);
+    CHECK_EQ_INT(dv_queue_close(q), 0); /* for a waiter that was not woken */
+    CHECK_EQ_INT(tq_wait(waiter), 0);
     dv_queue_destroy(&q);
 }
 
@@ -207,6 +223,7 @@ int main(void)
     test_holders();
     test_putv();
     test_wait();
+    test_wait_passes_the_wake_on();
     CHECK_EQ_INT(tq_leftovers(), 0);
     return CHECK_DONE();
 }
