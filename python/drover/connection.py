@@ -70,7 +70,9 @@ class Connection:
 
     def __getstate__(self):
         self._check_closed()
-        _pass_to_child(self, undo=self._unpass)
+        # The queues are kept for the child, not this end: dropping it
+        # lets go of it at once, as closing it does.
+        _pass_to_child(self, undo=self._unpass, keep=(self._rq, self._wq))
         if self._wq is not None:
             self._wq.hold()  # the child's; it lets go as this end does
         return (self._rq.handle() if self._rq is not None else None,

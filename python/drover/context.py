@@ -40,13 +40,14 @@ def _unsupported(what):
         "(Process, Queue and Event are)" % what)
 
 
-def _pass_to_child(obj, undo=None):
+def _pass_to_child(obj, undo=None, keep=None):
     """Called by __getstate__ of an object that travels as a libdrover
     handle: only while a drover Process is being started (as
     multiprocessing's objects only travel by inheritance), and the Popen
     keeps obj alive until the process has ended, so that the child can
-    attach it even when the parent drops it at once. undo() is called
-    when the process does not start after all."""
+    attach it even when the parent drops it at once (keep, when given, is
+    kept instead of obj). undo() is called when the process does not
+    start after all."""
     if getattr(obj, "_drover_managed", False):
         return  # made by a Manager: pickles anywhere, lives as long as it
     context.assert_spawning(obj)
@@ -55,7 +56,7 @@ def _pass_to_child(obj, undo=None):
         raise TypeError("drover: a %s of the 'drover' context can only be "
                         "passed to a process of that context"
                         % type(obj).__name__)
-    popen._keep.append(obj)
+    popen._keep.append(obj if keep is None else keep)
     if undo is not None:
         popen._undo.append(undo)
 

@@ -233,6 +233,19 @@ class TestAcrossProcesses(unittest.TestCase):
         p.join(LONG)
         self.assertEqual(p.exitcode, 0)
 
+    def test_parent_dropping_its_copy_lets_go(self):
+        r, w = ctx.Pipe(duplex=False)
+        e = ctx.Event()
+        p = start(send_close_then_wait, w, e)
+        del w  # garbage: let go at once, though the child still runs
+        self.assertEqual(r.recv(), "last")
+        self.assertTrue(r.poll(LONG))
+        with self.assertRaises(EOFError):
+            r.recv()
+        e.set()
+        p.join(LONG)
+        self.assertEqual(p.exitcode, 0)
+
     def test_parent_copy_kept_open_means_no_eof(self):
         r, w = ctx.Pipe(duplex=False)
         p = start(send_then_return, w, 1)
