@@ -34,6 +34,11 @@ dv_add_test(test_queue_wake
 dv_add_test(test_event SOURCES ${CMAKE_SOURCE_DIR}/tests/unit/test_event.c
   LIBS drover LABELS tsan TIMEOUT 60)
 
+# Joinable queues, holders and wait across nodes
+# (tests/integration/test_multinode_loopback.sh runs it).
+add_executable(dv_mn_joinable ${CMAKE_SOURCE_DIR}/tests/integration/mn_joinable.c)
+target_link_libraries(dv_mn_joinable PRIVATE drover)
+
 # The drover side of bench/queue.sh (run by scripts/bench).
 add_executable(queue_bench ${CMAKE_SOURCE_DIR}/bench/queue_bench.c)
 target_link_libraries(queue_bench PRIVATE drover)
