@@ -50,9 +50,10 @@ def one(method, n, rounds, workers):
 def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100000
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
-    methods = sys.argv[3:] or [m for m in ("fork", "forkserver", "spawn",
-                                           "drover")
-                               if m in mp.get_all_start_methods()]
+    methods = sys.argv[3:] or (
+        [m for m in ("fork", "forkserver", "spawn")
+         if m in mp.get_all_start_methods()]
+        + (["drover"] if "drover" in sys.modules else []))
     workers = len(os.sched_getaffinity(0))
     t0 = time.perf_counter()
     for i in range(n):

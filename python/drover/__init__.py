@@ -16,6 +16,7 @@ import sys
 
 from drover import _drover
 from drover.context import DroverContext, DroverProcess, NotSupportedError
+from drover import pool as _pool  # noqa: F401  (so the fork server has it)
 
 __all__ = ["DroverContext", "DroverProcess", "NotSupportedError", "VERSION"]
 
