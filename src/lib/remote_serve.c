@@ -1,6 +1,7 @@
-/* The home node's side of queues and events used from other nodes: the
- * node's agent runs each operation on the object's shared memory here,
- * attaching every object once (a cache the agent owns). */
+/* The home node's side of queues, events and shared memory blocks used
+ * from other nodes: the node's agent runs each operation on the object's
+ * shared memory here, attaching every object once (a cache the agent
+ * owns). */
 #define _GNU_SOURCE
 #include "lib/remote.h"
 
@@ -20,8 +21,30 @@ struct served {
     dv_handle_t h;
     dv_queue_t *q;
     dv_event_t *e;
+    dv_shared_t *m;
     struct served *next; /* in its bucket */
 };
+
+/* What an operation works on. */
+enum { SV_QUEUE, SV_EVENT, SV_SHARED };
+
+static int op_kind(int op)
+{
+    if (op >= DV_ROP_QUEUE_PUT && op <= DV_ROP_QUEUE_CLOSE)
+        return SV_QUEUE;
+    if (op >= DV_ROP_EVENT_SET && op <= DV_ROP_EVENT_WAIT)
+        return SV_EVENT;
+    if (op >= DV_ROP_SHARED_READ && op <= DV_ROP_SHARED_SIZE)
+        return SV_SHARED;
+    return -1;
+}
+
+static int is_kind(const struct served *s, int kind)
+{
+    return kind == SV_QUEUE   ? s->q != NULL
+           : kind == SV_EVENT ? s->e != NULL
+                              : s->m != NULL;
+}
 
 /* A hash table of entries: nbucket (a power of two) chains, grown to keep
  * about one entry per bucket. */
@@ -84,7 +107,7 @@ static int cache_grow(struct dv__serve_cache *c)
 
 /* Under c->mu: attach the object of h and add it. */
 static struct served *cache_add(struct dv__serve_cache *c, const dv_handle_t *h,
-                                int queue, dv_error_t *err)
+                                int kind, dv_error_t *err)
 {
     if (c->n >= c->nbucket && cache_grow(c) < 0) {
         dv__errprintf(err, ENOMEM, "remote: out of memory");
@@ -96,11 +119,13 @@ static struct served *cache_add(struct dv__serve_cache *c, const dv_handle_t *h,
         return NULL;
     }
     s->h = *h;
-    if (queue)
+    if (kind == SV_QUEUE)
         s->q = dv_queue_attach(h, err);
-    else
+    else if (kind == SV_EVENT)
         s->e = dv_event_attach(h, err);
-    if (!s->q && !s->e) {
+    else
+        s->m = dv_shared_attach(h, err);
+    if (!is_kind(s, kind)) {
         free(s);
         return NULL;
     }
@@ -113,7 +138,7 @@ static struct served *cache_add(struct dv__serve_cache *c, const dv_handle_t *h,
 
 /* The object of h, attached once. */
 static struct served *served_get(struct dv__serve_cache **cp,
-                                 const dv_handle_t *h, int queue,
+                                 const dv_handle_t *h, int kind,
                                  dv_error_t *err)
 {
     if (!*cp && !(*cp = dv__remote_serve_new())) {
@@ -125,13 +150,62 @@ static struct served *served_get(struct dv__serve_cache **cp,
     struct served *s = cache_find(c, h);
     int found = s != NULL;
     if (!s)
-        s = cache_add(c, h, queue, err);
+        s = cache_add(c, h, kind, err);
     pthread_mutex_unlock(&c->mu);
-    if (s && found && (queue ? !s->q : !s->e)) {
+    if (s && found && !is_kind(s, kind)) {
         dv__errprintf(err, EINVAL, "handle: of another kind");
         return NULL;
     }
     return s;
+}
+
+/* A read: in is (offset, length), the result the bytes. */
+static int shared_read(dv_shared_t *m, const void *in, size_t in_len,
+                       void **out, size_t *out_len, dv_error_t *err)
+{
+    uint64_t a[2];
+    if (in_len != sizeof(a) || !out)
+        return dv__errprintf(err, EPROTO, "remote: shared read: bad request");
+    memcpy(a, in, sizeof(a));
+    if (a[1] > DV_SHARED_ATOMIC_MAX || a[1] > dv_shared_size(m))
+        return dv__errprintf(err, EINVAL,
+                             "shared memory: read of %llu bytes: over the "
+                             "block or a piece",
+                             (unsigned long long)a[1]);
+    void *buf = malloc(a[1] ? (size_t)a[1] : 1);
+    if (!buf)
+        return dv__errprintf(err, ENOMEM, "remote: out of memory");
+    if (dv_shared_read(m, (size_t)a[0], buf, (size_t)a[1], err) < 0) {
+        free(buf);
+        return -1;
+    }
+    *out = buf;
+    *out_len = (size_t)a[1];
+    return 0;
+}
+
+/* An operation on a shared memory block. */
+static int serve_shared(dv_shared_t *m, int op, const void *in, size_t in_len,
+                        void **out, size_t *out_len, dv_error_t *err)
+{
+    uint64_t v;
+    if (op == DV_ROP_SHARED_READ)
+        return shared_read(m, in, in_len, out, out_len, err);
+    if (op == DV_ROP_SHARED_WRITE) {
+        if (in_len < sizeof(v))
+            return dv__errprintf(err, EPROTO,
+                                 "remote: shared write: bad request");
+        memcpy(&v, in, sizeof(v));
+        return dv_shared_write(m, (size_t)v, (const char *)in + sizeof(v),
+                               in_len - sizeof(v), err);
+    }
+    v = dv_shared_size(m);
+    if (!out || !(*out = malloc(sizeof(v))))
+        return dv__errprintf(err, out ? ENOMEM : EPROTO,
+                             "remote: shared size: no room for the result");
+    memcpy(*out, &v, sizeof(v));
+    *out_len = sizeof(v);
+    return 0;
 }
 
 int dv__remote_serve(struct dv__serve_cache **cache, const dv_handle_t *h,
@@ -139,13 +213,15 @@ int dv__remote_serve(struct dv__serve_cache **cache, const dv_handle_t *h,
                      int32_t *value, void **out, size_t *out_len,
                      dv_error_t *err)
 {
-    int queue = op >= DV_ROP_QUEUE_PUT && op <= DV_ROP_QUEUE_CLOSE;
-    if (op < DV_ROP_QUEUE_PUT || op > DV_ROP_EVENT_WAIT)
+    int kind = op_kind(op);
+    if (kind < 0)
         return dv__errprintf(err, EINVAL, "remote: unknown operation %d", op);
-    struct served *s = served_get(cache, h, queue, err);
+    struct served *s = served_get(cache, h, kind, err);
     if (!s)
         return -1;
     *value = 0;
+    if (kind == SV_SHARED)
+        return serve_shared(s->m, op, in, in_len, out, out_len, err);
     long n;
     switch (op) {
     case DV_ROP_QUEUE_PUT:
@@ -177,7 +253,7 @@ int dv__remote_serve_get(struct dv__serve_cache **cache, const dv_handle_t *h,
                          int (*use)(void *ctx, const void *data, size_t len),
                          void *ctx, dv_error_t *err)
 {
-    struct served *s = served_get(cache, h, 1, err);
+    struct served *s = served_get(cache, h, SV_QUEUE, err);
     return s ? dv__queue_get_with(s->q, timeout_s, use, ctx, err) : -1;
 }
 
@@ -191,6 +267,7 @@ void dv__remote_serve_free(struct dv__serve_cache **cp)
             nx = s->next;
             dv_queue_destroy(&s->q);
             dv_event_destroy(&s->e);
+            dv_shared_destroy(&s->m);
             free(s);
         }
     }

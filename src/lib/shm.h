@@ -15,6 +15,8 @@
 
 /* Kinds of shared objects, as stored in handles and segment headers. */
 enum { DV__SHM_QUEUE = 1, DV__SHM_EVENT = 2 };
+/* Shared memory blocks (shared.c, multiprocessing's Value and Array). */
+enum { DV__SHM_SHARED = 5 };
 
 /* The first 64 bytes of every segment: what attach checks a handle
  * against. */
