@@ -190,9 +190,11 @@ class Pool(mp_pool.Pool):
     # ---- submitting ----
 
     def _submit(self, job, base, payloads):
-        """Hand encoded chunks to the pool; failures resolve them here."""
+        """Hand encoded chunks to the pool; failures resolve them here. A
+        map's chunks wake the result handler once, with the last one."""
         try:
-            self._pool_obj.submit(job._job, base, payloads)
+            self._pool_obj.submit(job._job, base, payloads,
+                                  not isinstance(job, MapResult))
         except OSError as e:
             err = PoolError("drover: pool: %s" % (e.strerror or e))
             for i in range(len(payloads)):

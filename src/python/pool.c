@@ -49,6 +49,7 @@ struct sub {
     unsigned long long job;
     size_t base;
     size_t left;
+    int each; /* wake the result handler for each result, not the last */
 };
 
 typedef struct {
@@ -73,7 +74,10 @@ static void on_result(void *ctx, dv_async_t *a, size_t index)
     pthread_mutex_lock(&nb->mu);
     nb->v[nb->n++] = nt; /* room reserved by submit */
     nb->reserved--;
-    pthread_cond_broadcast(&nb->cv);
+    /* A map's job is resolved once all its chunks are in: one wake-up
+     * for them all, not one (a thread switch, the GIL) per chunk. */
+    if (s->each || s->left == 1)
+        pthread_cond_broadcast(&nb->cv);
     pthread_mutex_unlock(&nb->mu);
     if (--s->left == 0)
         free(s);
@@ -208,15 +212,18 @@ static dv_item_t *items_of(PyObject *list, Py_buffer **views, size_t *n)
     return items;
 }
 
-/* submit(job, base, items): run the items (a list of bytes) as chunks
- * base, base + 1, ... of job; each result comes back from results(). */
+/* submit(job, base, items, each=True): run the items (a list of bytes)
+ * as chunks base, base + 1, ... of job; each result comes back from
+ * results(), which returns at once for each (each) or once the last one
+ * is there (it may return earlier, with others). */
 static PyObject *pool_submit(PoolObject *self, PyObject *args)
 {
     unsigned long long job;
     Py_ssize_t base;
     PyObject *list;
-    if (!PyArg_ParseTuple(args, "KnO!:submit", &job, &base, &PyList_Type,
-                          &list))
+    int each = 1;
+    if (!PyArg_ParseTuple(args, "KnO!|p:submit", &job, &base, &PyList_Type,
+                          &list, &each))
         return NULL;
     Py_buffer *views = NULL;
     size_t n = 0;
@@ -232,7 +239,7 @@ static PyObject *pool_submit(PoolObject *self, PyObject *args)
     dv_error_t err = {{0}};
     int e = ENOMEM;
     if (s) {
-        *s = (struct sub){self->nb, job, (size_t)base, n};
+        *s = (struct sub){self->nb, job, (size_t)base, n, each};
         dv_submit_options_t o = {
             .chunksize = 1, .on_result = on_result, .ctx = s};
         Py_BEGIN_ALLOW_THREADS;
@@ -409,7 +416,7 @@ static void pool_dealloc(PoolObject *self)
 
 static PyMethodDef pool_methods[] = {
     {"submit", (PyCFunction)pool_submit, METH_VARARGS,
-     "submit(job, base, items): run the pickled chunks items."},
+     "submit(job, base, items, each=True): run the pickled chunks."},
     {"results", (PyCFunction)pool_results, METH_VARARGS,
      "results(timeout=None) -> [(job, index, ok, payload, code)] or None "
      "once joined and drained."},
