@@ -4,10 +4,11 @@ Popen pickles the process object as spawn does (preparation data, then
 the process) and starts libdrover's task "dv_python_process" on those
 bytes; in the child (a fork of the interpreter made when drover was
 imported) _child_main() prepares the main module as spawn does and runs
-the process's _bootstrap(). Queue and Event are in drover.queues and
+the process's _bootstrap(). Queue is in drover.queues, Event, Lock,
+RLock, Condition, Semaphore, BoundedSemaphore and Barrier in
 drover.synchronize, Value, Array, RawValue and RawArray in
-drover.sharedctypes; the other objects are not there yet and raise
-NotSupportedError.
+drover.sharedctypes, Manager in drover.managers; the other objects are
+not there yet and raise NotSupportedError.
 """
 
 import functools
@@ -208,6 +209,36 @@ class DroverContext(context.BaseContext):
         m = SyncManager(ctx=self.get_context())
         m.start()
         return m
+
+    def Lock(self):
+        """Returns a non-recursive lock object"""
+        from drover.synchronize import Lock
+        return Lock(ctx=self.get_context())
+
+    def RLock(self):
+        """Returns a recursive lock object"""
+        from drover.synchronize import RLock
+        return RLock(ctx=self.get_context())
+
+    def Condition(self, lock=None):
+        """Returns a condition object"""
+        from drover.synchronize import Condition
+        return Condition(lock, ctx=self.get_context())
+
+    def Semaphore(self, value=1):
+        """Returns a semaphore object"""
+        from drover.synchronize import Semaphore
+        return Semaphore(value, ctx=self.get_context())
+
+    def BoundedSemaphore(self, value=1):
+        """Returns a bounded semaphore object"""
+        from drover.synchronize import BoundedSemaphore
+        return BoundedSemaphore(value, ctx=self.get_context())
+
+    def Barrier(self, parties, action=None, timeout=None):
+        """Returns a barrier object"""
+        from drover.synchronize import Barrier
+        return Barrier(parties, action, timeout, ctx=self.get_context())
 
     def Pool(self, processes=None, initializer=None, initargs=(),
              maxtasksperchild=None):

@@ -13,6 +13,7 @@
 
 #include "common/error.h"
 #include "drover/drover.h"
+#include "drover/sync.h"
 
 /* An attached object. Each is allocated on its own and never moves or
  * changes until the cache is freed: a connection's thread uses the entry
@@ -22,29 +23,10 @@ struct served {
     dv_queue_t *q;
     dv_event_t *e;
     dv_shared_t *m;
+    dv_sem_t *sem;
+    dv_barrier_t *bar;
     struct served *next; /* in its bucket */
 };
-
-/* What an operation works on. */
-enum { SV_QUEUE, SV_EVENT, SV_SHARED };
-
-static int op_kind(int op)
-{
-    if (op >= DV_ROP_QUEUE_PUT && op <= DV_ROP_QUEUE_CLOSE)
-        return SV_QUEUE;
-    if (op >= DV_ROP_EVENT_SET && op <= DV_ROP_EVENT_WAIT)
-        return SV_EVENT;
-    if (op >= DV_ROP_SHARED_READ && op <= DV_ROP_SHARED_SIZE)
-        return SV_SHARED;
-    return -1;
-}
-
-static int is_kind(const struct served *s, int kind)
-{
-    return kind == SV_QUEUE   ? s->q != NULL
-           : kind == SV_EVENT ? s->e != NULL
-                              : s->m != NULL;
-}
 
 /* A hash table of entries: nbucket (a power of two) chains, grown to keep
  * about one entry per bucket. */
@@ -105,6 +87,32 @@ static int cache_grow(struct dv__serve_cache *c)
     return 0;
 }
 
+/* What an operation works on. */
+enum { ON_QUEUE, ON_EVENT, ON_SEM, ON_BARRIER, ON_SHARED };
+
+/* The kind of object op works on; -1 for an unknown op. */
+static int op_kind(int op)
+{
+    if (op >= DV_ROP_QUEUE_PUT && op <= DV_ROP_QUEUE_CLOSE)
+        return ON_QUEUE;
+    if (op >= DV_ROP_EVENT_SET && op <= DV_ROP_EVENT_WAIT)
+        return ON_EVENT;
+    if (op >= DV_ROP_SEM_ACQUIRE && op <= DV_ROP_SEM_VALUE)
+        return ON_SEM;
+    if (op >= DV_ROP_BARRIER_ARRIVE && op <= DV_ROP_SYNC_LAST)
+        return ON_BARRIER;
+    if (op >= DV_ROP_SHARED_READ && op <= DV_ROP_SHARED_SIZE)
+        return ON_SHARED;
+    return -1;
+}
+
+/* The object of s that kind names, NULL when s holds another kind. */
+static void *served_obj(const struct served *s, int kind)
+{
+    void *objs[] = {s->q, s->e, s->sem, s->bar, s->m};
+    return objs[kind];
+}
+
 /* Under c->mu: attach the object of h and add it. */
 static struct served *cache_add(struct dv__serve_cache *c, const dv_handle_t *h,
                                 int kind, dv_error_t *err)
@@ -119,13 +127,17 @@ static struct served *cache_add(struct dv__serve_cache *c, const dv_handle_t *h,
         return NULL;
     }
     s->h = *h;
-    if (kind == SV_QUEUE)
+    if (kind == ON_QUEUE)
         s->q = dv_queue_attach(h, err);
-    else if (kind == SV_EVENT)
+    else if (kind == ON_EVENT)
         s->e = dv_event_attach(h, err);
+    else if (kind == ON_SEM)
+        s->sem = dv_sem_attach(h, err);
+    else if (kind == ON_BARRIER)
+        s->bar = dv_barrier_attach(h, err);
     else
         s->m = dv_shared_attach(h, err);
-    if (!is_kind(s, kind)) {
+    if (!served_obj(s, kind)) {
         free(s);
         return NULL;
     }
@@ -152,7 +164,7 @@ static struct served *served_get(struct dv__serve_cache **cp,
     if (!s)
         s = cache_add(c, h, kind, err);
     pthread_mutex_unlock(&c->mu);
-    if (s && found && !is_kind(s, kind)) {
+    if (s && found && !served_obj(s, kind)) {
         dv__errprintf(err, EINVAL, "handle: of another kind");
         return NULL;
     }
@@ -219,8 +231,11 @@ int dv__remote_serve(struct dv__serve_cache **cache, const dv_handle_t *h,
     struct served *s = served_get(cache, h, kind, err);
     if (!s)
         return -1;
+    if (kind == ON_SEM || kind == ON_BARRIER)
+        return dv__sync_serve(served_obj(s, kind), op, timeout_s, in, in_len,
+                              value, out, out_len, err);
     *value = 0;
-    if (kind == SV_SHARED)
+    if (kind == ON_SHARED)
         return serve_shared(s->m, op, in, in_len, out, out_len, err);
     long n;
     switch (op) {
@@ -253,7 +268,7 @@ int dv__remote_serve_get(struct dv__serve_cache **cache, const dv_handle_t *h,
                          int (*use)(void *ctx, const void *data, size_t len),
                          void *ctx, dv_error_t *err)
 {
-    struct served *s = served_get(cache, h, SV_QUEUE, err);
+    struct served *s = served_get(cache, h, ON_QUEUE, err);
     return s ? dv__queue_get_with(s->q, timeout_s, use, ctx, err) : -1;
 }
 
@@ -268,6 +283,8 @@ void dv__remote_serve_free(struct dv__serve_cache **cp)
             dv_queue_destroy(&s->q);
             dv_event_destroy(&s->e);
             dv_shared_destroy(&s->m);
+            dv_sem_destroy(&s->sem);
+            dv_barrier_destroy(&s->bar);
             free(s);
         }
     }

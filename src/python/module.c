@@ -203,7 +203,8 @@ PyMODINIT_FUNC PyInit__drover(void)
         return NULL;
     if (dv__py_process_add_type(m) < 0 || dv__py_queue_add_type(m) < 0 ||
         dv__py_event_add_type(m) < 0 || dv__py_shared_add_type(m) < 0 ||
-        dv__py_node_add(m) < 0 || dv__py_pool_add_type(m) < 0 ||
+        dv__py_node_add(m) < 0 || dv__py_sync_add_types(m) < 0 ||
+        dv__py_pool_add_type(m) < 0 ||
         PyModule_AddStringConstant(m, "VERSION", DROVER_VERSION) < 0 ||
         PyModule_AddStringConstant(m, "PROCESS_TASK", "dv_python_process") <
             0 ||

@@ -79,4 +79,8 @@ void dv__py_after_fork(void);
 /* Add the Shared type (shared memory blocks, for drover.sharedctypes). */
 int dv__py_shared_add_type(PyObject *m);
 
+/* Add the SemLock and Barrier types (sync.c, barrier.c). */
+int dv__py_sync_add_types(PyObject *m);
+int dv__py_barrier_add_type(PyObject *m);
+
 #endif

@@ -32,7 +32,10 @@ ALL = ["WithProcessesTest" + n for n in (
     "TestInitializers", "TestSimpleQueue", "TestTimeouts"]
 
 # The classes drover passes so far (grows as the objects come).
-PASSING = []
+PASSING = ["WithProcessesTestLock", "WithProcessesTestSemaphore",
+           "WithProcessesTestEvent", "WithProcessesTestPool",
+           "WithProcessesTestPoolWorkerErrors",
+           "WithProcessesTestPoolWorkerLifetime"]
 
 # "Class.test": why it does not hold for drover (skipped with drover only).
 KNOWN = {}
