@@ -328,6 +328,13 @@ class DroverContext(context.BaseContext):
         from drover.synchronize import Barrier
         return Barrier(parties, action, timeout, ctx=self.get_context())
 
+    def Pool(self, processes=None, initializer=None, initargs=(),
+             maxtasksperchild=None):
+        """Returns a process pool object"""
+        from drover.pool import Pool
+        return Pool(processes, initializer, initargs, maxtasksperchild,
+                    context=self.get_context())
+
 
 # The objects of a context, as multiprocessing names them.
 OBJECTS = ("Manager", "Pipe", "Lock", "RLock", "Condition", "Semaphore",
