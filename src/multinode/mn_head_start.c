@@ -401,9 +401,11 @@ static int slurm_cpus(mn_head_t *h, int alloc, dv_error_t *err)
 /* The nodes: hostfile lines, or the Slurm allocation. */
 static int node_set(mn_head_t *h, dv_error_t *err)
 {
-    if (h->o.hostfile) {
+    if (h->o.hostfile || h->o.hostfile_text) {
         dv_hostlist_t l = {NULL, 0, NULL};
-        if (dv__hostfile_read(h->o.hostfile, &l, err) < 0)
+        const char *t = h->o.hostfile_text;
+        if (t ? dv__hostfile_parse_text(t, strlen(t), &l, err) < 0
+              : dv__hostfile_read(h->o.hostfile, &l, err) < 0)
             return -1;
         h->hosts = l.hosts;
         h->cpus = l.slots;
