@@ -326,6 +326,15 @@ static int run_elsewhere(int argc, char **argv, const struct run_opts *o,
     return rc;
 }
 
+/* Node 0's drover run started by srun: SIGUSR1 is the launcher's stop
+ * (srun passes it on; SIGTERM it turns into SIGKILL), taken for SIGTERM,
+ * which is blocked, so that it waits for the supervision. */
+static void usr1_stop(int sig)
+{
+    (void)sig;
+    kill(getpid(), SIGTERM);
+}
+
 /* `drover run --launched HEX...` (node 0's, from run_elsewhere): the words
  * in place of the arguments. Kept for the process's life. */
 static char **launched_words;
@@ -349,6 +358,11 @@ static int launched_args(int *argc, char ***argv)
     launched_words = w; /* the strings, owned here */
     *argc = n + 1;
     *argv = nv;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = usr1_stop;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, NULL);
     return 0;
 }
 

@@ -106,8 +106,10 @@ int dv__srun_has_overlap(void);
  * unbound, the others kept running when one fails, the keys on every
  * task's stdin, and --overlap when overlap is set (steps of a Slurm that
  * has it share the allocation's CPUs with the step drover run is in).
- * nodes_arg: a buffer of at least 32 bytes for "--nodes=N". Returns the
- * number of words, or -1 with E2BIG when cap is too small. */
+ * The task count is given too: inside a step (node 0's drover run started
+ * by srun) srun would take the step's SLURM_NTASKS for it. nodes_arg: a
+ * buffer of at least 64 bytes for "--nodes=N" and "--ntasks=N". Returns
+ * the number of words, or -1 with E2BIG when cap is too small. */
 int dv__srun_argv(int nodes, const char *exclude, int overlap, char *const *cmd,
                   char *nodes_arg, char **argv, int cap);
 

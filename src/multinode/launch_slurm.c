@@ -174,13 +174,15 @@ int dv__srun_argv(int nodes, const char *exclude, int overlap, char *const *cmd,
     int nf = (int)(sizeof(fixed) / sizeof(fixed[0])), ncmd = 0, a = 0;
     while (cmd && cmd[ncmd])
         ncmd++;
-    if (cap < 2 + nf + 1 + 2 + ncmd + 1) {
+    if (cap < 3 + nf + 1 + 2 + ncmd + 1) {
         errno = E2BIG;
         return -1;
     }
     snprintf(nodes_arg, 32, "--nodes=%d", nodes);
+    snprintf(nodes_arg + 32, 32, "--ntasks=%d", nodes);
     argv[a++] = "srun";
     argv[a++] = nodes_arg;
+    argv[a++] = nodes_arg + 32;
     for (int i = 0; i < nf; i++)
         argv[a++] = fixed[i];
     if (overlap)

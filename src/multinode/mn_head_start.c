@@ -143,7 +143,7 @@ static int launch_hostfile(mn_head_t *h, const char *keys, dv_error_t *err)
 
 static int launch_slurm(mn_head_t *h, const char *keys, dv_error_t *err)
 {
-    char self[PATH_MAX], nodes[32], me[256] = "";
+    char self[PATH_MAX], nodes[64], me[256] = "";
     gethostname(me, sizeof(me) - 1);
     char **cmd = agent_cmd(h, -1, self, sizeof(self));
     if (!cmd)

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -163,11 +164,13 @@ static char **srun_cmd(const mn_node0_t *n0, char **cmd)
 }
 
 /* Fork argv in a process group of its own, stdin /dev/null when ours is a
- * terminal (a background group reading it would stop), SIGTERM when this
- * process dies. */
-static pid_t spawn_node0(char **argv, const sigset_t *mask, int *exec_errno)
+ * terminal (a background group reading it would stop), its stderr on
+ * err_w (-1: ours), stop when this process dies. */
+static pid_t spawn_node0(char **argv, int stop, int err_w, int *exec_errno)
 {
     int p[2];
+    sigset_t none;
+    sigemptyset(&none);
     *exec_errno = 0;
     if (pipe2(p, O_CLOEXEC) < 0)
         return -1;
@@ -177,13 +180,13 @@ static pid_t spawn_node0(char **argv, const sigset_t *mask, int *exec_errno)
     if (pid == 0) {
         close(p[0]);
         setpgid(0, 0);
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        prctl(PR_SET_PDEATHSIG, stop);
         if (getppid() != me)
             _exit(127);
-        sigprocmask(SIG_SETMASK, mask, NULL);
+        sigprocmask(SIG_SETMASK, &none, NULL);
         int nul = isatty(0) ? open("/dev/null", O_RDONLY) : -1;
-        if (nul >= 0)
-            dup2(nul, 0);
+        if ((nul >= 0 && dup2(nul, 0) < 0) || (err_w >= 0 && dup2(err_w, 2) < 0))
+            _exit(127);
         execvp(argv[0], argv);
         int e = errno;
         if (write(p[1], &e, sizeof(e)) < 0)
@@ -200,8 +203,94 @@ static pid_t spawn_node0(char **argv, const sigset_t *mask, int *exec_errno)
     return pid;
 }
 
-/* Wait for pid; stop signals go on to its group. *signo: the first one. */
-static int supervise(pid_t pid, double grace, int *signo)
+/* srun's stderr, passed on but for srun's own lines that only repeat what
+ * drover run says anyway: node 0's exit code (drover run's own), and that
+ * --cpu-bind=none means nothing to a Slurm without task binding. */
+struct err_filter {
+    int fd;      /* read end, -1 once at EOF */
+    int in_head; /* at a line's start, or holding what may be srun's line */
+    size_t len;
+    char line[512];
+};
+
+static void write_all(const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t k = write(2, p, n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return;
+        p += k;
+        n -= (size_t)k;
+    }
+}
+
+static int srun_noise(const char *l, size_t n)
+{
+    static const char code[] = ": task 0: Exited with exit code ";
+    char s[sizeof(((struct err_filter *)0)->line) + 1];
+    memcpy(s, l, n);
+    s[n] = 0;
+    const char *c = strstr(s, code);
+    if (!strcmp(s, "srun: cluster configuration lacks support for cpu "
+                   "binding\n"))
+        return 1;
+    return !strncmp(s, "srun: error: ", 13) && c &&
+           strspn(c + sizeof(code) - 1, "0123456789") ==
+               strlen(c + sizeof(code) - 1) - 1;
+}
+
+static void filter_bytes(struct err_filter *f, const char *p, size_t n)
+{
+    static const char pre[] = "srun: ";
+    while (n > 0) {
+        if (!f->in_head) {
+            const char *e = memchr(p, '\n', n);
+            size_t k = e ? (size_t)(e - p) + 1 : n;
+            write_all(p, k);
+            p += k;
+            n -= k;
+            f->in_head = e != NULL;
+            continue;
+        }
+        char c = f->line[f->len++] = *p++;
+        n--;
+        size_t m = f->len < sizeof(pre) - 1 ? f->len : sizeof(pre) - 1;
+        if (memcmp(f->line, pre, m) || (c != '\n' && f->len == sizeof(f->line))) {
+            write_all(f->line, f->len);
+            f->in_head = c == '\n';
+            f->len = 0;
+        } else if (c == '\n') {
+            if (!srun_noise(f->line, f->len))
+                write_all(f->line, f->len);
+            f->len = 0;
+        }
+    }
+}
+
+/* Read what is there (wait up to ms for it); at EOF pass on what is held. */
+static void filter_read(struct err_filter *f, int ms)
+{
+    struct pollfd pf = {f->fd, POLLIN, 0};
+    if (f->fd < 0 || poll(&pf, 1, ms) <= 0)
+        return;
+    char buf[4096];
+    ssize_t k = read(f->fd, buf, sizeof(buf));
+    if (k > 0) {
+        filter_bytes(f, buf, (size_t)k);
+    } else if (k == 0 || errno != EINTR) {
+        write_all(f->line, f->len);
+        f->len = 0;
+        close(f->fd);
+        f->fd = -1;
+    }
+}
+
+/* Wait for pid; a stop signal here goes on to its group as stop (a second
+ * one, or grace + 10 s without an end: SIGKILL). *signo: the first one. */
+static int supervise(pid_t pid, int stop, double grace, struct err_filter *f,
+                     int *signo)
 {
     sigset_t set;
     sigemptyset(&set);
@@ -209,22 +298,25 @@ static int supervise(pid_t pid, double grace, int *signo)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGHUP);
-    double kill_at = 0;
-    int st = 0;
+    double kill_at = 0, drain_end;
+    int st = 0, done = 0;
     *signo = 0;
-    for (;;) {
+    while (!done) {
         pid_t w;
-        while ((w = waitpid(-1, &st, WNOHANG)) > 0)
-            if (w == pid) {
-                kill(-pid, SIGKILL); /* what it left in its group */
-                return st;
-            }
-        struct timespec ts = {0, 100 * 1000 * 1000};
+        int ws;
+        while ((w = waitpid(-1, &ws, WNOHANG)) > 0) /* orphans come here too */
+            if (w == pid)
+                st = ws, done = 1;
+        if (done)
+            break;
+        if (f->fd >= 0)
+            filter_read(f, 100);
+        struct timespec ts = {0, f->fd >= 0 ? 0 : 100 * 1000 * 1000};
         int s = sigtimedwait(&set, NULL, &ts);
         if (s == SIGINT || s == SIGTERM || s == SIGHUP) {
             if (!*signo) {
                 *signo = s;
-                kill(-pid, SIGTERM);
+                kill(-pid, stop);
                 kill_at = mn_now() + grace + 10;
             } else {
                 kill_at = mn_now();
@@ -233,6 +325,11 @@ static int supervise(pid_t pid, double grace, int *signo)
         if (kill_at && mn_now() >= kill_at)
             kill(-pid, SIGKILL);
     }
+    /* What it wrote before its end, then what it left in its group. */
+    for (drain_end = mn_now() + 2; f->fd >= 0 && mn_now() < drain_end;)
+        filter_read(f, 100);
+    kill(-pid, SIGKILL);
+    return st;
 }
 
 int mn_node0_launch(const struct mn_head_opts *o, const mn_node0_t *n0,
@@ -250,10 +347,15 @@ int mn_node0_launch(const struct mn_head_opts *o, const mn_node0_t *n0,
     dv__launch_argv_free(cmd);
     if (!argv)
         return o->slurm ? dv__errsys(err, "srun: command line") : -1;
-    sigset_t none;
-    sigemptyset(&none);
-    int exec_errno, signo;
-    pid_t pid = spawn_node0(argv, &none, &exec_errno);
+    /* srun ends its tasks with SIGKILL on SIGTERM; SIGUSR1 it passes on,
+     * and node 0's drover run takes it for SIGTERM. */
+    int stop = o->slurm ? SIGUSR1 : SIGTERM, exec_errno, signo, ep[2] = {-1, -1};
+    struct err_filter f = {-1, 1, 0, {0}};
+    if (o->slurm && pipe2(ep, O_CLOEXEC) == 0)
+        f.fd = ep[0];
+    pid_t pid = spawn_node0(argv, stop, ep[1], &exec_errno);
+    if (ep[1] >= 0)
+        close(ep[1]);
     if (pid < 0 || exec_errno) {
         int e = pid < 0 ? errno : exec_errno;
         if (pid > 0)
@@ -262,10 +364,12 @@ int mn_node0_launch(const struct mn_head_opts *o, const mn_node0_t *n0,
                       n0->first[0] ? n0->first : "node 0", argv[0],
                       strerror(e));
         dv__launch_argv_free(argv);
+        if (f.fd >= 0)
+            close(f.fd);
         return -1;
     }
     dv__launch_argv_free(argv);
-    int st = supervise(pid, grace, &signo);
+    int st = supervise(pid, stop, grace, &f, &signo);
     if (signo)
         return 128 + signo;
     if (WIFEXITED(st))

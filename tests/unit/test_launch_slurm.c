@@ -150,9 +150,10 @@ static void test_srun_argv(void)
 {
     char *cmd[] = {"/opt/drover/bin/drover", "agent", "--head", "tcp://x:1",
                    NULL};
-    char nodes[32], *argv[24];
+    char nodes[64], *argv[24];
     const char *old[] = {"srun",
                          "--nodes=3",
+                         "--ntasks=3",
                          "--ntasks-per-node=1",
                          "--cpu-bind=none",
                          "--kill-on-bad-exit=0",
@@ -164,10 +165,11 @@ static void test_srun_argv(void)
                          "--head",
                          "tcp://x:1",
                          NULL};
-    CHECK_EQ_INT(dv__srun_argv(3, "login1", 0, cmd, nodes, argv, 24), 12);
+    CHECK_EQ_INT(dv__srun_argv(3, "login1", 0, cmd, nodes, argv, 24), 13);
     CHECK(argv_is(argv, old));
     const char *ov[] = {"srun",
                         "--nodes=3",
+                        "--ntasks=3",
                         "--ntasks-per-node=1",
                         "--cpu-bind=none",
                         "--kill-on-bad-exit=0",
@@ -178,9 +180,9 @@ static void test_srun_argv(void)
                         "--head",
                         "tcp://x:1",
                         NULL};
-    CHECK_EQ_INT(dv__srun_argv(3, "", 1, cmd, nodes, argv, 24), 11);
+    CHECK_EQ_INT(dv__srun_argv(3, "", 1, cmd, nodes, argv, 24), 12);
     CHECK(argv_is(argv, ov));
-    CHECK(dv__srun_argv(3, "login1", 1, cmd, nodes, argv, 12) == -1);
+    CHECK(dv__srun_argv(3, "login1", 1, cmd, nodes, argv, 13) == -1);
     CHECK(errno == E2BIG);
 }
 
