@@ -414,6 +414,11 @@ int dv__cmd_run(int argc, char **argv)
     int r = parse(argc, argv, &o);
     if (r)
         return r == 1 ? 0 : 2;
+    if (launched_words && mn_node0_watch_output() < 0) {
+        fprintf(stderr, "drover: run: cannot watch the launcher: %s\n",
+                strerror(errno));
+        return 1;
+    }
     struct mn_head_opts mo;
     int multi = 0;
     if (check_opts(&o) < 0 || check_multi(&o, &mo, &multi) < 0)

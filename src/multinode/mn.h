@@ -193,4 +193,10 @@ void mn_node0_clear(mn_node0_t *n0);
 int mn_node0_launch(const struct mn_head_opts *o, const mn_node0_t *n0,
                     char *const *words, double grace, dv_error_t *err);
 
+/* Node 0's drover run started by a launcher: a thread that stops the job
+ * (SIGTERM to this process, which blocks it) once stdout or stderr has
+ * nobody reading: the launch command (ssh) ended, so nobody would see the
+ * job's output or the exit status. Returns 0, or -1 with errno. */
+int mn_node0_watch_output(void);
+
 #endif

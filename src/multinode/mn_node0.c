@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -375,4 +376,34 @@ int mn_node0_launch(const struct mn_head_opts *o, const mn_node0_t *n0,
     if (WIFEXITED(st))
         return WEXITSTATUS(st);
     return 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : SIGKILL);
+}
+
+/* Until stdout or stderr has no reader (poll says POLLERR or POLLHUP: a
+ * pipe or socket whose other end closed, a terminal hung up; a file never
+ * does), then SIGTERM, blocked, for the supervision. */
+static void *watch_output(void *arg)
+{
+    (void)arg;
+    struct pollfd pf[2] = {{1, 0, 0}, {2, 0, 0}};
+    for (;;) {
+        int k = poll(pf, 2, -1);
+        if (k < 0 && errno != EINTR)
+            return NULL;
+        for (int i = 0; i < 2 && k > 0; i++)
+            if (pf[i].revents & (POLLERR | POLLHUP)) {
+                kill(getpid(), SIGTERM);
+                return NULL;
+            }
+    }
+}
+
+int mn_node0_watch_output(void)
+{
+    pthread_t th;
+    pthread_attr_t at;
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    int r = pthread_create(&th, &at, watch_output, NULL);
+    pthread_attr_destroy(&at);
+    return r == 0 ? 0 : (errno = r, -1);
 }

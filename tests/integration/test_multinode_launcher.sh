@@ -91,6 +91,32 @@ for s in INT:130 TERM:143; do
     check_clean "$job" "$s"
 done
 
+# Node 0's output has no reader any more (ssh's end, its remote side
+# still there): node 0's drover run ends the job everywhere.
+cat >"$DVN_DIR/pipe.sh" <<EOS
+#!/bin/bash
+"$DVN_DIR/enter.sh" "\$@" 2>&1 | cat
+EOS
+chmod +x "$DVN_DIR/pipe.sh"
+rm -f "$DVN_DIR/out"
+(timeout 60 $(dvn_nsenter_prefix 1) "$D" run --hostfile "$DVN_DIR/hosts" \
+    --launch-cmd "$DVN_DIR/pipe.sh {host} {cmd}" --job-id ml12 -- "$J" hang \
+    >"$DVN_DIR/out" 2>&1) &
+bg=$!
+for _ in $(seq 100); do
+    grep -q ready "$DVN_DIR/out" 2>/dev/null && break
+    sleep 0.1
+done
+grep -q ready "$DVN_DIR/out" || bad "no reader: not ready: $(out)"
+pipe=$(pgrep -f "^/bin/bash $DVN_DIR/pipe.sh node2 ")
+for p in $(pgrep -P "$pipe" -x cat); do kill -9 "$p"; done
+for _ in $(seq 100); do
+    job_left "ml12(-n[0-9]+)?" || break
+    sleep 0.1
+done
+check_clean ml12 "no reader"
+wait $bg
+
 # This host listed, not first: node2 is node 0, node1 a node of its own.
 printf 'node2\nnode1\n' >"$DVN_DIR/h21"
 run "$DVN_DIR/h21" --job-id ml7 -- "$J" table || bad "listed second: exit $?: $(out)"
