@@ -67,13 +67,12 @@ static const char **value_slot(struct run_opts *o, const char *a,
                                const char **name)
 {
     static const char *names[] = {
-        "--grace",          "--job-id",         "--hostfile",
-        "--launch-cmd",     "--launcher",       "--nodes",
-        "--network-prefix", "--wireup-timeout", "--policy",
-        "--node0",          "--hostfile-text"};
-    const char **slots[] = {&o->grace,      &o->job_id,   &o->hostfile,
-                            &o->launch_cmd, &o->launcher, &o->nodes,
-                            &o->prefix,     &o->wireup,   &o->policy,
+        "--grace",    "--job-id", "--hostfile",       "--launch-cmd",
+        "--launcher", "--nodes",  "--network-prefix", "--wireup-timeout",
+        "--policy",   "--node0",  "--hostfile-text"};
+    const char **slots[] = {&o->grace,      &o->job_id,       &o->hostfile,
+                            &o->launch_cmd, &o->launcher,     &o->nodes,
+                            &o->prefix,     &o->wireup,       &o->policy,
                             &o->node0,      &o->hostfile_text};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         size_t n = strlen(names[i]);
@@ -212,8 +211,8 @@ static int check_multi(const struct run_opts *o, struct mn_head_opts *m,
     }
     if (!l)
         l = o->hostfile || o->hostfile_text ? "hostfile"
-            : getenv("SLURM_JOB_ID") ? "slurm"
-                                     : "local";
+            : getenv("SLURM_JOB_ID")        ? "slurm"
+                                            : "local";
     if (!strcmp(l, "hostfile") && !o->hostfile && !o->hostfile_text) {
         fprintf(stderr, "drover: run: --launcher hostfile needs --hostfile\n");
         return -1;

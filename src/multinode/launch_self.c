@@ -118,7 +118,8 @@ char **dv__words_encode(char *const *words)
         size_t len = strlen(words[i]) + 1; /* with its NUL, the separator */
         for (size_t k = 0; k < len; k++, at++) {
             unsigned char c = (unsigned char)words[i][k];
-            char *o = out[at / (HEX_WORD_MAX / 2)] + 2 * (at % (HEX_WORD_MAX / 2));
+            char *o =
+                out[at / (HEX_WORD_MAX / 2)] + 2 * (at % (HEX_WORD_MAX / 2));
             o[0] = digits[c >> 4];
             o[1] = digits[c & 15];
         }

@@ -168,9 +168,9 @@ enum { MN_NODE0_AUTO, MN_NODE0_HERE, MN_NODE0_FIRST };
 
 /* Where node 0 is, for the job o describes (mode: MN_NODE0_*). */
 typedef struct mn_node0 {
-    int here;                     /* this host is node 0 */
-    char first[256];              /* else node 0's host ("": srun picks) */
-    char *hosts_text;             /* with a host file: its hosts, as text */
+    int here;         /* this host is node 0 */
+    char first[256];  /* else node 0's host ("": srun picks) */
+    char *hosts_text; /* with a host file: its hosts, as text */
 } mn_node0_t;
 
 /* Decide: under Slurm this host is in the node set when SLURMD_NODENAME

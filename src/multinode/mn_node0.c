@@ -68,7 +68,8 @@ int mn_node0_find(const struct mn_head_opts *o, int mode, mn_node0_t *out,
     if (o->slurm) {
         if (mode == MN_NODE0_AUTO && slurm_find(out, err) < 0)
             return -1;
-        out->here = mode == MN_NODE0_HERE || (mode == MN_NODE0_AUTO && out->here);
+        out->here =
+            mode == MN_NODE0_HERE || (mode == MN_NODE0_AUTO && out->here);
         return 0;
     }
     dv_hostlist_t l;
@@ -138,8 +139,12 @@ static char **node0_cmd(const mn_node0_t *n0, char *const *words)
 /* srun for one task on node 0 (the allocation's first node), unbound. */
 static char **srun_cmd(const mn_node0_t *n0, char **cmd)
 {
-    char *fixed[] = {"srun",          "--nodes=1",        "--ntasks=1",
-                     "--cpu-bind=none", "--kill-on-bad-exit=0", "--input=all",
+    char *fixed[] = {"srun",
+                     "--nodes=1",
+                     "--ntasks=1",
+                     "--cpu-bind=none",
+                     "--kill-on-bad-exit=0",
+                     "--input=all",
                      "--quiet"};
     int nf = (int)(sizeof(fixed) / sizeof(fixed[0])), nc = 0, a = 0;
     while (cmd[nc])
@@ -186,7 +191,8 @@ static pid_t spawn_node0(char **argv, int stop, int err_w, int *exec_errno)
             _exit(127);
         sigprocmask(SIG_SETMASK, &none, NULL);
         int nul = isatty(0) ? open("/dev/null", O_RDONLY) : -1;
-        if ((nul >= 0 && dup2(nul, 0) < 0) || (err_w >= 0 && dup2(err_w, 2) < 0))
+        if ((nul >= 0 && dup2(nul, 0) < 0) ||
+            (err_w >= 0 && dup2(err_w, 2) < 0))
             _exit(127);
         execvp(argv[0], argv);
         int e = errno;
@@ -258,7 +264,8 @@ static void filter_bytes(struct err_filter *f, const char *p, size_t n)
         char c = f->line[f->len++] = *p++;
         n--;
         size_t m = f->len < sizeof(pre) - 1 ? f->len : sizeof(pre) - 1;
-        if (memcmp(f->line, pre, m) || (c != '\n' && f->len == sizeof(f->line))) {
+        if (memcmp(f->line, pre, m) ||
+            (c != '\n' && f->len == sizeof(f->line))) {
             write_all(f->line, f->len);
             f->in_head = c == '\n';
             f->len = 0;
@@ -350,7 +357,8 @@ int mn_node0_launch(const struct mn_head_opts *o, const mn_node0_t *n0,
         return o->slurm ? dv__errsys(err, "srun: command line") : -1;
     /* srun ends its tasks with SIGKILL on SIGTERM; SIGUSR1 it passes on,
      * and node 0's drover run takes it for SIGTERM. */
-    int stop = o->slurm ? SIGUSR1 : SIGTERM, exec_errno, signo, ep[2] = {-1, -1};
+    int stop = o->slurm ? SIGUSR1 : SIGTERM, exec_errno, signo,
+        ep[2] = {-1, -1};
     struct err_filter f = {-1, 1, 0, {0}};
     if (o->slurm && pipe2(ep, O_CLOEXEC) == 0)
         f.fd = ep[0];

@@ -80,7 +80,7 @@ static void test_words(void)
     CHECK(h3 && h3[0] && !h3[0][0] && !h3[1]);
     dv__launch_argv_free(h3);
     char *bad[] = {"6", "zz", "6100" /* "a" then nothing after its NUL */};
-    CHECK(dv__words_decode(bad, 1) == NULL); /* odd length */
+    CHECK(dv__words_decode(bad, 1) == NULL);     /* odd length */
     CHECK(dv__words_decode(bad + 1, 1) == NULL); /* not hex */
     char *unterminated[] = {"6162"};
     CHECK(dv__words_decode(unterminated, 1) == NULL);
