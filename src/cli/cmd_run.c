@@ -336,7 +336,7 @@ static void usr1_stop(int sig)
 
 /* `drover run --launched HEX...` (node 0's, from run_elsewhere): the words
  * in place of the arguments. Kept for the process's life. */
-static char **launched_words;
+static char **launched_words, **launched_argv;
 static int launched_args(int *argc, char ***argv)
 {
     if (*argc < 3 || strcmp((*argv)[1], "--launched"))
@@ -354,7 +354,9 @@ static int launched_args(int *argc, char ***argv)
     nv[0] = (*argv)[0];
     memcpy(nv + 1, w, (size_t)n * sizeof(char *));
     free(launched_words);
+    free(launched_argv);
     launched_words = w; /* the strings, owned here */
+    launched_argv = nv;
     *argc = n + 1;
     *argv = nv;
     struct sigaction sa;

@@ -148,8 +148,10 @@ char **dv__words_decode(char *const *hex, int n)
         for (const char *p = hex[i]; *p && !bad; p += 2) {
             int h = hexval(p[0]), l = p[1] ? hexval(p[1]) : -1;
             bad = h < 0 || l < 0;
-            bytes[nb] = (char)(h << 4 | l);
-            nwords += !bad && bytes[nb++] == 0;
+            if (!bad) {
+                bytes[nb] = (char)(h << 4 | l);
+                nwords += bytes[nb++] == 0;
+            }
         }
     if (!bytes || bad || nb == 0 || bytes[nb - 1] != 0) {
         free(bytes);
