@@ -5,8 +5,9 @@
 # node2, where the main process runs; its output, --label, exit code (also
 # of a signal) and arguments come back; SIGINT and SIGTERM of drover run
 # end the job on every node, nothing left. Also --nodes 2, --node0 here
-# (as before: the step that excludes node1 is refused) and sbatch, where
-# the batch host is the first node and drover run is node 0 itself.
+# (as before: the step that excludes node1 is refused), and drover run in
+# a step on the first node (use_interactive_step) or in sbatch's batch
+# script there: node 0 itself.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=slurm.sh
@@ -92,6 +93,14 @@ done
 run --node0 here --job-id sl8 -- "$J" table && bad "--node0 here: exit 0"
 out | grep -q "Invalid node name" || bad "--node0 here: $(out)"
 check_clean sl8 "--node0 here"
+
+# In a step on the first node (as salloc's use_interactive_step puts the
+# shell): drover run is node 0 itself, its agents' srun is a step in a step
+# (whose SLURM_NTASKS=1 must not limit it).
+dvs_exec 1 timeout 90 salloc -N 3 srun -N 1 -n 1 --overlap "$D" run --job-id sl10 -- \
+    "$J" table >"$DVN_DIR/out" 2>&1 || bad "interactive step: exit $?: $(out)"
+out | grep -q "^nodes 3$" && out | grep -q "^node 0 node2 " || bad "interactive step: $(out)"
+check_clean sl10 "interactive step"
 
 # sbatch: the batch host (node2) is the first node, drover run is node 0.
 dvs_exec 1 timeout 90 sbatch --wait -N 3 -o "$DVN_DIR/sbatch.out" \
