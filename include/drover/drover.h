@@ -10,6 +10,8 @@
 #include "drover/pool.h"
 #include "drover/process.h"
 #include "drover/queue.h"
+#include "drover/shared.h"
+#include "drover/sync.h"
 #include "drover/task.h"
 
 #define DROVER_VERSION "0.1.0"

@@ -5,8 +5,11 @@ the process) and starts libdrover's task "dv_python_process" on those
 bytes; in the child (a fork of the interpreter made when drover was
 imported) _child_main() prepares the main module as spawn does and runs
 the process's _bootstrap(). Queue, JoinableQueue and SimpleQueue are in
-drover.queues, Pipe in drover.connection, Event in drover.synchronize;
-the other objects are not there yet and raise NotSupportedError.
+drover.queues, Pipe in drover.connection, Event, Lock, RLock, Condition,
+Semaphore, BoundedSemaphore and Barrier in drover.synchronize, Value,
+Array, RawValue and RawArray in drover.sharedctypes, Manager in
+drover.managers; the other objects are not there yet and raise
+NotSupportedError.
 """
 
 import functools
@@ -26,6 +29,7 @@ import pkgutil  # noqa: F401
 import runpy  # noqa: F401
 
 from drover import _drover
+from drover.nodes import placement_for
 
 __all__ = ["DroverContext", "DroverProcess", "NotSupportedError"]
 
@@ -37,7 +41,7 @@ class NotSupportedError(NotImplementedError):
 def _unsupported(what):
     return NotSupportedError(
         "drover: %s is not supported by the 'drover' start method yet "
-        "(Process, Queue and Event are)" % what)
+        "(docs/PYTHON.md lists what is)" % what)
 
 
 def _pass_to_child(obj, undo=None, keep=None):
@@ -126,8 +130,9 @@ class Popen:
         self._keep = []
         self._undo = []
         try:
+            where = placement_for(process_obj)
             data = self._pickle(process_obj)
-            self._proc = _drover.start(data)
+            self._proc = _drover.start(data, where)
         except BaseException:
             for undo in self._undo:
                 undo()
@@ -135,6 +140,7 @@ class Popen:
         finally:
             self._undo = []
         self.pid = self._proc.pid
+        self.node = self._proc.node
         self.sentinel = self._make_sentinel()
 
     def _make_sentinel(self):
@@ -200,7 +206,21 @@ class Popen:
 
 
 class DroverProcess(process.BaseProcess):
+    """multiprocessing's Process, plus `placement` (a drover.Placement or
+    None: the innermost `with Placement(...)` at start(), else the job's
+    policy) and `node` (the index of the node it was started on)."""
+
     _start_method = "drover"
+
+    def __init__(self, group=None, target=None, name=None, args=(),
+                 kwargs={}, *, daemon=None, placement=None):
+        super().__init__(group, target, name, args, kwargs, daemon=daemon)
+        self.placement = placement
+
+    @property
+    def node(self):
+        """Index of the node it was started on; None before start()."""
+        return getattr(self._popen, "node", None)
 
     @staticmethod
     def _Popen(process_obj):
@@ -249,12 +269,64 @@ class DroverContext(context.BaseContext):
         from drover.connection import Pipe
         return Pipe(duplex)
 
+    def RawValue(self, typecode_or_type, *args):
+        """Returns a shared object"""
+        from drover.sharedctypes import RawValue
+        return RawValue(typecode_or_type, *args)
+
+    def RawArray(self, typecode_or_type, size_or_initializer):
+        """Returns a shared array"""
+        from drover.sharedctypes import RawArray
+        return RawArray(typecode_or_type, size_or_initializer)
+
+    def Value(self, typecode_or_type, *args, lock=True):
+        """Returns a synchronized shared object"""
+        from drover.sharedctypes import Value
+        return Value(typecode_or_type, *args, lock=lock,
+                     ctx=self.get_context())
+
+    def Array(self, typecode_or_type, size_or_initializer, *, lock=True):
+        """Returns a synchronized shared array"""
+        from drover.sharedctypes import Array
+        return Array(typecode_or_type, size_or_initializer, lock=lock,
+                     ctx=self.get_context())
+
     def Manager(self):
         """Returns a started manager (drover.managers.SyncManager)"""
         from drover.managers import SyncManager
         m = SyncManager(ctx=self.get_context())
         m.start()
         return m
+
+    def Lock(self):
+        """Returns a non-recursive lock object"""
+        from drover.synchronize import Lock
+        return Lock(ctx=self.get_context())
+
+    def RLock(self):
+        """Returns a recursive lock object"""
+        from drover.synchronize import RLock
+        return RLock(ctx=self.get_context())
+
+    def Condition(self, lock=None):
+        """Returns a condition object"""
+        from drover.synchronize import Condition
+        return Condition(lock, ctx=self.get_context())
+
+    def Semaphore(self, value=1):
+        """Returns a semaphore object"""
+        from drover.synchronize import Semaphore
+        return Semaphore(value, ctx=self.get_context())
+
+    def BoundedSemaphore(self, value=1):
+        """Returns a bounded semaphore object"""
+        from drover.synchronize import BoundedSemaphore
+        return BoundedSemaphore(value, ctx=self.get_context())
+
+    def Barrier(self, parties, action=None, timeout=None):
+        """Returns a barrier object"""
+        from drover.synchronize import Barrier
+        return Barrier(parties, action, timeout, ctx=self.get_context())
 
 
 # The objects of a context, as multiprocessing names them.
@@ -295,7 +367,23 @@ def _route_default_context():
 _exit_hooks = []
 
 
+def _enter_dir(data):
+    # The parent's directory, where this node has it (another node may
+    # not share the file system): as srun, go on elsewhere with a word.
+    d = data.get("dir")
+    if d is None:
+        return
+    try:
+        os.chdir(d)
+    except OSError as e:
+        sys.stderr.write("drover: node %d: cannot enter %s (%s): the "
+                         "process runs in %s\n"
+                         % (_drover.node_self(), d, e.strerror, os.getcwd()))
+    del data["dir"]
+
+
 def _prepare(data):
+    _enter_dir(data)
     # This child is a fork of the interpreter at `import drover`: its
     # __main__ ran only up to that line. Run it again as __mp_main__, as
     # spawn does, so that what it defines later unpickles by reference;
@@ -307,6 +395,17 @@ def _prepare(data):
 
 def _child_main(data):
     """Run the pickled process in this child; returns its exit code."""
+    # A process started on another node was exec'd with these (libdrover
+    # took them out of its environment, os.environ still has them).
+    os.environ.pop("DROVER_TASK", None)
+    os.environ.pop("DROVER_TASK_ARG_FD", None)
+    # A GPU placement set these in the C environment after the fork.
+    for name in ("CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES"):
+        value = _drover.getenv(name)
+        if value is None:
+            os.environ.pop(name, None)
+        elif os.environ.get(name) != value:
+            os.environ[name] = value
     try:
         fp = io.BytesIO(data)
         process.current_process()._inheriting = True

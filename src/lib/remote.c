@@ -384,17 +384,40 @@ int dv__remote_op(dv__remote_t *r, int op, double timeout_s, const void *in,
                   size_t in_len, int32_t *value, void **out, size_t *out_len,
                   dv_error_t *err)
 {
-    static const char *names[] = {
-        "",          "queue put",   "queue get",    "queue size", "queue close",
-        "event set", "event clear", "event is_set", "event wait"};
+    static const char *names[] = {"",
+                                  "queue put",
+                                  "queue get",
+                                  "queue size",
+                                  "queue close",
+                                  "event set",
+                                  "event clear",
+                                  "event is_set",
+                                  "event wait",
+                                  "semaphore acquire",
+                                  "semaphore release",
+                                  "semaphore value",
+                                  "barrier wait",
+                                  "barrier wait",
+                                  "barrier wait",
+                                  "barrier pass",
+                                  "barrier abort",
+                                  "barrier reset",
+                                  "barrier state"};
+    static const char *shared_names[] = {"shared read", "shared write",
+                                         "shared size"};
     static const char *queue_names[] = {"queue task_done",  "queue join",
                                         "queue unfinished", "queue hold",
                                         "queue release",    "queue wait"};
-    const char *ctx = op > 0 && op <= DV_ROP_EVENT_WAIT ? names[op] : "remote";
+    const char *ctx = op > 0 && op <= DV_ROP_SYNC_LAST ? names[op] : "remote";
+    if (op >= DV_ROP_SHARED_READ && op <= DV_ROP_SHARED_SIZE)
+        ctx = shared_names[op - DV_ROP_SHARED_READ];
     if (op >= DV_ROP_QUEUE_TASK_DONE && op <= DV_ROP_QUEUE_WAIT)
         ctx = queue_names[op - DV_ROP_QUEUE_TASK_DONE];
     int reads = op == DV_ROP_QUEUE_GET || op == DV_ROP_QUEUE_SIZE ||
                 op == DV_ROP_EVENT_IS_SET || op == DV_ROP_EVENT_WAIT ||
+                op == DV_ROP_SEM_ACQUIRE || op == DV_ROP_SEM_VALUE ||
+                op == DV_ROP_BARRIER_AWAIT || op == DV_ROP_BARRIER_STATE ||
+                op == DV_ROP_SHARED_READ || op == DV_ROP_SHARED_SIZE ||
                 op == DV_ROP_QUEUE_UNFINISHED || op == DV_ROP_QUEUE_WAIT;
     if (!reads)
         fence_except(r);

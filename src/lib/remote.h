@@ -21,6 +21,18 @@ enum {
     DV_ROP_EVENT_CLEAR = 6,
     DV_ROP_EVENT_IS_SET = 7, /* value 0 / 1 */
     DV_ROP_EVENT_WAIT = 8,   /* value 0, or ETIMEDOUT */
+    /* Semaphores and barriers (sem.c, barrier.c, served by sync_serve.c). */
+    DV_ROP_SEM_ACQUIRE = 9,      /* value 0, or ETIMEDOUT */
+    DV_ROP_SEM_RELEASE = 10,     /* value 0, or EOVERFLOW */
+    DV_ROP_SEM_VALUE = 11,       /* value: the value; out: u32 maximum */
+    DV_ROP_BARRIER_ARRIVE = 12,  /* in: u8 hold; value: index; out: u32 gen */
+    DV_ROP_BARRIER_AWAIT = 13,   /* in: ticket (u32 gen, i32 index) */
+    DV_ROP_BARRIER_GIVE_UP = 14, /* in: ticket */
+    DV_ROP_BARRIER_PASS = 15,    /* in: ticket */
+    DV_ROP_BARRIER_ABORT = 16,
+    DV_ROP_BARRIER_RESET = 17,
+    DV_ROP_BARRIER_STATE = 18, /* value: n_waiting; out: i32 parties, broken */
+    DV_ROP_SYNC_LAST = 18,
     /* Joinable queues and holders (queues 30-39). */
     DV_ROP_QUEUE_TASK_DONE = 30,  /* value 0, or ERANGE */
     DV_ROP_QUEUE_JOIN = 31,       /* value 0, or ETIMEDOUT */
@@ -28,6 +40,14 @@ enum {
     DV_ROP_QUEUE_HOLD = 33,
     DV_ROP_QUEUE_RELEASE = 34, /* closes the queue at the last */
     DV_ROP_QUEUE_WAIT = 35,    /* value 0 (a get would not wait) */
+};
+
+/* Operations on shared memory blocks (shared.c); offsets and lengths as
+ * u64 in native byte order, as handles. */
+enum {
+    DV_ROP_SHARED_READ = 20,  /* in: offset, length; out: the bytes */
+    DV_ROP_SHARED_WRITE = 21, /* in: offset, then the bytes */
+    DV_ROP_SHARED_SIZE = 22,  /* out: the block's size (u64) */
 };
 
 typedef struct dv__remote dv__remote_t;
@@ -85,6 +105,13 @@ int dv__queue_get_with(dv_queue_t *q, double timeout_s,
                        void *ctx, dv_error_t *err);
 /* A queue's maxsize: 0 for unbounded (and for another node's queue). */
 size_t dv__queue_maxsize(const dv_queue_t *q);
+
+/* sync_serve.c: run a semaphore's or barrier's operation (op from
+ * DV_ROP_SEM_ACQUIRE to DV_ROP_SYNC_LAST) on obj, a dv_sem_t for the
+ * DV_ROP_SEM_* ones, else a dv_barrier_t; dv__remote_serve's contract. */
+int dv__sync_serve(void *obj, int op, double timeout_s, const void *in,
+                   size_t in_len, int32_t *value, void **out, size_t *out_len,
+                   dv_error_t *err);
 
 /* The node index a handle names, or -1 when it is not well formed (shm.c). */
 int dv__shm_handle_node(const dv_handle_t *h);

@@ -14,7 +14,13 @@
 #include "drover/handle.h"
 
 /* Kinds of shared objects, as stored in handles and segment headers. */
-enum { DV__SHM_QUEUE = 1, DV__SHM_EVENT = 2 };
+enum {
+    DV__SHM_QUEUE = 1,
+    DV__SHM_EVENT = 2,
+    DV__SHM_SEM = 3,     /* sem.c */
+    DV__SHM_BARRIER = 4, /* barrier.c */
+    DV__SHM_SHARED = 5,  /* shared.c: multiprocessing's Value and Array */
+};
 
 /* The first 64 bytes of every segment: what attach checks a handle
  * against. */

@@ -117,6 +117,8 @@ static int serve_one(struct conn *c, const struct dv__data_req *q, void *in,
     dv_error_t err = {0};
     struct get_answer g = {c, q->relay, 0};
     double left = q->timeout_s;
+    void *out = NULL; /* result bytes (shared reads, semaphores, barriers) */
+    size_t out_len = 0;
     int rc, e;
     for (;;) {
         double slice = left < 0 || left > 0.5 ? 0.5 : left;
@@ -128,7 +130,7 @@ static int serve_one(struct conn *c, const struct dv__data_req *q, void *in,
                 dv__remote_serve_get(c->cache, &h, slice, answer_get, &g, &err);
         else
             rc = dv__remote_serve(c->cache, &h, (int)q->op, slice, in,
-                                  (size_t)q->len, &value, NULL, NULL, &err);
+                                  (size_t)q->len, &value, &out, &out_len, &err);
         e = rc < 0 ? errno : 0;
         if (g.sent)
             return rc;
@@ -141,7 +143,9 @@ static int serve_one(struct conn *c, const struct dv__data_req *q, void *in,
         if (atomic_load(c->stopping) || atomic_load(&c->closing))
             break;
     }
-    return answer(c, q->relay, rc, e, value, err.text, NULL, 0);
+    int r = answer(c, q->relay, rc, e, value, err.text, out, out_len);
+    free(out);
+    return r;
 }
 
 /* ---- relays with a request running ---- */
