@@ -272,21 +272,6 @@ class DroverContext(context.BaseContext):
         from drover.synchronize import Event
         return Event(ctx=self.get_context())
 
-    def JoinableQueue(self, maxsize=0):
-        """Returns a queue object"""
-        from drover.queues import JoinableQueue
-        return JoinableQueue(maxsize, ctx=self.get_context())
-
-    def SimpleQueue(self):
-        """Returns a queue object"""
-        from drover.queues import SimpleQueue
-        return SimpleQueue(ctx=self.get_context())
-
-    def Pipe(self, duplex=True):
-        """Returns two connection objects connected by a pipe"""
-        from drover.connection import Pipe
-        return Pipe(duplex)
-
     def RawValue(self, typecode_or_type, *args):
         """Returns a shared object"""
         from drover.sharedctypes import RawValue
@@ -308,6 +293,21 @@ class DroverContext(context.BaseContext):
         from drover.sharedctypes import Array
         return Array(typecode_or_type, size_or_initializer, lock=lock,
                      ctx=self.get_context())
+
+    def JoinableQueue(self, maxsize=0):
+        """Returns a queue object"""
+        from drover.queues import JoinableQueue
+        return JoinableQueue(maxsize, ctx=self.get_context())
+
+    def SimpleQueue(self):
+        """Returns a queue object"""
+        from drover.queues import SimpleQueue
+        return SimpleQueue(ctx=self.get_context())
+
+    def Pipe(self, duplex=True):
+        """Returns two connection objects connected by a pipe"""
+        from drover.connection import Pipe
+        return Pipe(duplex)
 
     def Manager(self):
         """Returns a started manager (drover.managers.SyncManager)"""
@@ -346,6 +346,13 @@ class DroverContext(context.BaseContext):
         from drover.synchronize import Barrier
         return Barrier(parties, action, timeout, ctx=self.get_context())
 
+    def Pool(self, processes=None, initializer=None, initargs=(),
+             maxtasksperchild=None):
+        """Returns a process pool object"""
+        from drover.pool import Pool
+        return Pool(processes, initializer, initargs, maxtasksperchild,
+                    context=self.get_context())
+
 
 # The objects of a context, as multiprocessing names them.
 OBJECTS = ("Manager", "Pipe", "Lock", "RLock", "Condition", "Semaphore",
@@ -380,11 +387,6 @@ def _route_default_context():
         setattr(multiprocessing, name, getattr(context._default_context, name))
 
 
-# Called with no argument when a drover Process's target has returned
-# (or raised): what the child still holds goes (drover.connection).
-_exit_hooks = []
-
-
 def _enter_dir(data):
     # The parent's directory, where this node has it (another node may
     # not share the file system): as srun, go on elsewhere with a word.
@@ -398,6 +400,11 @@ def _enter_dir(data):
                          "process runs in %s\n"
                          % (_drover.node_self(), d, e.strerror, os.getcwd()))
     del data["dir"]
+
+
+# Called with no argument when a drover Process's target has returned
+# (or raised): what the child still holds goes (drover.connection).
+_exit_hooks = []
 
 
 def _prepare(data):

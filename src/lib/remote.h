@@ -33,13 +33,6 @@ enum {
     DV_ROP_BARRIER_RESET = 17,
     DV_ROP_BARRIER_STATE = 18, /* value: n_waiting; out: i32 parties, broken */
     DV_ROP_SYNC_LAST = 18,
-    /* Joinable queues and holders (queues 30-39). */
-    DV_ROP_QUEUE_TASK_DONE = 30,  /* value 0, or ERANGE */
-    DV_ROP_QUEUE_JOIN = 31,       /* value 0, or ETIMEDOUT */
-    DV_ROP_QUEUE_UNFINISHED = 32, /* value: messages not finished */
-    DV_ROP_QUEUE_HOLD = 33,
-    DV_ROP_QUEUE_RELEASE = 34, /* closes the queue at the last */
-    DV_ROP_QUEUE_WAIT = 35,    /* value 0 (a get would not wait) */
 };
 
 /* Operations on shared memory blocks (shared.c); offsets and lengths as
@@ -48,6 +41,17 @@ enum {
     DV_ROP_SHARED_READ = 20,  /* in: offset, length; out: the bytes */
     DV_ROP_SHARED_WRITE = 21, /* in: offset, then the bytes */
     DV_ROP_SHARED_SIZE = 22,  /* out: the block's size (u64) */
+};
+
+/* Joinable queues and holders (queue.c). */
+enum {
+    /* Joinable queues and holders (queues 30-39). */
+    DV_ROP_QUEUE_TASK_DONE = 30,  /* value 0, or ERANGE */
+    DV_ROP_QUEUE_JOIN = 31,       /* value 0, or ETIMEDOUT */
+    DV_ROP_QUEUE_UNFINISHED = 32, /* value: messages not finished */
+    DV_ROP_QUEUE_HOLD = 33,
+    DV_ROP_QUEUE_RELEASE = 34, /* closes the queue at the last */
+    DV_ROP_QUEUE_WAIT = 35,    /* value 0 (a get would not wait) */
 };
 
 typedef struct dv__remote dv__remote_t;

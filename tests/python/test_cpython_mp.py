@@ -34,7 +34,9 @@ ALL = ["WithProcessesTest" + n for n in (
 # The classes drover passes so far (grows as the objects come).
 PASSING = ["WithProcessesTestLock", "WithProcessesTestSemaphore",
            "WithProcessesTestEvent", "WithProcessesTestQueue",
-           "TestSimpleQueue"]
+           "TestSimpleQueue", "WithProcessesTestPool",
+           "WithProcessesTestPoolWorkerErrors",
+           "WithProcessesTestPoolWorkerLifetime"]
 
 # "Class.test": why it does not hold for drover (skipped with drover only).
 KNOWN = {

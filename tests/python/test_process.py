@@ -199,14 +199,7 @@ class TestProcess(TempDirTest):
         self.assertIsNone(p.pid)
 
 
-class TestNotSupportedYet(unittest.TestCase):
-    def test_objects_raise_naming_themselves(self):
-        for name in ("Pool",):
-            with self.subTest(name=name):
-                with self.assertRaisesRegex(drover.NotSupportedError,
-                                            "drover: %s is not" % name):
-                    getattr(ctx, name)()
-
+class TestNotSupported(unittest.TestCase):
     def test_file_descriptors_in_arguments(self):
         r, w = multiprocessing.Pipe()
         self.addCleanup(r.close)
