@@ -33,7 +33,8 @@ ALL = ["WithProcessesTest" + n for n in (
 
 # The classes drover passes so far (grows as the objects come).
 PASSING = ["WithProcessesTestLock", "WithProcessesTestSemaphore",
-           "WithProcessesTestEvent"]
+           "WithProcessesTestEvent", "WithProcessesTestValue",
+           "WithProcessesTestArray"]
 
 # "Class.test": why it does not hold for drover (skipped with drover only).
 KNOWN = {}
