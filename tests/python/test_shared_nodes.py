@@ -96,6 +96,23 @@ def errors_child(out, arr):
     out.put((_drover.node_self(), (caught, mapped)))
 
 
+_pool_shared = None
+
+
+def pool_init(arr, counter):
+    global _pool_shared
+    _pool_shared = (arr, counter)
+
+
+def pool_work(i):
+    arr, counter = _pool_shared
+    node = _drover.node_self()
+    arr[i] = i * 10 + node
+    with counter.get_lock():
+        counter.value += 1
+    return node, type(arr).__name__
+
+
 def add_child(out, v, n):
     for _ in range(n):
         with v.get_lock():
@@ -143,6 +160,22 @@ class TestAcrossNodes(unittest.TestCase):
         self.assertEqual(codes, [0, 0])
         self.assertEqual(set(got), {0, 1})
         self.assertEqual(v.value, 600)
+
+
+    def test_pool_initargs(self):
+        # A pool's workers get them as a Process gets its arguments, on
+        # whichever node each runs.
+        arr = ctx.RawArray("i", 16)
+        counter = ctx.Value("i", 0)
+        with ctx.Pool(2, initializer=pool_init,
+                      initargs=(arr, counter)) as pool:
+            got = pool.map(pool_work, range(16), chunksize=1)
+        kinds = {0: "c_int_Array_16", 1: "_ArrayProxy"}
+        self.assertEqual([kind for _, kind in got],
+                         [kinds[node] for node, _ in got])
+        self.assertEqual(list(arr), [i * 10 + node
+                                     for i, (node, _) in enumerate(got)])
+        self.assertEqual(counter.value, 16)
 
 
 if __name__ == "__main__":
