@@ -180,13 +180,17 @@ class Popen:
             context.set_spawning_popen(None)
         return fp.getbuffer()
 
-    def DupFd(self, fd):
-        raise _unsupported("passing a file descriptor (an object of another "
-                           "context that holds one, such as the standard "
-                           "multiprocessing.Queue) to a process; use the "
-                           "drover context's Pipe and Queue")
+    def duplicate_for_child(self, fd):
+        return fd
 
-    duplicate_for_child = DupFd
+    def DupFd(self, fd):
+        # A child is a fork of the fork server, not of this process, so it
+        # inherits nothing: the descriptor goes through multiprocessing's
+        # resource sharer (a unix socket of this process, SCM_RIGHTS), as
+        # it does for objects pickled outside a start. It reaches children
+        # on this host only (another node fails to connect to the socket).
+        from multiprocessing import resource_sharer
+        return resource_sharer.DupFd(fd)
 
     def poll(self, flag=None):
         if self.returncode is None and self._proc is not None:

@@ -199,16 +199,24 @@ class TestProcess(TempDirTest):
         self.assertIsNone(p.pid)
 
 
-class TestNotSupported(unittest.TestCase):
-    def test_file_descriptors_in_arguments(self):
-        r, w = multiprocessing.Pipe()
+def send_through(conn):
+    conn.send("through a descriptor")
+    conn.close()
+
+
+class TestDescriptors(unittest.TestCase):
+    def test_descriptors_in_arguments_reach_the_child(self):
+        # A standard Pipe holds an OS descriptor: it passes to a child on
+        # this host through multiprocessing's resource sharer.
+        r, w = multiprocessing.Pipe(duplex=False)
         self.addCleanup(r.close)
-        self.addCleanup(w.close)
-        p = ctx.Process(target=noop, args=(w,))
-        with self.assertRaisesRegex(drover.NotSupportedError,
-                                    "file descriptor"):
-            p.start()
-        self.assertIsNone(p.pid)
+        p = ctx.Process(target=send_through, args=(w,))
+        p.start()
+        w.close()
+        self.assertTrue(r.poll(60))
+        self.assertEqual(r.recv(), "through a descriptor")
+        p.join(60)
+        self.assertEqual(p.exitcode, 0)
 
 
 if __name__ == "__main__":
