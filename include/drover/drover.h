@@ -10,6 +10,7 @@
 #include "drover/pool.h"
 #include "drover/process.h"
 #include "drover/queue.h"
+#include "drover/shared.h"
 #include "drover/sync.h"
 #include "drover/task.h"
 

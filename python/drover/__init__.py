@@ -16,8 +16,11 @@ import sys
 
 from drover import _drover
 from drover.context import DroverContext, DroverProcess, NotSupportedError
+from drover.nodes import (Node, Placement, current_node, current_placement,
+                          nodes)
 
-__all__ = ["DroverContext", "DroverProcess", "NotSupportedError", "VERSION"]
+__all__ = ["DroverContext", "DroverProcess", "NotSupportedError", "VERSION",
+           "Node", "Placement", "current_node", "current_placement", "nodes"]
 
 VERSION = _drover.VERSION
 

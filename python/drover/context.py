@@ -6,19 +6,28 @@ bytes; in the child (a fork of the interpreter made when drover was
 imported) _child_main() prepares the main module as spawn does and runs
 the process's _bootstrap(). Queue is in drover.queues, Event, Lock,
 RLock, Condition, Semaphore, BoundedSemaphore and Barrier in
-drover.synchronize; the other objects are not there yet and raise
-NotSupportedError.
+drover.synchronize, Value, Array, RawValue and RawArray in
+drover.sharedctypes, Manager in drover.managers; the other objects are
+not there yet and raise NotSupportedError.
 """
 
 import functools
 import io
 import multiprocessing
+import os
 import sys
 import types
 import traceback
 from multiprocessing import context, process, reduction, spawn, util
 
+# Imported here, in the interpreter every child is a fork of, rather than
+# in each child: spawn.prepare() runs the main script with runpy.run_path,
+# which imports pkgutil (and with it typing), 4 ms a process otherwise.
+import pkgutil  # noqa: F401
+import runpy  # noqa: F401
+
 from drover import _drover
+from drover.nodes import placement_for
 
 __all__ = ["DroverContext", "DroverProcess", "NotSupportedError"]
 
@@ -30,8 +39,7 @@ class NotSupportedError(NotImplementedError):
 def _unsupported(what):
     return NotSupportedError(
         "drover: %s is not supported by the 'drover' start method yet "
-        "(Process, Queue, Event, Lock, RLock, Condition, Semaphore, "
-        "BoundedSemaphore and Barrier are)" % what)
+        "(docs/PYTHON.md lists what is)" % what)
 
 
 def _pass_to_child(obj):
@@ -40,6 +48,8 @@ def _pass_to_child(obj):
     multiprocessing's objects only travel by inheritance), and the Popen
     keeps obj alive until the process has ended, so that the child can
     attach it even when the parent drops it at once."""
+    if getattr(obj, "_drover_managed", False):
+        return  # made by a Manager: pickles anywhere, lives as long as it
     context.assert_spawning(obj)
     popen = context.get_spawning_popen()
     if getattr(popen, "method", None) != "drover":
@@ -68,9 +78,11 @@ class Popen:
         self.finalizer = None
         self.sentinel = _Sentinel()
         self._keep = []
+        where = placement_for(process_obj)
         data = self._pickle(process_obj)
-        self._proc = _drover.start(data)
+        self._proc = _drover.start(data, where)
         self.pid = self._proc.pid
+        self.node = self._proc.node
 
     def _pickle(self, process_obj):
         prep = spawn.get_preparation_data(process_obj._name)
@@ -121,7 +133,21 @@ class Popen:
 
 
 class DroverProcess(process.BaseProcess):
+    """multiprocessing's Process, plus `placement` (a drover.Placement or
+    None: the innermost `with Placement(...)` at start(), else the job's
+    policy) and `node` (the index of the node it was started on)."""
+
     _start_method = "drover"
+
+    def __init__(self, group=None, target=None, name=None, args=(),
+                 kwargs={}, *, daemon=None, placement=None):
+        super().__init__(group, target, name, args, kwargs, daemon=daemon)
+        self.placement = placement
+
+    @property
+    def node(self):
+        """Index of the node it was started on; None before start()."""
+        return getattr(self._popen, "node", None)
 
     @staticmethod
     def _Popen(process_obj):
@@ -154,6 +180,35 @@ class DroverContext(context.BaseContext):
         """Returns an event object"""
         from drover.synchronize import Event
         return Event(ctx=self.get_context())
+
+    def RawValue(self, typecode_or_type, *args):
+        """Returns a shared object"""
+        from drover.sharedctypes import RawValue
+        return RawValue(typecode_or_type, *args)
+
+    def RawArray(self, typecode_or_type, size_or_initializer):
+        """Returns a shared array"""
+        from drover.sharedctypes import RawArray
+        return RawArray(typecode_or_type, size_or_initializer)
+
+    def Value(self, typecode_or_type, *args, lock=True):
+        """Returns a synchronized shared object"""
+        from drover.sharedctypes import Value
+        return Value(typecode_or_type, *args, lock=lock,
+                     ctx=self.get_context())
+
+    def Array(self, typecode_or_type, size_or_initializer, *, lock=True):
+        """Returns a synchronized shared array"""
+        from drover.sharedctypes import Array
+        return Array(typecode_or_type, size_or_initializer, lock=lock,
+                     ctx=self.get_context())
+
+    def Manager(self):
+        """Returns a started manager (drover.managers.SyncManager)"""
+        from drover.managers import SyncManager
+        m = SyncManager(ctx=self.get_context())
+        m.start()
+        return m
 
     def Lock(self):
         """Returns a non-recursive lock object"""
@@ -219,7 +274,23 @@ def _route_default_context():
         setattr(multiprocessing, name, getattr(context._default_context, name))
 
 
+def _enter_dir(data):
+    # The parent's directory, where this node has it (another node may
+    # not share the file system): as srun, go on elsewhere with a word.
+    d = data.get("dir")
+    if d is None:
+        return
+    try:
+        os.chdir(d)
+    except OSError as e:
+        sys.stderr.write("drover: node %d: cannot enter %s (%s): the "
+                         "process runs in %s\n"
+                         % (_drover.node_self(), d, e.strerror, os.getcwd()))
+    del data["dir"]
+
+
 def _prepare(data):
+    _enter_dir(data)
     # This child is a fork of the interpreter at `import drover`: its
     # __main__ ran only up to that line. Run it again as __mp_main__, as
     # spawn does, so that what it defines later unpickles by reference;
@@ -231,6 +302,17 @@ def _prepare(data):
 
 def _child_main(data):
     """Run the pickled process in this child; returns its exit code."""
+    # A process started on another node was exec'd with these (libdrover
+    # took them out of its environment, os.environ still has them).
+    os.environ.pop("DROVER_TASK", None)
+    os.environ.pop("DROVER_TASK_ARG_FD", None)
+    # A GPU placement set these in the C environment after the fork.
+    for name in ("CUDA_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES"):
+        value = _drover.getenv(name)
+        if value is None:
+            os.environ.pop(name, None)
+        elif os.environ.get(name) != value:
+            os.environ[name] = value
     try:
         fp = io.BytesIO(data)
         process.current_process()._inheriting = True

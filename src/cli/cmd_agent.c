@@ -40,6 +40,9 @@ struct agent {
     char table[65536];
     char prog[PATH_MAX];
     char *argv[26];
+    char cwd[PATH_MAX]; /* the main process's working directory */
+    char *env;          /* and environment (mn_env.h's block) */
+    size_t env_len;
     int sfd;
     double seen, next_beat;
 };
@@ -151,6 +154,16 @@ static int welcome_msg(struct agent *a, const dv_wire_view_t *v,
         !tok || tok->len != sizeof(a->token))
         return 0;
     memcpy(a->token, tok->data, sizeof(a->token));
+    if (dv__wire_get_str(v, MN_CWD, a->cwd, sizeof(a->cwd), NULL) < 0)
+        a->cwd[0] = '\0';
+    const dv_wire_field_t *env = dv__wire_find(v, MN_ENV);
+    free(a->env);
+    a->env = NULL;
+    a->env_len = 0;
+    if (env && (a->env = malloc(env->len ? env->len : 1))) {
+        memcpy(a->env, env->data, env->len);
+        a->env_len = env->len;
+    }
     int na = 0;
     for (int i = 0; i < v->nfields && na < 25; i++)
         if (v->fields[i].tag == MN_ARGV)
@@ -343,8 +356,11 @@ static int start(struct agent *a, dv_error_t *err)
         return -1;
     a->svc = mn_svc_create(a->index, a->n, a->rundir, a->prog, a->argv, 1,
                            agent_send, a, err);
-    if (!a->svc ||
-        !(a->data = mn_data_start(a->dfd, a->token, agent_log, a, err)))
+    if (!a->svc)
+        return -1;
+    if (a->env && mn_svc_set_origin(a->svc, a->cwd, a->env, a->env_len) < 0)
+        return dv__errsys(err, "the main process's environment");
+    if (!(a->data = mn_data_start(a->dfd, a->token, agent_log, a, err)))
         return -1;
     a->dfd = -1; /* the data server's now */
     return 0;
@@ -400,5 +416,6 @@ int dv__cmd_agent(int argc, char **argv)
     dv__keys_wipe(&a.keys);
     for (int i = 0; a.argv[i]; i++)
         free(a.argv[i]);
+    free(a.env);
     return rc;
 }

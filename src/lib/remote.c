@@ -403,11 +403,16 @@ int dv__remote_op(dv__remote_t *r, int op, double timeout_s, const void *in,
                                   "barrier abort",
                                   "barrier reset",
                                   "barrier state"};
+    static const char *shared_names[] = {"shared read", "shared write",
+                                         "shared size"};
     const char *ctx = op > 0 && op <= DV_ROP_SYNC_LAST ? names[op] : "remote";
+    if (op >= DV_ROP_SHARED_READ && op <= DV_ROP_SHARED_SIZE)
+        ctx = shared_names[op - DV_ROP_SHARED_READ];
     int reads = op == DV_ROP_QUEUE_GET || op == DV_ROP_QUEUE_SIZE ||
                 op == DV_ROP_EVENT_IS_SET || op == DV_ROP_EVENT_WAIT ||
                 op == DV_ROP_SEM_ACQUIRE || op == DV_ROP_SEM_VALUE ||
-                op == DV_ROP_BARRIER_AWAIT || op == DV_ROP_BARRIER_STATE;
+                op == DV_ROP_BARRIER_AWAIT || op == DV_ROP_BARRIER_STATE ||
+                op == DV_ROP_SHARED_READ || op == DV_ROP_SHARED_SIZE;
     if (!reads)
         fence_except(r);
     pthread_mutex_lock(&r->mu);

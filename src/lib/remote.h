@@ -35,6 +35,14 @@ enum {
     DV_ROP_SYNC_LAST = 18,
 };
 
+/* Operations on shared memory blocks (shared.c); offsets and lengths as
+ * u64 in native byte order, as handles. */
+enum {
+    DV_ROP_SHARED_READ = 20,  /* in: offset, length; out: the bytes */
+    DV_ROP_SHARED_WRITE = 21, /* in: offset, then the bytes */
+    DV_ROP_SHARED_SIZE = 22,  /* out: the block's size (u64) */
+};
+
 typedef struct dv__remote dv__remote_t;
 
 /* The node a handle's object lives on when that is another node of a

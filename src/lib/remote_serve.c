@@ -1,6 +1,7 @@
-/* The home node's side of queues and events used from other nodes: the
- * node's agent runs each operation on the object's shared memory here,
- * attaching every object once (a cache the agent owns). */
+/* The home node's side of queues, events and shared memory blocks used
+ * from other nodes: the node's agent runs each operation on the object's
+ * shared memory here, attaching every object once (a cache the agent
+ * owns). */
 #define _GNU_SOURCE
 #include "lib/remote.h"
 
@@ -21,6 +22,7 @@ struct served {
     dv_handle_t h;
     dv_queue_t *q;
     dv_event_t *e;
+    dv_shared_t *m;
     dv_sem_t *sem;
     dv_barrier_t *bar;
     struct served *next; /* in its bucket */
@@ -86,23 +88,28 @@ static int cache_grow(struct dv__serve_cache *c)
 }
 
 /* What an operation works on. */
-enum { ON_QUEUE, ON_EVENT, ON_SEM, ON_BARRIER };
+enum { ON_QUEUE, ON_EVENT, ON_SEM, ON_BARRIER, ON_SHARED };
 
+/* The kind of object op works on; -1 for an unknown op. */
 static int op_kind(int op)
 {
     if (op >= DV_ROP_QUEUE_PUT && op <= DV_ROP_QUEUE_CLOSE)
         return ON_QUEUE;
+    if (op >= DV_ROP_EVENT_SET && op <= DV_ROP_EVENT_WAIT)
+        return ON_EVENT;
     if (op >= DV_ROP_SEM_ACQUIRE && op <= DV_ROP_SEM_VALUE)
         return ON_SEM;
     if (op >= DV_ROP_BARRIER_ARRIVE && op <= DV_ROP_SYNC_LAST)
         return ON_BARRIER;
-    return ON_EVENT;
+    if (op >= DV_ROP_SHARED_READ && op <= DV_ROP_SHARED_SIZE)
+        return ON_SHARED;
+    return -1;
 }
 
 /* The object of s that kind names, NULL when s holds another kind. */
 static void *served_obj(const struct served *s, int kind)
 {
-    void *objs[] = {s->q, s->e, s->sem, s->bar};
+    void *objs[] = {s->q, s->e, s->sem, s->bar, s->m};
     return objs[kind];
 }
 
@@ -126,8 +133,10 @@ static struct served *cache_add(struct dv__serve_cache *c, const dv_handle_t *h,
         s->e = dv_event_attach(h, err);
     else if (kind == ON_SEM)
         s->sem = dv_sem_attach(h, err);
-    else
+    else if (kind == ON_BARRIER)
         s->bar = dv_barrier_attach(h, err);
+    else
+        s->m = dv_shared_attach(h, err);
     if (!served_obj(s, kind)) {
         free(s);
         return NULL;
@@ -162,14 +171,63 @@ static struct served *served_get(struct dv__serve_cache **cp,
     return s;
 }
 
+/* A read: in is (offset, length), the result the bytes. */
+static int shared_read(dv_shared_t *m, const void *in, size_t in_len,
+                       void **out, size_t *out_len, dv_error_t *err)
+{
+    uint64_t a[2];
+    if (in_len != sizeof(a) || !out)
+        return dv__errprintf(err, EPROTO, "remote: shared read: bad request");
+    memcpy(a, in, sizeof(a));
+    if (a[1] > DV_SHARED_ATOMIC_MAX || a[1] > dv_shared_size(m))
+        return dv__errprintf(err, EINVAL,
+                             "shared memory: read of %llu bytes: over the "
+                             "block or a piece",
+                             (unsigned long long)a[1]);
+    void *buf = malloc(a[1] ? (size_t)a[1] : 1);
+    if (!buf)
+        return dv__errprintf(err, ENOMEM, "remote: out of memory");
+    if (dv_shared_read(m, (size_t)a[0], buf, (size_t)a[1], err) < 0) {
+        free(buf);
+        return -1;
+    }
+    *out = buf;
+    *out_len = (size_t)a[1];
+    return 0;
+}
+
+/* An operation on a shared memory block. */
+static int serve_shared(dv_shared_t *m, int op, const void *in, size_t in_len,
+                        void **out, size_t *out_len, dv_error_t *err)
+{
+    uint64_t v;
+    if (op == DV_ROP_SHARED_READ)
+        return shared_read(m, in, in_len, out, out_len, err);
+    if (op == DV_ROP_SHARED_WRITE) {
+        if (in_len < sizeof(v))
+            return dv__errprintf(err, EPROTO,
+                                 "remote: shared write: bad request");
+        memcpy(&v, in, sizeof(v));
+        return dv_shared_write(m, (size_t)v, (const char *)in + sizeof(v),
+                               in_len - sizeof(v), err);
+    }
+    v = dv_shared_size(m);
+    if (!out || !(*out = malloc(sizeof(v))))
+        return dv__errprintf(err, out ? ENOMEM : EPROTO,
+                             "remote: shared size: no room for the result");
+    memcpy(*out, &v, sizeof(v));
+    *out_len = sizeof(v);
+    return 0;
+}
+
 int dv__remote_serve(struct dv__serve_cache **cache, const dv_handle_t *h,
                      int op, double timeout_s, const void *in, size_t in_len,
                      int32_t *value, void **out, size_t *out_len,
                      dv_error_t *err)
 {
-    if (op < DV_ROP_QUEUE_PUT || op > DV_ROP_SYNC_LAST)
-        return dv__errprintf(err, EINVAL, "remote: unknown operation %d", op);
     int kind = op_kind(op);
+    if (kind < 0)
+        return dv__errprintf(err, EINVAL, "remote: unknown operation %d", op);
     struct served *s = served_get(cache, h, kind, err);
     if (!s)
         return -1;
@@ -177,6 +235,8 @@ int dv__remote_serve(struct dv__serve_cache **cache, const dv_handle_t *h,
         return dv__sync_serve(served_obj(s, kind), op, timeout_s, in, in_len,
                               value, out, out_len, err);
     *value = 0;
+    if (kind == ON_SHARED)
+        return serve_shared(s->m, op, in, in_len, out, out_len, err);
     long n;
     switch (op) {
     case DV_ROP_QUEUE_PUT:
@@ -222,6 +282,7 @@ void dv__remote_serve_free(struct dv__serve_cache **cp)
             nx = s->next;
             dv_queue_destroy(&s->q);
             dv_event_destroy(&s->e);
+            dv_shared_destroy(&s->m);
             dv_sem_destroy(&s->sem);
             dv_barrier_destroy(&s->bar);
             free(s);

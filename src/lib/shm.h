@@ -19,6 +19,7 @@ enum {
     DV__SHM_EVENT = 2,
     DV__SHM_SEM = 3,     /* sem.c */
     DV__SHM_BARRIER = 4, /* barrier.c */
+    DV__SHM_SHARED = 5,  /* shared.c: multiprocessing's Value and Array */
 };
 
 /* The first 64 bytes of every segment: what attach checks a handle

@@ -406,7 +406,7 @@ static void child_exec(char *const *argv, int in_fd, int out_fd, int err_fd,
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    int devnull = out_fd < 0 ? open("/dev/null", O_WRONLY) : out_fd;
+    int devnull = out_fd < 0 ? open("/dev/null", O_WRONLY | O_CLOEXEC) : out_fd;
     if (dup2(in_fd, 0) < 0 || dup2(devnull, 1) < 0 || dup2(err_fd, 2) < 0)
         _exit(127);
     execvp(argv[0], argv);

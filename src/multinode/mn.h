@@ -52,6 +52,8 @@ enum {
     MN_VALUE,    /* u64 (int64) */
     MN_TOKEN,    /* bytes: the job's data-plane token */
     MN_DPORT,    /* u64: the node's data port */
+    MN_CWD,      /* str: the main process's working directory (welcome) */
+    MN_ENV,      /* bytes: its environment, entries ending in '\0' */
 };
 
 /* Heartbeats: one a second each way; this many seconds of silence mean
@@ -71,6 +73,11 @@ mn_svc_t *mn_svc_create(int self, int n, const char *rundir, const char *prog,
                         char *const *argv, int out_fds, mn_send_f send,
                         void *send_arg, dv_error_t *err);
 void mn_svc_destroy(mn_svc_t **s);
+/* The working directory and environment (mn_env.h's block, len bytes) of
+ * the processes started here, copied: the main process's, which the head
+ * sends. Without it they get the service's own. Returns 0 or -1 (ENOMEM). */
+int mn_svc_set_origin(mn_svc_t *s, const char *cwd, const void *env,
+                      size_t len);
 
 /* zmq_poll items for the service's descriptors (at most cap); returns how
  * many were written. */

@@ -117,7 +117,7 @@ static int serve_one(struct conn *c, const struct dv__data_req *q, void *in,
     dv_error_t err = {0};
     struct get_answer g = {c, q->relay, 0};
     double left = q->timeout_s;
-    void *out = NULL; /* a result's bytes (semaphores, barriers) */
+    void *out = NULL; /* result bytes (shared reads, semaphores, barriers) */
     size_t out_len = 0;
     int rc, e;
     for (;;) {

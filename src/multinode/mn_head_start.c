@@ -4,6 +4,7 @@
  * whose launcher exits first, or that says nothing within the wire-up
  * timeout, is named with its launcher's last error line. */
 #define _GNU_SOURCE
+#include "multinode/mn_env.h"
 #include "multinode/mn_head.h"
 
 #include <errno.h>
@@ -349,6 +350,10 @@ static int send_welcome(mn_head_t *h, const char *table, const char *prog,
         dv__wire_put(&b, MN_TOKEN, h->token, sizeof(h->token));
         for (int k = 0; argv[k] && k < 24; k++)
             dv__wire_put_str(&b, MN_ARGV, argv[k]);
+        if (mn_env_put(&b) < 0) {
+            dv__wire_buf_release(&b);
+            return -1;
+        }
         if (dv__wire_end(&b, NULL) < 0 || send_to(h, i, &b) < 0)
             return -1;
         h->nd[i].seen = mn_now();
@@ -446,6 +451,30 @@ static int head_setup(mn_head_t *h, const char *keys, dv_error_t *err)
                       : launch_hostfile(h, keys, err);
 }
 
+/* The program every node execs, as execvp finds it here: a name without
+ * '/' is looked up in PATH (agents exec it with execve, and their PATH
+ * need not be ours). */
+static void program_path(const char *name, char *out, size_t cap)
+{
+    const char *path = getenv("PATH");
+    if (!strchr(name, '/') && path) {
+        for (const char *p = path; *p;) {
+            size_t n = strcspn(p, ":");
+            char cand[PATH_MAX];
+            if (snprintf(cand, sizeof(cand), "%.*s/%s", (int)n, n ? p : ".",
+                         name) < (int)sizeof(cand) &&
+                access(cand, X_OK) == 0) {
+                if (cand[0] == '/' || !realpath(cand, out))
+                    snprintf(out, cap, "%s", cand);
+                return;
+            }
+            p += n + (p[n] == ':');
+        }
+    }
+    if (!realpath(name, out))
+        snprintf(out, cap, "%s", name);
+}
+
 mn_head_t *mn_head_start(const struct mn_head_opts *o, const char *rundir,
                          char *const *prog_argv, dv_error_t *err)
 {
@@ -482,8 +511,7 @@ mn_head_t *mn_head_start(const struct mn_head_opts *o, const char *rundir,
         if (r < 0 || wait_hellos(h, err) < 0)
             goto fail;
     }
-    if (!realpath(prog_argv[0], prog))
-        snprintf(prog, sizeof(prog), "%s", prog_argv[0]);
+    program_path(prog_argv[0], prog, sizeof(prog));
     if (write_table(h, rundir, table, sizeof(table)) < 0 ||
         send_welcome(h, table, prog, prog_argv) < 0) {
         dv__errsys(err, "cannot hand out the node table");

@@ -6,6 +6,7 @@
  * DROVER_TASK), and reports their end to the node that asked. */
 #define _GNU_SOURCE
 #include "multinode/mn.h"
+#include "multinode/mn_env.h"
 #include "multinode/mn_out.h"
 
 #include <errno.h>
@@ -63,6 +64,8 @@ struct mn_svc {
     char path[108];
     char prog[PATH_MAX];
     char **argv;
+    char *origin_cwd, *origin_env; /* mn_svc_set_origin(), or NULL */
+    size_t origin_len;
     int lfd;
     int outr[3], outw[3]; /* [1], [2]: pipes of stdout/stderr, or -1 */
     struct client *cl;
@@ -210,6 +213,8 @@ void mn_svc_destroy(mn_svc_t **sp)
     for (int i = 0; s->argv && s->argv[i]; i++)
         free(s->argv[i]);
     free(s->argv);
+    free(s->origin_cwd);
+    free(s->origin_env);
     free(s->cl);
     free(s->rq);
     free(s->tk);
@@ -671,20 +676,14 @@ void mn_svc_on_poll(mn_svc_t *s, zmq_pollitem_t *it, int n)
 
 /* ---- processes started here for other nodes ---- */
 
-/* The environment of a started process: ours plus its task. */
-static char **task_env(const char *task, int argfd, int gpu)
+/* The environment of a started process: the origin's (or ours) plus its
+ * task. */
+static char **task_env(const mn_svc_t *s, const char *task, int argfd, int gpu)
 {
-    size_t n = 0;
-    while (environ[n])
-        n++;
-    char **e = calloc(n + 6, sizeof(char *));
+    size_t k = 0;
+    char **e = mn_env_task(s->origin_env, s->origin_len, gpu, 4, &k);
     if (!e)
         return NULL;
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        if (strncmp(environ[i], "CUDA_VISIBLE_DEVICES=", 21) || gpu < 0)
-            if (strncmp(environ[i], "ROCR_VISIBLE_DEVICES=", 21) || gpu < 0)
-                e[k++] = strdup(environ[i]);
     char v[160];
     snprintf(v, sizeof(v), "%s=%s", DV_ENV_TASK, task);
     e[k++] = strdup(v);
@@ -696,14 +695,50 @@ static char **task_env(const char *task, int argfd, int gpu)
         snprintf(v, sizeof(v), "ROCR_VISIBLE_DEVICES=%d", gpu);
         e[k++] = strdup(v);
     }
+    for (size_t i = 0; i < k; i++)
+        if (!e[i]) {
+            for (size_t j = i + 1; j < k; j++)
+                free(e[j]);
+            mn_env_free(e);
+            return NULL;
+        }
     return e;
 }
 
-static void env_free(char **e)
+int mn_svc_set_origin(mn_svc_t *s, const char *cwd, const void *env, size_t len)
 {
-    for (size_t i = 0; e && e[i]; i++)
-        free(e[i]);
-    free(e);
+    char *c = strdup(cwd ? cwd : "");
+    char *b = malloc(len ? len : 1);
+    if (!c || !b) {
+        free(c);
+        free(b);
+        errno = ENOMEM;
+        return -1;
+    }
+    if (len)
+        memcpy(b, env, len);
+    free(s->origin_cwd);
+    free(s->origin_env);
+    s->origin_cwd = c;
+    s->origin_env = b;
+    s->origin_len = len;
+    return 0;
+}
+
+/* In the child before exec: the origin's directory, where this node has
+ * it (as srun, which goes on elsewhere when it cannot). */
+static void enter_origin_dir(const mn_svc_t *s)
+{
+    if (!s->origin_cwd || !*s->origin_cwd || chdir(s->origin_cwd) == 0)
+        return;
+    char line[PATH_MAX + 128];
+    int n = snprintf(line, sizeof(line),
+                     "drover: node %d: cannot enter %s (%s): the process "
+                     "runs in the agent's directory\n",
+                     s->self, s->origin_cwd, strerror(errno));
+    if (n > 0 &&
+        write(2, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line)) < 0)
+        return;
 }
 
 /* fork + exec the program for a task; returns the pid or -1. */
@@ -717,7 +752,7 @@ static pid_t spawn_task(mn_svc_t *s, const char *task, const void *arg,
         close(mfd);
         return -1;
     }
-    char **env = task_env(task, mfd, gpu);
+    char **env = task_env(s, task, mfd, gpu);
     pid_t self = getpid(), pid = env ? fork() : -1;
     if (pid == 0) {
         sigset_t none;
@@ -726,15 +761,21 @@ static pid_t spawn_task(mn_svc_t *s, const char *task, const void *arg,
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != self)
             _exit(127);
+        /* Not the agent's stdin (its launch's pipe): nothing, as a
+         * multiprocessing child reads. */
+        int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (nul >= 0)
+            dup2(nul, 0);
         if (s->outw[1] >= 0)
             dup2(s->outw[1], 1);
         if (s->outw[2] >= 0)
             dup2(s->outw[2], 2);
+        enter_origin_dir(s);
         execve(s->prog, s->argv, env);
         _exit(127);
     }
     close(mfd);
-    env_free(env);
+    mn_env_free(env);
     return pid;
 }
 

@@ -171,7 +171,12 @@ static PyMethodDef methods[] = {
     {"_init", py_init, METH_NOARGS,
      "Join the job (or start a private one). Call once, before threads."},
     {"start", dv__py_process_start, METH_VARARGS,
-     "start(data) -> Process: run the Python process task on data."},
+     "start(data, placement=None) -> Process: run the Python process task "
+     "on data where placement (a drover.Placement) says."},
+    {"nodes", dv__py_nodes, METH_NOARGS,
+     "nodes() -> [(index, hostname, address, cpus, gpus, uid), ...]"},
+    {"getenv", dv__py_getenv, METH_VARARGS,
+     "getenv(name) -> str or None, from the C environment."},
     {"node_self", py_node_self, METH_NOARGS,
      "Index of this process's node, -1 before _init()."},
     {NULL, NULL, 0, NULL},
@@ -197,7 +202,8 @@ PyMODINIT_FUNC PyInit__drover(void)
     if (!m)
         return NULL;
     if (dv__py_process_add_type(m) < 0 || dv__py_queue_add_type(m) < 0 ||
-        dv__py_event_add_type(m) < 0 || dv__py_sync_add_types(m) < 0 ||
+        dv__py_event_add_type(m) < 0 || dv__py_shared_add_type(m) < 0 ||
+        dv__py_node_add(m) < 0 || dv__py_sync_add_types(m) < 0 ||
         PyModule_AddStringConstant(m, "VERSION", DROVER_VERSION) < 0 ||
         PyModule_AddStringConstant(m, "PROCESS_TASK", "dv_python_process") <
             0 ||

@@ -7,6 +7,7 @@
 
 #include <drover/error.h>
 #include <drover/handle.h>
+#include <drover/placement.h>
 
 /* Raise OSError(e, text) (a subclass by errno, as os does); returns NULL. */
 PyObject *dv__py_raise(int e, const char *text);
@@ -32,7 +33,30 @@ typedef int (*dv__py_try_f)(void *ctx, double slice_s, dv_error_t *err);
  * raises (-1, with the exception set; OSError by errno for a failure). */
 int dv__py_wait(double timeout, dv__py_try_f fn, void *ctx);
 
-/* _drover.start(data): start the Python process task on a copy of data. */
+/* A placement parsed from Python: p.host points into host. */
+typedef struct dv__py_placement {
+    dv_placement_t p;
+    char host[256];
+} dv__py_placement_t;
+
+/* The entry point for whatever places something: a PyArg "O&" converter
+ * (out: a dv__py_placement_t) taking None (the default placement) or a
+ * drover.Placement, read through its `_c` tuple (policy, node, host or
+ * None, gpu; python/drover/nodes.py). Returns 1, or 0 with TypeError or
+ * ValueError set. */
+int dv__py_placement(PyObject *obj, void *out);
+
+/* _drover.nodes(): the node table as tuples (node.c). */
+PyObject *dv__py_nodes(PyObject *self, PyObject *unused);
+
+/* _drover.getenv(name): the C environment's value, or None (node.c). */
+PyObject *dv__py_getenv(PyObject *self, PyObject *args);
+
+/* Add the POLICY_* constants to module m. Returns 0, or -1. */
+int dv__py_node_add(PyObject *m);
+
+/* _drover.start(data, placement=None): start the Python process task on a
+ * copy of data where placement says. */
 PyObject *dv__py_process_start(PyObject *self, PyObject *args);
 
 /* Add the Process type to module m. Returns 0, or -1 with an exception. */
@@ -43,6 +67,9 @@ int dv__py_queue_add_type(PyObject *m);
 
 /* Add the Event type. */
 int dv__py_event_add_type(PyObject *m);
+
+/* Add the Shared type (shared memory blocks, for drover.sharedctypes). */
+int dv__py_shared_add_type(PyObject *m);
 
 /* Add the SemLock and Barrier types (sync.c, barrier.c). */
 int dv__py_sync_add_types(PyObject *m);

@@ -18,7 +18,8 @@ PyObject *dv__py_process_start(PyObject *self, PyObject *args)
 {
     (void)self;
     Py_buffer data;
-    if (!PyArg_ParseTuple(args, "y*", &data))
+    dv__py_placement_t where = {DV_PLACEMENT_DEFAULT, ""};
+    if (!PyArg_ParseTuple(args, "y*|O&:start", &data, dv__py_placement, &where))
         return NULL;
     ProcessObject *o = PyObject_New(ProcessObject, &ProcessType);
     if (!o) {
@@ -28,8 +29,8 @@ PyObject *dv__py_process_start(PyObject *self, PyObject *args)
     dv_error_t err = {{0}};
     dv_process_t *p;
     Py_BEGIN_ALLOW_THREADS;
-    p = dv_process_start("dv_python_process", data.buf, (size_t)data.len, NULL,
-                         &err);
+    p = dv_process_start("dv_python_process", data.buf, (size_t)data.len,
+                         &where.p, &err);
     Py_END_ALLOW_THREADS;
     int e = errno;
     PyBuffer_Release(&data);

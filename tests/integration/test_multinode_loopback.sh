@@ -24,6 +24,9 @@ done
 # GPU placement: within the node's count (the double's 2), and past it.
 out=$(run2 g1 "$B/bin/dv_mn_job" gpu 1) || bad "gpu 1: $out"
 grep -q "^gpu env 1 1 on node 1$" <<<"$out" || bad "gpu 1: $out"
+# A program named without a path: every node execs what PATH gives here.
+out=$(PATH="$B/bin:$PATH" run2 p1 dv_mn_job gpu 1) || bad "by name: $out"
+grep -q "^gpu env 1 1 on node 1$" <<<"$out" || bad "by name: $out"
 out=$(run2 g2 "$B/bin/dv_mn_job" gpu 2) && bad "gpu 2 accepted: $out"
 grep -q "gpu 2, but lo-b has 2 GPUs" <<<"$out" || bad "gpu 2: $out"
 for m in event:"event moved 2000 bad 0" exit:"exit moved 2000 bad 0" \
@@ -43,7 +46,7 @@ out=$(DROVER_NODE_NAME=lo-a timeout 30 "$D" run --hostfile "$DROVER_TMPDIR/hosts
     -- /bin/true 2>&1)
 [ $? = 1 ] && grep -q "^drover: run: no IPv4 address in 10.255.255.0/24" <<<"$out" ||
     bad "no address: $out"
-for j in "lo$$t" "lo$$g1" "lo$$g2" "lo$$event" "lo$$exit" "lo$$pool" "lo$$late" \
+for j in "lo$$t" "lo$$g1" "lo$$p1" "lo$$g2" "lo$$event" "lo$$exit" "lo$$pool" "lo$$late" \
     "lo$$fan"; do
     ls /dev/shm | grep -q "^drover\.$j" && bad "$j: shared memory left"
 done

@@ -79,6 +79,26 @@ run --nodes 5 --job-id ms7 -- "$J" table && bad "--nodes 5: exit 0"
 [ "$(out)" = "drover: run: --nodes 5: the allocation has 4 nodes" ] ||
     bad "--nodes 5: $(out)"
 
+# Python processes on 2 of the nodes (tests/python/multinode_prog.py): round
+# robin, placement by host name and index, a Queue and an Event across
+# nodes, exit codes, signals, an exception, a nested start.
+if [ -d "$B/python/drover" ]; then
+    P=$(cd "$here/../python" && pwd)
+    run --nodes 2 --job-id ms10 -- env PYTHONPATH="$B/python" /usr/bin/python3 \
+        "$P/multinode_prog.py" an-arg || bad "python: exit $?: $(out)"
+    out | grep '^RESULT ' | cut -c8- | /usr/bin/python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+assert [n[1] for n in r["nodes"]] == ["node1", "node2"], r["nodes"]
+assert r["procs"] == [10, 11, 12, 13, 20, 30] and r["node"] == 0, r["procs"]
+assert sorted(d["node"] for d in r["seen"]) == [0, 0, 0, 1, 1, 1], r["seen"]
+assert all(d["argv"] == ["an-arg"] for d in r["seen"]), r["seen"]
+assert r["signals"] == [["terminate", 1, -15], ["kill", 1, -9]], r
+assert r["fail"] == [1, 1] and r["nest"][:2] == [1, 0], r
+' || bad "python: $(out)"
+    check_clean ms10 python
+fi
+
 # An agent killed mid-job: the job ends with a one-line error naming it.
 rm -f "$DVN_DIR/out"
 (run --job-id ms8 -- "$J" hang) &

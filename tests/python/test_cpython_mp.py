@@ -38,9 +38,21 @@ PASSING = ["WithProcessesTestLock", "WithProcessesTestSemaphore",
 # "Class.test": why it does not hold for drover (skipped with drover only).
 KNOWN = {}
 
+# The same, only when the job spans nodes (tests/python/two_nodes.py runs
+# PASSING across two emulated nodes: round robin puts children on both).
+KNOWN_MULTINODE = {
+    "WithProcessesTestProcess.test_child_fd_inflation":
+        "a child on the queue's node holds the queue's shared-memory "
+        "descriptor, one on another node reaches it through a relay "
+        "without one: counts differ by node (they do not grow with the "
+        "number of children, which is what the test checks)",
+}
+
 mpt.install_tests_in_module_dict(globals(), METHOD)
 
 if METHOD == "drover":
+    if len(drover.nodes()) > 1:
+        KNOWN.update(KNOWN_MULTINODE)
     for _name, _why in KNOWN.items():
         _cls, _test = _name.split(".")
         setattr(globals()[_cls], _test,
