@@ -11,10 +11,12 @@ drover.sharedctypes, Manager in drover.managers; the other objects are
 not there yet and raise NotSupportedError.
 """
 
+import fcntl
 import functools
 import io
 import multiprocessing
 import os
+import stat
 import sys
 import types
 import traceback
@@ -66,6 +68,42 @@ class _Sentinel:
         raise _unsupported("Process.sentinel (multiprocessing.connection.wait)")
 
 
+def _open_fd_of(pid, node, fd, flags):
+    if _drover.node_self() != node:
+        raise _unsupported("passing a file descriptor to a process on "
+                           "another node")
+    return os.open("/proc/%d/fd/%d" % (pid, fd), flags | os.O_CLOEXEC)
+
+
+class _KeptFd:
+    """A copy of a parent's descriptor, kept open until its process ends;
+    unpickled, the child opens it again through /proc (a drover process is
+    no child of its parent's, and inherits nothing)."""
+
+    def __init__(self, fd):
+        self.fd = os.dup(fd)
+        self.pid = os.getpid()
+        self.flags = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE
+
+    def __reduce__(self):
+        return _RebuiltFd, (self.pid, _drover.node_self(), self.fd,
+                            self.flags)
+
+    def __del__(self):
+        if self.pid == os.getpid():
+            os.close(self.fd)
+
+
+class _RebuiltFd:
+    """What a child gets for a _KeptFd: detach() opens the descriptor."""
+
+    def __init__(self, pid, node, fd, flags):
+        self._args = (pid, node, fd, flags)
+
+    def detach(self):
+        return _open_fd_of(*self._args)
+
+
 class Popen:
     """A process started through libdrover (the interface of
     multiprocessing's popen_* classes)."""
@@ -96,10 +134,18 @@ class Popen:
         return fp.getbuffer()
 
     def DupFd(self, fd):
-        raise _unsupported("passing a file descriptor (Pipe, Connection, "
-                           "multiprocessing.Queue) to a process")
+        # A file or pipe (multiprocessing.heap's arenas, under a Barrier
+        # or a shared list of another context) goes to a child on this
+        # node through /proc; sockets do not open that way.
+        if stat.S_ISSOCK(os.fstat(fd).st_mode):
+            raise _unsupported("passing a file descriptor (Pipe, Connection, "
+                               "multiprocessing.Queue) to a process")
+        kept = _KeptFd(fd)
+        self._keep.append(kept)
+        return kept
 
-    duplicate_for_child = DupFd
+    def duplicate_for_child(self, fd):
+        return fd
 
     def poll(self, flag=None):
         if self.returncode is None and self._proc is not None:
