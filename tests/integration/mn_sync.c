@@ -89,8 +89,11 @@ DV_TASK(sem_user)(const void *arg, size_t len, dv_result_t *res)
     if (dv_event_set(go) < 0)
         return 105;
     /* Node 0 takes both units, then gives one back after a while. */
-    if (dv_sem_acquire(s, 30, &err) < 0)
+    dv_event_t *taken = dv_event_attach(&j->c, &err);
+    if (!taken || dv_event_wait(taken, 30, &err) < 0)
         return 106;
+    if (dv_sem_acquire(s, 30, &err) < 0)
+        return 107;
     return 0;
 }
 
@@ -98,20 +101,26 @@ static void sem_case(struct job *j)
 {
     dv_error_t err;
     dv_event_t *go = dv_event_create(&err);
-    if (!(sem_a = dv_sem_create(0, 2, &err)) || !go)
+    dv_event_t *taken = go ? dv_event_create(&err) : NULL;
+    if (!(sem_a = dv_sem_create(0, 2, &err)) || !taken)
         die("create", &err);
     dv_sem_handle(sem_a, &j->a);
     dv_event_handle(go, &j->b);
+    dv_event_handle(taken, &j->c);
     dv_process_t *p = start_on(1, "sem_user", j);
     int code = 0;
     if (dv_event_wait(go, 30, &err) < 0 || dv_sem_acquire(sem_a, 0, &err) < 0 ||
-        dv_sem_acquire(sem_a, 0, &err) < 0)
+        dv_sem_acquire(sem_a, 0, &err) < 0) {
         code = 1;
+        fprintf(stderr, "sem: %s\n", err.text);
+    }
+    dv_event_set(taken);
     usleep(200000); /* node 1 now blocks in its acquire */
     if (dv_sem_release(sem_a, &err) < 0)
         code = 2;
     int c = join(&p);
     printf("sem code %d\n", code ? code : c);
+    dv_event_destroy(&taken);
     dv_event_destroy(&go);
 }
 
