@@ -45,6 +45,53 @@ typedef struct dv_item_result {
 DV_API dv_pool_t *dv_pool_create(int workers, const dv_placement_t *where,
                                  dv_error_t *err);
 
+/* What dv_pool_create_ex may set beyond dv_pool_create; all zero means as
+ * dv_pool_create(workers, NULL). Read during the call only. */
+typedef struct dv_pool_options {
+    const dv_placement_t *where; /* NULL: DV_PLACEMENT_DEFAULT */
+    /* A registered task each worker runs once, on init_data, before its
+     * first item (NULL: none). A non-zero return ends that worker with
+     * that exit code before it takes any item. */
+    const char *init_task;
+    const void *init_data; /* copied; init_len bytes */
+    size_t init_len;
+    /* Items one worker runs before it ends and a fresh one replaces it
+     * (0: no limit), as maxtasksperchild. */
+    size_t max_items;
+} dv_pool_options_t;
+
+/* dv_pool_create with options (NULL: none). The caller owns the pool. */
+DV_API dv_pool_t *dv_pool_create_ex(int workers, const dv_pool_options_t *opts,
+                                    dv_error_t *err);
+
+/* Pids of the workers now, one per worker slot (0: none runs in it, e.g.
+ * between a death and its replacement) into pids[0..cap). Returns the
+ * number of slots, or -1 with errno EINVAL. */
+DV_API int dv_pool_workers(dv_pool_t *pool, int *pids, size_t cap);
+
+/* Told about each result of one submission: item index of async a has its
+ * result, which dv_async_next / dv_async_get can now take. Called on the
+ * pool's manager thread, once per item, with no lock of the pool held: it
+ * must not block and must not call dv_pool_* (dv_async_* calls that do not
+ * wait are fine). */
+typedef void (*dv_result_f)(void *ctx, dv_async_t *a, size_t index);
+
+/* How dv_pool_submit runs a submission. */
+typedef struct dv_submit_options {
+    size_t chunksize;      /* 0: automatic, as dv_pool_map_async */
+    dv_result_f on_result; /* NULL: none */
+    void *ctx; /* on_result's; must stay valid until every item has its
+                  result (dv_async_ready), dv_pool_terminate or
+                  dv_pool_join returned */
+} dv_submit_options_t;
+
+/* dv_pool_map_async with options (NULL: chunksize 0, no callback). The
+ * item bytes are copied; the caller owns the handle: dv_async_destroy(). */
+DV_API dv_async_t *dv_pool_submit(dv_pool_t *pool, const char *task,
+                                  const dv_item_t *items, size_t n,
+                                  const dv_submit_options_t *opts,
+                                  dv_error_t *err);
+
 /* Run task over items[0..n) in chunks of chunksize (0: automatic) and wait.
  * *results (n entries, in item order) is malloc'd and owned by the caller:
  * dv_item_results_free(). Returns 0 even when some items failed. */
@@ -79,6 +126,13 @@ DV_API int dv_async_get(dv_async_t *a, double timeout_s,
  * been taken. */
 DV_API int dv_async_next(dv_async_t *a, double timeout_s, dv_item_result_t *out,
                          dv_error_t *err);
+
+/* Streaming, as imap: the result of the first item (by index) that no call
+ * took yet, moved into *out once it is there; results taken by
+ * dv_async_next or dv_async_get are skipped. -1 with ETIMEDOUT, or EPIPE
+ * when every result has been taken. */
+DV_API int dv_async_next_ordered(dv_async_t *a, double timeout_s,
+                                 dv_item_result_t *out, dv_error_t *err);
 
 /* Release a (its pending items still run); sets *a = NULL. Accepts NULL. */
 DV_API void dv_async_destroy(dv_async_t **a);

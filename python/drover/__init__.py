@@ -18,6 +18,7 @@ from drover import _drover
 from drover.context import DroverContext, DroverProcess, NotSupportedError
 from drover.nodes import (Node, Placement, current_node, current_placement,
                           nodes)
+from drover import pool as _pool  # noqa: F401  (so the fork server has it)
 
 __all__ = ["DroverContext", "DroverProcess", "NotSupportedError", "VERSION",
            "Node", "Placement", "current_node", "current_placement", "nodes"]

@@ -30,6 +30,8 @@ static void pool_free(dv_pool_t *p)
     free(p->w);
     free(p->retry);
     free(p->host);
+    free(p->init_data);
+    free(p->pids);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
     free(p);
@@ -43,11 +45,40 @@ static void kill_started(dv_pool_t *p)
             continue;
         dv_process_kill(p->w[i].proc);
         dv_process_join(p->w[i].proc, 10.0, NULL);
-        dv__pool_worker_forget(&p->w[i]);
+        dv__pool_worker_forget(p, &p->w[i]);
     }
 }
 
-static dv_pool_t *pool_alloc(int workers, const dv_placement_t *where,
+/* The options that go to every worker: checked and copied into p. */
+static int take_options(dv_pool_t *p, const dv_pool_options_t *o,
+                        dv_error_t *err)
+{
+    p->max_items = o->max_items;
+    if (!o->init_task)
+        return 0;
+    if (strlen(o->init_task) >= DV__POOL_TASKNAME)
+        return dv__errprintf(err, ENAMETOOLONG,
+                             "pool: init task name too long");
+    if (!dv_task_find(o->init_task))
+        return dv__errprintf(err, ENOENT, "pool: no task named '%s'",
+                             o->init_task);
+    if (o->init_len && !o->init_data)
+        return dv__errprintf(err, EINVAL, "pool: init_data is NULL");
+    if (o->init_len > DV_MESSAGE_MAX - sizeof(struct dv__pool_hello))
+        return dv__errprintf(
+            err, EMSGSIZE, "pool: init data: %zu bytes (limit %zu)",
+            o->init_len, DV_MESSAGE_MAX - sizeof(struct dv__pool_hello));
+    strcpy(p->init_task, o->init_task);
+    p->init_data = malloc(o->init_len ? o->init_len : 1);
+    if (!p->init_data)
+        return dv__errprintf(err, ENOMEM, "pool: out of memory");
+    if (o->init_len)
+        memcpy(p->init_data, o->init_data, o->init_len);
+    p->init_len = o->init_len;
+    return 0;
+}
+
+static dv_pool_t *pool_alloc(int workers, const dv_pool_options_t *o,
                              dv_error_t *err)
 {
     dv_pool_t *p = calloc(1, sizeof(*p));
@@ -64,15 +95,23 @@ static dv_pool_t *pool_alloc(int workers, const dv_placement_t *where,
     p->nworkers = workers;
     for (unsigned i = 0; i < DV__POOL_TASKS; i++)
         p->speed[i].depth = 1;
+    const dv_placement_t *where = o->where;
     p->where = where ? *where : DV_PLACEMENT_DEFAULT;
     p->where.host = NULL;
     p->w = calloc((size_t)workers, sizeof(*p->w));
+    p->pids = calloc((size_t)workers, sizeof(*p->pids));
     if (where && where->host)
         p->host = strdup(where->host);
     p->where.host = p->host;
-    if (!p->w || (where && where->host && !p->host)) {
+    if (!p->w || !p->pids || (where && where->host && !p->host)) {
         pool_free(p);
         dv__errprintf(err, ENOMEM, "pool: out of memory");
+        return NULL;
+    }
+    if (take_options(p, o, err) < 0) {
+        int saved = errno;
+        pool_free(p);
+        errno = saved;
         return NULL;
     }
     p->sh = dv__pool_chan_create((uint32_t)workers, p->shname,
@@ -92,12 +131,20 @@ static dv_pool_t *pool_alloc(int workers, const dv_placement_t *where,
 dv_pool_t *dv_pool_create(int workers, const dv_placement_t *where,
                           dv_error_t *err)
 {
+    dv_pool_options_t o = {.where = where};
+    return dv_pool_create_ex(workers, &o, err);
+}
+
+dv_pool_t *dv_pool_create_ex(int workers, const dv_pool_options_t *opts,
+                             dv_error_t *err)
+{
     if (workers < 1 || workers > WORKERS_MAX) {
         dv__errprintf(err, EINVAL, "pool: %d workers (1 .. %d)", workers,
                       WORKERS_MAX);
         return NULL;
     }
-    dv_pool_t *p = pool_alloc(workers, where, err);
+    dv_pool_options_t none = {0};
+    dv_pool_t *p = pool_alloc(workers, opts ? opts : &none, err);
     if (!p)
         return NULL;
     for (int i = 0; i < workers; i++) {
@@ -122,6 +169,17 @@ dv_pool_t *dv_pool_create(int workers, const dv_placement_t *where,
         return NULL;
     }
     return p;
+}
+
+int dv_pool_workers(dv_pool_t *p, int *pids, size_t cap)
+{
+    if (!p || (cap && !pids)) {
+        errno = EINVAL;
+        return -1;
+    }
+    for (size_t i = 0; i < cap && i < (size_t)p->nworkers; i++)
+        pids[i] = atomic_load(&p->pids[i]);
+    return p->nworkers;
 }
 
 /* Under p->mu: the index of task in the segment's name table. */
@@ -213,9 +271,9 @@ static int enqueue(dv_pool_t *p, dv_async_t *a, const char *task,
     return 0;
 }
 
-dv_async_t *dv_pool_map_async(dv_pool_t *p, const char *task,
-                              const dv_item_t *items, size_t n,
-                              size_t chunksize, dv_error_t *err)
+dv_async_t *dv_pool_submit(dv_pool_t *p, const char *task,
+                           const dv_item_t *items, size_t n,
+                           const dv_submit_options_t *opts, dv_error_t *err)
 {
     size_t total = 0;
     if (!p || !task) {
@@ -235,7 +293,12 @@ dv_async_t *dv_pool_map_async(dv_pool_t *p, const char *task,
     dv_async_t *a = async_with_items(items, n, total, err);
     if (!a)
         return NULL;
+    size_t chunksize = opts ? opts->chunksize : 0;
     a->chunksize = chunksize ? chunksize : auto_chunksize(p, n);
+    if (opts) {
+        a->on_result = opts->on_result;
+        a->cb_ctx = opts->ctx;
+    }
     pthread_mutex_lock(&p->mu);
     int r = enqueue(p, a, task, err);
     pthread_mutex_unlock(&p->mu);
@@ -248,6 +311,14 @@ dv_async_t *dv_pool_map_async(dv_pool_t *p, const char *task,
     if (n)
         wake_manager(p, false);
     return a;
+}
+
+dv_async_t *dv_pool_map_async(dv_pool_t *p, const char *task,
+                              const dv_item_t *items, size_t n,
+                              size_t chunksize, dv_error_t *err)
+{
+    dv_submit_options_t o = {.chunksize = chunksize};
+    return dv_pool_submit(p, task, items, n, &o, err);
 }
 
 dv_async_t *dv_pool_apply_async(dv_pool_t *p, const char *task,

@@ -4,6 +4,8 @@ dv_add_test(test_pool SOURCES ${dv_pool_unit}/test_pool.c LIBS drover
   LABELS tsan TIMEOUT 180)
 dv_add_test(test_pool_fail SOURCES ${dv_pool_unit}/test_pool_fail.c
   LIBS drover LABELS tsan TIMEOUT 180)
+dv_add_test(test_pool_opts SOURCES ${dv_pool_unit}/test_pool_opts.c
+  LIBS drover Threads::Threads LABELS tsan TIMEOUT 180)
 dv_add_test(test_pool_threads SOURCES ${dv_pool_unit}/test_pool_threads.c
   LIBS drover Threads::Threads LABELS tsan TIMEOUT 300)
 add_executable(bench_pool ${CMAKE_SOURCE_DIR}/bench/pool_bench.c)

@@ -73,6 +73,8 @@ void dv__pool_async_deliver(struct dv_async *a, dv_item_result_t *r)
     }
     pthread_mutex_unlock(&a->mu);
     memset(r, 0, sizeof(*r));
+    if (a->on_result)
+        a->on_result(a->cb_ctx, a, i);
     if (++a->resolved == a->n) {
         /* The manager is done with the inputs. */
         free(a->bytes);
@@ -186,6 +188,15 @@ int dv_async_get(dv_async_t *a, double timeout_s, dv_item_result_t **results,
     return 0;
 }
 
+/* Under a->mu: move the result of item i out to *out. */
+static void take(dv_async_t *a, size_t i, dv_item_result_t *out)
+{
+    *out = a->res[i];
+    memset(&a->res[i], 0, sizeof(a->res[i]));
+    a->state[i] = ITEM_TAKEN;
+    a->ntaken++;
+}
+
 int dv_async_next(dv_async_t *a, double timeout_s, dv_item_result_t *out,
                   dv_error_t *err)
 {
@@ -203,10 +214,7 @@ int dv_async_next(dv_async_t *a, double timeout_s, dv_item_result_t *out,
             size_t i = a->order[a->npos++];
             if (a->state[i] != ITEM_READY)
                 continue; /* taken by dv_async_get() */
-            *out = a->res[i];
-            memset(&a->res[i], 0, sizeof(a->res[i]));
-            a->state[i] = ITEM_TAKEN;
-            a->ntaken++;
+            take(a, i, out);
             pthread_mutex_unlock(&a->mu);
             return 0;
         }
@@ -214,6 +222,36 @@ int dv_async_next(dv_async_t *a, double timeout_s, dv_item_result_t *out,
             pthread_mutex_unlock(&a->mu);
             return dv__errprintf(err, ETIMEDOUT, "pool: no result after %gs",
                                  timeout_s);
+        }
+    }
+}
+
+int dv_async_next_ordered(dv_async_t *a, double timeout_s,
+                          dv_item_result_t *out, dv_error_t *err)
+{
+    if (!a || !out)
+        return dv__errprintf(err, EINVAL, "pool: next: NULL argument");
+    struct timespec ts;
+    struct timespec *dl = deadline(timeout_s, &ts);
+    pthread_mutex_lock(&a->mu);
+    for (;;) {
+        while (a->opos < a->n && a->state[a->opos] == ITEM_TAKEN)
+            a->opos++;
+        if (a->opos == a->n) {
+            pthread_mutex_unlock(&a->mu);
+            return dv__errprintf(err, EPIPE, "pool: every result was taken");
+        }
+        if (a->state[a->opos] == ITEM_READY) {
+            take(a, a->opos++, out);
+            pthread_mutex_unlock(&a->mu);
+            return 0;
+        }
+        /* Woken by any new result; the one wanted may be another. */
+        if (wait_done(a, a->ndone + 1, dl)) {
+            pthread_mutex_unlock(&a->mu);
+            return dv__errprintf(err, ETIMEDOUT,
+                                 "pool: no result for item %zu after %gs",
+                                 a->opos, timeout_s);
         }
     }
 }

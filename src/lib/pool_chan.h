@@ -84,6 +84,12 @@ struct dv__pool_hello {
      * shares with it, which the manager made (pool_remote.c). */
     int32_t gpu;
     struct dv__pool_links links;
+    /* dv_pool_options_t's: the task run before the first item (empty:
+     * none) on the init_len bytes that follow this struct in the
+     * argument, and the items to run before ending (0: no limit). */
+    char init_task[DV__POOL_TASKNAME];
+    uint64_t init_len;
+    uint64_t max_items;
 };
 
 /* Name of the library task that runs a worker. */

@@ -32,12 +32,15 @@ struct dv_async {
     size_t next;     /* next item to hand out */
     size_t resolved; /* items with a result */
     struct dv_async *link;
+    dv_result_f on_result; /* set before submission, then read only */
+    void *cb_ctx;
     /* results: under mu */
     dv_item_result_t *res;
     unsigned char *state;
     size_t *order; /* item indices in completion order */
     size_t ndone;  /* results in order[] */
     size_t npos;   /* order[] entries dv_async_next() has looked at */
+    size_t opos;   /* items dv_async_next_ordered() has passed */
     size_t ntaken;
     int waiters;
     size_t wake_at; /* wake waiters once ndone reaches it */
@@ -94,6 +97,12 @@ struct dv_pool {
     int nworkers;
     dv_placement_t where;
     char *host;
+    /* Options of dv_pool_create_ex, read only after create. */
+    char init_task[DV__POOL_TASKNAME];
+    unsigned char *init_data;
+    size_t init_len;
+    size_t max_items;
+    _Atomic int *pids; /* per slot, written by whoever starts workers */
     struct dv__pool_shared *sh;
     size_t shsize;
     char shname[128];
@@ -129,7 +138,7 @@ int dv__pool_worker_start(struct dv_pool *p, struct pool_worker *w,
                           dv_error_t *err);
 /* Release w's worker handle (the process itself is not stopped) and
  * destroy a proxy's queues: its executor then ends. */
-void dv__pool_worker_forget(struct pool_worker *w);
+void dv__pool_worker_forget(struct dv_pool *p, struct pool_worker *w);
 /* Hand the workers more items; returns how many. */
 int dv__pool_refill(struct dv_pool *p);
 /* Take w's new results to their asyncs; returns how many. */

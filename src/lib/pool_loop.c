@@ -14,6 +14,7 @@
 
 #define CHECK_EVERY_S 0.02 /* liveness checks of the workers */
 #define SLEEP_MS 20        /* longest manager sleep */
+#define SPENT_SLEEP_MS 1   /* ... while a worker that ran max_items ends */
 #define BARREN_MAX 5       /* deaths before any item: pause restarts */
 #define RETRY_S 0.5        /* pause before another start */
 
@@ -72,7 +73,7 @@ static void check_worker(struct dv_pool *p, struct pool_worker *w, int state,
         lost = "worker lost: the runtime does not know it any more";
     }
     bool barren = dv__pool_worker_died(p, w, code, lost);
-    dv__pool_worker_forget(w);
+    dv__pool_worker_forget(p, w);
     p->barren = barren ? p->barren + 1 : 0;
     if (p->barren >= BARREN_MAX)
         w->retry_at = now + 2 * RETRY_S;
@@ -106,13 +107,30 @@ static bool workers_call(struct dv_pool *p)
     return false;
 }
 
-static void manager_sleep(struct dv_pool *p)
+/* Check at once the workers that ran their max_items (they are ending),
+ * so that their replacements start without waiting for the next round.
+ * Returns how many still are to end. */
+static int check_spent(struct dv_pool *p, int state, double now)
+{
+    int spent = 0;
+    for (int i = 0; p->max_items && i < p->nworkers; i++) {
+        struct pool_worker *w = &p->w[i];
+        if (w->proc && w->consumed >= p->max_items) {
+            check_worker(p, w, state, now);
+            spent += w->proc && w->consumed >= p->max_items;
+        }
+    }
+    return spent;
+}
+
+static void manager_sleep(struct dv_pool *p, int spent)
 {
     struct dv__pool_shared *sh = p->sh;
     uint32_t seq = atomic_load(&sh->mgr_wake);
     atomic_store(&sh->mgr_sleeping, 1);
     if (atomic_load(&p->nsubmit) == p->seen_submit && !workers_call(p)) {
-        struct timespec dl = dv__deadline_min(NULL, SLEEP_MS);
+        struct timespec dl =
+            dv__deadline_min(NULL, spent ? SPENT_SLEEP_MS : SLEEP_MS);
         dv__pool_futex_wait(&sh->mgr_wake, seq, &dl);
     }
     atomic_store(&sh->mgr_sleeping, 0);
@@ -179,7 +197,7 @@ static void wait_exits(struct dv_pool *p)
         }
         if (w->held)
             dv__pool_unlink_held(p, w);
-        dv__pool_worker_forget(w);
+        dv__pool_worker_forget(p, w);
     }
 }
 
@@ -202,12 +220,13 @@ void *dv__pool_manager(void *arg)
             check_workers(p, state, now);
             next_check = now + CHECK_EVERY_S;
         }
+        int spent = check_spent(p, state, now);
         if (state == POOL_CLOSED && drained(p)) {
             stop_workers(p);
             break;
         }
         if (!progress)
-            manager_sleep(p);
+            manager_sleep(p, spent);
     }
     wait_exits(p);
     pthread_mutex_lock(&p->mu);

@@ -62,6 +62,29 @@ static int links_create(struct pool_worker *w, struct dv__pool_links *l,
     return 0;
 }
 
+/* The worker's argument: its hello, then the init task's bytes. */
+static dv_process_t *start_process(struct dv_pool *p,
+                                   const struct dv__pool_hello *h,
+                                   const dv_placement_t *where, dv_error_t *err)
+{
+    if (!p->init_len)
+        return dv_process_start(DV__POOL_WORKER_TASK, h, sizeof(*h), where,
+                                err);
+    unsigned char *arg = malloc(sizeof(*h) + p->init_len);
+    if (!arg) {
+        dv__errprintf(err, ENOMEM, "pool: out of memory");
+        return NULL;
+    }
+    memcpy(arg, h, sizeof(*h));
+    memcpy(arg + sizeof(*h), p->init_data, p->init_len);
+    dv_process_t *proc = dv_process_start(DV__POOL_WORKER_TASK, arg,
+                                          sizeof(*h) + p->init_len, where, err);
+    int saved = errno;
+    free(arg);
+    errno = saved;
+    return proc;
+}
+
 int dv__pool_worker_start(struct dv_pool *p, struct pool_worker *w,
                           dv_error_t *err)
 {
@@ -71,6 +94,9 @@ int dv__pool_worker_start(struct dv_pool *p, struct pool_worker *w,
     struct dv__pool_hello h;
     memset(&h, 0, sizeof(h));
     h.magic = DV__POOL_MAGIC;
+    memcpy(h.init_task, p->init_task, sizeof(h.init_task));
+    h.init_len = p->init_len;
+    h.max_items = p->max_items;
     snprintf(h.shm, sizeof(h.shm), "%s", p->shname);
     h.slot = w->idx;
     h.gen = w->gen;
@@ -94,18 +120,18 @@ int dv__pool_worker_start(struct dv_pool *p, struct pool_worker *w,
     } else if (self >= 0) {
         where.policy = DV_POLICY_LOCAL;
     }
-    w->proc =
-        dv_process_start(DV__POOL_WORKER_TASK, &h, sizeof(h), &where, err);
+    w->proc = start_process(p, &h, &where, err);
     if (!w->proc) {
         links_destroy(w);
         return -1;
     }
+    atomic_store(&p->pids[w->idx], (int)dv_process_pid(w->proc));
     int node = dv_process_node(w->proc);
     if (self >= 0 && node >= 0 && node != self) {
         /* The rings are in this node's shared memory. */
         dv_process_kill(w->proc);
         dv_process_join(w->proc, 5.0, NULL);
-        dv__pool_worker_forget(w);
+        dv__pool_worker_forget(p, w);
         return dv__errprintf(err, ENOTSUP,
                              "pool: a worker placed on node %d, but pool "
                              "workers must run on the pool's node (%d)",
@@ -114,8 +140,9 @@ int dv__pool_worker_start(struct dv_pool *p, struct pool_worker *w,
     return 0;
 }
 
-void dv__pool_worker_forget(struct pool_worker *w)
+void dv__pool_worker_forget(struct dv_pool *p, struct pool_worker *w)
 {
+    atomic_store(&p->pids[w->idx], 0);
     dv_process_destroy(&w->proc);
     links_destroy(w);
 }
@@ -245,7 +272,8 @@ static int peek_task(const struct dv_pool *p, const struct pool_worker *w)
 static bool push_one(struct dv_pool *p, struct pool_worker *w)
 {
     uint64_t held = w->pushed - w->consumed;
-    if (!w->proc || held >= DV__POOL_RING)
+    if (!w->proc || held >= DV__POOL_RING ||
+        (p->max_items && w->pushed >= p->max_items))
         return false;
     int t = peek_task(p, w);
     if (t < 0 || held >= p->speed[t].depth || !next_item(p, w))

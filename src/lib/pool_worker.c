@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -28,6 +29,7 @@ struct wstate {
     uint64_t t;    /* next item to run */
     uint64_t h;    /* items published, as last seen */
     uint64_t rpos; /* result data position */
+    uint64_t left; /* items to run before ending (UINT64_MAX: no limit) */
     dv_task_f fn[DV__POOL_TASKS];
     dv__pool_remote_t *remote;    /* items run on another node */
     uint64_t rend[DV__POOL_RING]; /* data end of each result */
@@ -186,6 +188,8 @@ static void work(struct wstate *w)
         while (w->t < w->h) {
             run_item(w, w->t);
             w->t++;
+            if (--w->left == 0)
+                return; /* max_items: the manager starts a fresh one */
             if (w->h - w->t <= below)
                 dv__pool_ring_bell(&w->sh->mgr_wake, &w->sh->mgr_sleeping,
                                    false);
@@ -193,45 +197,92 @@ static void work(struct wstate *w)
     }
 }
 
+/* The pool's init task, before any item; its code (0: go on). */
+static int run_init(struct wstate *w, const struct dv__pool_hello *h,
+                    const void *data)
+{
+    if (!h->init_task[0])
+        return 0;
+    struct dv_result r = {NULL, 0};
+    int code;
+    if (w->remote) {
+        if (dv__pool_remote_run(w->remote, h->init_task, data,
+                                (size_t)h->init_len, &code, &r) < 0)
+            dv__pool_remote_die(code);
+    } else {
+        dv_task_f fn = dv_task_find(h->init_task);
+        code = fn ? fn(data, (size_t)h->init_len, &r) : 127;
+    }
+    free(r.data);
+    return code;
+}
+
+/* Map the pool's segment and find this worker's slot; NULL with *code. */
+static struct wstate *attach(const struct dv__pool_hello *h, int *code)
+{
+    struct wstate *w = calloc(1, sizeof(*w));
+    if (!w) {
+        *code = 71;
+        return NULL;
+    }
+    w->sh = dv__pool_chan_attach(h->shm, &w->size, NULL);
+    if (!w->sh || h->slot >= w->sh->nslots ||
+        atomic_load(&w->sh->slot[h->slot].gen) != h->gen) {
+        if (w->sh)
+            dv__pool_chan_release(w->sh, w->size, NULL);
+        free(w);
+        *code = 65;
+        return NULL;
+    }
+    w->s = &w->sh->slot[h->slot];
+    w->base = h->shm;
+    w->slot = h->slot;
+    w->gen = h->gen;
+    w->t = atomic_load(&w->s->items.tail);
+    w->left = h->max_items ? h->max_items : UINT64_MAX;
+    int self = dv_node_self();
+    if (self >= 0 && h->node >= 0 && h->node != self &&
+        !(w->remote =
+              dv__pool_remote_start(h->node, h->gpu, &h->links, NULL))) {
+        dv__pool_chan_release(w->sh, w->size, NULL);
+        free(w);
+        *code = 66;
+        return NULL;
+    }
+    return w;
+}
+
 static int pool_worker(const void *arg, size_t len, dv_result_t *result)
 {
     (void)result;
     struct dv__pool_hello hello;
-    if (len != sizeof(hello))
+    if (len < sizeof(hello))
         return 64;
     memcpy(&hello, arg, sizeof(hello));
     if (hello.magic != DV__POOL_MAGIC ||
-        !memchr(hello.shm, 0, sizeof(hello.shm)))
+        !memchr(hello.shm, 0, sizeof(hello.shm)) ||
+        !memchr(hello.init_task, 0, sizeof(hello.init_task)) ||
+        hello.init_len != len - sizeof(hello))
         return 64;
-    struct wstate *w = calloc(1, sizeof(*w));
+    int code = 0;
+    struct wstate *w = attach(&hello, &code);
     if (!w)
-        return 71;
-    w->sh = dv__pool_chan_attach(hello.shm, &w->size, NULL);
-    if (!w->sh || hello.slot >= w->sh->nslots ||
-        atomic_load(&w->sh->slot[hello.slot].gen) != hello.gen) {
-        if (w->sh)
-            dv__pool_chan_release(w->sh, w->size, NULL);
-        free(w);
-        return 65;
-    }
-    w->s = &w->sh->slot[hello.slot];
-    w->base = hello.shm;
-    w->slot = hello.slot;
-    w->gen = hello.gen;
-    w->t = atomic_load(&w->s->items.tail);
-    int self = dv_node_self();
-    if (self >= 0 && hello.node >= 0 && hello.node != self &&
-        !(w->remote = dv__pool_remote_start(hello.node, hello.gpu, &hello.links,
-                                            NULL))) {
-        dv__pool_chan_release(w->sh, w->size, NULL);
-        free(w);
-        return 66;
-    }
-    work(w);
+        return code;
+    /* The init bytes follow the hello; a copy keeps them aligned. */
+    void *init = NULL;
+    if (hello.init_len && !(init = malloc((size_t)hello.init_len)))
+        code = 71;
+    else if (hello.init_len)
+        memcpy(init, (const char *)arg + sizeof(hello), (size_t)hello.init_len);
+    if (code == 0)
+        code = run_init(w, &hello, init);
+    free(init);
+    if (code == 0)
+        work(w);
     dv__pool_remote_stop(&w->remote);
     dv__pool_chan_release(w->sh, w->size, NULL);
     free(w);
-    return 0;
+    return code;
 }
 
 __attribute__((constructor)) static void pool_worker_register(void)

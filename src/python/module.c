@@ -106,7 +106,7 @@ int dv__py_wait(double timeout, dv__py_try_f fn, void *ctx)
 /* After a fork made inside dv_init: a process with a new pid is a child
  * of the interpreter that called it (the main process of a private job, a
  * task), the same pid is the parent (under `drover run`). */
-static void after_fork(void)
+void dv__py_after_fork(void)
 {
     if (getpid() != init_pid)
         PyOS_AfterFork_Child();
@@ -119,7 +119,7 @@ static void after_fork(void)
 DV_TASK(dv_python_process)(const void *arg, size_t len, dv_result_t *result)
 {
     (void)result;
-    after_fork();
+    dv__py_after_fork();
     PyObject *mod = PyImport_ImportModule("drover.context");
     PyObject *r = NULL;
     if (mod) {
@@ -153,7 +153,7 @@ static PyObject *py_init(PyObject *self, PyObject *unused)
     /* In a task child this call does not return (the task runs inside). */
     int r = dv_init(NULL, NULL, &err);
     int e = errno;
-    after_fork();
+    dv__py_after_fork();
     if (r < 0)
         return dv__py_raise(e, err.text);
     init_done = 1;
@@ -204,6 +204,7 @@ PyMODINIT_FUNC PyInit__drover(void)
     if (dv__py_process_add_type(m) < 0 || dv__py_queue_add_type(m) < 0 ||
         dv__py_event_add_type(m) < 0 || dv__py_shared_add_type(m) < 0 ||
         dv__py_node_add(m) < 0 || dv__py_sync_add_types(m) < 0 ||
+        dv__py_pool_add_type(m) < 0 ||
         PyModule_AddStringConstant(m, "VERSION", DROVER_VERSION) < 0 ||
         PyModule_AddStringConstant(m, "PROCESS_TASK", "dv_python_process") <
             0 ||

@@ -68,6 +68,14 @@ int dv__py_queue_add_type(PyObject *m);
 /* Add the Event type. */
 int dv__py_event_add_type(PyObject *m);
 
+/* Add the Pool type (drover.pool.Pool's engine; its worker tasks). */
+int dv__py_pool_add_type(PyObject *m);
+
+/* After a fork made inside libdrover (dv_init, the fork server): run
+ * Python's own after-fork steps, as os.fork() does, in the child or the
+ * parent. */
+void dv__py_after_fork(void);
+
 /* Add the Shared type (shared memory blocks, for drover.sharedctypes). */
 int dv__py_shared_add_type(PyObject *m);
 

@@ -199,14 +199,7 @@ class TestProcess(TempDirTest):
         self.assertIsNone(p.pid)
 
 
-class TestNotSupportedYet(unittest.TestCase):
-    def test_objects_raise_naming_themselves(self):
-        for name in ("SimpleQueue", "JoinableQueue", "Pipe", "Pool"):
-            with self.subTest(name=name):
-                with self.assertRaisesRegex(drover.NotSupportedError,
-                                            "drover: %s is not" % name):
-                    getattr(ctx, name)()
-
+class TestNotSupported(unittest.TestCase):
     def test_file_descriptors_in_arguments(self):
         r, w = multiprocessing.Pipe()
         self.addCleanup(r.close)
@@ -216,13 +209,6 @@ class TestNotSupportedYet(unittest.TestCase):
                                     "file descriptor"):
             p.start()
         self.assertIsNone(p.pid)
-
-    def test_sentinel(self):
-        p = ctx.Process(target=exit_with, args=(0,))
-        p.start()
-        p.join()
-        with self.assertRaisesRegex(drover.NotSupportedError, "sentinel"):
-            multiprocessing.connection.wait([p.sentinel], 0)
 
 
 if __name__ == "__main__":
