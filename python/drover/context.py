@@ -12,10 +12,12 @@ drover.managers; the other objects are not there yet and raise
 NotSupportedError.
 """
 
+import fcntl
 import functools
 import io
 import multiprocessing
 import os
+import stat
 import sys
 import threading
 import types
@@ -133,6 +135,42 @@ class _Sentinel:
                 self._fd = None
 
 
+def _open_fd_of(pid, node, fd, flags):
+    if _drover.node_self() != node:
+        raise _unsupported("passing a file descriptor to a process on "
+                           "another node")
+    return os.open("/proc/%d/fd/%d" % (pid, fd), flags | os.O_CLOEXEC)
+
+
+class _KeptFd:
+    """A copy of a parent's descriptor, kept open until its process ends;
+    unpickled, the child opens it again through /proc (a drover process is
+    no child of its parent's, and inherits nothing)."""
+
+    def __init__(self, fd):
+        self.fd = os.dup(fd)
+        self.pid = os.getpid()
+        self.flags = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE
+
+    def __reduce__(self):
+        return _RebuiltFd, (self.pid, _drover.node_self(), self.fd,
+                            self.flags)
+
+    def __del__(self):
+        if self.pid == os.getpid():
+            os.close(self.fd)
+
+
+class _RebuiltFd:
+    """What a child gets for a _KeptFd: detach() opens the descriptor."""
+
+    def __init__(self, pid, node, fd, flags):
+        self._args = (pid, node, fd, flags)
+
+    def detach(self):
+        return _open_fd_of(*self._args)
+
+
 class Popen:
     """A process started through libdrover (the interface of
     multiprocessing's popen_* classes)."""
@@ -185,12 +223,17 @@ class Popen:
 
     def DupFd(self, fd):
         # A child is a fork of the fork server, not of this process, so it
-        # inherits nothing: the descriptor goes through multiprocessing's
-        # resource sharer (a unix socket of this process, SCM_RIGHTS), as
-        # it does for objects pickled outside a start. It reaches children
-        # on this host only (another node fails to connect to the socket).
-        from multiprocessing import resource_sharer
-        return resource_sharer.DupFd(fd)
+        # inherits nothing. A file or pipe (multiprocessing.heap's arenas,
+        # the pipes of the standard Queue and Manager) is opened again by
+        # the child through /proc; a socket (the standard Pipe) goes
+        # through multiprocessing's resource sharer (a unix socket of this
+        # process, SCM_RIGHTS). Either reaches children on this host only.
+        if stat.S_ISSOCK(os.fstat(fd).st_mode):
+            from multiprocessing import resource_sharer
+            return resource_sharer.DupFd(fd)
+        kept = _KeptFd(fd)
+        self._keep.append(kept)
+        return kept
 
     def poll(self, flag=None):
         if self.returncode is None and self._proc is not None:
