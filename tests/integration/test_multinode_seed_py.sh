@@ -30,5 +30,5 @@ rc=$?
 [ "$rc" -eq 0 ] || bad "exit $rc"
 check_seed_py "$WORK/out" "$WORK/err" 4
 no_leftovers "$job"
-ls /dev/shm | grep -q "^drover\.$job" && bad "shared memory of the job left"
+compgen -G "/dev/shm/drover.$job*" >/dev/null && bad "shared memory of the job left"
 exit "$fail"

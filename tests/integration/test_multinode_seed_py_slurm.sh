@@ -35,7 +35,7 @@ grep -v '^salloc: ' "$WORK/all" >"$WORK/out"
 grep -v '^salloc: ' "$WORK/err" >"$WORK/err2"
 check_seed_py "$WORK/out" "$WORK/err2" 4 bars
 job_gone "$job" || bad "processes of job $job left"
-ls /dev/shm | grep -q "^drover\.$job" && bad "shared memory of the job left"
-ls "$DROVER_TMPDIR" | grep -q "drover\.$job" && bad "runtime directory of the job left"
+compgen -G "/dev/shm/drover.$job*" >/dev/null && bad "shared memory of the job left"
+compgen -G "$DROVER_TMPDIR/drover.$job*" >/dev/null && bad "runtime directory of the job left"
 [ "$fail" -eq 0 ] || dvs_logs
 exit "$fail"
