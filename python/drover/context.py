@@ -92,26 +92,42 @@ class _Sentinel:
 
     def __init__(self, proc):
         self._proc = proc
-        self._fd = None
+        self._fd = self._w = None
+        self._done = False
         self._lock = threading.Lock()
 
     def fileno(self):
         with self._lock:
             if self._fd is None:
-                r, w = os.pipe2(os.O_CLOEXEC)
-                threading.Thread(target=self._watch, args=(w,), daemon=True,
-                                 name="drover-sentinel").start()
-                self._fd = r
+                self._fd, self._w = os.pipe2(os.O_CLOEXEC)
+                if self._done:
+                    self._end()
+                else:
+                    threading.Thread(target=self._watch, daemon=True,
+                                     name="drover-sentinel").start()
             return self._fd
 
-    def _watch(self, w):
+    def _watch(self):
         try:
             self._proc.join()
         finally:
-            os.close(w)
+            self.ended()
+
+    def _end(self):
+        if self._w is not None:
+            os.close(self._w)
+            self._w = None
+
+    def ended(self):
+        """The process has ended: readable from now on (also called by
+        Popen.poll, so that it is once join() returned)."""
+        with self._lock:
+            self._done = True
+            self._end()
 
     def close(self):
         with self._lock:
+            self._end()
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
@@ -177,6 +193,8 @@ class Popen:
             self.returncode = self._proc.exitcode()
             if self.returncode is not None:
                 self._keep = []
+                if isinstance(self.sentinel, _Sentinel):
+                    self.sentinel.ended()
         return self.returncode
 
     def wait(self, timeout=None):

@@ -36,7 +36,8 @@ PASSING = ["WithProcessesTestLock", "WithProcessesTestSemaphore",
            "WithProcessesTestEvent", "WithProcessesTestQueue",
            "TestSimpleQueue", "WithProcessesTestPool",
            "WithProcessesTestPoolWorkerErrors",
-           "WithProcessesTestPoolWorkerLifetime"]
+           "WithProcessesTestPoolWorkerLifetime", "WithProcessesTestValue",
+           "WithProcessesTestArray"]
 
 # "Class.test": why it does not hold for drover (skipped with drover only).
 KNOWN = {

@@ -284,9 +284,9 @@ class TestAcrossProcesses(unittest.TestCase):
         self.assertEqual(wait([a], LONG), [a])
         self.assertEqual(a.recv(), "late")
         p.join(LONG)
-        # The child is gone: the end of file is ready, with its sentinel.
-        ready = wait([a, p.sentinel], LONG)
-        self.assertIn(a, ready)
+        # The child is gone: its sentinel is ready, and the end of file.
+        self.assertIn(p.sentinel, wait([a, p.sentinel], LONG))
+        self.assertEqual(wait([a], LONG), [a])
         with self.assertRaises(EOFError):
             a.recv()
 

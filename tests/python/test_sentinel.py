@@ -44,7 +44,10 @@ class TestSentinel(unittest.TestCase):
         e = ctx.Event()
         p = start(wait_event, e)
         s = p.sentinel
-        self.assertIsInstance(s, int)
+        # An int for a process of this node (a pidfd), else an object
+        # with fileno() (a job of several nodes puts children elsewhere).
+        here = p._popen.node == drover._drover.node_self()
+        self.assertEqual(isinstance(s, int), here)
         self.assertEqual(wait([s], 0), [])
         t0 = time.monotonic()
         self.assertEqual(wait([s], 0.2), [])
@@ -72,7 +75,8 @@ class TestSentinel(unittest.TestCase):
         p = start(wait_event, ctx.Event())
         p.kill()
         p.join(LONG)
-        fd = p.sentinel
+        s = p.sentinel
+        fd = s if isinstance(s, int) else s.fileno()
         p.close()
         with self.assertRaises(ValueError):
             p.sentinel
@@ -95,6 +99,19 @@ class FakeRemote:
 
 
 class TestRemoteSentinel(unittest.TestCase):
+    def test_ended_makes_it_ready_at_once(self):
+        proc = FakeRemote()  # never ends by itself
+        s = context._Sentinel(proc)
+        self.assertEqual(wait([s], 0), [])
+        s.ended()  # as Popen.poll() does once the process is gone
+        self.assertEqual(wait([s], 0), [s])
+        proc.ended.set()
+        s.close()
+        late = context._Sentinel(FakeRemote())
+        late.ended()  # before any fileno()
+        self.assertEqual(wait([late], 0), [late])
+        late.close()
+
     def test_thread_closes_the_pipe_at_the_end(self):
         proc = FakeRemote()
         s = context._Sentinel(proc)

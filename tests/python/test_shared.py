@@ -38,14 +38,6 @@ class Point(ctypes.Structure):
     _fields_ = [("x", ctypes.c_int), ("y", ctypes.c_double)]
 
 
-def has_rlock():
-    try:
-        ctx.RLock()
-    except drover.NotSupportedError:
-        return False
-    return True
-
-
 def run(target, *args):
     p = ctx.Process(target=target, args=args)
     p.start()
@@ -219,7 +211,6 @@ class TestSynchronized(unittest.TestCase):
         pt.x = 5
         self.assertEqual(pt.get_obj().x, 5)
 
-    @unittest.skipUnless(has_rlock(), "needs ctx.RLock (the sync work)")
     def test_default_lock_across_processes(self):
         v = ctx.Value("i", 0)
         a = ctx.Array("i", [1, 2, 3])

@@ -1,47 +1,27 @@
 """The "drover" start method: Value, Array, RawValue and RawArray across
-two nodes emulated on loopback (hosts lo-a and lo-b of one machine).
+two nodes emulated on this host (tests/python/two_nodes.py).
 
-Run by CTest as a plain script: it runs itself again under `drover run
---hostfile` (the drover binary of the build tree the package is in) with
---inner, and exits with that run's status. Inside, processes are placed
-round-robin, so of two children one runs on each node: the one on node 1
-gets proxies (drover.sharedctypes) whose reads and writes go to node 0.
-Exits 77 (skipped) when drover or its binary cannot be found."""
+Run by CTest as a plain script: it runs itself again under `drover run`
+across the two nodes (two_nodes.run) with --inner, and exits with that
+run's status. Inside, of each pair of children one is placed on each
+node: the one on node 1 gets proxies (drover.sharedctypes) whose reads
+and writes go to node 0. Exits 77 (skipped) when drover cannot be
+imported."""
 
+import importlib.util
 import os
 import sys
-
-
-def run_inside():
-    import importlib.util
-    import subprocess
-    import tempfile
-    spec = importlib.util.find_spec("drover")
-    if spec is None or not spec.origin:
-        print("skipped: the drover package is not importable")
-        sys.exit(77)
-    tree = os.path.dirname(os.path.dirname(os.path.dirname(spec.origin)))
-    binary = os.path.join(tree, "bin", "drover")
-    if not os.access(binary, os.X_OK):
-        print("skipped: no drover binary beside the package (%s)" % binary)
-        sys.exit(77)
-    with tempfile.TemporaryDirectory() as d:
-        hosts = os.path.join(d, "hosts")
-        with open(hosts, "w") as f:
-            f.write("lo-a\nlo-b\n")
-        env = dict(os.environ, DROVER_NODE_NAME="lo-a")
-        cmd = [binary, "run", "--hostfile", hosts,
-               "--launch-cmd", "env DROVER_NODE_NAME={host} {cmd}",
-               "--network-prefix", "127.0.0.0/8", "--job-id",
-               "pyshn%d" % os.getpid(), "--", sys.executable,
-               os.path.abspath(__file__), "--inner"] + sys.argv[1:]
-        sys.exit(subprocess.run(cmd, env=env, timeout=300).returncode)
-
 
 # Children run this file again as __mp_main__ (and a process of node 1
 # as __main__ with --inner): only the outer run starts the job.
 if __name__ == "__main__" and "--inner" not in sys.argv:
-    run_inside()
+    if importlib.util.find_spec("drover") is None:
+        print("skipped: the drover package is not importable")
+        sys.exit(77)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import two_nodes
+    sys.exit(two_nodes.run([sys.executable, os.path.abspath(__file__),
+                            "--inner"] + sys.argv[1:]).returncode)
 
 import drover  # noqa: E402  (first, before threads start)
 
@@ -60,19 +40,12 @@ class Point(ctypes.Structure):
     _fields_ = [("x", ctypes.c_int), ("y", ctypes.c_double)]
 
 
-def has_rlock():
-    try:
-        ctx.RLock()
-    except drover.NotSupportedError:
-        return False
-    return True
-
-
 def on_both_nodes(target, *args):
-    """Run target(out, *args) in two children, one per node; returns what
-    each put into out, by node."""
+    """Run target(out, *args) in two children, one on each node; returns
+    their exit codes and what each put into out, by node."""
     out = ctx.Queue()
-    ps = [ctx.Process(target=target, args=(out,) + args) for _ in range(2)]
+    ps = [ctx.Process(target=target, args=(out,) + args,
+                      placement=drover.Placement(host=k)) for k in (0, 1)]
     for p in ps:
         p.start()
     got = {}
@@ -123,6 +96,23 @@ def errors_child(out, arr):
     out.put((_drover.node_self(), (caught, mapped)))
 
 
+_pool_shared = None
+
+
+def pool_init(arr, counter):
+    global _pool_shared
+    _pool_shared = (arr, counter)
+
+
+def pool_work(i):
+    arr, counter = _pool_shared
+    node = _drover.node_self()
+    arr[i] = i * 10 + node
+    with counter.get_lock():
+        counter.value += 1
+    return node, type(arr).__name__
+
+
 def add_child(out, v, n):
     for _ in range(n):
         with v.get_lock():
@@ -164,13 +154,28 @@ class TestAcrossNodes(unittest.TestCase):
         errors = ["IndexError", "ValueError", "TypeError"]
         self.assertEqual(got, {0: (errors, True), 1: (errors, False)})
 
-    @unittest.skipUnless(has_rlock(), "needs ctx.RLock (the sync work)")
     def test_value_with_lock(self):
         v = ctx.Value("i", 0)
         codes, got = on_both_nodes(add_child, v, 300)
         self.assertEqual(codes, [0, 0])
         self.assertEqual(set(got), {0, 1})
         self.assertEqual(v.value, 600)
+
+
+    def test_pool_initargs(self):
+        # A pool's workers get them as a Process gets its arguments, on
+        # whichever node each runs.
+        arr = ctx.RawArray("i", 16)
+        counter = ctx.Value("i", 0)
+        with ctx.Pool(2, initializer=pool_init,
+                      initargs=(arr, counter)) as pool:
+            got = pool.map(pool_work, range(16), chunksize=1)
+        kinds = {0: "c_int_Array_16", 1: "_ArrayProxy"}
+        self.assertEqual([kind for _, kind in got],
+                         [kinds[node] for node, _ in got])
+        self.assertEqual(list(arr), [i * 10 + node
+                                     for i, (node, _) in enumerate(got)])
+        self.assertEqual(counter.value, 16)
 
 
 if __name__ == "__main__":
