@@ -209,6 +209,7 @@ class Popen:
 
     def _pickle(self, process_obj):
         prep = spawn.get_preparation_data(process_obj._name)
+        prep["drover_parent_node"] = _drover.node_self()
         fp = io.BytesIO()
         context.set_spawning_popen(self)
         try:
@@ -455,6 +456,8 @@ _exit_hooks = []
 
 
 def _prepare(data):
+    """Prepare this child as spawn does; returns the parent's node."""
+    parent_node = data.pop("drover_parent_node", None)
     _enter_dir(data)
     # This child is a fork of the interpreter at `import drover`: its
     # __main__ ran only up to that line. Run it again as __mp_main__, as
@@ -463,6 +466,33 @@ def _prepare(data):
     if "init_main_from_path" in data or "init_main_from_name" in data:
         sys.modules["__main__"] = types.ModuleType("__main__")
     spawn.prepare(data)
+    return parent_node
+
+
+# Write ends of parent sentinels that stand for a parent on another node.
+_parent_pipes = []
+
+
+def _parent_sentinel(obj, parent_node):
+    """What parent_process().join() and is_alive() wait on: a pidfd of the
+    parent (readable once it has ended) where it runs on this node; for a
+    parent on another node a pipe that never becomes readable (it counts
+    as alive: this node cannot watch it)."""
+    r, w = os.pipe()
+    if parent_node == _drover.node_self():
+        try:
+            fd = os.pidfd_open(obj._parent_pid)
+        except ProcessLookupError:  # gone already: ready at once
+            os.close(w)
+            return r
+        except OSError:
+            fd = None
+        if fd is not None:
+            os.close(r)
+            os.close(w)
+            return fd
+    _parent_pipes.append(w)
+    return r
 
 
 def _child_main(data):
@@ -482,7 +512,7 @@ def _child_main(data):
         fp = io.BytesIO(data)
         process.current_process()._inheriting = True
         try:
-            _prepare(reduction.pickle.load(fp))
+            parent_node = _prepare(reduction.pickle.load(fp))
             obj = reduction.pickle.load(fp)
         finally:
             del process.current_process()._inheriting
@@ -493,7 +523,7 @@ def _child_main(data):
             hook()
         util._flush_std_streams()
         return 1
-    code = obj._bootstrap()
+    code = obj._bootstrap(_parent_sentinel(obj, parent_node))
     for hook in _exit_hooks:
         hook()
     return code

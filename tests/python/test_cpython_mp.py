@@ -31,14 +31,8 @@ ALL = ["WithProcessesTest" + n for n in (
     "Value", "Array", "Pool", "PoolWorkerErrors", "PoolWorkerLifetime")] + [
     "TestInitializers", "TestSimpleQueue", "TestTimeouts"]
 
-# The classes drover passes so far (grows as the objects come).
-PASSING = ["WithProcessesTestLock", "WithProcessesTestSemaphore",
-           "WithProcessesTestCondition", "WithProcessesTestEvent",
-           "WithProcessesTestBarrier", "WithProcessesTestQueue",
-           "TestSimpleQueue", "WithProcessesTestPool",
-           "WithProcessesTestPoolWorkerErrors",
-           "WithProcessesTestPoolWorkerLifetime", "WithProcessesTestValue",
-           "WithProcessesTestArray"]
+# The classes drover passes: all of them.
+PASSING = ALL
 
 # "Class.test": why it does not hold for drover (skipped with drover only).
 KNOWN = {
@@ -78,15 +72,5 @@ if METHOD == "drover":
                                                          _test)))
 
 if __name__ == "__main__":
-    if METHOD == "drover":
-        import multiprocessing
-        try:  # setUpModule makes one
-            multiprocessing.get_context("drover").RLock()
-        except NotImplementedError as e:
-            print("skipped: %s" % e)
-            sys.exit(77)
     names = sys.argv[1:] or PASSING
-    if not names:
-        print("skipped: no class passes with the drover start method yet")
-        sys.exit(77)
     unittest.main(argv=[sys.argv[0]] + names, verbosity=1)
