@@ -31,7 +31,7 @@ import pkgutil  # noqa: F401
 import runpy  # noqa: F401
 
 from drover import _drover
-from drover.nodes import placement_for
+from drover.nodes import Placement, placement_for
 
 __all__ = ["DroverContext", "DroverProcess", "NotSupportedError"]
 
@@ -183,9 +183,13 @@ class Popen:
         self.finalizer = None
         self._keep = []
         self._undo = []
+        self._fds = 0  # descriptors in the arguments (DupFd)
         try:
             where = placement_for(process_obj)
             data = self._pickle(process_obj)
+            if where is None and self._fds:
+                # A descriptor reaches this host only: not round robin.
+                where = Placement("local")
             self._proc = _drover.start(data, where)
         except BaseException:
             for undo in self._undo:
@@ -229,6 +233,7 @@ class Popen:
         # the child through /proc; a socket (the standard Pipe) goes
         # through multiprocessing's resource sharer (a unix socket of this
         # process, SCM_RIGHTS). Either reaches children on this host only.
+        self._fds += 1
         if stat.S_ISSOCK(os.fstat(fd).st_mode):
             from multiprocessing import resource_sharer
             return resource_sharer.DupFd(fd)
