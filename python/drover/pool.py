@@ -249,8 +249,9 @@ class Pool(mp_pool.Pool):
     def apply_async(self, func, args=(), kwds={}, callback=None,
                     error_callback=None):
         self._check_running()
+        prefix = self._prefix(_apply, func)  # before the job: may raise
         result = ApplyResult(self, callback, error_callback)
-        self._run(result, self._prefix(_apply, func), [(args, kwds)], 1)
+        self._run(result, prefix, [(args, kwds)], 1)
         return result
 
     def _map_async(self, func, iterable, mapper, chunksize=None,
@@ -265,11 +266,12 @@ class Pool(mp_pool.Pool):
                 chunksize += 1
         if n == 0:
             chunksize = 0
+        prefix = self._prefix(mapper, func)
         result = MapResult(self, chunksize, n, callback,
                            error_callback=error_callback)
         if n:
-            self._run(result, self._prefix(mapper, func),
-                      _chunks(iterable, chunksize), -(-n // chunksize))
+            self._run(result, prefix, _chunks(iterable, chunksize),
+                      -(-n // chunksize))
         return result
 
     def _imap(self, cls, func, iterable, chunksize):
@@ -277,13 +279,13 @@ class Pool(mp_pool.Pool):
         if not isinstance(chunksize, int) or chunksize < 1:
             raise ValueError("Chunksize must be 1+, not {0:n}".format(
                 chunksize))
-        result = cls(self)
         if chunksize == 1:
             prefix = self._prefix(_one, func)
             chunks = iter(iterable)
         else:
             prefix = self._prefix(mapstar, func)
             chunks = _chunks(iterable, chunksize)
+        result = cls(self)
         if hasattr(iterable, "__len__"):
             result._set_length(self._run(result, prefix, chunks))
         else:
