@@ -16,7 +16,7 @@ What differs from multiprocessing.Pool: a worker that dies fails the task
 it ran (WorkerLostError, with "killed by signal 9" or "exit code 3") and
 is replaced, instead of that task's result never coming; terminate() fails
 the tasks still pending (PoolError) instead of leaving them unresolved;
-map's default chunksize makes about 16 chunks per worker, not 4.
+map's default chunksize makes about 8 chunks per worker, not 4.
 """
 
 import copyreg
@@ -59,7 +59,7 @@ def _dumps(obj):
     p.dispatch_table = _table[1]
     p.dump(obj)
     return buf.getbuffer()
-_CHUNKS_PER_WORKER = 16  # map's default chunksize: about this many each
+_CHUNKS_PER_WORKER = 8  # map's default chunksize: about this many each
 
 
 class PoolError(ProcessError):
