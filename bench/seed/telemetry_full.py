@@ -6,8 +6,34 @@ leaving after 10 s without a sample) and output lines; one node (this one).
 Extra: --data-dir (the seed reads ../data) and --start-method, and a last
 line with the two jobs' wall times.
 
+--start-method drover runs it as the seed runs under Dragon: across the
+nodes of a `drover run` job, one telemetry monitor placed on each node (as
+the seed places them with Dragon), everything else unchanged.
+
 usage: python3 telemetry_full.py [seed flags] [--data-dir DIR]
+       drover run [options] -- python3 telemetry_full.py --start-method drover
 """
+import sys
+
+
+def _wants_drover(argv):
+    """Whether the command line asks for the drover start method (read
+    before anything else is imported: see below)."""
+    for i, a in enumerate(argv):
+        if a == "--start-method" and argv[i + 1:i + 2] == ["drover"]:
+            return True
+        if a == "--start-method=drover":
+            return True
+    return False
+
+
+# drover first: the processes of the job are forks of the interpreter at
+# this import, and a node that starts one runs the script up to here.
+if _wants_drover(sys.argv[1:]):
+    import drover
+else:
+    drover = None
+
 import argparse
 import functools
 import multiprocessing as mp
@@ -49,7 +75,7 @@ def get_args():
                    help="MNIST data: torchvision's root (MNIST/raw or "
                    "FashionMNIST/raw below it) or a directory of IDX files")
     p.add_argument("--start-method", default="fork",
-                   choices=["fork", "spawn", "forkserver"],
+                   choices=["fork", "spawn", "forkserver", "drover"],
                    help="multiprocessing start method (default: fork)")
     return p.parse_args()
 
@@ -91,9 +117,13 @@ def post_process(q, start_ev, end_ev, use_bars):
 def main():
     args = get_args()
     print(f"Hello from main process {os.uname().nodename}.", flush=True)
-    print("using multiprocessing runtime", flush=True)
+    runtime = "drover" if drover is not None else "multiprocessing"
+    print(f"using {runtime} runtime", flush=True)
     mp.set_start_method(args.start_method)
-    nnodes = 1  # standard multiprocessing: this node only
+    # drover: the job's nodes, as the seed asks Dragon's global services;
+    # standard multiprocessing: this node only.
+    nodeslist = drover.nodes() if drover is not None else [None]
+    nnodes = len(nodeslist)
     assert args.mnist_workers > 1
     print(f"Number of nodes: {nnodes}", flush=True)
     print(f"Number of scipy workers: {args.scipy_workers}", flush=True)
@@ -105,8 +135,10 @@ def main():
                            args=(q, start_ev, end_ev, args.bars))
     post_proc.start()
     procs = []
-    for _ in range(nnodes):
+    for node in nodeslist:
         proc = mp.Process(target=telem_work, args=(q, start_ev, end_ev))
+        if node is not None:  # one monitor on each node
+            proc.placement = drover.Placement(host=node.hostname)
         proc.start()
         procs.append(proc)
 

@@ -9,6 +9,7 @@
 #define DROVER_QUEUE_H
 
 #include <stddef.h>
+#include <sys/uio.h>
 
 #include "drover/error.h"
 #include "drover/export.h"
@@ -40,16 +41,49 @@ DV_API dv_queue_t *dv_queue_create(size_t maxsize, dv_error_t *err);
 DV_API int dv_queue_put(dv_queue_t *q, const void *data, size_t len,
                         double timeout_s, dv_error_t *err);
 
+/* Append one message made of the n parts iov[0..n) one after another (a
+ * header and out-of-band buffers, say), each copied once into the queue:
+ * dv_queue_put's rules otherwise. The parts stay the caller's. */
+DV_API int dv_queue_putv(dv_queue_t *q, const struct iovec *iov, int n,
+                         double timeout_s, dv_error_t *err);
+
 /* Take the oldest message: *data is malloc'd and owned by the caller
  * (free() it), *len its length. */
 DV_API int dv_queue_get(dv_queue_t *q, void **data, size_t *len,
                         double timeout_s, dv_error_t *err);
+
+/* Wait until a get would not wait, without taking anything: a message is
+ * there, or the queue is closed (a get then drains or fails with EPIPE).
+ * 0, or -1 with EAGAIN (timeout 0) / ETIMEDOUT. Another consumer may take
+ * the message first. */
+DV_API int dv_queue_wait(dv_queue_t *q, double timeout_s, dv_error_t *err);
 
 /* Close: later puts fail with EPIPE; consumers drain, then see EPIPE. */
 DV_API int dv_queue_close(dv_queue_t *q);
 
 /* Messages waiting now (a snapshot), or -1. */
 DV_API long dv_queue_size(dv_queue_t *q);
+
+/* Joinable queues (multiprocessing.JoinableQueue): every put adds one
+ * unfinished message, and a consumer calls dv_queue_task_done once it has
+ * dealt with one it took. task_done: 0, or -1 with ERANGE when no message
+ * is unfinished (more task_done calls than puts). */
+DV_API int dv_queue_task_done(dv_queue_t *q, dv_error_t *err);
+
+/* Wait until no message is unfinished (timeout_s as for get; ETIMEDOUT,
+ * also for a timeout of 0 with some unfinished). */
+DV_API int dv_queue_join(dv_queue_t *q, double timeout_s, dv_error_t *err);
+
+/* Messages put and not yet finished (a snapshot), or -1. */
+DV_API long dv_queue_unfinished(dv_queue_t *q);
+
+/* Holders: a queue written through several handles (a pipe's end that
+ * processes share) closes itself when the last holder lets go. hold adds
+ * one (EOVERFLOW past 2^32 - 1); release takes one away and, when that
+ * was the last, closes the queue as dv_queue_close (ERANGE: none held).
+ * A queue nobody ever held is never closed so. */
+DV_API int dv_queue_hold(dv_queue_t *q);
+DV_API int dv_queue_release(dv_queue_t *q);
 
 /* Describe q in *out, to attach it in another process. */
 DV_API int dv_queue_handle(const dv_queue_t *q, dv_handle_t *out);

@@ -4,18 +4,22 @@ Popen pickles the process object as spawn does (preparation data, then
 the process) and starts libdrover's task "dv_python_process" on those
 bytes; in the child (a fork of the interpreter made when drover was
 imported) _child_main() prepares the main module as spawn does and runs
-the process's _bootstrap(). Queue is in drover.queues, Event, Lock,
-RLock, Condition, Semaphore, BoundedSemaphore and Barrier in
-drover.synchronize, Value, Array, RawValue and RawArray in
-drover.sharedctypes, Manager in drover.managers; the other objects are
-not there yet and raise NotSupportedError.
+the process's _bootstrap(). Queue, JoinableQueue and SimpleQueue are in
+drover.queues, Pipe in drover.connection, Event, Lock, RLock, Condition,
+Semaphore, BoundedSemaphore and Barrier in drover.synchronize, Value,
+Array, RawValue and RawArray in drover.sharedctypes, Manager in
+drover.managers; the other objects are not there yet and raise
+NotSupportedError.
 """
 
+import fcntl
 import functools
 import io
 import multiprocessing
 import os
+import stat
 import sys
+import threading
 import types
 import traceback
 from multiprocessing import context, process, reduction, spawn, util
@@ -42,12 +46,14 @@ def _unsupported(what):
         "(docs/PYTHON.md lists what is)" % what)
 
 
-def _pass_to_child(obj):
+def _pass_to_child(obj, undo=None, keep=None):
     """Called by __getstate__ of an object that travels as a libdrover
     handle: only while a drover Process is being started (as
     multiprocessing's objects only travel by inheritance), and the Popen
     keeps obj alive until the process has ended, so that the child can
-    attach it even when the parent drops it at once."""
+    attach it even when the parent drops it at once (keep, when given, is
+    kept instead of obj). undo() is called when the process does not
+    start after all."""
     if getattr(obj, "_drover_managed", False):
         return  # made by a Manager: pickles anywhere, lives as long as it
     context.assert_spawning(obj)
@@ -56,14 +62,113 @@ def _pass_to_child(obj):
         raise TypeError("drover: a %s of the 'drover' context can only be "
                         "passed to a process of that context"
                         % type(obj).__name__)
-    popen._keep.append(obj)
+    popen._keep.append(obj if keep is None else keep)
+    if undo is not None:
+        popen._undo.append(undo)
+
+
+def _ready_fd():
+    """A descriptor that is readable at once (a pipe at its end)."""
+    r, w = os.pipe2(os.O_CLOEXEC)
+    os.close(w)
+    return r
+
+
+def _local_sentinel(proc):
+    """A pidfd of a process of this node (readable once it has exited),
+    or a descriptor readable at once when it has ended already (then its
+    pid may be another process's)."""
+    try:
+        fd = os.pidfd_open(proc.pid)
+    except OSError:
+        return _ready_fd()  # gone (ESRCH), or no pidfd: see below
+    if not proc.is_alive():
+        os.close(fd)
+        return _ready_fd()
+    return fd
 
 
 class _Sentinel:
-    """Stands for Process.sentinel, which has no descriptor yet."""
+    """Process.sentinel of a process on another node: fileno() is a pipe
+    that a thread, joining the process, closes when it has ended."""
+
+    def __init__(self, proc):
+        self._proc = proc
+        self._fd = self._w = None
+        self._done = False
+        self._lock = threading.Lock()
 
     def fileno(self):
-        raise _unsupported("Process.sentinel (multiprocessing.connection.wait)")
+        with self._lock:
+            if self._fd is None:
+                self._fd, self._w = os.pipe2(os.O_CLOEXEC)
+                if self._done:
+                    self._end()
+                else:
+                    threading.Thread(target=self._watch, daemon=True,
+                                     name="drover-sentinel").start()
+            return self._fd
+
+    def _watch(self):
+        try:
+            self._proc.join()
+        finally:
+            self.ended()
+
+    def _end(self):
+        if self._w is not None:
+            os.close(self._w)
+            self._w = None
+
+    def ended(self):
+        """The process has ended: readable from now on (also called by
+        Popen.poll, so that it is once join() returned)."""
+        with self._lock:
+            self._done = True
+            self._end()
+
+    def close(self):
+        with self._lock:
+            self._end()
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+
+def _open_fd_of(pid, node, fd, flags):
+    if _drover.node_self() != node:
+        raise _unsupported("passing a file descriptor to a process on "
+                           "another node")
+    return os.open("/proc/%d/fd/%d" % (pid, fd), flags | os.O_CLOEXEC)
+
+
+class _KeptFd:
+    """A copy of a parent's descriptor, kept open until its process ends;
+    unpickled, the child opens it again through /proc (a drover process is
+    no child of its parent's, and inherits nothing)."""
+
+    def __init__(self, fd):
+        self.fd = os.dup(fd)
+        self.pid = os.getpid()
+        self.flags = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE
+
+    def __reduce__(self):
+        return _RebuiltFd, (self.pid, _drover.node_self(), self.fd,
+                            self.flags)
+
+    def __del__(self):
+        if self.pid == os.getpid():
+            os.close(self.fd)
+
+
+class _RebuiltFd:
+    """What a child gets for a _KeptFd: detach() opens the descriptor."""
+
+    def __init__(self, pid, node, fd, flags):
+        self._args = (pid, node, fd, flags)
+
+    def detach(self):
+        return _open_fd_of(*self._args)
 
 
 class Popen:
@@ -76,13 +181,31 @@ class Popen:
         util._flush_std_streams()
         self.returncode = None
         self.finalizer = None
-        self.sentinel = _Sentinel()
         self._keep = []
-        where = placement_for(process_obj)
-        data = self._pickle(process_obj)
-        self._proc = _drover.start(data, where)
+        self._undo = []
+        try:
+            where = placement_for(process_obj)
+            data = self._pickle(process_obj)
+            self._proc = _drover.start(data, where)
+        except BaseException:
+            for undo in self._undo:
+                undo()
+            raise
+        finally:
+            self._undo = []
         self.pid = self._proc.pid
         self.node = self._proc.node
+        self.sentinel = self._make_sentinel()
+
+    def _make_sentinel(self):
+        # An int where it can be (as multiprocessing's sentinels are).
+        if self._proc.node == _drover.node_self():
+            fd = _local_sentinel(self._proc)
+            self.finalizer = util.Finalize(self, os.close, (fd,))
+            return fd
+        s = _Sentinel(self._proc)
+        self.finalizer = util.Finalize(self, s.close)
+        return s
 
     def _pickle(self, process_obj):
         prep = spawn.get_preparation_data(process_obj._name)
@@ -95,17 +218,30 @@ class Popen:
             context.set_spawning_popen(None)
         return fp.getbuffer()
 
-    def DupFd(self, fd):
-        raise _unsupported("passing a file descriptor (Pipe, Connection, "
-                           "multiprocessing.Queue) to a process")
+    def duplicate_for_child(self, fd):
+        return fd
 
-    duplicate_for_child = DupFd
+    def DupFd(self, fd):
+        # A child is a fork of the fork server, not of this process, so it
+        # inherits nothing. A file or pipe (multiprocessing.heap's arenas,
+        # the pipes of the standard Queue and Manager) is opened again by
+        # the child through /proc; a socket (the standard Pipe) goes
+        # through multiprocessing's resource sharer (a unix socket of this
+        # process, SCM_RIGHTS). Either reaches children on this host only.
+        if stat.S_ISSOCK(os.fstat(fd).st_mode):
+            from multiprocessing import resource_sharer
+            return resource_sharer.DupFd(fd)
+        kept = _KeptFd(fd)
+        self._keep.append(kept)
+        return kept
 
     def poll(self, flag=None):
         if self.returncode is None and self._proc is not None:
             self.returncode = self._proc.exitcode()
             if self.returncode is not None:
                 self._keep = []
+                if isinstance(self.sentinel, _Sentinel):
+                    self.sentinel.ended()
         return self.returncode
 
     def wait(self, timeout=None):
@@ -130,6 +266,8 @@ class Popen:
     def close(self):
         self._proc = None
         self._keep = []
+        if self.finalizer is not None:
+            self.finalizer()
 
 
 class DroverProcess(process.BaseProcess):
@@ -202,6 +340,21 @@ class DroverContext(context.BaseContext):
         from drover.sharedctypes import Array
         return Array(typecode_or_type, size_or_initializer, lock=lock,
                      ctx=self.get_context())
+
+    def JoinableQueue(self, maxsize=0):
+        """Returns a queue object"""
+        from drover.queues import JoinableQueue
+        return JoinableQueue(maxsize, ctx=self.get_context())
+
+    def SimpleQueue(self):
+        """Returns a queue object"""
+        from drover.queues import SimpleQueue
+        return SimpleQueue(ctx=self.get_context())
+
+    def Pipe(self, duplex=True):
+        """Returns two connection objects connected by a pipe"""
+        from drover.connection import Pipe
+        return Pipe(duplex)
 
     def Manager(self):
         """Returns a started manager (drover.managers.SyncManager)"""
@@ -296,6 +449,11 @@ def _enter_dir(data):
     del data["dir"]
 
 
+# Called with no argument when a drover Process's target has returned
+# (or raised): what the child still holds goes (drover.connection).
+_exit_hooks = []
+
+
 def _prepare(data):
     _enter_dir(data)
     # This child is a fork of the interpreter at `import drover`: its
@@ -331,9 +489,14 @@ def _child_main(data):
     except BaseException:
         sys.stderr.write("drover: process could not start:\n")
         traceback.print_exc()
+        for hook in _exit_hooks:  # lets go of the pipe ends it attached
+            hook()
         util._flush_std_streams()
         return 1
-    return obj._bootstrap()
+    code = obj._bootstrap()
+    for hook in _exit_hooks:
+        hook()
+    return code
 
 
 context._concrete_contexts["drover"] = DroverContext()

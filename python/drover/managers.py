@@ -1,68 +1,51 @@
 """multiprocessing.Manager() for the "drover" start method.
 
-A standard manager is a server process that holds the objects and hands
-out proxies, which pickle anywhere: into a pool's tasks, into queue
-messages. drover's queues, events and locks already live in shared
-memory (or on their home node) and travel as handles, so this manager
-holds no server: its methods build the context's own objects, marked
-managed, which then pickle anywhere as proxies do (not only into a
-starting Process). They live until the manager shuts down (shutdown(),
-the end of a with block, or its garbage collection); a process that
-attaches one later gets FileNotFoundError. Objects that would need a
-server (list, dict, Namespace) raise NotSupportedError.
+The manager is multiprocessing's SyncManager: a server process (a drover
+Process on this node) that holds Python objects and hands out proxies
+(dict, list, Namespace, and whatever register() adds). Objects drover
+has in shared memory (queues, events, locks, semaphores, conditions,
+barriers, values, arrays, pools) are not served: these methods build the
+context's own objects, marked managed, which then pickle anywhere as
+proxies do (into pool tasks, into queue messages), not only into a
+starting Process, and live until the manager shuts down; a process that
+attaches one later gets FileNotFoundError. In a job of several nodes the
+server listens on this node's address, so proxies work from every node.
 """
 
-from drover.context import NotSupportedError
+from multiprocessing import managers
+
+from drover.nodes import Placement, current_node, nodes
 
 __all__ = ["SyncManager"]
 
-# The manager methods that build one of the context's objects.
+# The manager methods that build one of the context's own objects.
 _OBJECTS = ("Queue", "JoinableQueue", "Event", "Lock", "RLock", "Semaphore",
             "BoundedSemaphore", "Condition", "Barrier", "Value", "Array",
             "Pool")
-# Those that need a server process holding a Python object.
-_SERVED = ("list", "dict", "Namespace")
 
 
-class SyncManager:
-    """multiprocessing.managers.SyncManager's interface (start, shutdown,
-    context manager, the object methods)."""
+class SyncManager(managers.SyncManager):
+    """multiprocessing.managers.SyncManager whose shared-memory objects are
+    drover's."""
 
-    def __init__(self, *, ctx):
-        self._ctx = ctx
+    def __init__(self, address=None, authkey=None, serializer="pickle",
+                 ctx=None, **kwargs):
+        if address is None and len(nodes()) > 1:
+            address = (current_node().address, 0)
+        super().__init__(address, authkey, serializer, ctx=ctx, **kwargs)
         self._objects = None
 
     def start(self, initializer=None, initargs=()):
-        if self._objects is not None:
-            raise RuntimeError("drover: the manager has already started")
-        if initializer is not None and not callable(initializer):
-            raise TypeError("initializer must be a callable")
-        # No server process to initialise: run it here, as it would run
-        # there before serving.
-        if initializer is not None:
-            initializer(*initargs)
+        # The server on this node: its proxies' address is this node's.
+        with Placement("local"):
+            super().start(initializer, initargs)
         self._objects = []
+        stop = self.shutdown  # the Finalize that start() made
 
-    def shutdown(self):
-        """Drop the managed objects (removed once nothing here holds
-        them)."""
-        self._objects = None
-
-    def join(self, timeout=None):
-        pass
-
-    def connect(self):
-        raise NotSupportedError("drover: Manager.connect (a manager on a "
-                                "server address) is not supported by the "
-                                "'drover' start method")
-
-    def __enter__(self):
-        if self._objects is None:
-            self.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.shutdown()
+        def shutdown():
+            self._objects = None
+            stop()
+        self.shutdown = shutdown
 
     def _make(self, name, *args, **kwargs):
         if self._objects is None:
@@ -81,17 +64,5 @@ def _object_method(name):
     return method
 
 
-def _served_method(name):
-    def method(self, *args, **kwargs):
-        raise NotSupportedError(
-            "drover: Manager().%s is not supported by the 'drover' start "
-            "method (a shared %s needs a server process; pass data "
-            "through a Queue instead)" % (name, name))
-    method.__name__ = name
-    return method
-
-
 for _name in _OBJECTS:
     setattr(SyncManager, _name, _object_method(_name))
-for _name in _SERVED:
-    setattr(SyncManager, _name, _served_method(_name))

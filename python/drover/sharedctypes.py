@@ -74,7 +74,7 @@ def reduce_ctype(obj):
     block = getattr(obj, "_wrapper", None)
     if not isinstance(block, _Block):
         return _mp_reduce_ctype(obj)
-    assert_spawning(obj)
+    _check_travel(obj, block)
     if isinstance(obj, ctypes.Array):
         return rebuild_ctype, (obj._type_, block, obj._length_)
     return rebuild_ctype, (type(obj), block, None)
@@ -96,6 +96,15 @@ def rebuild_ctype(type_, block, length):
 # multiprocessing's rebuild_ctype registers its reducer by this name: keep
 # ours in the table for both kinds of object.
 sharedctypes.reduce_ctype = reduce_ctype
+
+
+def _check_travel(obj, block):
+    """Objects travel only into a starting Process, but those a Manager
+    made (marked _drover_managed), which pickle anywhere."""
+    if getattr(obj, "_drover_managed", False):
+        block._drover_managed = True
+    else:
+        assert_spawning(obj)
 
 
 def _new_value(type_):
@@ -153,7 +162,10 @@ def Array(typecode_or_type, size_or_initializer, *, lock=True, ctx=None):
 
 class _Travel:
     def __reduce__(self):
-        assert_spawning(self)
+        if getattr(self, "_drover_managed", False):
+            self._obj._drover_managed = True
+        else:
+            assert_spawning(self)
         return synchronized, (self._obj, self._lock)
 
 
@@ -208,7 +220,7 @@ class _Proxy:
         self._wrapper = block
 
     def __reduce__(self):
-        assert_spawning(self)
+        _check_travel(self, self._wrapper)
         if issubclass(self._type, ctypes.Array):
             return rebuild_ctype, (self._type._type_, self._wrapper,
                                    self._type._length_)

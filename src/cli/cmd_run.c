@@ -15,8 +15,10 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "common/error.h"
 #include "lib/internal.h"
 #include "lib/runtime.h"
+#include "multinode/launch.h"
 #include "multinode/mn.h"
 #include "telemetry/telemetry.h"
 
@@ -33,13 +35,17 @@ static const char run_usage[] =
     "                    at most 60)\n"
     "  --job-id ID       name the job ID ([A-Za-z0-9_-], default: made up)\n"
     "\n"
-    "multi-node (one agent per other node; the first host is this one):\n"
+    "multi-node (an agent per node; node 0, the first, runs PROGRAM):\n"
     "  --hostfile FILE   hosts, one a line ('#' comments, blank lines)\n"
     "  --launch-cmd T    how to start a command on {host}: words, {host} and\n"
     "                    {cmd} replaced (default: ssh -o BatchMode=yes {host}\n"
     "                    {cmd})\n"
     "  --launcher L      local, hostfile or slurm (default: slurm inside an\n"
     "                    allocation, hostfile with --hostfile, else local)\n"
+    "  --node0 W         where node 0 is: here, first (the allocation's or\n"
+    "                    host file's first node: drover run only launches)\n"
+    "                    or auto (default: here when this host is one of\n"
+    "                    the nodes, else first)\n"
     "  --nodes N         with slurm: use N nodes of the allocation\n"
     "  --network-prefix CIDR  listen on the address in CIDR\n"
     "  --wireup-timeout S     seconds for every node to answer (default 30)\n"
@@ -51,7 +57,7 @@ struct run_opts {
     const char *grace;
     const char *job_id;
     const char *hostfile, *launch_cmd, *launcher, *nodes, *prefix, *wireup;
-    const char *policy;
+    const char *policy, *node0, *hostfile_text;
     int label;
     int prog; /* index of PROGRAM in argv */
 };
@@ -61,12 +67,13 @@ static const char **value_slot(struct run_opts *o, const char *a,
                                const char **name)
 {
     static const char *names[] = {
-        "--grace",          "--job-id",         "--hostfile",
-        "--launch-cmd",     "--launcher",       "--nodes",
-        "--network-prefix", "--wireup-timeout", "--policy"};
-    const char **slots[] = {&o->grace,      &o->job_id,   &o->hostfile,
-                            &o->launch_cmd, &o->launcher, &o->nodes,
-                            &o->prefix,     &o->wireup,   &o->policy};
+        "--grace",    "--job-id", "--hostfile",       "--launch-cmd",
+        "--launcher", "--nodes",  "--network-prefix", "--wireup-timeout",
+        "--policy",   "--node0",  "--hostfile-text"};
+    const char **slots[] = {&o->grace,      &o->job_id,       &o->hostfile,
+                            &o->launch_cmd, &o->launcher,     &o->nodes,
+                            &o->prefix,     &o->wireup,       &o->policy,
+                            &o->node0,      &o->hostfile_text};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         size_t n = strlen(names[i]);
         if (!strncmp(a, names[i], n) && (a[n] == 0 || a[n] == '=')) {
@@ -168,12 +175,27 @@ static int bad_number(const char *opt, const char *v, double lo, double hi,
     return 0;
 }
 
+static int node0_mode(const struct run_opts *o, int *mode)
+{
+    const char *w = o->node0 ? o->node0 : "auto";
+    *mode = !strcmp(w, "here")    ? MN_NODE0_HERE
+            : !strcmp(w, "first") ? MN_NODE0_FIRST
+                                  : MN_NODE0_AUTO;
+    if (*mode == MN_NODE0_AUTO && strcmp(w, "auto")) {
+        fprintf(stderr,
+                "drover: run: --node0: '%s' is not here, first or auto\n", w);
+        return -1;
+    }
+    return 0;
+}
+
 /* The multi-node options; *multi set when the job has a head. */
 static int check_multi(const struct run_opts *o, struct mn_head_opts *m,
                        int *multi)
 {
     memset(m, 0, sizeof(*m));
     m->hostfile = o->hostfile;
+    m->hostfile_text = o->hostfile_text;
     m->launch_cmd = o->launch_cmd;
     m->network_prefix = o->prefix;
     m->label = o->label;
@@ -188,13 +210,16 @@ static int check_multi(const struct run_opts *o, struct mn_head_opts *m,
         return -1;
     }
     if (!l)
-        l = o->hostfile              ? "hostfile"
-            : getenv("SLURM_JOB_ID") ? "slurm"
-                                     : "local";
-    if (!strcmp(l, "hostfile") && !o->hostfile) {
+        l = o->hostfile || o->hostfile_text ? "hostfile"
+            : getenv("SLURM_JOB_ID")        ? "slurm"
+                                            : "local";
+    if (!strcmp(l, "hostfile") && !o->hostfile && !o->hostfile_text) {
         fprintf(stderr, "drover: run: --launcher hostfile needs --hostfile\n");
         return -1;
     }
+    int mode;
+    if (node0_mode(o, &mode) < 0)
+        return -1;
     m->slurm = !strcmp(l, "slurm");
     *multi = strcmp(l, "local") != 0;
     double x;
@@ -233,6 +258,112 @@ static int check_multi(const struct run_opts *o, struct mn_head_opts *m,
         }
         setenv(DV_ENV_POLICY, o->policy, 1);
     }
+    return 0;
+}
+
+/* The words of node 0's drover run: "--node0 here", this run's options
+ * but --hostfile (its text goes instead) and --node0, then PROGRAM and its
+ * arguments. Pointers into argv. */
+static char **node0_words(int argc, char **argv, const struct run_opts *o)
+{
+    char **w = calloc((size_t)argc + 4, sizeof(char *));
+    int n = 0;
+    if (!w)
+        return NULL;
+    w[n++] = "--node0";
+    w[n++] = "here";
+    for (int i = 1; i < o->prog; i++) {
+        struct run_opts scratch;
+        const char *name = NULL;
+        if (!strcmp(argv[i], "--"))
+            continue;
+        int slot = value_slot(&scratch, argv[i], &name) != NULL;
+        int sep = slot && argv[i][strlen(name)] != '=';
+        if (!slot || (strcmp(name, "--hostfile") && strcmp(name, "--node0") &&
+                      strcmp(name, "--hostfile-text"))) {
+            w[n++] = argv[i];
+            if (sep)
+                w[n++] = argv[i + 1];
+        }
+        i += sep;
+    }
+    w[n++] = "--";
+    for (int i = o->prog; i < argc; i++)
+        w[n++] = argv[i];
+    return w;
+}
+
+/* Not one of the nodes (or --node0 first): launch node 0's drover run.
+ * Returns its exit status, or -1 to go on here (this host is node 0). */
+static int run_elsewhere(int argc, char **argv, const struct run_opts *o,
+                         const struct mn_head_opts *mo)
+{
+    int mode;
+    mn_node0_t n0;
+    dv_error_t err;
+    if (node0_mode(o, &mode) < 0)
+        return 2;
+    if (mode == MN_NODE0_HERE)
+        return -1;
+    if (mn_node0_find(mo, mode, &n0, &err) < 0) {
+        fprintf(stderr, "drover: run: %s\n", err.text);
+        return 1;
+    }
+    if (n0.here) {
+        mn_node0_clear(&n0);
+        return -1;
+    }
+    char **w = node0_words(argc, argv, o);
+    int rc = w ? mn_node0_launch(mo, &n0, w, dv__grace_s(), &err)
+               : dv__errprintf(&err, ENOMEM, "out of memory");
+    if (rc < 0) {
+        fprintf(stderr, "drover: run: %s\n", err.text);
+        rc = 1;
+    }
+    free(w);
+    mn_node0_clear(&n0);
+    return rc;
+}
+
+/* Node 0's drover run started by srun: SIGUSR1 is the launcher's stop
+ * (srun passes it on; SIGTERM it turns into SIGKILL), taken for SIGTERM,
+ * which is blocked, so that it waits for the supervision. */
+static void usr1_stop(int sig)
+{
+    (void)sig;
+    kill(getpid(), SIGTERM);
+}
+
+/* `drover run --launched HEX...` (node 0's, from run_elsewhere): the words
+ * in place of the arguments. Kept for the process's life. */
+static char **launched_words, **launched_argv;
+static int launched_args(int *argc, char ***argv)
+{
+    if (*argc < 3 || strcmp((*argv)[1], "--launched"))
+        return 0;
+    char **w = dv__words_decode(*argv + 2, *argc - 2);
+    int n = 0;
+    while (w && w[n])
+        n++;
+    char **nv = w ? calloc((size_t)n + 2, sizeof(char *)) : NULL;
+    if (!nv) {
+        fprintf(stderr, "drover: run: --launched: not drover run's words\n");
+        dv__launch_argv_free(w);
+        return -1;
+    }
+    nv[0] = (*argv)[0];
+    memcpy(nv + 1, w, (size_t)n * sizeof(char *));
+    free(launched_words);
+    free(launched_argv);
+    launched_words = w; /* the strings, owned here */
+    launched_argv = nv;
+    *argc = n + 1;
+    *argv = nv;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = usr1_stop;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR1, &sa, NULL);
     return 0;
 }
 
@@ -279,13 +410,22 @@ int dv__cmd_run(int argc, char **argv)
     dv__agent_block_signals(&old);
     struct run_opts o;
     memset(&o, 0, sizeof(o));
+    if (launched_args(&argc, &argv) < 0)
+        return 2;
     int r = parse(argc, argv, &o);
     if (r)
         return r == 1 ? 0 : 2;
+    if (launched_words && mn_node0_watch_output() < 0) {
+        fprintf(stderr, "drover: run: cannot watch the launcher: %s\n",
+                strerror(errno));
+        return 1;
+    }
     struct mn_head_opts mo;
     int multi = 0;
     if (check_opts(&o) < 0 || check_multi(&o, &mo, &multi) < 0)
         return 2;
+    if (multi && (r = run_elsewhere(argc, argv, &o, &mo)) >= 0)
+        return r;
     char dir[PATH_MAX];
     dv_error_t err;
     if (dv__rundir_create(dir, sizeof(dir), &err) < 0) {

@@ -31,6 +31,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "common/error.h"
@@ -67,11 +68,17 @@ struct qshared {
     uint64_t early_min;  /* free bytes at the front that allow an early wrap */
     uint64_t early_skip; /* position of the last early wrap's SKIP */
     uint32_t closed;     /* atomic */
+    /* Joinable accounting (atomic, no lock): messages put and not yet
+     * matched by dv_queue_task_done, and holders (dv_queue_hold). */
+    uint64_t unfinished;
+    uint32_t holders;
     /* Futex words: bumped on each publish / free, with sleeper counts. */
     _Alignas(64) uint32_t data_seq;
     uint32_t data_sleepers;
     _Alignas(64) uint32_t space_seq;
     uint32_t space_sleepers;
+    _Alignas(64) uint32_t done_seq; /* bumped when unfinished reaches 0 */
+    uint32_t done_sleepers;
 };
 
 /* Its page is allocated at create (dv__shm_create). */
@@ -212,6 +219,24 @@ static bool sweep(dv_queue_t *q)
     return sh->rel != start;
 }
 
+/* One message less to finish; wakes joiners at 0. Returns -1 (ERANGE)
+ * when there was none. */
+static int finish_one(dv_queue_t *q)
+{
+    struct qshared *sh = q->sh;
+    uint64_t n = __atomic_load_n(&sh->unfinished, __ATOMIC_SEQ_CST);
+    do {
+        if (n == 0) {
+            errno = ERANGE;
+            return -1;
+        }
+    } while (!__atomic_compare_exchange_n(&sh->unfinished, &n, n - 1, false,
+                                          __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST));
+    if (n == 1)
+        bump(&sh->done_seq, &sh->done_sleepers, INT_MAX);
+    return 0;
+}
+
 /* Under the lock: the descriptor at pos is owned by pid in state st and
  * pid is dead; drop the message. Returns true when space was freed. */
 static bool drop_dead(dv_queue_t *q, uint64_t pos, uint32_t st, pid_t pid)
@@ -223,6 +248,7 @@ static bool drop_dead(dv_queue_t *q, uint64_t pos, uint32_t st, pid_t pid)
     if (st == M_WRITING && pos == sh->head) {
         sh->head = desc_next(q, pos);
         add_count(sh, -1);
+        finish_one(q); /* nobody will take it, so nobody will finish it */
     } else if (st != M_READING) {
         return false;
     }
@@ -349,6 +375,7 @@ static int try_reserve(dv_queue_t *q, uint64_t len, uint64_t *pos,
         write_skip(q, p);
     sh->alloc = at + n;
     add_count(sh, 1);
+    __atomic_fetch_add(&sh->unfinished, 1, __ATOMIC_SEQ_CST);
     *pos = at;
     return 0;
 }
@@ -377,29 +404,79 @@ static int reserve(dv_queue_t *q, size_t len, double timeout_s, uint64_t *pos,
     }
 }
 
-int dv_queue_put(dv_queue_t *q, const void *data, size_t len, double timeout_s,
-                 dv_error_t *err)
+/* Total bytes of parts; SIZE_MAX when they overflow or one is NULL. */
+static size_t iov_total(const struct iovec *iov, int n)
 {
-    if (!q || (!data && len))
-        return dv__errprintf(err, EINVAL, "queue: put: NULL argument");
-    if (q->remote && len <= DV_MESSAGE_MAX)
-        return dv__remote_op(q->remote, DV_ROP_QUEUE_PUT, timeout_s, data, len,
-                             NULL, NULL, NULL, err);
+    size_t len = 0;
+    for (int i = 0; i < n; i++) {
+        if ((!iov[i].iov_base && iov[i].iov_len) ||
+            iov[i].iov_len > SIZE_MAX - 1 - len)
+            return SIZE_MAX;
+        len += iov[i].iov_len;
+    }
+    return len;
+}
+
+/* Another node's queue: the parts travel as one message. */
+static int remote_putv(dv_queue_t *q, const struct iovec *iov, int n,
+                       size_t len, double timeout_s, dv_error_t *err)
+{
+    if (n == 1)
+        return dv__remote_op(q->remote, DV_ROP_QUEUE_PUT, timeout_s,
+                             iov[0].iov_base, len, NULL, NULL, NULL, err);
+    unsigned char *buf = malloc(len ? len : 1);
+    if (!buf)
+        return dv__errprintf(err, ENOMEM, "queue: put: out of memory");
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        if (iov[i].iov_len)
+            memcpy(buf + off, iov[i].iov_base, iov[i].iov_len);
+        off += iov[i].iov_len;
+    }
+    int rc = dv__remote_op(q->remote, DV_ROP_QUEUE_PUT, timeout_s, buf, len,
+                           NULL, NULL, NULL, err);
+    int saved = errno;
+    free(buf);
+    errno = saved;
+    return rc;
+}
+
+int dv_queue_putv(dv_queue_t *q, const struct iovec *iov, int n,
+                  double timeout_s, dv_error_t *err)
+{
+    size_t len = !q || n < 0 || (!iov && n) ? SIZE_MAX : iov_total(iov, n);
+    if (len == SIZE_MAX)
+        return dv__errprintf(err, EINVAL, "queue: put: bad argument");
     if (len > DV_MESSAGE_MAX)
         return dv__errprintf(err, EMSGSIZE,
                              "queue: message of %zu bytes over the limit "
                              "(%zu)",
                              len, DV_MESSAGE_MAX);
+    if (q->remote)
+        return remote_putv(q, iov, n, len, timeout_s, err);
     dv__remote_fence();
     uint64_t pos = 0;
     if (reserve(q, len, timeout_s, &pos, err) < 0)
         return -1;
     struct desc *d = desc_at(q, pos);
-    if (len)
-        memcpy((unsigned char *)d + DESC, data, len);
+    unsigned char *to = (unsigned char *)d + DESC;
+    for (int i = 0; i < n; i++) {
+        if (iov[i].iov_len)
+            memcpy(to, iov[i].iov_base, iov[i].iov_len);
+        to += iov[i].iov_len;
+    }
     st32(&d->state, M_READY);
     bump(&q->sh->data_seq, &q->sh->data_sleepers, 1);
     return 0;
+}
+
+int dv_queue_put(dv_queue_t *q, const void *data, size_t len, double timeout_s,
+                 dv_error_t *err)
+{
+    if (!q || (!data && len))
+        return dv__errprintf(err, EINVAL, "queue: put: NULL argument");
+    struct iovec one = {(void *)(uintptr_t)data, len};
+    return dv_queue_putv(q, &one, 1, timeout_s, err);
 }
 
 /* Claim outcome besides 0 and -1: the caller must allocate a buffer of
@@ -583,6 +660,126 @@ long dv_queue_size(dv_queue_t *q)
                    ? -1
                    : (long)n;
     return (long)__atomic_load_n(&q->sh->count, __ATOMIC_RELAXED);
+}
+
+int dv_queue_task_done(dv_queue_t *q, dv_error_t *err)
+{
+    if (!q)
+        return dv__errprintf(err, EINVAL, "queue: task_done: NULL queue");
+    if (q->remote)
+        return dv__remote_op(q->remote, DV_ROP_QUEUE_TASK_DONE, 0, NULL, 0,
+                             NULL, NULL, NULL, err);
+    dv__remote_fence();
+    if (finish_one(q) < 0)
+        return dv__errprintf(err, ERANGE,
+                             "queue: task_done() called more times than "
+                             "messages were put");
+    return 0;
+}
+
+int dv_queue_join(dv_queue_t *q, double timeout_s, dv_error_t *err)
+{
+    if (!q)
+        return dv__errprintf(err, EINVAL, "queue: join: NULL queue");
+    if (q->remote)
+        return dv__remote_op(q->remote, DV_ROP_QUEUE_JOIN, timeout_s, NULL, 0,
+                             NULL, NULL, NULL, err);
+    struct qshared *sh = q->sh;
+    struct timespec dl;
+    bool has_dl = dv__deadline(timeout_s, &dl);
+    for (;;) {
+        uint32_t seq = ld32(&sh->done_seq);
+        if (__atomic_load_n(&sh->unfinished, __ATOMIC_SEQ_CST) == 0)
+            return 0;
+        if (timeout_s == 0 || (has_dl && dv__deadline_passed(&dl)))
+            return dv__errprintf(err, ETIMEDOUT, "queue: join timed out");
+        wait_seq(&sh->done_seq, &sh->done_sleepers, seq, has_dl ? &dl : NULL,
+                 false);
+    }
+}
+
+int dv_queue_wait(dv_queue_t *q, double timeout_s, dv_error_t *err)
+{
+    if (!q)
+        return dv__errprintf(err, EINVAL, "queue: wait: NULL queue");
+    if (q->remote)
+        return dv__remote_op(q->remote, DV_ROP_QUEUE_WAIT, timeout_s, NULL, 0,
+                             NULL, NULL, NULL, err);
+    struct qshared *sh = q->sh;
+    struct timespec dl;
+    bool has_dl = dv__deadline(timeout_s, &dl);
+    for (;;) {
+        uint32_t seq = ld32(&sh->data_seq);
+        if (__atomic_load_n(&sh->count, __ATOMIC_RELAXED) > 0) {
+            /* The wake that brought us may have been meant for a consumer:
+             * pass it on (one wake per publish). */
+            bump(&sh->data_seq, &sh->data_sleepers, 1);
+            return 0;
+        }
+        if (__atomic_load_n(&sh->closed, __ATOMIC_RELAXED))
+            return 0;
+        if (timeout_s == 0 || (has_dl && dv__deadline_passed(&dl)))
+            return dv__errprintf(err, timeout_s == 0 ? EAGAIN : ETIMEDOUT,
+                                 "queue: empty");
+        wait_seq(&sh->data_seq, &sh->data_sleepers, seq, has_dl ? &dl : NULL,
+                 false);
+    }
+}
+
+long dv_queue_unfinished(dv_queue_t *q)
+{
+    if (!q) {
+        errno = EINVAL;
+        return -1;
+    }
+    int32_t n = 0;
+    if (q->remote)
+        return dv__remote_op(q->remote, DV_ROP_QUEUE_UNFINISHED, 0, NULL, 0, &n,
+                             NULL, NULL, NULL) < 0
+                   ? -1
+                   : (long)n;
+    uint64_t u = __atomic_load_n(&q->sh->unfinished, __ATOMIC_SEQ_CST);
+    return u > LONG_MAX ? LONG_MAX : (long)u;
+}
+
+int dv_queue_hold(dv_queue_t *q)
+{
+    if (!q) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (q->remote)
+        return dv__remote_op(q->remote, DV_ROP_QUEUE_HOLD, 0, NULL, 0, NULL,
+                             NULL, NULL, NULL);
+    uint32_t n = __atomic_load_n(&q->sh->holders, __ATOMIC_SEQ_CST);
+    do {
+        if (n == UINT32_MAX) {
+            errno = EOVERFLOW;
+            return -1;
+        }
+    } while (!__atomic_compare_exchange_n(&q->sh->holders, &n, n + 1, false,
+                                          __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST));
+    return 0;
+}
+
+int dv_queue_release(dv_queue_t *q)
+{
+    if (!q) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (q->remote)
+        return dv__remote_op(q->remote, DV_ROP_QUEUE_RELEASE, 0, NULL, 0, NULL,
+                             NULL, NULL, NULL);
+    uint32_t n = __atomic_load_n(&q->sh->holders, __ATOMIC_SEQ_CST);
+    do {
+        if (n == 0) {
+            errno = ERANGE;
+            return -1;
+        }
+    } while (!__atomic_compare_exchange_n(&q->sh->holders, &n, n - 1, false,
+                                          __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST));
+    return n == 1 ? dv_queue_close(q) : 0;
 }
 
 static void bind_mapping(dv_queue_t *q)

@@ -2,6 +2,10 @@
 # futex.c).
 dv_add_test(test_queue SOURCES ${CMAKE_SOURCE_DIR}/tests/unit/test_queue.c
   LIBS drover TIMEOUT 120)
+# Joinable queues, holders and gathered puts.
+dv_add_test(test_queue_join
+  SOURCES ${CMAKE_SOURCE_DIR}/tests/unit/test_queue_join.c
+  LIBS drover TIMEOUT 120)
 dv_add_test(test_queue_mpmc
   SOURCES ${CMAKE_SOURCE_DIR}/tests/unit/test_queue_mpmc.c
   LIBS drover Threads::Threads LABELS tsan TIMEOUT 300)
@@ -29,6 +33,11 @@ dv_add_test(test_queue_wake
   LIBS drover PkgConfig::CRYPTO Threads::Threads rt LABELS tsan TIMEOUT 120)
 dv_add_test(test_event SOURCES ${CMAKE_SOURCE_DIR}/tests/unit/test_event.c
   LIBS drover LABELS tsan TIMEOUT 60)
+
+# Joinable queues, holders and wait across nodes
+# (tests/integration/test_multinode_loopback.sh runs it).
+add_executable(dv_mn_joinable ${CMAKE_SOURCE_DIR}/tests/integration/mn_joinable.c)
+target_link_libraries(dv_mn_joinable PRIVATE drover)
 
 # The drover side of bench/queue.sh (run by scripts/bench).
 add_executable(queue_bench ${CMAKE_SOURCE_DIR}/bench/queue_bench.c)

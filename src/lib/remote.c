@@ -384,35 +384,44 @@ int dv__remote_op(dv__remote_t *r, int op, double timeout_s, const void *in,
                   size_t in_len, int32_t *value, void **out, size_t *out_len,
                   dv_error_t *err)
 {
-    static const char *names[] = {"",
-                                  "queue put",
-                                  "queue get",
-                                  "queue size",
-                                  "queue close",
-                                  "event set",
-                                  "event clear",
-                                  "event is_set",
-                                  "event wait",
-                                  "semaphore acquire",
-                                  "semaphore release",
-                                  "semaphore value",
-                                  "barrier wait",
-                                  "barrier wait",
-                                  "barrier wait",
-                                  "barrier pass",
-                                  "barrier abort",
-                                  "barrier reset",
-                                  "barrier state"};
-    static const char *shared_names[] = {"shared read", "shared write",
-                                         "shared size"};
-    const char *ctx = op > 0 && op <= DV_ROP_SYNC_LAST ? names[op] : "remote";
-    if (op >= DV_ROP_SHARED_READ && op <= DV_ROP_SHARED_SIZE)
-        ctx = shared_names[op - DV_ROP_SHARED_READ];
+    static const char *const names[] = {
+        [DV_ROP_QUEUE_PUT] = "queue put",
+        [DV_ROP_QUEUE_GET] = "queue get",
+        [DV_ROP_QUEUE_SIZE] = "queue size",
+        [DV_ROP_QUEUE_CLOSE] = "queue close",
+        [DV_ROP_EVENT_SET] = "event set",
+        [DV_ROP_EVENT_CLEAR] = "event clear",
+        [DV_ROP_EVENT_IS_SET] = "event is_set",
+        [DV_ROP_EVENT_WAIT] = "event wait",
+        [DV_ROP_SEM_ACQUIRE] = "semaphore acquire",
+        [DV_ROP_SEM_RELEASE] = "semaphore release",
+        [DV_ROP_SEM_VALUE] = "semaphore value",
+        [DV_ROP_BARRIER_ARRIVE] = "barrier wait",
+        [DV_ROP_BARRIER_AWAIT] = "barrier wait",
+        [DV_ROP_BARRIER_GIVE_UP] = "barrier wait",
+        [DV_ROP_BARRIER_PASS] = "barrier pass",
+        [DV_ROP_BARRIER_ABORT] = "barrier abort",
+        [DV_ROP_BARRIER_RESET] = "barrier reset",
+        [DV_ROP_BARRIER_STATE] = "barrier state",
+        [DV_ROP_SHARED_READ] = "shared read",
+        [DV_ROP_SHARED_WRITE] = "shared write",
+        [DV_ROP_SHARED_SIZE] = "shared size",
+        [DV_ROP_QUEUE_TASK_DONE] = "queue task_done",
+        [DV_ROP_QUEUE_JOIN] = "queue join",
+        [DV_ROP_QUEUE_UNFINISHED] = "queue unfinished",
+        [DV_ROP_QUEUE_HOLD] = "queue hold",
+        [DV_ROP_QUEUE_RELEASE] = "queue release",
+        [DV_ROP_QUEUE_WAIT] = "queue wait",
+    };
+    int known =
+        op > 0 && (size_t)op < sizeof(names) / sizeof(names[0]) && names[op];
+    const char *ctx = known ? names[op] : "remote";
     int reads = op == DV_ROP_QUEUE_GET || op == DV_ROP_QUEUE_SIZE ||
                 op == DV_ROP_EVENT_IS_SET || op == DV_ROP_EVENT_WAIT ||
                 op == DV_ROP_SEM_ACQUIRE || op == DV_ROP_SEM_VALUE ||
                 op == DV_ROP_BARRIER_AWAIT || op == DV_ROP_BARRIER_STATE ||
-                op == DV_ROP_SHARED_READ || op == DV_ROP_SHARED_SIZE;
+                op == DV_ROP_SHARED_READ || op == DV_ROP_SHARED_SIZE ||
+                op == DV_ROP_QUEUE_UNFINISHED || op == DV_ROP_QUEUE_WAIT;
     if (!reads)
         fence_except(r);
     pthread_mutex_lock(&r->mu);

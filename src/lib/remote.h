@@ -43,6 +43,17 @@ enum {
     DV_ROP_SHARED_SIZE = 22,  /* out: the block's size (u64) */
 };
 
+/* Joinable queues and holders (queue.c). */
+enum {
+    /* Joinable queues and holders (queues 30-39). */
+    DV_ROP_QUEUE_TASK_DONE = 30,  /* value 0, or ERANGE */
+    DV_ROP_QUEUE_JOIN = 31,       /* value 0, or ETIMEDOUT */
+    DV_ROP_QUEUE_UNFINISHED = 32, /* value: messages not finished */
+    DV_ROP_QUEUE_HOLD = 33,
+    DV_ROP_QUEUE_RELEASE = 34, /* closes the queue at the last */
+    DV_ROP_QUEUE_WAIT = 35,    /* value 0 (a get would not wait) */
+};
+
 typedef struct dv__remote dv__remote_t;
 
 /* The node a handle's object lives on when that is another node of a

@@ -93,7 +93,8 @@ enum { ON_QUEUE, ON_EVENT, ON_SEM, ON_BARRIER, ON_SHARED };
 /* The kind of object op works on; -1 for an unknown op. */
 static int op_kind(int op)
 {
-    if (op >= DV_ROP_QUEUE_PUT && op <= DV_ROP_QUEUE_CLOSE)
+    if ((op >= DV_ROP_QUEUE_PUT && op <= DV_ROP_QUEUE_CLOSE) ||
+        (op >= DV_ROP_QUEUE_TASK_DONE && op <= DV_ROP_QUEUE_WAIT))
         return ON_QUEUE;
     if (op >= DV_ROP_EVENT_SET && op <= DV_ROP_EVENT_WAIT)
         return ON_EVENT;
@@ -251,6 +252,20 @@ int dv__remote_serve(struct dv__serve_cache **cache, const dv_handle_t *h,
         return n < 0 ? -1 : 0;
     case DV_ROP_QUEUE_CLOSE:
         return dv_queue_close(s->q);
+    case DV_ROP_QUEUE_TASK_DONE:
+        return dv_queue_task_done(s->q, err);
+    case DV_ROP_QUEUE_JOIN:
+        return dv_queue_join(s->q, timeout_s, err);
+    case DV_ROP_QUEUE_UNFINISHED:
+        n = dv_queue_unfinished(s->q);
+        *value = (int32_t)(n > INT32_MAX ? INT32_MAX : n);
+        return n < 0 ? -1 : 0;
+    case DV_ROP_QUEUE_HOLD:
+        return dv_queue_hold(s->q);
+    case DV_ROP_QUEUE_RELEASE:
+        return dv_queue_release(s->q);
+    case DV_ROP_QUEUE_WAIT:
+        return dv_queue_wait(s->q, timeout_s, err);
     case DV_ROP_EVENT_SET:
         return dv_event_set(s->e);
     case DV_ROP_EVENT_CLEAR:

@@ -99,6 +99,12 @@ set_property(TEST integration_multinode_signals APPEND PROPERTY ENVIRONMENT
   "TSAN_OPTIONS=suppressions=${CMAKE_SOURCE_DIR}/src/transport/tsan.supp")
 dv_runtime_script(integration_multinode_slurm test_multinode_slurm.sh
   TIMEOUT 240 LABELS "slurm;netns")
+# drover run outside the node set (a host file without this host first; a
+# Slurm login node that is no compute node): it launches node 0 only.
+dv_runtime_script(integration_multinode_launcher test_multinode_launcher.sh
+  TIMEOUT 180 LABELS "netns")
+dv_runtime_script(integration_multinode_slurm_login
+  test_multinode_slurm_login.sh TIMEOUT 240 LABELS "slurm;netns")
 
 # Installation: the library, the public headers, a pkg-config file and a
 # CMake package configuration (find_package(drover) -> drover::drover).

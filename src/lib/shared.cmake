@@ -18,3 +18,9 @@ dv_runtime_script(integration_multinode_shared test_multinode_shared.sh
   TIMEOUT 180 LABELS tsan)
 set_property(TEST integration_multinode_shared APPEND PROPERTY ENVIRONMENT
   "TSAN_OPTIONS=suppressions=${CMAKE_SOURCE_DIR}/src/transport/tsan.supp")
+# The home node's decoding of shared memory requests (remote_serve.c), with
+# the code it drives compiled into the fuzzer for its coverage.
+dv_add_fuzz(fuzz_shared_serve
+  SOURCES ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_shared_serve.c
+  ${CMAKE_CURRENT_SOURCE_DIR}/remote_serve.c ${CMAKE_CURRENT_SOURCE_DIR}/shared.c
+  LIBS drover_internal)

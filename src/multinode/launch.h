@@ -106,9 +106,38 @@ int dv__srun_has_overlap(void);
  * unbound, the others kept running when one fails, the keys on every
  * task's stdin, and --overlap when overlap is set (steps of a Slurm that
  * has it share the allocation's CPUs with the step drover run is in).
- * nodes_arg: a buffer of at least 32 bytes for "--nodes=N". Returns the
- * number of words, or -1 with E2BIG when cap is too small. */
+ * The task count is given too: inside a step (node 0's drover run started
+ * by srun) srun would take the step's SLURM_NTASKS for it. nodes_arg: a
+ * buffer of at least 64 bytes for "--nodes=N" and "--ntasks=N". Returns
+ * the number of words, or -1 with E2BIG when cap is too small. */
 int dv__srun_argv(int nodes, const char *exclude, int overlap, char *const *cmd,
                   char *nodes_arg, char **argv, int cap);
+
+/* Expand a Slurm node list (SLURM_JOB_NODELIST: "node[1-3,07-08],gpu[1-2]-ib,
+ * login", one or more [] ranges a name, zero padding kept) into out's hosts
+ * (slots NULL), in order. Returns 0, or -1 with EINVAL and a reason on one
+ * line naming the variable and the value; out is empty then. */
+int dv__slurm_nodelist_expand(const char *value, dv_hostlist_t *out,
+                              dv_error_t *err);
+
+/* ---- Launching from outside the node set (launch_node0.c) ---- */
+
+/* 1 when name is this host by name: DROVER_NODE_NAME when set (emulated
+ * nodes), else the hostname, full or short (a name without domain matches
+ * the other's first label), or "localhost"; else 0. */
+int dv__host_names_self(const char *name);
+
+/* dv__host_names_self, or else name (an address or a name resolved once)
+ * is an address of one of this host's interfaces or a loopback address. */
+int dv__host_is_self(const char *name);
+
+/* Words as one or more hex words (each under 64 KiB, as a command line
+ * word must be), NULL-terminated, malloc'd (dv__launch_argv_free); the
+ * words travel through a remote shell unchanged. NULL with errno. */
+char **dv__words_encode(char *const *words);
+
+/* The words of dv__words_encode's hex words (n of them), NULL-terminated,
+ * malloc'd (dv__launch_argv_free). NULL with EINVAL when not such words. */
+char **dv__words_decode(char *const *hex, int n);
 
 #endif

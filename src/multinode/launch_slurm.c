@@ -174,13 +174,15 @@ int dv__srun_argv(int nodes, const char *exclude, int overlap, char *const *cmd,
     int nf = (int)(sizeof(fixed) / sizeof(fixed[0])), ncmd = 0, a = 0;
     while (cmd && cmd[ncmd])
         ncmd++;
-    if (cap < 2 + nf + 1 + 2 + ncmd + 1) {
+    if (cap < 3 + nf + 1 + 2 + ncmd + 1) {
         errno = E2BIG;
         return -1;
     }
     snprintf(nodes_arg, 32, "--nodes=%d", nodes);
+    snprintf(nodes_arg + 32, 32, "--ntasks=%d", nodes);
     argv[a++] = "srun";
     argv[a++] = nodes_arg;
+    argv[a++] = nodes_arg + 32;
     for (int i = 0; i < nf; i++)
         argv[a++] = fixed[i];
     if (overlap)
@@ -193,4 +195,110 @@ int dv__srun_argv(int nodes, const char *exclude, int overlap, char *const *cmd,
         argv[a++] = cmd[i];
     argv[a] = NULL;
     return a;
+}
+
+/* ---- SLURM_JOB_NODELIST ---- */
+
+#define NODELIST_MAX (1 << 20)
+
+/* Append name to l (a copy). */
+static int list_add(dv_hostlist_t *l, const char *name, int *cap)
+{
+    if (l->n == *cap) {
+        int c = *cap ? *cap * 2 : 16;
+        char **h = realloc(l->hosts, (size_t)c * sizeof(char *));
+        if (!h)
+            return -1;
+        l->hosts = h;
+        *cap = c;
+    }
+    if (!(l->hosts[l->n] = strdup(name)))
+        return -1;
+    l->n++;
+    return 0;
+}
+
+/* Expand one item (no top-level ','): text before the first '[', each
+ * value of its ranges, then the rest expanded the same way. done: the part
+ * already fixed, of length dl. */
+static int expand_item(const char *s, size_t len, char *done, size_t dl,
+                       dv_hostlist_t *l, int *cap, const char **why)
+{
+    const char *open = memchr(s, '[', len);
+    if (!open) {
+        if (dl + len > DV_HOST_MAX)
+            return *why = "a name is too long", -1;
+        memcpy(done + dl, s, len);
+        done[dl + len] = 0;
+        if (l->n >= NODELIST_MAX)
+            return *why = "too many nodes", -1;
+        return list_add(l, done, cap) < 0 ? (*why = "out of memory", -1) : 0;
+    }
+    size_t pre = (size_t)(open - s);
+    const char *close = memchr(open, ']', len - pre);
+    if (!close || dl + pre > DV_HOST_MAX)
+        return *why = "a '[' without its ']'", -1;
+    memcpy(done + dl, s, pre);
+    const char *p = open + 1, *rest = close + 1;
+    size_t rlen = len - (size_t)(rest - s);
+    while (p < close) {
+        const char *q = p;
+        long lo = number(&q), hi = lo;
+        int width = (int)(q - p);
+        if (lo >= 0 && *q == '-') {
+            q++;
+            hi = number(&q);
+        }
+        if (lo < 0 || hi < lo || (*q != ',' && q != close))
+            return *why = "a range is not N, N-M or a list of them", -1;
+        for (long v = lo; v <= hi; v++) {
+            char num[24];
+            int k = snprintf(num, sizeof(num), "%0*ld", width, v);
+            if (dl + pre + (size_t)k > DV_HOST_MAX)
+                return *why = "a name is too long", -1;
+            memcpy(done + dl + pre, num, (size_t)k);
+            if (expand_item(rest, rlen, done, dl + pre + (size_t)k, l, cap,
+                            why) < 0)
+                return -1;
+        }
+        p = q + (q != close);
+    }
+    return 0;
+}
+
+int dv__slurm_nodelist_expand(const char *value, dv_hostlist_t *out,
+                              dv_error_t *err)
+{
+    const char *p = value ? value : "", *why = "empty";
+    char done[DV_HOST_MAX + 1];
+    int cap = 0;
+    memset(out, 0, sizeof(*out));
+    int ok = *p != 0;
+    while (ok && *p) {
+        size_t len = 0;
+        for (int depth = 0; p[len] && (depth || p[len] != ','); len++)
+            depth += p[len] == '[' ? 1 : p[len] == ']' ? -1 : 0;
+        if (!len) {
+            why = "an empty name";
+            ok = 0;
+        } else if (expand_item(p, len, done, 0, out, &cap, &why) < 0) {
+            ok = 0;
+        } else if (*(p += len) == ',' && !*++p) {
+            why = "an empty name";
+            ok = 0;
+        }
+    }
+    if (ok)
+        why = NULL;
+    if (why || out->n == 0) {
+        dv__hostlist_free(out);
+        char shown[64];
+        size_t k = 0;
+        for (const char *v = value ? value : ""; v[k] && k < 63; k++)
+            shown[k] = v[k] > ' ' && v[k] <= '~' ? v[k] : '?';
+        shown[k] = 0;
+        return dv__errprintf(err, EINVAL, "SLURM_JOB_NODELIST '%s': %s", shown,
+                             why ? why : "empty");
+    }
+    return 0;
 }

@@ -142,6 +142,7 @@ double mn_now(void);
 /* `drover run` with more than one node (mn_head.c). */
 struct mn_head_opts {
     const char *hostfile;
+    const char *hostfile_text; /* the host file's text, in its place */
     const char *launch_cmd;
     const char *network_prefix;
     double wireup_timeout_s;
@@ -166,5 +167,43 @@ void mn_head_reaped(void *h, pid_t pid, int status);
 void mn_head_before_teardown(void *h);
 /* Stop everything, free; returns 1 when a node failed (job failed). */
 int mn_head_finish(mn_head_t **h);
+
+/* Where node 0 is (drover run --node0): the host drover run is on when it
+ * is in the node set (auto), or always (here), or the first node of the
+ * allocation or host file, drover run only launching it (first). */
+enum { MN_NODE0_AUTO, MN_NODE0_HERE, MN_NODE0_FIRST };
+
+/* Where node 0 is, for the job o describes (mode: MN_NODE0_*). */
+typedef struct mn_node0 {
+    int here;         /* this host is node 0 */
+    char first[256];  /* else node 0's host ("": srun picks) */
+    char *hosts_text; /* with a host file: its hosts, as text */
+} mn_node0_t;
+
+/* Decide: under Slurm this host is in the node set when SLURMD_NODENAME
+ * (or, when unset, the hostname: dv__host_names_self) is a node of
+ * SLURM_JOB_NODELIST (unset: in it); with a host file when its first host
+ * is this host (dv__host_is_self). Returns 0, or -1 with err (a host file
+ * or node list that cannot be read). Release with mn_node0_clear(). */
+int mn_node0_find(const struct mn_head_opts *o, int mode, mn_node0_t *out,
+                  dv_error_t *err);
+void mn_node0_clear(mn_node0_t *n0);
+
+/* drover run outside the node set: start `drover run` with words (its
+ * options and program, "--node0 here" among them) on node 0 (srun, or the
+ * launch template for the first host), with this process's stdout and
+ * stderr (and stdin unless a terminal), in a process group of its own; a
+ * SIGINT, SIGTERM or SIGHUP here is passed on as SIGTERM (a second one, or
+ * grace + 10 s without an end: SIGKILL). Returns the exit status for
+ * drover run (128 + N for signal N, here or of node 0's run), or -1 with
+ * err when it cannot be started. */
+int mn_node0_launch(const struct mn_head_opts *o, const mn_node0_t *n0,
+                    char *const *words, double grace, dv_error_t *err);
+
+/* Node 0's drover run started by a launcher: a thread that stops the job
+ * (SIGTERM to this process, which blocks it) once stdout or stderr has
+ * nobody reading: the launch command (ssh) ended, so nobody would see the
+ * job's output or the exit status. Returns 0, or -1 with errno. */
+int mn_node0_watch_output(void);
 
 #endif

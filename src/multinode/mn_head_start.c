@@ -144,8 +144,12 @@ static int launch_hostfile(mn_head_t *h, const char *keys, dv_error_t *err)
 
 static int launch_slurm(mn_head_t *h, const char *keys, dv_error_t *err)
 {
-    char self[PATH_MAX], nodes[32], me[256] = "";
-    gethostname(me, sizeof(me) - 1);
+    char self[PATH_MAX], nodes[64], me[256] = "";
+    const char *slurmd = getenv("SLURMD_NODENAME"); /* Slurm's name of it */
+    if (slurmd && *slurmd)
+        snprintf(me, sizeof(me), "%s", slurmd);
+    else
+        gethostname(me, sizeof(me) - 1);
     char **cmd = agent_cmd(h, -1, self, sizeof(self));
     if (!cmd)
         return dv__errsys(err, "cannot find the drover binary");
@@ -380,19 +384,39 @@ static void kill_launched(mn_head_t *h)
     }
 }
 
+/* This node's place in the allocation: SLURMD_NODENAME's in
+ * SLURM_JOB_NODELIST, else SLURM_NODEID (in a step, the step's own: 0 for
+ * node 0's drover run that a launcher started on the first node), else 0. */
+static long slurm_self(int alloc)
+{
+    const char *me = getenv("SLURMD_NODENAME");
+    const char *list = getenv("SLURM_JOB_NODELIST");
+    const char *id = getenv("SLURM_NODEID");
+    dv_hostlist_t l;
+    long head = -1;
+    if (me && list && dv__slurm_nodelist_expand(list, &l, NULL) == 0) {
+        for (int i = 0; i < l.n && head < 0; i++)
+            if (!strcmp(l.hosts[i], me))
+                head = i;
+        dv__hostlist_free(&l);
+    }
+    char *end = NULL;
+    if (head < 0 && id)
+        head = strtol(id, &end, 10);
+    if (head < 0 || head >= alloc || (end && (end == id || *end)))
+        head = 0;
+    return head;
+}
+
 /* The CPUs Slurm gave each node of the job, when it says. This node is
- * the allocation's node SLURM_NODEID (the batch or interactive step's
+ * the allocation's node slurm_self() (the batch or interactive step's
  * node: 0), the agents' nodes the others, in order. */
 static int slurm_cpus(mn_head_t *h, int alloc, dv_error_t *err)
 {
     const char *v = getenv("SLURM_JOB_CPUS_PER_NODE");
-    const char *id = getenv("SLURM_NODEID");
-    char *end = NULL;
-    long head = id ? strtol(id, &end, 10) : 0;
+    long head = slurm_self(alloc);
     if (!v)
         return 0;
-    if ((id && (end == id || *end)) || head < 0 || head >= alloc)
-        head = 0;
     int *all = calloc((size_t)alloc, sizeof(int));
     h->cpus = calloc((size_t)h->n, sizeof(int));
     int r = all && h->cpus ? dv__slurm_cpus_parse(v, alloc, all, err)
@@ -406,9 +430,11 @@ static int slurm_cpus(mn_head_t *h, int alloc, dv_error_t *err)
 /* The nodes: hostfile lines, or the Slurm allocation. */
 static int node_set(mn_head_t *h, dv_error_t *err)
 {
-    if (h->o.hostfile) {
+    if (h->o.hostfile || h->o.hostfile_text) {
         dv_hostlist_t l = {NULL, 0, NULL};
-        if (dv__hostfile_read(h->o.hostfile, &l, err) < 0)
+        const char *t = h->o.hostfile_text;
+        if (t ? dv__hostfile_parse_text(t, strlen(t), &l, err) < 0
+              : dv__hostfile_read(h->o.hostfile, &l, err) < 0)
             return -1;
         h->hosts = l.hosts;
         h->cpus = l.slots;

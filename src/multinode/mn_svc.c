@@ -616,7 +616,8 @@ static void on_objop(mn_svc_t *s, const dv_wire_view_t *v, int src)
     int blocking = o->op == DV_ROP_QUEUE_PUT || o->op == DV_ROP_QUEUE_GET ||
                    o->op == DV_ROP_EVENT_WAIT || o->op == DV_ROP_SEM_ACQUIRE ||
                    o->op == DV_ROP_BARRIER_ARRIVE ||
-                   o->op == DV_ROP_BARRIER_AWAIT;
+                   o->op == DV_ROP_BARRIER_AWAIT ||
+                   o->op == DV_ROP_QUEUE_JOIN || o->op == DV_ROP_QUEUE_WAIT;
     pthread_t th;
     pthread_attr_t at;
     if (o->rc < 0 && (o->e == EAGAIN || o->e == ETIMEDOUT) && blocking &&

@@ -4,7 +4,8 @@
 # --network-prefix asks. Node table, GPU counts (the NVML test double) and
 # GPU placement against them, and queues across the nodes
 # (tests/integration/mn_order.c; mn_fan.c: a process whose relays share
-# its connection, one of them blocked in a get).
+# its connection, one of them blocked in a get; mn_joinable.c: task_done,
+# join, holders and wait from the other node).
 set -u
 . "$(dirname "$0")/rt_lib.sh"
 O=$B/bin/dv_mn_order
@@ -39,6 +40,9 @@ done
 # several writers' threads put into one queue.
 out=$(run2 fan "$B/bin/dv_mn_fan" 1 100 2) || bad "fan: $out"
 [ "$out" = "fan moved 200 bad 0" ] || bad "fan: $out"
+# Joinable queues and holders of node 0 used from node 1 (mn_joinable.c).
+out=$(run2 join "$B/bin/dv_mn_joinable") || bad "joinable: $out"
+[ "$out" = "joinable done 40 bad 0" ] || bad "joinable: $out"
 # Without a loopback prefix, agents keep off loopback (no other address
 # here means a clear error, not a silent loopback job).
 out=$(DROVER_NODE_NAME=lo-a timeout 30 "$D" run --hostfile "$DROVER_TMPDIR/hosts" \
@@ -47,7 +51,7 @@ out=$(DROVER_NODE_NAME=lo-a timeout 30 "$D" run --hostfile "$DROVER_TMPDIR/hosts
 [ $? = 1 ] && grep -q "^drover: run: no IPv4 address in 10.255.255.0/24" <<<"$out" ||
     bad "no address: $out"
 for j in "lo$$t" "lo$$g1" "lo$$p1" "lo$$g2" "lo$$event" "lo$$exit" "lo$$pool" "lo$$late" \
-    "lo$$fan"; do
+    "lo$$fan" "lo$$join"; do
     ls /dev/shm | grep -q "^drover\.$j" && bad "$j: shared memory left"
 done
 finish

@@ -58,7 +58,7 @@ err_line 1 "line 100001: duplicate host 'h5' (line 6)" "$D" run --hostfile "$W/d
 
 # 100,000 hosts whose launcher fails (as ssh does for a host that is
 # down): the first failure ends the launch, long before the last line.
-head -n 100000 "$W/dup" >"$W/big"
+{ echo lo-a; head -n 100000 "$W/dup"; } >"$W/big" # lo-a: this host, node 0
 cat >"$W/unreachable.sh" <<EOS
 #!/bin/bash
 echo "\$1" >>"$W/launched"

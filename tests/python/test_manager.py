@@ -20,6 +20,15 @@ ctx = multiprocessing.get_context("drover")
 LONG = 60
 
 
+def fill(d, ns):
+    d["from"] = "child"
+    ns.x += 1
+
+
+def set_test(ns):
+    ns.test = 1
+
+
 def forward(carrier, out):
     """Take a queue out of a queue and answer through it."""
     q = carrier.get(timeout=LONG)
@@ -58,12 +67,29 @@ class ManagerTest(unittest.TestCase):
         with self.assertRaises(ValueError):
             m.Queue()
 
-    def test_served_objects_are_refused_by_name(self):
+    def test_served_objects(self):
+        # dict, list and Namespace live in the manager's server process.
         with ctx.Manager() as m:
-            for name in ("dict", "list", "Namespace"):
-                with self.assertRaisesRegex(drover.NotSupportedError,
-                                            "Manager\\(\\)\\.%s" % name):
-                    getattr(m, name)()
+            d, ns = m.dict(), m.Namespace()
+            ns.x = 1
+            p = ctx.Process(target=fill, args=(d, ns))
+            p.start()
+            p.join(LONG)
+            self.assertEqual(p.exitcode, 0)
+            self.assertEqual(dict(d), {"from": "child"})
+            self.assertEqual(ns.x, 2)
+
+    def test_initializer_runs_in_the_server(self):
+        with ctx.Manager() as m:
+            ns = m.Namespace()
+            ns.test = 0
+            from drover.managers import SyncManager
+            other = SyncManager(ctx=ctx)
+            with self.assertRaises(TypeError):
+                other.start(1)
+            other.start(set_test, (ns,))
+            self.assertEqual(ns.test, 1)
+            other.shutdown()
 
     def test_module_function_follows_the_start_method(self):
         old = multiprocessing.get_start_method(allow_none=True)

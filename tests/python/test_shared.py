@@ -38,14 +38,6 @@ class Point(ctypes.Structure):
     _fields_ = [("x", ctypes.c_int), ("y", ctypes.c_double)]
 
 
-def has_rlock():
-    try:
-        ctx.RLock()
-    except drover.NotSupportedError:
-        return False
-    return True
-
-
 def run(target, *args):
     p = ctx.Process(target=target, args=args)
     p.start()
@@ -80,6 +72,11 @@ def through_proxy(arr, chars):
     p[2:4] = [7, 8]
     c = dsc._proxy(type(chars), chars._wrapper)
     c.raw = b"proxied"
+
+
+def from_queue(q):
+    arr = q.get(timeout=60)
+    arr[1] = -1
 
 
 def add_many(v, n):
@@ -214,7 +211,6 @@ class TestSynchronized(unittest.TestCase):
         pt.x = 5
         self.assertEqual(pt.get_obj().x, 5)
 
-    @unittest.skipUnless(has_rlock(), "needs ctx.RLock (the sync work)")
     def test_default_lock_across_processes(self):
         v = ctx.Value("i", 0)
         a = ctx.Array("i", [1, 2, 3])
@@ -228,6 +224,25 @@ class TestSynchronized(unittest.TestCase):
         self.assertEqual(v.value, 800)
         self.assertEqual(run(double_items, a), 0)
         self.assertEqual(a[:], [2, 4, 6])
+
+
+class TestManaged(unittest.TestCase):
+    def test_manager_objects_pickle_anywhere(self):
+        with ctx.Manager() as m:
+            a = m.Array("i", [1, 2, 3], lock=False)
+            v = m.Value("d", 1.5, lock=False)
+            q = ctx.Queue()
+            q.put((a, v))
+            b, w = q.get(timeout=60)
+            self.assertIsNot(b, a)
+            b[0] = 10
+            w.value = 2.5
+            self.assertEqual((a[0], v.value), (10, 2.5))
+            q.put(a)
+            self.assertEqual(run(from_queue, q), 0)
+            self.assertEqual(list(a), [10, -1, 3])
+        with self.assertRaises(RuntimeError):
+            ctx.Queue().put(ctx.RawArray("i", 3))
 
 
 class TestProxy(unittest.TestCase):

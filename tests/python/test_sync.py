@@ -80,6 +80,10 @@ def barrier_late(b, out):
         out.put("broken")
 
 
+def write_heap(wrapper, value):
+    wrapper.create_memoryview().cast("i")[0] = value
+
+
 class AppendTo:
     def __init__(self, q):
         self.q = q
@@ -402,6 +406,19 @@ class TestAcrossProcesses(unittest.TestCase):
         p.join(LONG)
         self.assertEqual(got[0], "action")  # before either went on
         self.assertEqual(sorted([index, got[1]]), [0, 1])
+
+    def test_heap_memory_reaches_child(self):
+        # multiprocessing.heap's arenas (under the standard library's
+        # shared lists and counters) pass as a descriptor the child opens
+        # again on the same node.
+        import multiprocessing.heap
+        w = multiprocessing.heap.BufferWrapper(4)
+        view = w.create_memoryview().cast("i")
+        view[0] = 1
+        p = start(write_heap, w, 12345)
+        p.join(LONG)
+        self.assertEqual(p.exitcode, 0)
+        self.assertEqual(view[0], 12345)
 
     def test_barrier_abort_reaches_child(self):
         b, out = ctx.Barrier(2), ctx.Queue()

@@ -150,9 +150,10 @@ static void test_srun_argv(void)
 {
     char *cmd[] = {"/opt/drover/bin/drover", "agent", "--head", "tcp://x:1",
                    NULL};
-    char nodes[32], *argv[24];
+    char nodes[64], *argv[24];
     const char *old[] = {"srun",
                          "--nodes=3",
+                         "--ntasks=3",
                          "--ntasks-per-node=1",
                          "--cpu-bind=none",
                          "--kill-on-bad-exit=0",
@@ -164,10 +165,11 @@ static void test_srun_argv(void)
                          "--head",
                          "tcp://x:1",
                          NULL};
-    CHECK_EQ_INT(dv__srun_argv(3, "login1", 0, cmd, nodes, argv, 24), 12);
+    CHECK_EQ_INT(dv__srun_argv(3, "login1", 0, cmd, nodes, argv, 24), 13);
     CHECK(argv_is(argv, old));
     const char *ov[] = {"srun",
                         "--nodes=3",
+                        "--ntasks=3",
                         "--ntasks-per-node=1",
                         "--cpu-bind=none",
                         "--kill-on-bad-exit=0",
@@ -178,10 +180,64 @@ static void test_srun_argv(void)
                         "--head",
                         "tcp://x:1",
                         NULL};
-    CHECK_EQ_INT(dv__srun_argv(3, "", 1, cmd, nodes, argv, 24), 11);
+    CHECK_EQ_INT(dv__srun_argv(3, "", 1, cmd, nodes, argv, 24), 12);
     CHECK(argv_is(argv, ov));
-    CHECK(dv__srun_argv(3, "login1", 1, cmd, nodes, argv, 12) == -1);
+    CHECK(dv__srun_argv(3, "login1", 1, cmd, nodes, argv, 13) == -1);
     CHECK(errno == E2BIG);
+}
+
+/* SLURM_JOB_NODELIST: the names in order, "a,b" joined for comparison. */
+static void expect_list(const char *value, const char *want)
+{
+    dv_hostlist_t l;
+    dv_error_t err = {{0}};
+    char got[512] = "";
+    if (dv__slurm_nodelist_expand(value, &l, &err) < 0) {
+        fprintf(stderr, "'%s': %s\n", value, err.text);
+        check_failures++;
+        return;
+    }
+    for (int i = 0; i < l.n; i++)
+        snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%s",
+                 i ? "," : "", l.hosts[i]);
+    if (strcmp(got, want)) {
+        fprintf(stderr, "'%s': expected '%s', got '%s'\n", value, want, got);
+        check_failures++;
+    }
+    dv__hostlist_free(&l);
+}
+
+static void expect_list_bad(const char *value, const char *why)
+{
+    dv_hostlist_t l = {NULL, 3, NULL};
+    dv_error_t err = {{0}};
+    CHECK(dv__slurm_nodelist_expand(value, &l, &err) == -1 && errno == EINVAL);
+    CHECK(l.n == 0 && l.hosts == NULL);
+    CHECK(!strncmp(err.text, "SLURM_JOB_NODELIST '", 20));
+    if (!strstr(err.text, why)) {
+        fprintf(stderr, "'%s': expected '%s', got '%s'\n", value, why,
+                err.text);
+        check_failures++;
+    }
+}
+
+static void test_nodelist(void)
+{
+    expect_list("node1", "node1");
+    expect_list("node[2-4]", "node2,node3,node4");
+    expect_list("n[1,3-4],login", "n1,n3,n4,login");
+    expect_list("gpu[08-11]", "gpu08,gpu09,gpu10,gpu11");
+    expect_list("c[9-10]-ib", "c9-ib,c10-ib");
+    expect_list("r[1-2]n[1-2]", "r1n1,r1n2,r2n1,r2n2");
+    expect_list("a.b.c,d[1]", "a.b.c,d1");
+    expect_list_bad("", "empty");
+    expect_list_bad(NULL, "empty");
+    expect_list_bad("node[1-", "without its ']'");
+    expect_list_bad("node[3-1]", "a range is not");
+    expect_list_bad("node[a]", "a range is not");
+    expect_list_bad("n1,,n2", "an empty name");
+    expect_list_bad("n1,", "an empty name");
+    expect_list_bad("n[1-99999999]", "too many nodes");
 }
 
 int main(void)
@@ -192,5 +248,6 @@ int main(void)
     test_overlap_versions();
     test_srun_version();
     test_srun_argv();
+    test_nodelist();
     return CHECK_DONE();
 }

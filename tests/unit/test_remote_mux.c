@@ -9,6 +9,8 @@
  *   blocking a get blocked on one relay holds up no other relay
  *   fork     a child's copies of the relays work, on a connection of its
  *            own; the parent's go on
+ *   joinable task_done, join, unfinished, hold, release and wait run
+ *            on the home node's queue (ops 30-35)
  *   refused  a home agent out of files refuses the connection, and the
  *            relay's error says so (it used to wait in the backlog) */
 #define _GNU_SOURCE
@@ -222,6 +224,63 @@ static void forked(void)
     CHECK_EQ_INT(get(r[3], 10), 8);
 }
 
+static dv_queue_t *jq;
+static dv__remote_t *jr;
+
+static int op(dv__remote_t *x, int what, double timeout_s, int32_t *value)
+{
+    dv_error_t err;
+    return dv__remote_op(x, what, timeout_s, NULL, 0, value, NULL, NULL, &err);
+}
+
+static void *remote_join(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)op(jr, DV_ROP_QUEUE_JOIN, 60, NULL);
+}
+
+static void joinable(void)
+{
+    dv_handle_t h;
+    CHECK((jq = dv_queue_create(0, NULL)) != NULL);
+    CHECK_EQ_INT(dv_queue_handle(jq, &h), 0);
+    CHECK((jr = dv__remote_open(&h, 1, NULL)) != NULL);
+    int32_t n = -1;
+    CHECK_EQ_INT(put(jr, 1), 0); /* sent ahead: the next op settles it */
+    CHECK_EQ_INT(op(jr, DV_ROP_QUEUE_UNFINISHED, 0, &n), 0);
+    CHECK_EQ_INT(n, 1);
+    CHECK_EQ_INT(op(jr, DV_ROP_QUEUE_JOIN, 0, NULL), -1);
+    CHECK_EQ_INT(errno, ETIMEDOUT);
+    CHECK_EQ_INT(op(jr, DV_ROP_QUEUE_WAIT, 0, NULL), 0); /* not taken: */
+    CHECK_EQ_INT(get(jr, 10), 1);
+    CHECK_EQ_INT(op(jr, DV_ROP_QUEUE_WAIT, 0.01, NULL), -1);
+    CHECK_EQ_INT(errno, ETIMEDOUT);
+    pthread_t t;
+    CHECK_EQ_INT(pthread_create(&t, NULL, remote_join, NULL), 0);
+    usleep(50000);
+    CHECK_EQ_INT(dv_queue_unfinished(jq), 1);
+    CHECK_EQ_INT(op(r[7], DV_ROP_QUEUE_SIZE, 0, &n), 0); /* not held up */
+    CHECK_EQ_INT(dv_queue_task_done(jq, NULL), 0);
+    void *rc;
+    pthread_join(t, &rc);
+    CHECK_EQ_INT((intptr_t)rc, 0);
+    CHECK_EQ_INT(op(jr, DV_ROP_QUEUE_TASK_DONE, 0, NULL), -1);
+    CHECK_EQ_INT(errno, ERANGE);
+    CHECK_EQ_INT(op(jr, DV_ROP_QUEUE_RELEASE, 0, NULL), -1);
+    CHECK_EQ_INT(errno, ERANGE);
+    CHECK_EQ_INT(op(jr, DV_ROP_QUEUE_HOLD, 0, NULL), 0);
+    CHECK_EQ_INT(dv_queue_hold(jq), 0);
+    CHECK_EQ_INT(op(jr, DV_ROP_QUEUE_RELEASE, 0, NULL), 0);
+    CHECK_EQ_INT(dv_queue_put(jq, "x", 1, 0, NULL), 0); /* still open */
+    CHECK_EQ_INT(dv_queue_release(jq), 0);
+    CHECK_EQ_INT(op(jr, DV_ROP_QUEUE_TASK_DONE, 0, NULL), 0);
+    CHECK_EQ_INT(put(jr, 2), 0); /* the last release closed it: */
+    CHECK_EQ_INT(op(jr, DV_ROP_QUEUE_SIZE, 0, &n), -1);
+    CHECK_EQ_INT(errno, EPIPE); /* (an earlier put) */
+    dv__remote_close(&jr);
+    dv_queue_destroy(&jq);
+}
+
 /* The child's relay connects anew, while the home agent has no file left
  * to accept it with. */
 static void refused(void)
@@ -257,6 +316,7 @@ int main(void)
     shared();
     blocking();
     forked();
+    joinable();
     refused();
     for (int i = 0; i < RELAYS; i++) {
         dv__remote_close(&r[i]);
