@@ -26,6 +26,8 @@
 
 #include <drover/drover.h>
 
+#define WAKE_BATCH 32 /* results of a map that wake the result handler */
+
 /* One result for the result handler. */
 struct note {
     unsigned long long job;
@@ -74,9 +76,10 @@ static void on_result(void *ctx, dv_async_t *a, size_t index)
     pthread_mutex_lock(&nb->mu);
     nb->v[nb->n++] = nt; /* room reserved by submit */
     nb->reserved--;
-    /* A map's job is resolved once all its chunks are in: one wake-up
-     * for them all, not one (a thread switch, the GIL) per chunk. */
-    if (s->each || s->left == 1)
+    /* A map's job is resolved once all its chunks are in: a wake-up
+     * (a thread switch, the GIL) per batch of chunks, not per chunk; the
+     * batches let the decoding overlap the work still running. */
+    if (s->each || s->left == 1 || nb->n >= WAKE_BATCH)
         pthread_cond_broadcast(&nb->cv);
     pthread_mutex_unlock(&nb->mu);
     if (--s->left == 0)

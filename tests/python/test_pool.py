@@ -176,8 +176,12 @@ class TestPool(unittest.TestCase):
             self.assertEqual(list(it), [4])
 
     def test_unpicklable(self):
+        jobs = len(self.pool._cache)
         with self.assertRaises(Exception):
             self.pool.map(lambda x: x, [1, 2])
+        with self.assertRaises(Exception):
+            self.pool.apply_async(lambda: 1)
+        self.assertEqual(len(self.pool._cache), jobs)  # nothing left behind
         r = self.pool.apply_async(sqr, (threading.Lock(),))
         with self.assertRaises(TypeError):
             r.get(LONG)
