@@ -55,7 +55,14 @@ bench_job() {
 }
 
 case "$name" in
+conv2d_1024 | conv2d_job) ;;
+*) echo "drover: bench/conv2d.sh: no benchmark '$name'" >&2; exit 2 ;;
+esac
+if ! "$python" -c 'import numpy, scipy.signal' 2>/dev/null; then
+    echo "$name: skipped: no NumPy and SciPy for $python (python3-numpy, python3-scipy)"
+    exit 0
+fi
+case "$name" in
 conv2d_1024) bench_1024 ;;
 conv2d_job) bench_job ;;
-*) echo "drover: bench/conv2d.sh: no benchmark '$name'" >&2; exit 2 ;;
 esac

