@@ -20,6 +20,8 @@ dv_add_test(test_msg SOURCES ${dv_unit}/test_msg.c LIBS drover_internal
 dv_add_test(test_node SOURCES ${dv_unit}/test_node.c LIBS drover TIMEOUT 30)
 dv_add_test(test_process SOURCES ${dv_unit}/test_process.c LIBS drover
   TIMEOUT 120)
+dv_add_test(test_forkserver SOURCES ${dv_unit}/test_forkserver.c LIBS drover
+  TIMEOUT 60)
 # Join waits for the exit itself (a task held in its exit by ptrace).
 dv_add_test(test_process_exit SOURCES ${dv_unit}/test_process_exit.c
   LIBS drover TIMEOUT 60)

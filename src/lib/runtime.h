@@ -65,6 +65,9 @@ double dv__grace_s(void);
 
 /* ---- fork server (forkserver.c) ---- */
 
+/* Run the prelude set by dv_task_set_prelude(), if any (task.c). */
+void dv__task_prelude(void);
+
 /* A task request as the fork server hands it to a new child. */
 struct dv__task_req {
     char task[128];
