@@ -461,7 +461,8 @@ static int serve(struct dv__task_req *req)
     struct pollfd *pf = NULL;
     size_t cap = 0;
     for (;;) {
-        if (S.want_spare && S.spare <= 0 && (sched_yield(), 1) && fork_spare(req) == 1) {
+        if (S.want_spare && S.spare <= 0 && (sched_yield(), 1) &&
+            fork_spare(req) == 1) {
             free(pf);
             return 1;
         }
