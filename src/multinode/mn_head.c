@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -101,6 +102,24 @@ int mn_token_write(const char *rundir, const uint8_t *token)
 
 /* ---- sending ---- */
 
+void head_stats(mn_head_t *h, const char *phase)
+{
+    const char *on = getenv("DROVER_WIREUP_STATS");
+    struct rusage ru;
+    if (!on || !*on || getrusage(RUSAGE_SELF, &ru) < 0)
+        return;
+    double u = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6;
+    double s = (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec * 1e-6;
+    int agents = h->n > 1 ? h->n - 1 : 1;
+    fprintf(stderr,
+            "drover: run: wire-up: %s: %d nodes, %.3f s, head cpu %.3f s "
+            "(user %.3f, sys %.3f), sent %llu bytes in %llu messages, %.0f "
+            "bytes per agent\n",
+            phase, h->n, mn_now() - h->t0, u + s, u, s,
+            (unsigned long long)h->sent_bytes,
+            (unsigned long long)h->sent_msgs, (double)h->sent_bytes / agents);
+}
+
 int send_to(mn_head_t *h, int dst, dv_wire_buf_t *b)
 {
     if (dst <= 0 || dst >= h->n || !h->nd[dst].hello || h->nd[dst].dead) {
@@ -108,6 +127,8 @@ int send_to(mn_head_t *h, int dst, dv_wire_buf_t *b)
         errno = EHOSTUNREACH;
         return -1;
     }
+    h->sent_bytes += b->len;
+    h->sent_msgs++;
     return dv__transport_send(h->router, h->nd[dst].peer, h->nd[dst].peer_len,
                               b, NULL);
 }

@@ -53,8 +53,15 @@ struct mn_head {
     uint64_t *acked; /* per node: credit back from out, not yet passed on */
     size_t credit;   /* mn_out_credit(n) */
     size_t local_unacked; /* node 0's pipes: bytes read, not yet written */
+    uint64_t sent_bytes;  /* control-plane bytes the head sent (wire.h) */
+    uint64_t sent_msgs;
+    double t0; /* mn_now() at mn_head_start */
 };
 
+/* With DROVER_WIREUP_STATS set: one line on stderr for the end of a
+ * phase of the wire-up (seconds since the start, the head's own CPU
+ * seconds from getrusage, control-plane bytes it sent, per agent). */
+void head_stats(mn_head_t *h, const char *phase);
 int send_to(mn_head_t *h, int dst, dv_wire_buf_t *b);
 int head_send(void *arg, int dst, dv_wire_buf_t *b);
 void send_simple(mn_head_t *h, int dst, int type, int shutdown);

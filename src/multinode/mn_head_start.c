@@ -511,6 +511,7 @@ mn_head_t *mn_head_start(const struct mn_head_opts *o, const char *rundir,
         return NULL;
     }
     h->o = *o;
+    h->t0 = mn_now();
     pthread_mutex_init(&h->log_mu, NULL);
     h->stop[0] = h->stop[1] = h->reap[0] = h->reap[1] = -1;
     h->dfd = -1;
@@ -534,8 +535,11 @@ mn_head_t *mn_head_start(const struct mn_head_opts *o, const char *rundir,
         dv__keys_format(&h->keys, keys);
         int r = head_setup(h, keys, err);
         memset(keys, 0, sizeof(keys));
+        if (r == 0)
+            head_stats(h, "launched");
         if (r < 0 || wait_hellos(h, err) < 0)
             goto fail;
+        head_stats(h, "hellos");
     }
     program_path(prog_argv[0], prog, sizeof(prog));
     if (write_table(h, rundir, table, sizeof(table)) < 0 ||
@@ -543,6 +547,8 @@ mn_head_t *mn_head_start(const struct mn_head_opts *o, const char *rundir,
         dv__errsys(err, "cannot hand out the node table");
         goto fail;
     }
+    if (h->n > 1)
+        head_stats(h, "welcomed");
     if (pipe2(h->stop, O_CLOEXEC) < 0 || pipe2(h->reap, O_CLOEXEC) < 0)
         goto fail;
     fcntl(h->reap[0], F_SETFL, O_NONBLOCK);
