@@ -427,8 +427,14 @@ static int spawn_child(char *const *argv, int in_fd, int out_fd, int err_fd,
         r = posix_spawn_file_actions_adddup2(&fa, err_fd, 2);
     if (!r)
         r = posix_spawnattr_setsigmask(&at, &none);
+    sigset_t dfl; /* an agent ignores SIGPIPE; its launches do not */
+    sigemptyset(&dfl);
+    sigaddset(&dfl, SIGPIPE);
     if (!r)
-        r = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK);
+        r = posix_spawnattr_setsigdefault(&at, &dfl);
+    if (!r)
+        r = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK |
+                                              POSIX_SPAWN_SETSIGDEF);
     if (!r)
         r = posix_spawnp(pid, argv[0], &fa, &at, argv, environ);
     posix_spawnattr_destroy(&at);
@@ -441,8 +447,9 @@ int dv__launch_spawn(char *const *argv, const char *stdin_text, int out_fd,
 {
     int in[2], er[2];
     size_t tl = strlen(stdin_text);
-    if (tl > 4096)
-        return dv__errprintf(err, EINVAL, "launch: stdin text over 4 KiB");
+    if (tl > DV_LAUNCH_STDIN_MAX)
+        return dv__errprintf(err, EINVAL, "launch: stdin text over %u KiB",
+                             DV_LAUNCH_STDIN_MAX >> 10);
     if (pipe2(in, O_CLOEXEC) < 0)
         return dv__errsys(err, "launch: pipe");
     if (pipe2(er, O_CLOEXEC) < 0) {
@@ -452,6 +459,12 @@ int dv__launch_spawn(char *const *argv, const char *stdin_text, int out_fd,
     /* Written before the start, while this process holds the read end: it
      * fits the pipe's buffer, and no SIGPIPE can come from a child that
      * exits at once. */
+    if (tl >= 65536 && fcntl(in[1], F_SETPIPE_SZ, (int)tl + 1) < 0) {
+        int e = errno;
+        close(in[0]), close(in[1]), close(er[0]), close(er[1]);
+        errno = e;
+        return dv__errsys(err, "launch: a pipe for %zu bytes of stdin", tl);
+    }
     ssize_t wrote = write(in[1], stdin_text, tl);
     int e = wrote == (ssize_t)tl ? 0 : (errno ? errno : EIO);
     close(in[1]);
