@@ -190,7 +190,7 @@ int mn_tree_plan_read(int fd, int self, mn_tree_plan_t *p, dv_error_t *err)
     char *text = read_plan(fd, err);
     if (!text)
         return -1;
-    int ok = 0, state = 0, last = self;
+    int ok = 0, state = 0, last = self, ended = 0;
     for (char *line = text, *nl; (nl = strchr(line, '\n')); line = nl + 1) {
         *nl = 0;
         if (state == 0)
@@ -200,7 +200,7 @@ int mn_tree_plan_read(int fd, int self, mn_tree_plan_t *p, dv_error_t *err)
                  p->wait_s > 0 && p->wait_s < 1e6;
         else if (state == 1)
             ok = !strncmp(line, "launch ", 7) && (p->tmpl = strdup(line + 7));
-        else if (!strcmp(line, "end"))
+        else if ((ended = !strcmp(line, "end")))
             break;
         else
             ok = plan_line(p, line, &last) == 0;
@@ -209,7 +209,7 @@ int mn_tree_plan_read(int fd, int self, mn_tree_plan_t *p, dv_error_t *err)
             break;
     }
     free(text);
-    if (ok && state == 2)
+    if (ok && ended)
         return 0;
     mn_tree_plan_free(p);
     return dv__errprintf(err, EPROTO, "bad tree plan on stdin");
