@@ -57,7 +57,7 @@ static const char help_text[] =
     "                        end\n"
     "  --gpu-slots N         MNIST workers that train on one GPU at once "
     "(default:\n"
-    "                        2)\n";
+    "                        1)\n";
 
 void tf_options_print_help(FILE *out)
 {
@@ -142,7 +142,7 @@ static void set_defaults(struct tf_options *opt)
         .images = TF_IMAGES_RANDOM,
         .interval = 1.0,
         .tail = -1,
-        .gpu_slots = 2,
+        .gpu_slots = 1,
     };
 }
 
