@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# A node lost mid-job on 4 emulated nodes (hostfile launcher, drover run
+# inside node1; tests/integration/mn_nodeloss.c): node3's agent is killed
+# during a 1,000-item pool map. With --keep-going every item completes, the
+# ones that ran on node3 run again elsewhere and say so, the job exits 0,
+# node3's queue fails with a clear error, its process ends as killed, and
+# placement skips it. Without --keep-going the job ends as before: the
+# node named, exit status 1. Nothing is left behind either way.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=netns.sh
+. "$here/netns.sh"
+dvn_skip_unless_possible
+# shellcheck source=mn_lib.sh
+. "$here/mn_lib.sh"
+P=$B/bin/dv_mn_nodeloss
+
+dvn_setup 4 || exit 1
+DROVER_TMPDIR=$DVN_DIR/tmp
+mkdir -p "$DROVER_TMPDIR"
+export DROVER_TMPDIR DROVER_GRACE=1
+dvn_enter_script "$DVN_DIR/enter.sh"
+printf 'node1\nnode2\nnode3\nnode4\n' >"$DVN_DIR/hosts"
+out() { cat "$DVN_DIR/out"; }
+
+# lose JOB [OPTIONS]: run the program, kill node3's agent at "ready";
+# sets rc.
+lose() {
+    local job=$1 ap="" i
+    shift
+    rm -f "$DVN_DIR/out"
+    (timeout 90 $(dvn_nsenter_prefix 1) "$D" run --hostfile "$DVN_DIR/hosts" \
+        --launch-cmd "$DVN_DIR/enter.sh {host} {cmd}" --job-id "$job" "$@" \
+        -- "$P" 1000 >"$DVN_DIR/out" 2>&1) &
+    local bg=$!
+    for i in $(seq 300); do
+        grep -q ready "$DVN_DIR/out" 2>/dev/null && break
+        sleep 0.1
+    done
+    ap=$(pgrep -f "drover agent .*--job $job --index 2$")
+    [ -n "$ap" ] || bad "$job: no agent of node3: $(out)"
+    kill -9 $ap
+    wait $bg
+    rc=$?
+    # The dead node's own runtime dir is its leftover, not a survivor's.
+    rm -rf "$DROVER_TMPDIR/drover.$job-n2"
+    rm -f /dev/shm/drover."$job"-n2.*
+    job_gone "$job(-n[0-9]+)?" || bad "$job: processes left"
+    ls /dev/shm | grep -qE "^drover\.$job[.-]" && bad "$job: shared memory left"
+    ls "$DROVER_TMPDIR" | grep -qE "drover\.$job([.-]|$)" && bad "$job: runtime dir left"
+}
+
+lose nl1 --keep-going
+[ "$rc" -eq 0 ] || bad "keep-going: exit $rc: $(out)"
+out | grep -q "^drover: run: node3: agent exited.* (node lost, the job goes on)$" ||
+    bad "keep-going: loss not reported: $(out)"
+out | grep -qE "^survive ok 1000 of 1000 reruns [1-9][0-9]* bad 0$" ||
+    bad "keep-going: $(out)"
+# The items that were running on node3 ran again on the others; each says
+# where it first ran.
+reruns=$(out | grep -c "^rerun ")
+[ "$reruns" -ge 1 ] && [ "$reruns" -le 2 ] || bad "keep-going: $reruns reruns: $(out)"
+out | grep "^rerun " | grep -vqE "^rerun [0-9]+: node lost: node3, ran on node[124]$" &&
+    bad "keep-going: a rerun line: $(out | grep '^rerun ')"
+out | grep -q "failed" && bad "keep-going: an item failed: $(out)"
+out | grep -qE "^blocked get: (EHOSTDOWN|ENOTCONN): queue get: .*node 2 \(node3\)" ||
+    bad "keep-going: blocked get: $(out)"
+out | grep -q "^queue after loss: EHOSTDOWN: queue get: node 2 (node3) is lost$" ||
+    bad "keep-going: queue after loss: $(out)"
+out | grep -q "^holder code -9 lost 1$" || bad "keep-going: holder: $(out)"
+out | grep -qE "^placed after loss: ([013] ){7}[013]$" || bad "keep-going: placement: $(out)"
+out | grep -q "^start on lost node: placement: node 2 (node3) is lost$" ||
+    bad "keep-going: start on the lost node: $(out)"
+out | grep "^rerun "
+
+# Without --keep-going: as before, the node named and the job torn down.
+lose nl2
+[ "$rc" -eq 1 ] || bad "no keep-going: exit $rc: $(out)"
+out | grep -q "^drover: run: node3: agent exited" || bad "no keep-going: $(out)"
+out | grep -qE "node lost|^survive|^rerun" && bad "no keep-going: the job went on: $(out)"
+
+dvn_teardown
+[ "$fail" = 0 ] && echo "multinode node loss: ok"
+exit "$fail"
