@@ -18,6 +18,9 @@ dv_add_test(test_task SOURCES ${dv_unit}/test_task.c LIBS drover TIMEOUT 30)
 dv_add_test(test_msg SOURCES ${dv_unit}/test_msg.c LIBS drover_internal
   TIMEOUT 30)
 dv_add_test(test_node SOURCES ${dv_unit}/test_node.c LIBS drover TIMEOUT 30)
+# Lost nodes' marks and placement around them (white-box).
+dv_add_test(test_node_lost SOURCES ${dv_unit}/test_node_lost.c
+  LIBS drover_internal TIMEOUT 30)
 dv_add_test(test_process SOURCES ${dv_unit}/test_process.c LIBS drover
   TIMEOUT 120)
 # Join waits for the exit itself (a task held in its exit by ptrace).

@@ -4,12 +4,16 @@
  *
  * A process on node 2 makes a queue (its handle comes back), a thread
  * blocks in a get on it, and a pool of two workers per node maps N items
- * (30 ms each, the result the host that ran it). "ready" once 100 items
- * are done: the script kills node 2's agent then. Afterwards, one line
- * each:
+ * (30 ms each, the result the host that ran it), and at the same time a
+ * pool of one worker per node that never runs an item again
+ * (node_retries -1) maps 300 such items. "ready" once 100 items of the
+ * first are done: the script kills node 2's agent then. Afterwards, one
+ * line each:
  *   rerun I: REASON, ran on HOST   an item that ran again (ok, with a
  *                                  reason)
  *   item I failed: REASON          an item that failed
+ *   no-retry item I failed: REASON   one of the second pool's that failed
+ *   no-retry ok K of 300
  *   blocked get: ERRNO: TEXT       how the get that waited ended
  *   queue after loss: ERRNO: TEXT  a get on the queue afterwards
  *   holder code C lost L           the process on node 2: exit code,
@@ -121,19 +125,63 @@ static dv_process_t *holder(dv_queue_t **q)
     return p;
 }
 
+static dv_async_t *map_start(dv_pool_t **pool, int workers, int retries,
+                             dv_item_t *items, size_t n)
+{
+    dv_error_t err;
+    dv_pool_options_t o = {.node_retries = retries};
+    *pool = dv_pool_create_ex(workers, &o, &err);
+    dv_async_t *a =
+        *pool && items
+            ? dv_pool_map_async(*pool, "host_after", items, n, 1, &err)
+            : NULL;
+    if (!a)
+        die("map", &err);
+    return a;
+}
+
+static void pool_end(dv_pool_t **pool)
+{
+    dv_error_t err;
+    dv_pool_close(*pool);
+    if (dv_pool_join(*pool, 30, &err) < 0)
+        die("pool join", &err);
+    dv_pool_destroy(pool);
+}
+
+/* The second pool's results: those that ran on the victim fail. */
+static int no_retry_results(dv_async_t *a, size_t n)
+{
+    dv_error_t err;
+    dv_node_info_t victim;
+    dv_node_get(VICTIM, &victim, NULL);
+    int ok = 0, bad = 0;
+    for (size_t k = 0; k < n; k++) {
+        dv_item_result_t r;
+        if (dv_async_next(a, 60, &r, &err) < 0)
+            die("next", &err);
+        char want[96];
+        snprintf(want, sizeof(want), "node lost: %s", victim.hostname);
+        if (!r.ok)
+            printf("no-retry item %zu failed: %s\n", r.index, r.reason);
+        bad += r.ok ? r.reason[0] != 0 : strcmp(r.reason, want) != 0;
+        ok += r.ok;
+        dv_item_result_clear(&r);
+    }
+    printf("no-retry ok %d of %zu\n", ok, n);
+    return bad + (ok == (int)n);
+}
+
 /* Map n items while the victim goes; returns the number of bad results. */
 static int map_over_loss(size_t n, int *reruns, int *ok)
 {
     dv_error_t err;
     dv_node_info_t victim;
     dv_node_get(VICTIM, &victim, NULL);
-    dv_pool_t *pool = dv_pool_create(2 * dv_node_count(), NULL, &err);
+    dv_pool_t *pool, *pool1;
     dv_item_t *items = calloc(n, sizeof(*items));
-    dv_async_t *a =
-        pool && items ? dv_pool_map_async(pool, "host_after", items, n, 1, &err)
-                      : NULL;
-    if (!a)
-        die("map", &err);
+    dv_async_t *a = map_start(&pool, 2 * dv_node_count(), 0, items, n);
+    dv_async_t *a1 = map_start(&pool1, dv_node_count(), -1, items, 300);
     int bad = 0;
     for (size_t k = 0; k < n; k++) {
         dv_item_result_t r;
@@ -156,11 +204,11 @@ static int map_over_loss(size_t n, int *reruns, int *ok)
         dv_item_result_clear(&r);
     }
     dv_async_destroy(&a);
+    bad += no_retry_results(a1, 300);
+    dv_async_destroy(&a1);
     free(items);
-    dv_pool_close(pool);
-    if (dv_pool_join(pool, 30, &err) < 0)
-        die("pool join", &err);
-    dv_pool_destroy(&pool);
+    pool_end(&pool);
+    pool_end(&pool1);
     return bad;
 }
 

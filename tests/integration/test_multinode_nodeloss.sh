@@ -3,6 +3,7 @@
 # inside node1; tests/integration/mn_nodeloss.c): node3's agent is killed
 # during a 1,000-item pool map. With --keep-going every item completes, the
 # ones that ran on node3 run again elsewhere and say so, the job exits 0,
+# a pool told not to run items again fails those with the same reason,
 # node3's queue fails with a clear error, its process ends as killed, and
 # placement skips it. Without --keep-going the job ends as before: the
 # node named, exit status 1. Nothing is left behind either way.
@@ -62,7 +63,12 @@ reruns=$(out | grep -c "^rerun ")
 [ "$reruns" -ge 1 ] && [ "$reruns" -le 2 ] || bad "keep-going: $reruns reruns: $(out)"
 out | grep "^rerun " | grep -vqE "^rerun [0-9]+: node lost: node3, ran on node[124]$" &&
     bad "keep-going: a rerun line: $(out | grep '^rerun ')"
-out | grep -q "failed" && bad "keep-going: an item failed: $(out)"
+out | grep -q "^item .*failed" && bad "keep-going: an item failed: $(out)"
+# A pool that never runs an item again: those that ran on node3 fail.
+out | grep -qE "^no-retry item [0-9]+ failed: node lost: node3$" ||
+    bad "keep-going: no-retry pool: $(out)"
+out | grep "^no-retry item" | grep -vqE "^no-retry item [0-9]+ failed: node lost: node3$" &&
+    bad "keep-going: no-retry pool: $(out)"
 out | grep -qE "^blocked get: (EHOSTDOWN|ENOTCONN): queue get: .*node 2 \(node3\)" ||
     bad "keep-going: blocked get: $(out)"
 out | grep -q "^queue after loss: EHOSTDOWN: queue get: node 2 (node3) is lost$" ||
@@ -71,7 +77,7 @@ out | grep -q "^holder code -9 lost 1$" || bad "keep-going: holder: $(out)"
 out | grep -qE "^placed after loss: ([013] ){7}[013]$" || bad "keep-going: placement: $(out)"
 out | grep -q "^start on lost node: placement: node 2 (node3) is lost$" ||
     bad "keep-going: start on the lost node: $(out)"
-out | grep "^rerun "
+out | grep -E "^rerun |^no-retry"
 
 # Without --keep-going: as before, the node named and the job torn down.
 lose nl2
