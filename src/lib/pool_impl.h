@@ -72,9 +72,9 @@ struct pool_worker {
     uint64_t tfreed;      /* item data freed up to */
     struct dv_async *cur; /* rest of the chunk given to this worker */
     size_t cur_next, cur_end;
-    int cur_lost;      /* a retried item's: lost and runs (pool_inflight) */
+    int cur_lost; /* a retried item's: lost and runs (pool_inflight) */
     unsigned cur_runs;
-    int node; /* where its items run (a proxy's: its executor's node) */
+    int node;    /* where its items run (a proxy's: its executor's node) */
     double mark; /* last time seen busy (< 0: idle) */
     uint64_t mark_done;
     bool fresh;      /* nothing started since it was started */
@@ -110,7 +110,7 @@ struct dv_pool {
     size_t init_len;
     size_t max_items;
     unsigned node_retries; /* runs again after a lost node */
-    _Atomic int *pids; /* per slot, written by whoever starts workers */
+    _Atomic int *pids;     /* per slot, written by whoever starts workers */
     struct dv__pool_shared *sh;
     size_t shsize;
     char shname[128];

@@ -54,6 +54,10 @@ enum {
     MN_DPORT,    /* u64: the node's data port */
     MN_CWD,      /* str: the main process's working directory (welcome) */
     MN_ENV,      /* bytes: its environment, entries ending in '\0' */
+};
+
+/* Field tags of node loss (40-44). */
+enum {
     MN_KEEP = 40, /* u64 1 in a NODE_LOST: the job goes on (--keep-going) */
 };
 

@@ -67,8 +67,8 @@ struct mn_svc {
     char *origin_cwd, *origin_env; /* mn_svc_set_origin(), or NULL */
     size_t origin_len;
     int lfd;
-    int lostfd;  /* rundir/lost (DV_LOST_FILE), or -1 */
-    char *lost;  /* per node: 1 once lost with the job going on */
+    int lostfd;           /* rundir/lost (DV_LOST_FILE), or -1 */
+    char *lost;           /* per node: 1 once lost with the job going on */
     int outr[3], outw[3]; /* [1], [2]: pipes of stdout/stderr, or -1 */
     struct client *cl;
     int ncl;

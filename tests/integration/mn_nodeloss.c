@@ -131,10 +131,9 @@ static dv_async_t *map_start(dv_pool_t **pool, int workers, int retries,
     dv_error_t err;
     dv_pool_options_t o = {.node_retries = retries};
     *pool = dv_pool_create_ex(workers, &o, &err);
-    dv_async_t *a =
-        *pool && items
-            ? dv_pool_map_async(*pool, "host_after", items, n, 1, &err)
-            : NULL;
+    dv_async_t *a = *pool && items ? dv_pool_map_async(*pool, "host_after",
+                                                       items, n, 1, &err)
+                                   : NULL;
     if (!a)
         die("map", &err);
     return a;
