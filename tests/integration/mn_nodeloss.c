@@ -6,14 +6,14 @@
  * blocks in a get on it, and a pool of two workers per node maps N items
  * (30 ms each, the result the host that ran it), and at the same time a
  * pool of one worker per node that never runs an item again
- * (node_retries -1) maps 300 such items. "ready" once 100 items of the
+ * (node_retries -1) maps 3 N / 10 such items. "ready" once 100 items of the
  * first are done: the script kills node 2's agent then. Afterwards, one
  * line each:
  *   rerun I: REASON, ran on HOST   an item that ran again (ok, with a
  *                                  reason)
  *   item I failed: REASON          an item that failed
  *   no-retry item I failed: REASON   one of the second pool's that failed
- *   no-retry ok K of 300
+ *   no-retry ok K of M
  *   blocked get: ERRNO: TEXT       how the get that waited ended
  *   queue after loss: ERRNO: TEXT  a get on the queue afterwards
  *   holder code C lost L           the process on node 2: exit code,
@@ -180,7 +180,8 @@ static int map_over_loss(size_t n, int *reruns, int *ok)
     dv_pool_t *pool, *pool1;
     dv_item_t *items = calloc(n, sizeof(*items));
     dv_async_t *a = map_start(&pool, 2 * dv_node_count(), 0, items, n);
-    dv_async_t *a1 = map_start(&pool1, dv_node_count(), -1, items, 300);
+    size_t n1 = n * 3 / 10;
+    dv_async_t *a1 = map_start(&pool1, dv_node_count(), -1, items, n1);
     int bad = 0;
     for (size_t k = 0; k < n; k++) {
         dv_item_result_t r;
@@ -203,7 +204,7 @@ static int map_over_loss(size_t n, int *reruns, int *ok)
         dv_item_result_clear(&r);
     }
     dv_async_destroy(&a);
-    bad += no_retry_results(a1, 300);
+    bad += no_retry_results(a1, n1);
     dv_async_destroy(&a1);
     free(items);
     pool_end(&pool);

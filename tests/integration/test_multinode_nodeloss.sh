@@ -5,7 +5,8 @@
 # ones that ran on node3 run again elsewhere and say so, the job exits 0,
 # a pool told not to run items again fails those with the same reason,
 # node3's queue fails with a clear error, its process ends as killed, and
-# placement skips it. Without --keep-going the job ends as before: the
+# placement skips it; the same when the agent hangs instead (SIGSTOP).
+# Without --keep-going the job ends as before: the
 # node named, exit status 1. Nothing is left behind either way.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -24,15 +25,15 @@ dvn_enter_script "$DVN_DIR/enter.sh"
 printf 'node1\nnode2\nnode3\nnode4\n' >"$DVN_DIR/hosts"
 out() { cat "$DVN_DIR/out"; }
 
-# lose JOB [OPTIONS]: run the program, kill node3's agent at "ready";
-# sets rc.
+# lose SIG N JOB [OPTIONS]: run the program on N items, send SIG to
+# node3's agent at "ready"; sets rc.
 lose() {
-    local job=$1 ap="" i
-    shift
+    local sig=$1 n=$2 job=$3 ap="" i
+    shift 3
     rm -f "$DVN_DIR/out"
     (timeout 90 $(dvn_nsenter_prefix 1) "$D" run --hostfile "$DVN_DIR/hosts" \
         --launch-cmd "$DVN_DIR/enter.sh {host} {cmd}" --job-id "$job" "$@" \
-        -- "$P" 1000 >"$DVN_DIR/out" 2>&1) &
+        -- "$P" "$n" >"$DVN_DIR/out" 2>&1) &
     local bg=$!
     for i in $(seq 300); do
         grep -q ready "$DVN_DIR/out" 2>/dev/null && break
@@ -40,9 +41,10 @@ lose() {
     done
     ap=$(pgrep -f "drover agent .*--job $job --index 2$")
     [ -n "$ap" ] || bad "$job: no agent of node3: $(out)"
-    kill -9 $ap
+    kill "-$sig" $ap
     wait $bg
     rc=$?
+    kill -9 $ap 2>/dev/null
     # The dead node's own runtime dir is its leftover, not a survivor's.
     rm -rf "$DROVER_TMPDIR/drover.$job-n2"
     rm -f /dev/shm/drover."$job"-n2.*
@@ -51,7 +53,7 @@ lose() {
     ls "$DROVER_TMPDIR" | grep -qE "drover\.$job([.-]|$)" && bad "$job: runtime dir left"
 }
 
-lose nl1 --keep-going
+lose KILL 1000 nl1 --keep-going
 [ "$rc" -eq 0 ] || bad "keep-going: exit $rc: $(out)"
 out | grep -q "^drover: run: node3: agent exited.* (node lost, the job goes on)$" ||
     bad "keep-going: loss not reported: $(out)"
@@ -80,10 +82,23 @@ out | grep -q "^start on lost node: placement: node 2 (node3) is lost$" ||
 out | grep -E "^rerun |^no-retry"
 
 # Without --keep-going: as before, the node named and the job torn down.
-lose nl2
+lose KILL 1000 nl2
 [ "$rc" -eq 1 ] || bad "no keep-going: exit $rc: $(out)"
 out | grep -q "^drover: run: node3: agent exited" || bad "no keep-going: $(out)"
 out | grep -qE "node lost|^survive|^rerun" && bad "no keep-going: the job went on: $(out)"
+
+# A node that hangs (its agent stopped) rather than dies: lost after 5 s
+# without heartbeats; the get blocked on its queue fails then, and the
+# items its executors were running at that moment run again elsewhere.
+lose STOP 3000 nl3 --keep-going
+[ "$rc" -eq 0 ] || bad "hang: exit $rc: $(out)"
+out | grep -q "^drover: run: node3: agent stopped answering .* (node lost, the job goes on)$" ||
+    bad "hang: loss not reported: $(out)"
+out | grep -qE "^survive ok 3000 of 3000 reruns [0-9]+ bad 0$" || bad "hang: $(out)"
+out | grep -q "^blocked get: EHOSTDOWN: queue get: node 2 (node3) is lost$" ||
+    bad "hang: blocked get: $(out)"
+out | grep "^rerun " | grep -vqE "^rerun [0-9]+: node lost: node3, ran on node[124]$" &&
+    bad "hang: a rerun line: $(out | grep '^rerun ')"
 
 dvn_teardown
 [ "$fail" = 0 ] && echo "multinode node loss: ok"
