@@ -4,13 +4,16 @@
  *
  * A process on node 2 makes a queue (its handle comes back), a thread
  * blocks in a get on it, and a pool of two workers per node maps N items
- * (30 ms each, the result the host that ran it), and at the same time a
+ * (30 ms each, the result the host that ran it; each run first records
+ * its item and node in a queue of node 0), and at the same time a
  * pool of one worker per node that never runs an item again
  * (node_retries -1) maps 3 N / 10 such items. "ready" once 100 items of the
  * first are done: the script kills node 2's agent then. Afterwards, one
  * line each:
- *   rerun I: REASON, ran on HOST   an item that ran again (ok, with a
- *                                  reason)
+ *   rerun I: REASON, started on H1, ran on H2   an item that ran again
+ *                                  (ok, with a reason): H1 the lost node
+ *                                  when a run of it started there, H2
+ *                                  the host of the run that completed
  *   item I failed: REASON          an item that failed
  *   no-retry item I failed: REASON   one of the second pool's that failed
  *   no-retry ok K of M
@@ -46,10 +49,22 @@ static const char *errname(int e)
     return e == EHOSTDOWN ? "EHOSTDOWN" : e == ENOTCONN ? "ENOTCONN" : "other";
 }
 
+/* A pool item: where its runs record that they started, and its index. */
+struct item_arg {
+    dv_handle_t log;
+    int32_t idx;
+};
+
 DV_TASK(host_after)(const void *arg, size_t len, dv_result_t *res)
 {
-    (void)arg;
-    (void)len;
+    static dv_queue_t *log; /* this worker's, kept for its life */
+    const struct item_arg *a = arg;
+    if (len != sizeof(*a))
+        return 100;
+    int32_t start[2] = {a->idx, dv_node_self()};
+    if ((!log && !(log = dv_queue_attach(&a->log, NULL))) ||
+        dv_queue_put(log, start, sizeof(start), 10, NULL) < 0)
+        return 101;
     char host[64] = "?";
     gethostname(host, sizeof(host) - 1);
     usleep(30000);
@@ -171,6 +186,30 @@ static int no_retry_results(dv_async_t *a, size_t n)
     return bad + (ok == (int)n);
 }
 
+/* The items of the first pool that started a run on the victim (from the
+ * start log; the second pool's items have indices from n on). */
+static unsigned char *started_on_victim(dv_queue_t *log, size_t n)
+{
+    unsigned char *on = calloc(n, 1);
+    void *d;
+    size_t l;
+    while (on && dv_queue_get(log, &d, &l, 0, NULL) == 0) {
+        int32_t s[2];
+        if (l == sizeof(s)) {
+            memcpy(s, d, sizeof(s));
+            if (s[0] >= 0 && (size_t)s[0] < n && s[1] == VICTIM)
+                on[s[0]] = 1;
+        }
+        free(d);
+    }
+    return on;
+}
+
+struct rerun {
+    size_t index;
+    char reason[96], host[64];
+};
+
 /* Map n items while the victim goes; returns the number of bad results. */
 static int map_over_loss(size_t n, int *reruns, int *ok)
 {
@@ -178,10 +217,20 @@ static int map_over_loss(size_t n, int *reruns, int *ok)
     dv_node_info_t victim;
     dv_node_get(VICTIM, &victim, NULL);
     dv_pool_t *pool, *pool1;
-    dv_item_t *items = calloc(n, sizeof(*items));
+    dv_queue_t *log = dv_queue_create(1 << 20, &err);
+    size_t n1 = n * 3 / 10; /* the second pool's, indices from n on */
+    struct item_arg *args = calloc(n + n1, sizeof(*args));
+    dv_item_t *items = calloc(n + n1, sizeof(*items));
+    struct rerun *rr = calloc(n, sizeof(*rr));
+    if (!log || !args || !items || !rr)
+        die("log", &err);
+    for (size_t i = 0; i < n + n1; i++) {
+        dv_queue_handle(log, &args[i].log);
+        args[i].idx = (int32_t)i;
+        items[i] = (dv_item_t){&args[i], sizeof(args[i])};
+    }
     dv_async_t *a = map_start(&pool, 2 * dv_node_count(), 0, items, n);
-    size_t n1 = n * 3 / 10;
-    dv_async_t *a1 = map_start(&pool1, dv_node_count(), -1, items, n1);
+    dv_async_t *a1 = map_start(&pool1, dv_node_count(), -1, items + n, n1);
     int bad = 0;
     for (size_t k = 0; k < n; k++) {
         dv_item_result_t r;
@@ -195,10 +244,10 @@ static int map_over_loss(size_t n, int *reruns, int *ok)
             printf("item %zu failed: %s\n", r.index, r.reason);
             bad++;
         } else if (r.reason[0]) {
-            printf("rerun %zu: %s, ran on %s\n", r.index, r.reason,
-                   (char *)r.data);
-            bad += !strcmp(r.data, victim.hostname);
-            ++*reruns;
+            struct rerun *x = &rr[(*reruns)++];
+            x->index = r.index;
+            snprintf(x->reason, sizeof(x->reason), "%s", r.reason);
+            snprintf(x->host, sizeof(x->host), "%s", (char *)r.data);
         }
         *ok += r.ok;
         dv_item_result_clear(&r);
@@ -206,9 +255,21 @@ static int map_over_loss(size_t n, int *reruns, int *ok)
     dv_async_destroy(&a);
     bad += no_retry_results(a1, n1);
     dv_async_destroy(&a1);
-    free(items);
     pool_end(&pool);
     pool_end(&pool1);
+    unsigned char *on = started_on_victim(log, n);
+    for (int k = 0; on && k < *reruns; k++) {
+        struct rerun *x = &rr[k];
+        printf("rerun %zu: %s, started on %s, ran on %s\n", x->index, x->reason,
+               on[x->index] ? victim.hostname : "(not it)", x->host);
+        bad += !on[x->index] || !strcmp(x->host, victim.hostname);
+    }
+    bad += !on;
+    free(on);
+    free(rr);
+    free(items);
+    free(args);
+    dv_queue_destroy(&log);
     return bad;
 }
 

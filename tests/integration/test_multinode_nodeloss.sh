@@ -2,7 +2,9 @@
 # A node lost mid-job on 4 emulated nodes (hostfile launcher, drover run
 # inside node1; tests/integration/mn_nodeloss.c): node3's agent is killed
 # during a 1,000-item pool map. With --keep-going every item completes, the
-# ones that ran on node3 run again elsewhere and say so, the job exits 0,
+# ones that ran on node3 run again elsewhere and say so (each run records
+# where it started, so the test sees they started on node3 first), the job
+# exits 0,
 # a pool told not to run items again fails those with the same reason,
 # node3's queue fails with a clear error, its process ends as killed, and
 # placement skips it; the same when the agent hangs instead (SIGSTOP).
@@ -63,7 +65,7 @@ out | grep -qE "^survive ok 1000 of 1000 reruns [1-9][0-9]* bad 0$" ||
 # where it first ran.
 reruns=$(out | grep -c "^rerun ")
 [ "$reruns" -ge 1 ] && [ "$reruns" -le 2 ] || bad "keep-going: $reruns reruns: $(out)"
-out | grep "^rerun " | grep -vqE "^rerun [0-9]+: node lost: node3, ran on node[124]$" &&
+out | grep "^rerun " | grep -vqE "^rerun [0-9]+: node lost: node3, started on node3, ran on node[124]$" &&
     bad "keep-going: a rerun line: $(out | grep '^rerun ')"
 out | grep -q "^item .*failed" && bad "keep-going: an item failed: $(out)"
 # A pool that never runs an item again: those that ran on node3 fail.
@@ -97,7 +99,7 @@ out | grep -q "^drover: run: node3: agent stopped answering .* (node lost, the j
 out | grep -qE "^survive ok 3000 of 3000 reruns [0-9]+ bad 0$" || bad "hang: $(out)"
 out | grep -q "^blocked get: EHOSTDOWN: queue get: node 2 (node3) is lost$" ||
     bad "hang: blocked get: $(out)"
-out | grep "^rerun " | grep -vqE "^rerun [0-9]+: node lost: node3, ran on node[124]$" &&
+out | grep "^rerun " | grep -vqE "^rerun [0-9]+: node lost: node3, started on node3, ran on node[124]$" &&
     bad "hang: a rerun line: $(out | grep '^rerun ')"
 
 dvn_teardown
