@@ -1,15 +1,14 @@
 #!/usr/bin/env bash
 # A node lost mid-job on 4 emulated nodes (hostfile launcher, drover run
 # inside node1; tests/integration/mn_nodeloss.c): node3's agent is killed
-# during a 1,000-item pool map. With --keep-going every item completes, the
-# ones that ran on node3 run again elsewhere and say so (each run records
-# where it started, so the test sees they started on node3 first), the job
-# exits 0,
-# a pool told not to run items again fails those with the same reason,
-# node3's queue fails with a clear error, its process ends as killed, and
-# placement skips it; the same when the agent hangs instead (SIGSTOP).
-# Without --keep-going the job ends as before: the
-# node named, exit status 1. Nothing is left behind either way.
+# during a 1,000-item pool map. With --keep-going every item completes,
+# the ones that ran on node3 run again elsewhere and say so (each run
+# records where it started: they started on node3 first), a pool told not
+# to run items again fails those with the same reason, node3's queue fails
+# with a clear error, its process ends as killed, placement skips it, and
+# the job exits 0; the same when the agent hangs instead (SIGSTOP).
+# Without --keep-going the job ends as before: the node named, exit
+# status 1. Nothing is left behind either way.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=netns.sh
