@@ -332,6 +332,7 @@ static void read_one(dv__mux_t *m)
 {
     struct frame f;
     int e = EPROTO;
+    memset(&f, 0, sizeof(f));
     pthread_mutex_unlock(&m->mu);
     int rc = await_frame(m, &e);
     if (rc == 0)
