@@ -36,6 +36,13 @@ DV_API void dv_task_register(const char *name, dv_task_f fn);
 /* Look a registered task up by name; NULL when there is none. */
 DV_API dv_task_f dv_task_find(const char *name);
 
+/* Set fn (NULL: none) to run in every task process right after its fork,
+ * before its task is known; the fork server also runs it ahead, in the
+ * process it keeps forked for the next start, so that this work is off the
+ * start's path. For what every task of the program needs first (an
+ * interpreter's after-fork reset). Set it before dv_init(). */
+DV_API void dv_task_set_prelude(void (*fn)(void));
+
 /* Register fn as a task named after it, at compile time. */
 #define DV_TASK(fn)                                                  \
     static int fn(const void *, size_t, dv_result_t *);              \

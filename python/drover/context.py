@@ -30,7 +30,7 @@ from multiprocessing import context, process, reduction, spawn, util
 import pkgutil  # noqa: F401
 import runpy  # noqa: F401
 
-from drover import _drover
+from drover import _drover, mainscript
 from drover.nodes import Placement, placement_for
 
 __all__ = ["DroverContext", "DroverProcess", "NotSupportedError"]
@@ -214,6 +214,7 @@ class Popen:
     def _pickle(self, process_obj):
         prep = spawn.get_preparation_data(process_obj._name)
         prep["drover_parent_node"] = _drover.node_self()
+        mainscript.add_code(prep)
         fp = io.BytesIO()
         context.set_spawning_popen(self)
         try:
@@ -470,7 +471,8 @@ def _prepare(data):
     # spawn skips that when __main__ looks complete, hence the stand-in.
     if "init_main_from_path" in data or "init_main_from_name" in data:
         sys.modules["__main__"] = types.ModuleType("__main__")
-    spawn.prepare(data)
+    with mainscript.use_code(data):
+        spawn.prepare(data)
     return parent_node
 
 

@@ -6,14 +6,18 @@
  * code into its client's status table (a memfd shared with the client),
  * waking a joiner only when one sleeps. Only the reaper writes a code, so
  * a join returns once the task is gone, with all it held released, as
- * multiprocessing's does. It ends (stopping its children:
- * SIGTERM, grace, SIGKILL) when its parent dies or on SIGTERM. */
+ * multiprocessing's does. After its first start the server keeps one
+ * child forked ahead (the spare), set up and waiting for its request, so
+ * that a start costs a message, not a fork; the server forks the next
+ * spare after it has answered. It ends (stopping its children: SIGTERM,
+ * grace, SIGKILL) when its parent dies or on SIGTERM. */
 #define _GNU_SOURCE
 #include "lib/runtime.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +51,10 @@ struct child {
     uint32_t slot;
 };
 
+/* Arguments up to this size go to the spare through its socket; larger
+ * ones are inherited by a fork, which copies nothing. */
+#define SPARE_ARG_MAX (256u * 1024u)
+
 /* State of the fork server process itself. */
 static struct {
     int lfd, sfd;
@@ -54,6 +62,9 @@ static struct {
     size_t ncl, capcl;
     struct child *ch;
     size_t nch, capch;
+    int want_spare; /* set by the first start */
+    pid_t spare;    /* 0: none */
+    int spare_fd;   /* the server's end of the spare's socket, or -1 */
 } S;
 
 const char *dv__forkserver_path(void)
@@ -107,12 +118,22 @@ static void reaped(struct dv__ps_slot *s, pid_t pid, int code)
     }
 }
 
+static void drop_spare(void)
+{
+    if (S.spare_fd >= 0)
+        close(S.spare_fd);
+    S.spare_fd = -1;
+    S.spare = 0;
+}
+
 static void reap(void)
 {
     int st;
     pid_t pid;
     while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
         int code = WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
+        if (pid == S.spare)
+            drop_spare();
         for (size_t i = 0; i < S.nch; i++) {
             if (S.ch[i].pid != pid)
                 continue;
@@ -131,6 +152,12 @@ static void __attribute__((noreturn)) shutdown_server(void)
     if (S.lfd >= 0)
         close(S.lfd);
     unlink(fs_path);
+    if (S.spare > 0) {
+        kill(S.spare, SIGKILL);
+        while (waitpid(S.spare, NULL, 0) < 0 && errno == EINTR)
+            ;
+        drop_spare();
+    }
     for (size_t i = 0; i < S.nch; i++)
         kill(S.ch[i].pid, SIGTERM);
     double deadline = now_s() + dv__grace_s();
@@ -188,10 +215,12 @@ static int reply_ok(size_t i, int32_t v)
 }
 
 /* In a new task child: drop the server's state, restore signals. */
-static void child_setup(pid_t server, int gpu)
+static void child_setup(pid_t server)
 {
     close(S.sfd);
     close(S.lfd);
+    if (S.spare_fd >= 0)
+        close(S.spare_fd);
     for (size_t i = 0; i < S.ncl; i++)
         if (S.cl[i].fd >= 0)
             drop_client(i);
@@ -205,6 +234,12 @@ static void child_setup(pid_t server, int gpu)
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != server)
         _exit(1);
+    dv__task_prelude();
+}
+
+/* In a task child: its GPU placement (-1: none). */
+static void set_gpu(int gpu)
+{
     if (gpu >= 0) {
         char v[16];
         snprintf(v, sizeof(v), "%d", gpu);
@@ -213,8 +248,86 @@ static void child_setup(pid_t server, int gpu)
     }
 }
 
-/* START: fork a child for the task. Returns 1 in the child (req filled),
- * 0 in the server, -1 when the client must be dropped. */
+/* In the spare: wait for the START the server hands over (i32 gpu, str
+ * task, tail arg), then become that task's child. */
+static void spare_wait(int fd, struct dv__task_req *req)
+{
+    uint16_t type;
+    void *body;
+    size_t len;
+    if (dv__msg_recv(fd, &type, &body, &len, NULL) < 0)
+        _exit(0); /* the server is gone, or shut down */
+    close(fd);
+    dv__msgr_t r;
+    dv__msgr_init(&r, body, len);
+    int32_t gpu = dv__msgr_i32(&r);
+    dv__msgr_str(&r, req->task, sizeof(req->task));
+    const void *arg;
+    size_t n = dv__msgr_tail(&r, &arg);
+    if (type != DV_MSG_START || r.bad)
+        _exit(1);
+    memmove(body, arg, n);
+    req->arg = body;
+    req->len = n;
+    set_gpu(gpu);
+}
+
+/* Fork the spare. Returns 1 in it once its request came (req filled),
+ * 0 in the server (also when it could not: the next start forks). */
+static int fork_spare(struct dv__task_req *req)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        return 0;
+    pid_t server = getpid();
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(sv[0]);
+        child_setup(server);
+        spare_wait(sv[1], req);
+        return 1;
+    }
+    close(sv[1]);
+    if (pid < 0) {
+        close(sv[0]);
+        return 0;
+    }
+    S.spare = pid;
+    S.spare_fd = sv[0];
+    return 0;
+}
+
+/* Fork the next spare when one is wanted and none waits, after a yield:
+ * the client just answered runs first. Returns 1 in the spare. */
+static int next_spare(struct dv__task_req *req)
+{
+    if (!S.want_spare || S.spare > 0)
+        return 0;
+    sched_yield();
+    return fork_spare(req);
+}
+
+/* Hand a start to the spare, whose pid the client has been told. When it
+ * is gone meanwhile, it is killed: reaped as that start's child. */
+static void give_to_spare(int32_t gpu, const char *task, const void *arg,
+                          size_t len)
+{
+    dv__msgw_t w;
+    dv__msgw_init(&w);
+    dv__msgw_i32(&w, gpu);
+    dv__msgw_str(&w, task);
+    int r = dv__msg_send(S.spare_fd, DV_MSG_START, &w, arg, len, -1);
+    dv__msgw_free(&w);
+    if (r < 0)
+        kill(S.spare, SIGKILL);
+    drop_spare();
+}
+
+/* START: run the task in the spare, or in a new fork. Returns 1 in a new
+ * child (req filled), 0 in the server, -1 when the client must be
+ * dropped. The client has its answer before the spare its request: a
+ * spare woken first could take the CPU from the server for its whole
+ * run, and the client would wait that long for its pid. */
 static int do_start(size_t i, dv__msgr_t *r, void *body,
                     struct dv__task_req *req)
 {
@@ -236,13 +349,16 @@ static int do_start(size_t i, dv__msgr_t *r, void *body,
         S.ch = c;
         S.capch = cap;
     }
+    S.want_spare = 1;
+    int spare = S.spare > 0 && len <= SPARE_ARG_MAX;
     pid_t server = getpid();
-    pid_t pid = fork();
+    pid_t pid = spare ? S.spare : fork();
     if (pid == 0) {
         memmove(body, arg, len);
         req->arg = body;
         req->len = len;
-        child_setup(server, gpu);
+        child_setup(server);
+        set_gpu(gpu);
         return 1;
     }
     if (pid < 0)
@@ -251,7 +367,10 @@ static int do_start(size_t i, dv__msgr_t *r, void *body,
     S.ch[S.nch++] = (struct child){pid, (int)i, slot};
     S.cl[i].tab[slot].pid = pid;
     atomic_store(&S.cl[i].tab[slot].state, DV_PS_RUNNING);
-    return reply_ok(i, pid) < 0 ? -1 : 0;
+    int rc = reply_ok(i, pid) < 0 ? -1 : 0;
+    if (spare)
+        give_to_spare(gpu, req->task, arg, len);
+    return rc;
 }
 
 static int do_signal(size_t i, dv__msgr_t *r)
@@ -352,6 +471,10 @@ static int serve(struct dv__task_req *req)
     struct pollfd *pf = NULL;
     size_t cap = 0;
     for (;;) {
+        if (next_spare(req) == 1) {
+            free(pf);
+            return 1;
+        }
         if (cap < S.ncl + 2) {
             struct pollfd *n = realloc(pf, (S.ncl + 8) * sizeof(*pf));
             if (!n)
@@ -388,6 +511,7 @@ static int server_main(int lfd, pid_t parent, struct dv__task_req *req)
         _exit(0);
     memset(&S, 0, sizeof(S));
     S.lfd = lfd;
+    S.spare_fd = -1;
     signal(SIGINT, SIG_IGN); /* Ctrl-C is for the tasks, not for us */
     sigset_t set;
     sigemptyset(&set);

@@ -65,6 +65,9 @@ double dv__grace_s(void);
 
 /* ---- fork server (forkserver.c) ---- */
 
+/* Run the prelude set by dv_task_set_prelude(), if any (task.c). */
+void dv__task_prelude(void);
+
 /* A task request as the fork server hands it to a new child. */
 struct dv__task_req {
     char task[128];
@@ -115,6 +118,13 @@ int dv__node_data_port(int node);
 
 /* Forget the table (finalize). */
 void dv__node_reset(void);
+
+/* Multi-node: the file in the runtime dir where the node's service marks
+ * lost nodes (drover run --keep-going): one byte per node, 1 once lost
+ * (dv_node_lost reads it). */
+#define DV_LOST_FILE "lost"
+/* "node I (HOST)" for messages about node i, into buf (cap bytes). */
+const char *dv__node_name(int i, char *buf, size_t cap);
 
 /* ---- runtime dir and job clean-up (src/agent/rundir.c) ---- */
 

@@ -2,6 +2,7 @@
  * result bytes a task may leave for its caller. Every process of a job runs
  * the same executable, so a task travels as its name. */
 #include "lib/internal.h"
+#include "lib/runtime.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -15,6 +16,18 @@ struct entry {
 /* Filled by constructors (before main, one thread), read-only afterwards. */
 static struct entry *tasks;
 static size_t ntasks, cap;
+static void (*prelude)(void); /* set before dv_init */
+
+void dv_task_set_prelude(void (*fn)(void))
+{
+    prelude = fn;
+}
+
+void dv__task_prelude(void)
+{
+    if (prelude)
+        prelude();
+}
 
 void dv_task_register(const char *name, dv_task_f fn)
 {

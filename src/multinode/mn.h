@@ -58,6 +58,11 @@ enum {
     MN_ENV,      /* bytes: its environment, entries ending in '\0' */
 };
 
+/* Field tags of node loss (40-44). */
+enum {
+    MN_KEEP = 40, /* u64 1 in a NODE_LOST: the job goes on (--keep-going) */
+};
+
 /* Heartbeats: one a second each way; this many seconds of silence mean
  * the peer is gone. */
 #define MN_HEARTBEAT_S 1.0
@@ -93,8 +98,12 @@ void mn_svc_on_wire(mn_svc_t *s, const dv_wire_view_t *v);
 /* A process this node started was reaped (status as waitpid's). */
 void mn_svc_reaped(mn_svc_t *s, pid_t pid, int status);
 
-/* Node `node` is gone: processes started there end as killed. */
-void mn_svc_node_lost(mn_svc_t *s, int node);
+/* Node `node` is gone: processes started there end as killed. keep: the
+ * job goes on without it (--keep-going): first the node is marked in
+ * rundir/lost (one byte per node, 1: lost; dv_node_lost reads it), so
+ * that whoever sees those processes end knows why, and from then on
+ * starts and object operations meant for it fail at once. */
+void mn_svc_node_lost(mn_svc_t *s, int node, int keep);
 
 /* The job is over: forward what the processes left in the output pipes,
  * credit or not (mn_out.h). */
@@ -151,6 +160,7 @@ struct mn_head_opts {
     int label;
     int slurm;       /* launch through srun */
     int slurm_nodes; /* --nodes (0: every node of the allocation) */
+    int keep_going;  /* a lost node does not end the job */
 };
 typedef struct mn_head mn_head_t;
 

@@ -5,7 +5,8 @@
  * hands out the node table, then, in a thread beside the supervision of
  * the main process, routes messages between nodes, serves node 0's
  * processes (mn_svc), prints the output of every node (--label), and
- * watches the heartbeats; a lost node ends the job. */
+ * watches the heartbeats; a lost node ends the job (with --keep-going the
+ * job goes on without it). */
 #define _GNU_SOURCE
 #include "multinode/mn_head.h"
 
@@ -153,6 +154,8 @@ static void send_bcast(mn_head_t *h, int dst, int type, int index,
         dv__wire_put_u64(&b, MN_INDEX, (uint64_t)index);
     if (shutdown)
         dv__wire_put_u64(&b, MN_SHUTDOWN, 1);
+    if (type == DV_WIRE_NODE_LOST && h->o.keep_going)
+        dv__wire_put_u64(&b, MN_KEEP, 1);
     if (dv__wire_end(&b, NULL) == 0)
         send_to(h, dst, &b);
     dv__wire_buf_release(&b);
@@ -362,12 +365,17 @@ void node_failed(mn_head_t *h, int i, const char *why)
     if (d->dead)
         return;
     d->dead = 1;
-    if (!h->failed)
+    if (h->o.keep_going)
+        head_say(h, "drover: run: %s: %s (node lost, the job goes on)",
+                 d->info.hostname, why);
+    else if (!h->failed)
         head_say(h, "drover: run: %s: %s", d->info.hostname, why);
-    h->failed = 1;
-    mn_svc_node_lost(h->svc, i);
+    mn_svc_node_lost(h->svc, i, h->o.keep_going);
     /* The other nodes' requests to it. */
     head_broadcast(h, DV_WIRE_NODE_LOST, i, 0);
+    if (h->o.keep_going)
+        return;
+    h->failed = 1;
     /* The job's processes get the grace period to see the node's processes
      * as killed (pool items failed, joins answered); then the supervision
      * tears the job down. */

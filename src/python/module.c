@@ -108,10 +108,16 @@ int dv__py_wait(double timeout, dv__py_try_f fn, void *ctx)
  * task), the same pid is the parent (under `drover run`). */
 void dv__py_after_fork(void)
 {
-    if (getpid() != init_pid)
+    static pid_t done_in; /* a task child that has done it (the prelude) */
+    pid_t self = getpid();
+    if (self == done_in)
+        return;
+    if (self != init_pid) {
+        done_in = self;
         PyOS_AfterFork_Child();
-    else
+    } else {
         PyOS_AfterFork_Parent();
+    }
 }
 
 /* The task of every Python process: argument bytes are the pickles that
@@ -149,6 +155,9 @@ static PyObject *py_init(PyObject *self, PyObject *unused)
         Py_RETURN_NONE;
     dv_error_t err = {{0}};
     init_pid = getpid();
+    /* Each task child resets the interpreter once, ahead of its task
+     * where the fork server forked it ahead. */
+    dv_task_set_prelude(dv__py_after_fork);
     PyOS_BeforeFork();
     /* In a task child this call does not return (the task runs inside). */
     int r = dv_init(NULL, NULL, &err);

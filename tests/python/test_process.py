@@ -204,6 +204,55 @@ def send_through(conn):
     conn.close()
 
 
+class TestMainScript(TempDirTest):
+    """drover.mainscript: a child runs the main script from the code the
+    parent compiled, once per version of the file."""
+
+    def script(self, value):
+        path = self.path("main.py")
+        with open(path, "w") as f:
+            f.write("VALUE = %r\n" % value)
+        os.utime(path, ns=(0, len(value) * 10**9))  # a new version each time
+        return path
+
+    def test_children_run_the_code_sent_with_them(self):
+        from drover import mainscript
+        import runpy
+        path = self.script("first")
+        prep = {"init_main_from_path": path}
+        mainscript.add_code(prep)
+        self.script("second, not compiled by the child")
+        with mainscript.use_code(dict(prep)):
+            self.assertEqual(runpy.run_path(path)["VALUE"], "first")
+        # Outside it, and for a file of another version, the file again.
+        self.assertEqual(runpy.run_path(path)["VALUE"],
+                         "second, not compiled by the child")
+        again = {"init_main_from_path": path}
+        mainscript.add_code(again)
+        with mainscript.use_code(again):
+            self.assertEqual(runpy.run_path(path)["VALUE"],
+                             "second, not compiled by the child")
+
+    def test_another_interpreter_compiles_the_file(self):
+        from drover import mainscript
+        import runpy
+        path = self.script("on disk")
+        prep = {"init_main_from_path": path}
+        mainscript.add_code(prep)
+        self.script("changed on disk")
+        key, sent = next((k, v) for k, v in prep.items()
+                         if k != "init_main_from_path")
+        prep[key] = (b"\0\0\0\0",) + sent[1:]  # another marshal format
+        with mainscript.use_code(prep):
+            self.assertEqual(runpy.run_path(path)["VALUE"], "changed on disk")
+
+    def test_an_unreadable_script_adds_nothing(self):
+        from drover import mainscript
+        prep = {"init_main_from_path": self.path("missing.py")}
+        mainscript.add_code(prep)
+        self.assertEqual(list(prep), ["init_main_from_path"])
+
+
 class TestDescriptors(unittest.TestCase):
     def test_descriptors_in_arguments_reach_the_child(self):
         # A standard Pipe holds an OS descriptor: it passes to a child on
