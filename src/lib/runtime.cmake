@@ -96,6 +96,12 @@ dv_runtime_script(integration_multinode_loopback test_multinode_loopback.sh
   TIMEOUT 180 LABELS tsan)
 set_property(TEST integration_multinode_loopback APPEND PROPERTY ENVIRONMENT
   "TSAN_OPTIONS=suppressions=${CMAKE_SOURCE_DIR}/src/transport/tsan.supp")
+# The tree of agents (launch, welcome, broadcasts) on loopback nodes,
+# with a lost inner agent and a failed launch two levels down.
+dv_runtime_script(integration_multinode_tree test_multinode_tree.sh
+  TIMEOUT 180 LABELS tsan)
+set_property(TEST integration_multinode_tree APPEND PROPERTY ENVIRONMENT
+  "TSAN_OPTIONS=suppressions=${CMAKE_SOURCE_DIR}/src/transport/tsan.supp")
 # Output that stdout takes only after a pause: the job goes on, no byte is
 # lost (the head's writer thread: also under TSan).
 dv_runtime_script(integration_multinode_output test_multinode_output.sh

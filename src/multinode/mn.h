@@ -3,10 +3,12 @@
  * node runs (processes of the node asking for starts elsewhere, processes
  * started here for other nodes, their output), the head and the agent.
  *
- * Topology: a star. Every agent has one CURVE DEALER to the head's ROUTER;
- * a message names its source and destination node and the head forwards
- * those not meant for itself. Processes reach their node's service over
- * rundir/agent.sock (the runtime's unix-socket messages, msg.h). */
+ * Topology: every agent has one CURVE DEALER to the head's ROUTER; a
+ * message names its source and destination node and the head forwards
+ * those not meant for itself. The launch, the welcome and the head's
+ * broadcasts go down a k-ary tree of agents (mn_tree.h). Processes reach
+ * their node's service over rundir/agent.sock (the runtime's unix-socket
+ * messages, msg.h). */
 #ifndef DROVER_MULTINODE_MN_H
 #define DROVER_MULTINODE_MN_H
 

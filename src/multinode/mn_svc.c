@@ -789,6 +789,7 @@ static pid_t spawn_task(mn_svc_t *s, const char *task, const void *arg,
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGPIPE, SIG_DFL); /* the agent ignores it */
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != self)
             _exit(127);
