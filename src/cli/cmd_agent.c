@@ -473,8 +473,7 @@ static int start(struct agent *a, dv_error_t *err)
         return -1;
     if (!(a->tp = dv__transport_create(&a->keys, agent_log, a, err)) ||
         !(a->dealer = dv__transport_connect(a->tp, a->head, err)) ||
-        say_hello(a, host, err) < 0 ||
-        (a->tree && start_kids(a, err) < 0) ||
+        say_hello(a, host, err) < 0 || (a->tree && start_kids(a, err) < 0) ||
         (a->parent && join_parent(a, err) < 0) || wait_welcome(a, err) < 0 ||
         node_env(a, err) < 0)
         return -1;

@@ -117,8 +117,8 @@ void head_stats(mn_head_t *h, const char *phase)
             "(user %.3f, sys %.3f), sent %llu bytes in %llu messages, %.0f "
             "bytes per agent\n",
             phase, h->n, mn_now() - h->t0, u + s, u, s,
-            (unsigned long long)h->sent_bytes,
-            (unsigned long long)h->sent_msgs, (double)h->sent_bytes / agents);
+            (unsigned long long)h->sent_bytes, (unsigned long long)h->sent_msgs,
+            (double)h->sent_bytes / agents);
 }
 
 int send_to(mn_head_t *h, int dst, dv_wire_buf_t *b)
@@ -144,8 +144,7 @@ int node_of(mn_head_t *h, const dv_transport_msg_t *m)
     return src;
 }
 
-static void send_bcast(mn_head_t *h, int dst, int type, int index,
-                       int shutdown)
+static void send_bcast(mn_head_t *h, int dst, int type, int index, int shutdown)
 {
     dv_wire_buf_t b;
     if (mn_msg_begin(&b, type, 0, dst) < 0)
@@ -161,8 +160,7 @@ static void send_bcast(mn_head_t *h, int dst, int type, int index,
     dv__wire_buf_release(&b);
 }
 
-static void bcast_below(mn_head_t *h, int i, int type, int index,
-                        int shutdown)
+static void bcast_below(mn_head_t *h, int i, int type, int index, int shutdown)
 {
     int first, end;
     mn_tree_children(i, h->k, h->n, &first, &end);

@@ -56,7 +56,7 @@ struct mn_head {
     size_t local_unacked; /* node 0's pipes: bytes read, not yet written */
     uint64_t sent_bytes;  /* control-plane bytes the head sent (wire.h) */
     uint64_t sent_msgs;
-    double t0; /* mn_now() at mn_head_start */
+    double t0;  /* mn_now() at mn_head_start */
     int k;      /* the tree's fanout (mn_tree.h; 0: star) */
     int hellos; /* agents that said hello */
     int *names; /* hash set of the hostnames said (node indexes, -1) */

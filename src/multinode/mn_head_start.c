@@ -116,8 +116,8 @@ static char *launch_stdin(mn_head_t *h, int i, const char *keys,
                           const char *tmpl, dv_error_t *err)
 {
     if (h->k > 0)
-        return mn_tree_stdin(keys, i, h->k, h->n, h->o.wireup_timeout_s,
-                             tmpl, host_at, h, err);
+        return mn_tree_stdin(keys, i, h->k, h->n, h->o.wireup_timeout_s, tmpl,
+                             host_at, h, err);
     char *t = strdup(keys);
     if (!t)
         dv__errprintf(err, ENOMEM, "out of memory");

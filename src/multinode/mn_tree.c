@@ -102,9 +102,8 @@ static void add(struct text *t, const char *fmt, ...)
 }
 
 char *mn_tree_stdin(const char *keys, int c, int k, int n, double wait_s,
-                    const char *tmpl,
-                    const char *(*host_of)(void *arg, int i), void *arg,
-                    dv_error_t *err)
+                    const char *tmpl, const char *(*host_of)(void *arg, int i),
+                    void *arg, dv_error_t *err)
 {
     if (strchr(tmpl, '\n')) {
         dv__errprintf(err, EINVAL, "the launch template holds a newline");
@@ -194,10 +193,10 @@ int mn_tree_plan_read(int fd, int self, mn_tree_plan_t *p, dv_error_t *err)
     for (char *line = text, *nl; (nl = strchr(line, '\n')); line = nl + 1) {
         *nl = 0;
         if (state == 0)
-            ok = sscanf(line, "tree %d %d %lf", &p->k, &p->n, &p->wait_s) ==
-                     3 &&
-                 p->k >= 0 && p->k <= MN_TREE_FANOUT_MAX && p->n > self &&
-                 p->wait_s > 0 && p->wait_s < 1e6;
+            ok =
+                sscanf(line, "tree %d %d %lf", &p->k, &p->n, &p->wait_s) == 3 &&
+                p->k >= 0 && p->k <= MN_TREE_FANOUT_MAX && p->n > self &&
+                p->wait_s > 0 && p->wait_s < 1e6;
         else if (state == 1)
             ok = !strncmp(line, "launch ", 7) && (p->tmpl = strdup(line + 7));
         else if ((ended = !strcmp(line, "end")))

@@ -57,9 +57,8 @@ typedef struct mn_tree_plan {
  * nodes below c (host_of(arg, i): node i's host). malloc'd; NULL with err
  * (ENOMEM, or a template holding a newline). */
 char *mn_tree_stdin(const char *keys, int c, int k, int n, double wait_s,
-                    const char *tmpl,
-                    const char *(*host_of)(void *arg, int i), void *arg,
-                    dv_error_t *err);
+                    const char *tmpl, const char *(*host_of)(void *arg, int i),
+                    void *arg, dv_error_t *err);
 /* Read that text from fd (after the keys). Returns 0, or -1 with err (the
  * reason on one line). Release with mn_tree_plan_free(). */
 int mn_tree_plan_read(int fd, int self, mn_tree_plan_t *p, dv_error_t *err);

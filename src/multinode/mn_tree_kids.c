@@ -80,11 +80,11 @@ static void launch(mn_kids_t *k, struct kid *c, char *const *cmd,
     dv_error_t e = {0};
     const char *host = mn_tree_plan_host(p, c->index);
     char **words = child_cmd(cmd, c->index, k->endpoint, num, sizeof(num));
-    char *in = words ? mn_tree_stdin(keys, c->index, p->k, p->n, p->wait_s, p->tmpl,
-                                     plan_host, (void *)p, &e)
+    char *in = words ? mn_tree_stdin(keys, c->index, p->k, p->n, p->wait_s,
+                                     p->tmpl, plan_host, (void *)p, &e)
                      : NULL;
-    char **argv = in && host ? dv__launch_expand(p->tmpl, host, words, &e)
-                             : NULL;
+    char **argv =
+        in && host ? dv__launch_expand(p->tmpl, host, words, &e) : NULL;
     if (!argv || dv__launch_spawn(argv, in, -1, &c->ch, &e) < 0) {
         c->ch.pid = 0;
         c->ch.err_fd = -1;
@@ -95,7 +95,9 @@ static void launch(mn_kids_t *k, struct kid *c, char *const *cmd,
     if (!c->ch.pid) {
         char why[300];
         snprintf(why, sizeof(why), "%s",
-                 e.text[0] ? e.text : host ? "out of memory" : "no host");
+                 e.text[0] ? e.text
+                 : host    ? "out of memory"
+                           : "no host");
         k->lost(k->arg, c->index, why);
     }
 }
@@ -118,9 +120,8 @@ mn_kids_t *mn_kids_start(const mn_tree_plan_t *plan, dv_transport_t *tp,
     k->arg = arg;
     char ep[96];
     snprintf(ep, sizeof(ep), "tcp://%s:*", addr);
-    if (end > first &&
-        !(k->router = dv__transport_listen(tp, ep, k->endpoint,
-                                           sizeof(k->endpoint), err))) {
+    if (end > first && !(k->router = dv__transport_listen(
+                             tp, ep, k->endpoint, sizeof(k->endpoint), err))) {
         mn_kids_destroy(&k);
         return NULL;
     }
@@ -140,7 +141,8 @@ int mn_kids_poll_items(mn_kids_t *k, zmq_pollitem_t *it, int cap)
         it[n++] = (zmq_pollitem_t){k->router, 0, ZMQ_POLLIN, 0};
     for (int i = 0; i < k->nkid && n < cap; i++)
         if (k->kid[i].ch.err_fd >= 0)
-            it[n++] = (zmq_pollitem_t){NULL, k->kid[i].ch.err_fd, ZMQ_POLLIN, 0};
+            it[n++] =
+                (zmq_pollitem_t){NULL, k->kid[i].ch.err_fd, ZMQ_POLLIN, 0};
     return n;
 }
 
@@ -155,7 +157,8 @@ static int send_copy(mn_kids_t *k, struct kid *c, const struct bmsg *m)
 
 static void catch_up(mn_kids_t *k, struct kid *c)
 {
-    while (c->joined && c->sent < k->nlog && send_copy(k, c, &k->log[c->sent]) == 0)
+    while (c->joined && c->sent < k->nlog &&
+           send_copy(k, c, &k->log[c->sent]) == 0)
         c->sent++;
 }
 

@@ -98,10 +98,10 @@ static int plan_of(const char *text, int self, mn_tree_plan_t *p,
 static void test_plan(void)
 {
     dv_error_t err;
-    char *t = mn_tree_stdin("KEYS\n", 1, 2, 12, 30, "env X={host} {cmd}",
-                            name, NULL, &err);
-    CHECK(t && !strncmp(t, "KEYS\ntree 2 12 30\nlaunch env X={host} {cmd}\n",
-                        43));
+    char *t = mn_tree_stdin("KEYS\n", 1, 2, 12, 30, "env X={host} {cmd}", name,
+                            NULL, &err);
+    CHECK(t &&
+          !strncmp(t, "KEYS\ntree 2 12 30\nlaunch env X={host} {cmd}\n", 43));
     /* The keys line is the agent's to read first. */
     mn_tree_plan_t p;
     CHECK(t && plan_of(t + 5, 1, &p, &err) == 0);
@@ -128,14 +128,14 @@ static void test_bad_plans(void)
 {
     const char *bad[] = {
         "",
-        "tree 2 12 30\n",                                   /* no end */
-        "tree 2 12 30\nlaunch {cmd}\n3 h3\n",                 /* no end */
-        "tree 2 12\nlaunch {cmd}\nend\n",                   /* no wait */
-        "tree 2 1 30\nlaunch {cmd}\nend\n",                 /* n <= self */
-        "tree 2 12 30\nlaunch {cmd}\n3 h3\n3 h3\nend\n",    /* not ascending */
-        "tree 2 12 30\nlaunch {cmd}\n12 h12\nend\n",        /* past n */
-        "tree 2 12 30\nlaunch {cmd}\n3 a b\nend\n",         /* two words */
-        "tree 2 12 30\nlaunch {cmd}\n1 h1\nend\n",          /* itself */
+        "tree 2 12 30\n",                                /* no end */
+        "tree 2 12 30\nlaunch {cmd}\n3 h3\n",            /* no end */
+        "tree 2 12\nlaunch {cmd}\nend\n",                /* no wait */
+        "tree 2 1 30\nlaunch {cmd}\nend\n",              /* n <= self */
+        "tree 2 12 30\nlaunch {cmd}\n3 h3\n3 h3\nend\n", /* not ascending */
+        "tree 2 12 30\nlaunch {cmd}\n12 h12\nend\n",     /* past n */
+        "tree 2 12 30\nlaunch {cmd}\n3 a b\nend\n",      /* two words */
+        "tree 2 12 30\nlaunch {cmd}\n1 h1\nend\n",       /* itself */
         "tree 2 12 30\nrun {cmd}\nend\n",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
