@@ -73,7 +73,7 @@ static void agent_log(void *arg, const char *line)
 
 static const char agent_usage[] =
     "usage: drover agent --head ENDPOINT --job ID [--index I]\n"
-    "                    [--network-prefix CIDR] [--tree]\n"
+    "                    [--network-prefix CIDR] [--tree] [--node-name NAME]\n"
     "\n"
     "The agent of one node of a multi-node job. drover run starts it on\n"
     "every other node (through --launch-cmd or srun) with the job's keys\n"
@@ -87,7 +87,11 @@ static const char agent_usage[] =
     "  --network-prefix CIDR   listen on the address in CIDR\n"
     "  --tree                  stdin holds the launch plan of this node's\n"
     "                          subtree after the keys, then the head's\n"
-    "                          broadcasts that the parent passes on\n";
+    "                          broadcasts that the parent passes on\n"
+    "  --node-name NAME        this node's name instead of the host's, as\n"
+    "                          DROVER_NODE_NAME gives it (nodes emulated on\n"
+    "                          one host: --launch-cmd '{cmd} --node-name "
+    "{host}')\n";
 
 /* 0: run; 1: done (help); -1: bad usage. */
 static int parse(int argc, char **argv, struct agent *a)
@@ -108,6 +112,8 @@ static int parse(int argc, char **argv, struct agent *a)
             a->prefix = argv[++i];
         else if (!strcmp(argv[i], "--tree"))
             a->tree = 1;
+        else if (i + 1 < argc && !strcmp(argv[i], "--node-name"))
+            setenv(DV_ENV_NODE_NAME, argv[++i], 1); /* for its processes too */
         else {
             fprintf(stderr, "drover: agent: unknown argument '%s'\n", argv[i]);
             return -1;
