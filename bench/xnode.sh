@@ -10,8 +10,8 @@
 #   wireup_256           seconds from drover run over 256 nodes to its
 #   wireup_1024          main process (every agent welcomed), the agents
 #                        emulated on loopback (no namespaces, no root: the
-#                        launch template sets DROVER_NODE_NAME); drover's
-#                        tree of agents (DROVER_TREE_FANOUT default)
+#                        launch template names each node: --node-name);
+#                        drover's tree of agents (DROVER_TREE_FANOUT default)
 #                        against the star (DROVER_TREE_FANOUT=0) in the
 #                        same run, with the head's own CPU seconds and the
 #                        control-plane bytes it sent per agent
@@ -42,7 +42,7 @@ wireup_once() {
     t0=$(date +%s.%N)
     out=$(DROVER_TREE_FANOUT=$k DROVER_WIREUP_STATS=1 DROVER_NODE_NAME=wu-1 \
         DROVER_TMPDIR=$wdir timeout 120 "$drv" run --hostfile "$hf" \
-        --launch-cmd "env DROVER_NODE_NAME={host} {cmd}" \
+        --launch-cmd "{cmd} --node-name {host}" \
         --network-prefix 127.0.0.1/32 -- /bin/date +%s.%N 2>&1) ||
         { echo "drover: bench: wireup_$n: $(tail -n 2 <<<"$out")" >&2; exit 1; }
     t1=$(grep -m1 -E '^[0-9]+\.[0-9]+$' <<<"$out")

@@ -47,14 +47,13 @@ struct agent {
     int sfd;
     double seen, next_beat;
     /* The tree (mn_tree.h): with --tree, the plan on stdin after the
-     * keys and the children this agent launched; with --parent, the
-     * connection to the parent agent that passes on the head's
-     * broadcasts (without: they come from the head itself). */
+     * keys, the children this agent launched, and the rest of stdin: the
+     * head's broadcasts that the parent agent passes on (a child of the
+     * head gets them from the head itself, and its stdin ends). */
     int tree;
-    const char *parent;
     mn_tree_plan_t plan;
     mn_kids_t *kids;
-    void *up;
+    mn_tree_in_t in;
 };
 
 static int agent_send(void *arg, int dst, dv_wire_buf_t *b)
@@ -74,7 +73,7 @@ static void agent_log(void *arg, const char *line)
 
 static const char agent_usage[] =
     "usage: drover agent --head ENDPOINT --job ID [--index I]\n"
-    "                    [--network-prefix CIDR] [--tree [--parent EP]]\n"
+    "                    [--network-prefix CIDR] [--tree] [--node-name NAME]\n"
     "\n"
     "The agent of one node of a multi-node job. drover run starts it on\n"
     "every other node (through --launch-cmd or srun) with the job's keys\n"
@@ -87,8 +86,12 @@ static const char agent_usage[] =
     "  --index I               this node's index (default: SLURM_NODEID + 1)\n"
     "  --network-prefix CIDR   listen on the address in CIDR\n"
     "  --tree                  stdin holds the launch plan of this node's\n"
-    "                          subtree after the keys\n"
-    "  --parent ENDPOINT       the parent agent's tree endpoint\n";
+    "                          subtree after the keys, then the head's\n"
+    "                          broadcasts that the parent passes on\n"
+    "  --node-name NAME        this node's name instead of the host's, as\n"
+    "                          DROVER_NODE_NAME gives it (nodes emulated on\n"
+    "                          one host: --launch-cmd '{cmd} --node-name "
+    "{host}')\n";
 
 /* 0: run; 1: done (help); -1: bad usage. */
 static int parse(int argc, char **argv, struct agent *a)
@@ -109,8 +112,8 @@ static int parse(int argc, char **argv, struct agent *a)
             a->prefix = argv[++i];
         else if (!strcmp(argv[i], "--tree"))
             a->tree = 1;
-        else if (i + 1 < argc && !strcmp(argv[i], "--parent"))
-            a->parent = argv[++i];
+        else if (i + 1 < argc && !strcmp(argv[i], "--node-name"))
+            setenv(DV_ENV_NODE_NAME, argv[++i], 1); /* for its processes too */
         else {
             fprintf(stderr, "drover: agent: unknown argument '%s'\n", argv[i]);
             return -1;
@@ -228,11 +231,7 @@ static void kid_lost(void *arg, int child, const char *why)
  * knows who reports on them; before the welcome, which needs them all). */
 static int start_kids(struct agent *a, dv_error_t *err)
 {
-    char addr[64], self[PATH_MAX], keys[DV_KEYS_TEXT];
-    if (mn_local_addr(a->prefix, addr, sizeof(addr)) < 0)
-        return dv__errprintf(err, EADDRNOTAVAIL, "no IPv4 address%s%s",
-                             a->prefix ? " in " : "",
-                             a->prefix ? a->prefix : "");
+    char self[PATH_MAX], keys[DV_KEYS_TEXT];
     ssize_t k = readlink("/proc/self/exe", self, sizeof(self) - 1);
     if (k <= 0)
         return dv__errsys(err, "cannot find the drover binary");
@@ -251,47 +250,43 @@ static int start_kids(struct agent *a, dv_error_t *err)
     }
     cmd[n] = NULL;
     dv__keys_format(&a->keys, keys);
-    a->kids = mn_kids_start(&a->plan, a->tp, addr, cmd, keys, kid_lost, a, err);
+    a->kids = mn_kids_start(&a->plan, cmd, keys, kid_lost, a, err);
     explicit_bzero(keys, sizeof(keys));
     return a->kids ? 0 : -1;
 }
 
-/* --parent: join it; the head's broadcasts come from there. */
-static int join_parent(struct agent *a, dv_error_t *err)
-{
-    dv_wire_buf_t b;
-    if (!(a->up = dv__transport_connect(a->tp, a->parent, err)))
-        return -1;
-    if (mn_msg_begin(&b, DV_WIRE_TREE_JOIN, a->index,
-                     mn_tree_parent(a->index, a->plan.k)) < 0)
-        return dv__errprintf(err, ENOMEM, "out of memory");
-    dv__wire_put_u64(&b, MN_INDEX, (uint64_t)a->index);
-    if (dv__wire_end(&b, err) < 0)
-        return -1;
-    return dv__transport_send(a->up, NULL, 0, &b, err);
-}
-
 /* A broadcast of the head goes on to this node's children. */
-static void pass_on(struct agent *a, dv_transport_msg_t *m)
+static void pass_on(struct agent *a, const dv_wire_view_t *v, const void *msg,
+                    size_t len)
 {
-    const dv_wire_view_t *v = &m->view;
     if (!a->kids || mn_get_i64(v, MN_SRC, -1) != 0)
         return;
     if (v->type == DV_WIRE_WELCOME || v->type == DV_WIRE_NODE_LOST ||
         (v->type == DV_WIRE_KILL && mn_get_i64(v, MN_SHUTDOWN, 0)))
-        mn_kids_forward(a->kids, zmq_msg_data(&m->body),
-                        zmq_msg_size(&m->body));
+        mn_kids_forward(a->kids, msg, len);
 }
 
-/* The poll items of the head's and the parent's sockets, the signalfd,
- * the children (at it[2 + !!up]); returns their number. */
-static int base_items(struct agent *a, zmq_pollitem_t *it, int cap)
+/* The next broadcast passed on by the parent, decoded: 1, or 0. */
+static int next_from_parent(struct agent *a, dv_wire_view_t *v,
+                            const uint8_t **msg, size_t *len)
+{
+    while (mn_tree_in_next(&a->in, msg, len))
+        if (dv__wire_decode(*msg, *len, v, NULL) == 0 &&
+            mn_get_i64(v, MN_SRC, -1) == 0)
+            return 1;
+    return 0;
+}
+
+/* The poll items of the head's socket, the signalfd, the parent's pipe,
+ * the children (from it[*kids]); returns their number. */
+static int base_items(struct agent *a, zmq_pollitem_t *it, int cap, int *kids)
 {
     int ni = 0;
     it[ni++] = (zmq_pollitem_t){a->dealer, 0, ZMQ_POLLIN, 0};
     it[ni++] = (zmq_pollitem_t){NULL, a->sfd, ZMQ_POLLIN, 0};
-    if (a->up)
-        it[ni++] = (zmq_pollitem_t){a->up, 0, ZMQ_POLLIN, 0};
+    if (a->in.fd >= 0)
+        it[ni++] = (zmq_pollitem_t){NULL, a->in.fd, ZMQ_POLLIN, 0};
+    *kids = ni;
     if (a->kids)
         ni += mn_kids_poll_items(a->kids, it + ni, cap - ni);
     return ni;
@@ -311,7 +306,7 @@ static int wait_welcome(struct agent *a, dv_error_t *err)
     int heard = 0;
     static zmq_pollitem_t it[ITEMS];
     for (;;) {
-        int ni = base_items(a, it, ITEMS), first = 2 + (a->up != NULL);
+        int first, ni = base_items(a, it, ITEMS, &first);
         zmq_poll(it, ni, 200);
         int sig = stop_signal(a);
         if (sig)
@@ -322,19 +317,24 @@ static int wait_welcome(struct agent *a, dv_error_t *err)
         if (a->kids)
             mn_kids_on_poll(a->kids, it + first, ni - first);
         dv_transport_msg_t m;
-        for (int s = 0; s < 2; s++) {
-            void *sock = s ? a->up : a->dealer;
-            while (sock && dv__transport_recv(sock, &m, 0, NULL) == 0) {
-                if (!s) {
-                    seen = mn_now();
-                    heard = 1;
-                }
-                pass_on(a, &m);
-                int r = welcome_msg(a, &m.view, err);
-                dv__transport_msg_close(&m);
-                if (r)
-                    return r < 0 ? -1 : 0;
-            }
+        while (dv__transport_recv(a->dealer, &m, 0, NULL) == 0) {
+            seen = mn_now();
+            heard = 1;
+            pass_on(a, &m.view, zmq_msg_data(&m.body), zmq_msg_size(&m.body));
+            int r = welcome_msg(a, &m.view, err);
+            dv__transport_msg_close(&m);
+            if (r)
+                return r < 0 ? -1 : 0;
+        }
+        dv_wire_view_t v;
+        const uint8_t *msg;
+        size_t len;
+        mn_tree_in_read(&a->in);
+        while (next_from_parent(a, &v, &msg, &len)) {
+            pass_on(a, &v, msg, len);
+            int r = welcome_msg(a, &v, err);
+            if (r)
+                return r < 0 ? -1 : 0;
         }
         if (mn_now() - seen > (heard ? MN_DEAD_S : first_s))
             return heard ? dv__errprintf(err, ETIMEDOUT,
@@ -392,25 +392,47 @@ static int on_signals(struct agent *a)
     return stop;
 }
 
-/* Messages of the head (head: 1; they also show it is there) or of the
- * parent. Returns 1 when the job is over. */
-static int on_socket(struct agent *a, void *sock, int head)
+/* A message of the head, straight or through the parent. Returns 1 when
+ * the job is over. */
+static int on_message(struct agent *a, const dv_wire_view_t *v, const void *msg,
+                      size_t len)
+{
+    int stop = v->type == DV_WIRE_KILL && mn_get_i64(v, MN_SHUTDOWN, 0);
+    pass_on(a, v, msg, len);
+    if (v->type != DV_WIRE_HEARTBEAT && v->type != DV_WIRE_WELCOME && !stop)
+        mn_svc_on_wire(a->svc, v);
+    return stop;
+}
+
+/* Messages of the head (they also show it is there). Returns 1 when the
+ * job is over. */
+static int on_head(struct agent *a)
 {
     dv_transport_msg_t m;
-    for (int k = 0; sock && k < 256; k++) {
-        if (dv__transport_recv(sock, &m, 0, NULL) < 0)
+    for (int k = 0; k < 256; k++) {
+        if (dv__transport_recv(a->dealer, &m, 0, NULL) < 0)
             return 0;
-        if (head)
-            a->seen = mn_now();
-        int type = m.view.type;
-        int stop = type == DV_WIRE_KILL && mn_get_i64(&m.view, MN_SHUTDOWN, 0);
-        pass_on(a, &m);
-        if (type != DV_WIRE_HEARTBEAT && type != DV_WIRE_WELCOME && !stop)
-            mn_svc_on_wire(a->svc, &m.view);
+        a->seen = mn_now();
+        int stop = on_message(a, &m.view, zmq_msg_data(&m.body),
+                              zmq_msg_size(&m.body));
         dv__transport_msg_close(&m);
         if (stop)
             return 1;
     }
+    return 0;
+}
+
+/* The head's broadcasts that the parent passed on. Returns 1 when the job
+ * is over. */
+static int on_parent(struct agent *a)
+{
+    dv_wire_view_t v;
+    const uint8_t *msg;
+    size_t len;
+    mn_tree_in_read(&a->in);
+    while (next_from_parent(a, &v, &msg, &len))
+        if (on_message(a, &v, msg, len))
+            return 1;
     return 0;
 }
 
@@ -432,10 +454,10 @@ static void serve(struct agent *a)
     a->seen = mn_now();
     static zmq_pollitem_t it[ITEMS];
     for (;;) {
-        int ni = base_items(a, it, ITEMS), first = 2 + (a->up != NULL);
+        int first, ni = base_items(a, it, ITEMS, &first);
         int nsvc = mn_svc_poll_items(a->svc, it + ni, ITEMS - ni);
         zmq_poll(it, ni + nsvc, 200);
-        if (on_socket(a, a->dealer, 1) || on_socket(a, a->up, 0))
+        if (on_head(a) || on_parent(a))
             return;
         if (it[1].revents && on_signals(a))
             return;
@@ -471,11 +493,13 @@ static int start(struct agent *a, dv_error_t *err)
     if (dv__keys_read_fd(0, &a->keys, err) < 0 ||
         (a->tree && mn_tree_plan_read(0, a->index, &a->plan, err) < 0))
         return -1;
+    if (a->tree &&
+        mn_tree_in_init(&a->in, 0, a->plan.rest, a->plan.rest_len) < 0)
+        return dv__errprintf(err, ENOMEM, "out of memory");
     if (!(a->tp = dv__transport_create(&a->keys, agent_log, a, err)) ||
         !(a->dealer = dv__transport_connect(a->tp, a->head, err)) ||
         say_hello(a, host, err) < 0 || (a->tree && start_kids(a, err) < 0) ||
-        (a->parent && join_parent(a, err) < 0) || wait_welcome(a, err) < 0 ||
-        node_env(a, err) < 0)
+        wait_welcome(a, err) < 0 || node_env(a, err) < 0)
         return -1;
     a->svc = mn_svc_create(a->index, a->n, a->rundir, a->prog, a->argv, 1,
                            agent_send, a, err);
@@ -495,6 +519,7 @@ int dv__cmd_agent(int argc, char **argv)
     memset(&a, 0, sizeof(a));
     a.sfd = -1;
     a.dfd = -1;
+    a.in.fd = -1; /* without --tree, stdin ends with the keys */
     int p = parse(argc, argv, &a);
     if (p)
         return p > 0 ? 0 : 2;
@@ -534,11 +559,7 @@ int dv__cmd_agent(int argc, char **argv)
     mn_svc_destroy(&a.svc);
     mn_kids_destroy(&a.kids);
     mn_tree_plan_free(&a.plan);
-    if (a.up) {
-        int linger = 0;
-        zmq_setsockopt(a.up, ZMQ_LINGER, &linger, sizeof(linger));
-        dv__transport_close(a.tp, &a.up);
-    }
+    mn_tree_in_free(&a.in);
     if (a.rundir[0])
         dv__job_cleanup(a.rundir);
     if (a.dealer) {

@@ -64,6 +64,7 @@ void dv__launch_argv_free(char **argv);
 typedef struct dv_launch_child {
     pid_t pid;
     int err_fd; /* read end of its stderr (non-blocking, close-on-exec) */
+    int in_fd;  /* write end of its stdin when kept open, else -1 */
 } dv_launch_child_t;
 
 /* Bytes of a launch's stdin: the keys and the launch plan of a subtree
@@ -79,6 +80,11 @@ typedef struct dv_launch_child {
  * the reason (also when the program cannot be executed). */
 int dv__launch_spawn(char *const *argv, const char *stdin_text, int out_fd,
                      dv_launch_child_t *child, dv_error_t *err);
+/* The same, but the write end of the child's stdin stays open after the
+ * text, in child->in_fd (non-blocking, close-on-exec): a parent agent's
+ * way to pass the head's broadcasts on (mn_tree.h). */
+int dv__launch_spawn_open(char *const *argv, const char *stdin_text, int out_fd,
+                          dv_launch_child_t *child, dv_error_t *err);
 
 /* ---- Slurm (launch_slurm.c) ---- */
 

@@ -442,8 +442,9 @@ static int spawn_child(char *const *argv, int in_fd, int out_fd, int err_fd,
     return r;
 }
 
-int dv__launch_spawn(char *const *argv, const char *stdin_text, int out_fd,
-                     dv_launch_child_t *child, dv_error_t *err)
+static int spawn_with_text(char *const *argv, const char *stdin_text,
+                           int out_fd, int keep_stdin, dv_launch_child_t *child,
+                           dv_error_t *err)
 {
     int in[2], er[2];
     size_t tl = strlen(stdin_text);
@@ -467,18 +468,36 @@ int dv__launch_spawn(char *const *argv, const char *stdin_text, int out_fd,
     }
     ssize_t wrote = write(in[1], stdin_text, tl);
     int e = wrote == (ssize_t)tl ? 0 : (errno ? errno : EIO);
-    close(in[1]);
+    if (!keep_stdin)
+        close(in[1]);
     pid_t pid = -1;
     if (!e)
         e = spawn_child(argv, in[0], out_fd, er[1], &pid);
     close(in[0]), close(er[1]);
     if (e) {
+        if (keep_stdin)
+            close(in[1]);
         close(er[0]);
         errno = e;
         return dv__errsys(err, "launch: %s", argv[0]);
     }
     fcntl(er[0], F_SETFL, O_NONBLOCK);
+    if (keep_stdin)
+        fcntl(in[1], F_SETFL, O_NONBLOCK);
     child->pid = pid;
     child->err_fd = er[0];
+    child->in_fd = keep_stdin ? in[1] : -1;
     return 0;
+}
+
+int dv__launch_spawn(char *const *argv, const char *stdin_text, int out_fd,
+                     dv_launch_child_t *child, dv_error_t *err)
+{
+    return spawn_with_text(argv, stdin_text, out_fd, 0, child, err);
+}
+
+int dv__launch_spawn_open(char *const *argv, const char *stdin_text, int out_fd,
+                          dv_launch_child_t *child, dv_error_t *err)
+{
+    return spawn_with_text(argv, stdin_text, out_fd, 1, child, err);
 }

@@ -584,7 +584,7 @@ mn_head_t *mn_head_start(const struct mn_head_opts *o, const char *rundir,
     if (!(h->nd = calloc((size_t)h->n, sizeof(*h->nd))))
         goto fail;
     for (int i = 0; i < h->n; i++)
-        h->nd[i].ch.err_fd = -1;
+        h->nd[i].ch.err_fd = h->nd[i].ch.in_fd = -1;
     self_info(h);
     char why[200];
     if (name_why(h->nd[0].info.hostname, why, sizeof(why)) < 0) {

@@ -131,8 +131,18 @@ char *mn_tree_stdin(const char *keys, int c, int k, int n, double wait_s,
     return t.b;
 }
 
-/* Read up to the line "end" (or EOF) into a NUL-terminated buffer. */
-static char *read_plan(int fd, dv_error_t *err)
+/* Where the plan in b[0, n) ends (after its line "end"), or 0. */
+static size_t plan_end(const char *b, size_t n)
+{
+    if (n >= 4 && !memcmp(b, "end\n", 4))
+        return 4;
+    const char *e = memmem(b, n, "\nend\n", 5);
+    return e ? (size_t)(e - b) + 5 : 0;
+}
+
+/* Read up to the line "end" (or EOF) into a NUL-terminated buffer; what
+ * was read past it (the first frames of the pipe) goes to p->rest. */
+static char *read_plan(int fd, mn_tree_plan_t *p, dv_error_t *err)
 {
     struct text t = {NULL, 0, 0, 0};
     for (;;) {
@@ -156,10 +166,20 @@ static char *read_plan(int fd, dv_error_t *err)
             return NULL;
         }
         t.n += (size_t)r;
-        t.b[t.n] = 0;
-        if (r == 0 || (t.n >= 4 && !strcmp(t.b + t.n - 4, "end\n") &&
-                       (t.n == 4 || t.b[t.n - 5] == '\n')))
+        size_t end = plan_end(t.b, t.n);
+        if (r == 0 || end) {
+            size_t rest = end ? t.n - end : 0;
+            if (rest && !(p->rest = malloc(rest))) {
+                free(t.b);
+                dv__errprintf(err, ENOMEM, "out of memory");
+                return NULL;
+            }
+            if (rest)
+                memcpy(p->rest, t.b + end, rest);
+            p->rest_len = rest;
+            t.b[end ? end : t.n] = 0;
             return t.b;
+        }
     }
 }
 
@@ -186,7 +206,7 @@ int mn_tree_plan_read(int fd, int self, mn_tree_plan_t *p, dv_error_t *err)
 {
     memset(p, 0, sizeof(*p));
     p->self = self;
-    char *text = read_plan(fd, err);
+    char *text = read_plan(fd, p, err);
     if (!text)
         return -1;
     int ok = 0, state = 0, last = self, ended = 0;
@@ -220,6 +240,7 @@ void mn_tree_plan_free(mn_tree_plan_t *p)
         free(p->h[i].host);
     free(p->h);
     free(p->tmpl);
+    free(p->rest);
     memset(p, 0, sizeof(*p));
 }
 

@@ -10,13 +10,17 @@
  * broadcasts (NODE_LOST, the KILL that ends the job). What does not: every
  * agent still has its own CURVE connection to the head for its hello,
  * heartbeats, output and the messages between nodes (the head routes
- * those by index, O(1) a message). A child joins its parent over a CURVE
- * connection of its own (DV_WIRE_TREE_JOIN); an agent whose child's launch
- * ends tells the head (DV_WIRE_TREE_LOST). */
+ * those by index, O(1) a message). A parent passes the broadcasts on
+ * through its child's launch: the child's stdin stays open after the keys
+ * and the plan and carries them as frames (no second connection, no
+ * second CURVE handshake per agent; through ssh, ssh's channel carries
+ * them). An agent whose child's launch ends tells the head
+ * (DV_WIRE_TREE_LOST). */
 #ifndef DROVER_MULTINODE_MN_TREE_H
 #define DROVER_MULTINODE_MN_TREE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "drover/error.h"
 #include "multinode/launch.h"
@@ -51,6 +55,8 @@ typedef struct mn_tree_plan {
     char *tmpl;
     struct mn_tree_host *h;
     int count;
+    uint8_t *rest; /* bytes read past the plan: the pipe's first frames */
+    size_t rest_len;
 } mn_tree_plan_t;
 
 /* The text after the keys on the stdin of the launch of node c, for the
@@ -73,23 +79,22 @@ typedef struct mn_kids mn_kids_t;
  * the head decides. */
 typedef void (*mn_kids_lost_f)(void *arg, int child, const char *why);
 
-/* Listen on tcp://addr:* (CURVE, tp's keys) for the children's joins,
- * then launch each child of plan->self with the plan's template: cmd (the
- * agent's words: binary, "agent", --head, --job, ...) plus --tree
- * --parent ENDPOINT --index C, the keys text and the child's plan on its
- * stdin. A launch that cannot start is reported through lost at once.
- * The plan must outlive the result. NULL with err when the listener
- * cannot be made. */
-mn_kids_t *mn_kids_start(const mn_tree_plan_t *plan, dv_transport_t *tp,
-                         const char *addr, char *const *cmd, const char *keys,
-                         mn_kids_lost_f lost, void *arg, dv_error_t *err);
-/* zmq_poll items (the listener, the launches' stderr), at most cap. */
+/* Launch each child of plan->self with the plan's template: cmd (the
+ * agent's words: binary, "agent", --head, --job, ...) plus --tree --index
+ * C, the keys text and the child's plan on its stdin, which stays open
+ * for the broadcasts. A launch that cannot start is reported through
+ * lost at once. The plan must outlive the result. NULL with err (ENOMEM). */
+mn_kids_t *mn_kids_start(const mn_tree_plan_t *plan, char *const *cmd,
+                         const char *keys, mn_kids_lost_f lost, void *arg,
+                         dv_error_t *err);
+/* zmq_poll items (the launches' stderr; their stdin while a broadcast is
+ * on its way), at most cap. */
 int mn_kids_poll_items(mn_kids_t *k, zmq_pollitem_t *it, int cap);
-/* After zmq_poll: joins (each joined child gets what was broadcast so
- * far), the launches' stderr (lines passed on to ours, EOF: lost). */
+/* After zmq_poll: the launches' stderr (lines passed on to ours, EOF:
+ * lost), the broadcasts that did not fit their stdin yet. */
 void mn_kids_on_poll(mn_kids_t *k, zmq_pollitem_t *it, int n);
-/* Pass a broadcast of the head (a whole message, copied) to every child,
- * now or when it joins. Returns 0 or -1 (ENOMEM). */
+/* Pass a broadcast of the head (a whole message, copied) on to every
+ * child, now or as its stdin takes it. Returns 0 or -1 (ENOMEM). */
 int mn_kids_forward(mn_kids_t *k, const void *msg, size_t len);
 /* Launches still running (their stderr not at EOF). */
 int mn_kids_left(const mn_kids_t *k);
@@ -97,5 +102,32 @@ int mn_kids_left(const mn_kids_t *k);
 void mn_kids_kill(mn_kids_t *k);
 /* Close, free; *k = NULL. NULL-safe. The launches are not waited for. */
 void mn_kids_destroy(mn_kids_t **k);
+
+/* ---- the broadcasts on a child's stdin (mn_tree_pipe.c) ----
+ * Frames: a 4-byte length (little-endian), then a wire message. */
+
+#define MN_TREE_FRAME_MAX (16u << 20)
+
+/* The frame of msg[0, len): malloc'd, *out_len bytes; NULL (ENOMEM). */
+uint8_t *mn_tree_frame(const void *msg, size_t len, size_t *out_len);
+
+/* The reading end. */
+typedef struct mn_tree_in {
+    int fd; /* -1: at EOF, broken, or never open */
+    uint8_t *buf;
+    size_t off, len, cap; /* unread frames: buf[off, len) */
+} mn_tree_in_t;
+
+/* Start on fd (made non-blocking; the caller's, never closed here) with
+ * the bytes read before (the plan's rest, copied). Returns 0, or -1
+ * (ENOMEM). */
+int mn_tree_in_init(mn_tree_in_t *in, int fd, const void *rest, size_t n);
+/* Read what fd holds now. At EOF, on a read error or a frame over
+ * MN_TREE_FRAME_MAX, in->fd becomes -1: no more is read. */
+void mn_tree_in_read(mn_tree_in_t *in);
+/* The next whole message: 1 with *msg and *len (valid until the next
+ * call on in), or 0 when none is in. */
+int mn_tree_in_next(mn_tree_in_t *in, const uint8_t **msg, size_t *len);
+void mn_tree_in_free(mn_tree_in_t *in);
 
 #endif

@@ -1,6 +1,6 @@
-/* An agent's children in the tree (see mn_tree.h): their launches, their
- * joins over the agent's tree listener, the head's broadcasts passed on
- * to them, and their launchers' stderr passed on to the agent's. */
+/* An agent's children in the tree (see mn_tree.h): their launches, the
+ * head's broadcasts passed on to them through their stdin, and their
+ * launchers' stderr passed on to the agent's. */
 #define _GNU_SOURCE
 #include "multinode/mn_tree.h"
 
@@ -18,29 +18,24 @@
 
 struct kid {
     int index;
-    dv_launch_child_t ch; /* pid 0: not started */
-    uint8_t peer[256];    /* its join's routing id */
-    size_t peer_len;
-    int joined;
-    size_t sent; /* broadcasts passed on to it */
+    dv_launch_child_t ch; /* pid 0: not started; ch.in_fd -1: stdin gone */
+    size_t sent;          /* broadcasts passed on to it */
+    size_t part;          /* bytes of the next one written already */
     char ebuf[512];
     size_t elen;
     char lasterr[200];
 };
 
 struct bmsg {
-    void *data;
+    uint8_t *frame; /* mn_tree_frame() */
     size_t len;
 };
 
 struct mn_kids {
     const mn_tree_plan_t *plan;
-    dv_transport_t *tp;
-    void *router;
-    char endpoint[128];
     struct kid *kid;
     int nkid;
-    struct bmsg *log; /* every broadcast so far, in order */
+    struct bmsg *log; /* every broadcast so far, in order, as frames */
     size_t nlog;
     mn_kids_lost_f lost;
     void *arg;
@@ -52,21 +47,18 @@ static const char *plan_host(void *arg, int i)
     return h ? h : "-";
 }
 
-/* The child's words: the agent's, its index, and where its parent is. */
-static char **child_cmd(char *const *cmd, int index, const char *parent,
-                        char *num, size_t cap)
+/* The child's words: the agent's and its index. */
+static char **child_cmd(char *const *cmd, int index, char *num, size_t cap)
 {
     int n = 0;
     while (cmd[n])
         n++;
-    char **w = calloc((size_t)n + 7, sizeof(char *));
+    char **w = calloc((size_t)n + 4, sizeof(char *));
     if (!w)
         return NULL;
     memcpy(w, cmd, (size_t)n * sizeof(char *));
     snprintf(num, cap, "%d", index);
     w[n++] = "--tree";
-    w[n++] = "--parent";
-    w[n++] = (char *)parent;
     w[n++] = "--index";
     w[n++] = num;
     return w;
@@ -79,15 +71,15 @@ static void launch(mn_kids_t *k, struct kid *c, char *const *cmd,
     char num[16];
     dv_error_t e = {0};
     const char *host = mn_tree_plan_host(p, c->index);
-    char **words = child_cmd(cmd, c->index, k->endpoint, num, sizeof(num));
+    char **words = child_cmd(cmd, c->index, num, sizeof(num));
     char *in = words ? mn_tree_stdin(keys, c->index, p->k, p->n, p->wait_s,
                                      p->tmpl, plan_host, (void *)p, &e)
                      : NULL;
     char **argv =
         in && host ? dv__launch_expand(p->tmpl, host, words, &e) : NULL;
-    if (!argv || dv__launch_spawn(argv, in, -1, &c->ch, &e) < 0) {
+    if (!argv || dv__launch_spawn_open(argv, in, -1, &c->ch, &e) < 0) {
         c->ch.pid = 0;
-        c->ch.err_fd = -1;
+        c->ch.err_fd = c->ch.in_fd = -1;
     }
     dv__launch_argv_free(argv);
     free(in);
@@ -102,9 +94,9 @@ static void launch(mn_kids_t *k, struct kid *c, char *const *cmd,
     }
 }
 
-mn_kids_t *mn_kids_start(const mn_tree_plan_t *plan, dv_transport_t *tp,
-                         const char *addr, char *const *cmd, const char *keys,
-                         mn_kids_lost_f lost, void *arg, dv_error_t *err)
+mn_kids_t *mn_kids_start(const mn_tree_plan_t *plan, char *const *cmd,
+                         const char *keys, mn_kids_lost_f lost, void *arg,
+                         dv_error_t *err)
 {
     mn_kids_t *k = calloc(1, sizeof(*k));
     int first, end;
@@ -115,71 +107,52 @@ mn_kids_t *mn_kids_start(const mn_tree_plan_t *plan, dv_transport_t *tp,
         return NULL;
     }
     k->plan = plan;
-    k->tp = tp;
     k->lost = lost;
     k->arg = arg;
-    char ep[96];
-    snprintf(ep, sizeof(ep), "tcp://%s:*", addr);
-    if (end > first && !(k->router = dv__transport_listen(
-                             tp, ep, k->endpoint, sizeof(k->endpoint), err))) {
-        mn_kids_destroy(&k);
-        return NULL;
-    }
     for (int i = first; i < end; i++) {
         struct kid *c = &k->kid[k->nkid++];
         c->index = i;
-        c->ch.err_fd = -1;
+        c->ch.err_fd = c->ch.in_fd = -1;
         launch(k, c, cmd, keys);
     }
     return k;
 }
 
+/* What its stdin takes now of the broadcasts it has not had. A child
+ * whose stdin is gone (EPIPE) gets no more; its stderr tells the rest. */
+static void catch_up(mn_kids_t *k, struct kid *c)
+{
+    while (c->ch.in_fd >= 0 && c->sent < k->nlog) {
+        const struct bmsg *m = &k->log[c->sent];
+        ssize_t r = write(c->ch.in_fd, m->frame + c->part, m->len - c->part);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 && errno == EAGAIN)
+            return;
+        if (r < 0) {
+            close(c->ch.in_fd);
+            c->ch.in_fd = -1;
+            return;
+        }
+        c->part += (size_t)r;
+        if (c->part == m->len) {
+            c->sent++;
+            c->part = 0;
+        }
+    }
+}
+
 int mn_kids_poll_items(mn_kids_t *k, zmq_pollitem_t *it, int cap)
 {
     int n = 0;
-    if (k->router && n < cap)
-        it[n++] = (zmq_pollitem_t){k->router, 0, ZMQ_POLLIN, 0};
-    for (int i = 0; i < k->nkid && n < cap; i++)
-        if (k->kid[i].ch.err_fd >= 0)
-            it[n++] =
-                (zmq_pollitem_t){NULL, k->kid[i].ch.err_fd, ZMQ_POLLIN, 0};
-    return n;
-}
-
-static int send_copy(mn_kids_t *k, struct kid *c, const struct bmsg *m)
-{
-    dv_wire_buf_t b = {malloc(m->len), m->len, m->len, 0};
-    if (!b.data)
-        return -1;
-    memcpy(b.data, m->data, m->len);
-    return dv__transport_send(k->router, c->peer, c->peer_len, &b, NULL);
-}
-
-static void catch_up(mn_kids_t *k, struct kid *c)
-{
-    while (c->joined && c->sent < k->nlog &&
-           send_copy(k, c, &k->log[c->sent]) == 0)
-        c->sent++;
-}
-
-static void on_join(mn_kids_t *k)
-{
-    dv_transport_msg_t m;
-    for (int n = 0; n < 64; n++) {
-        if (dv__transport_recv(k->router, &m, 0, NULL) < 0)
-            return;
-        int i = (int)mn_get_i64(&m.view, MN_INDEX, -1);
-        for (int j = 0; m.view.type == DV_WIRE_TREE_JOIN && j < k->nkid; j++) {
-            struct kid *c = &k->kid[j];
-            if (c->index != i || c->joined)
-                continue;
-            memcpy(c->peer, m.peer, m.peer_len);
-            c->peer_len = m.peer_len;
-            c->joined = 1;
-            catch_up(k, c);
-        }
-        dv__transport_msg_close(&m);
+    for (int i = 0; i < k->nkid && n < cap; i++) {
+        struct kid *c = &k->kid[i];
+        if (c->ch.err_fd >= 0)
+            it[n++] = (zmq_pollitem_t){NULL, c->ch.err_fd, ZMQ_POLLIN, 0};
+        if (c->ch.in_fd >= 0 && c->sent < k->nlog && n < cap)
+            it[n++] = (zmq_pollitem_t){NULL, c->ch.in_fd, ZMQ_POLLOUT, 0};
     }
+    return n;
 }
 
 /* Whole lines go on to our stderr; the last one is kept for the report.
@@ -216,11 +189,7 @@ static int on_stderr(struct kid *c)
 void mn_kids_on_poll(mn_kids_t *k, zmq_pollitem_t *it, int n)
 {
     for (int j = 0; j < n; j++) {
-        if (it[j].socket) {
-            on_join(k); /* ZMQ_FD edges: read whenever we are here */
-            continue;
-        }
-        if (!it[j].revents)
+        if (!(it[j].revents & (ZMQ_POLLIN | ZMQ_POLLERR)))
             continue;
         for (int i = 0; i < k->nkid; i++) {
             struct kid *c = &k->kid[i];
@@ -234,6 +203,8 @@ void mn_kids_on_poll(mn_kids_t *k, zmq_pollitem_t *it, int n)
             k->lost(k->arg, c->index, why);
         }
     }
+    for (int i = 0; i < k->nkid; i++) /* stdin that has room again */
+        catch_up(k, &k->kid[i]);
 }
 
 int mn_kids_forward(mn_kids_t *k, const void *msg, size_t len)
@@ -242,10 +213,9 @@ int mn_kids_forward(mn_kids_t *k, const void *msg, size_t len)
     if (!nl)
         return -1;
     k->log = nl;
-    if (!(nl[k->nlog].data = malloc(len ? len : 1)))
+    if (!(nl[k->nlog].frame = mn_tree_frame(msg, len, &nl[k->nlog].len)))
         return -1;
-    memcpy(nl[k->nlog].data, msg, len);
-    nl[k->nlog++].len = len;
+    k->nlog++;
     for (int i = 0; i < k->nkid; i++)
         catch_up(k, &k->kid[i]);
     return 0;
@@ -285,17 +255,15 @@ void mn_kids_destroy(mn_kids_t **kp)
     if (!k)
         return;
     *kp = NULL;
-    for (int i = 0; i < k->nkid; i++)
+    for (int i = 0; i < k->nkid; i++) {
         if (k->kid[i].ch.err_fd >= 0)
             close(k->kid[i].ch.err_fd);
-    for (size_t i = 0; i < k->nlog; i++)
-        free(k->log[i].data);
-    free(k->log);
-    if (k->router) {
-        int linger = 1000; /* the KILL passed on goes out first */
-        zmq_setsockopt(k->router, ZMQ_LINGER, &linger, sizeof(linger));
-        dv__transport_close(k->tp, &k->router);
+        if (k->kid[i].ch.in_fd >= 0)
+            close(k->kid[i].ch.in_fd);
     }
+    for (size_t i = 0; i < k->nlog; i++)
+        free(k->log[i].frame);
+    free(k->log);
     free(k->kid);
     free(k);
 }

@@ -276,7 +276,6 @@ const char *dv__wire_type_name(uint16_t type)
         "obj-reply",
         "node-lost",
         "output-ack",
-        [DV_WIRE_TREE_JOIN] = "tree-join",
         [DV_WIRE_TREE_LOST] = "tree-lost",
     };
     _Static_assert(sizeof(names) / sizeof(names[0]) == DV_WIRE_TYPE_MAX + 1,

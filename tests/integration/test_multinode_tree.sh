@@ -11,14 +11,15 @@ J=$B/bin/dv_mn_job
 W=$(mktemp -d)
 trap 'rm -rf "$DROVER_TMPDIR" "$W"' EXIT
 for i in 1 2 3 4 5 6 7; do echo "tr-$i"; done >"$W/hosts"
-# The launcher logs "host parent-pid"; tr-fail's launch fails.
+# The launcher logs "host parent-pid" and names the agent's node (its
+# --node-name); tr-fail's launch fails.
 cat >"$W/launch" <<EOS
 #!/bin/sh
 h=\$1
 shift
 echo "\$h \$PPID" >>"$W/launches"
 [ "\$h" = "\${TREE_FAIL:-}" ] && { echo "cannot reach \$h" >&2; exit 1; }
-exec env DROVER_NODE_NAME=\$h "\$@"
+exec "\$@" --node-name "\$h"
 EOS
 chmod +x "$W/launch"
 # tree JOB FANOUT ARGS...: drover run over the 7 hosts.

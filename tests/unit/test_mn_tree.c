@@ -1,7 +1,9 @@
 /* The tree of a job's agents (src/multinode/mn_tree.c): parents,
  * children and routing by index, the fanout from the environment, and the
- * launch plan that the launch of a subtree reads after its keys. */
+ * launch plan that the launch of a subtree reads after its keys, and the
+ * frames of the broadcasts that follow it on the same stdin. */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,6 +148,77 @@ static void test_bad_plans(void)
     }
 }
 
+/* Frames read back whole, whatever pieces the pipe gives them in; the
+ * plan's rest (frames read with the plan) comes first. */
+static void test_pipe(void)
+{
+    int fd[2];
+    CHECK(pipe(fd) == 0);
+    size_t l1, l2, l3;
+    uint8_t *f1 = mn_tree_frame("hello", 5, &l1);
+    uint8_t *f2 = mn_tree_frame("", 0, &l2);
+    static char big[200000];
+    memset(big, 'x', sizeof(big));
+    uint8_t *f3 = mn_tree_frame(big, sizeof(big), &l3);
+    CHECK(f1 && f2 && f3 && l1 == 9 && l2 == 4 && l3 == sizeof(big) + 4);
+    /* As a plan followed by the first frames arrives in one read. */
+    char text[64];
+    int tl = snprintf(text, sizeof(text), "tree 2 12 30\nlaunch {cmd}\nend\n");
+    uint8_t first[64];
+    memcpy(first, text, (size_t)tl);
+    memcpy(first + tl, f1, l1);
+    memcpy(first + tl + l1, f2, 2); /* half of the length of f2 */
+    CHECK(write(fd[1], first, (size_t)tl + l1 + 2) == (ssize_t)(tl + l1 + 2));
+    mn_tree_plan_t p;
+    dv_error_t err;
+    CHECK(mn_tree_plan_read(fd[0], 7, &p, &err) == 0 && p.count == 0);
+    CHECK(p.rest_len == l1 + 2);
+    mn_tree_in_t in;
+    CHECK(mn_tree_in_init(&in, fd[0], p.rest, p.rest_len) == 0);
+    mn_tree_plan_free(&p);
+    const uint8_t *m;
+    size_t n;
+    CHECK(mn_tree_in_next(&in, &m, &n) == 1 && n == 5 &&
+          !memcmp(m, "hello", 5));
+    CHECK(mn_tree_in_next(&in, &m, &n) == 0);
+    CHECK(write(fd[1], f2 + 2, 2) == 2);
+    mn_tree_in_read(&in);
+    CHECK(mn_tree_in_next(&in, &m, &n) == 1 && n == 0);
+    /* A frame larger than the pipe's buffer, in two writes. */
+    fcntl(fd[1], F_SETFL, O_NONBLOCK);
+    size_t off = 0;
+    while (off < l3) {
+        ssize_t w = write(fd[1], f3 + off, l3 - off);
+        if (w > 0)
+            off += (size_t)w;
+        mn_tree_in_read(&in);
+        CHECK(off == l3 || mn_tree_in_next(&in, &m, &n) == 0);
+    }
+    mn_tree_in_read(&in);
+    CHECK(mn_tree_in_next(&in, &m, &n) == 1 && n == sizeof(big) &&
+          m[0] == 'x' && m[n - 1] == 'x');
+    /* A length no parent writes: the pipe is given up. */
+    uint8_t bad[4] = {0xff, 0xff, 0xff, 0x7f};
+    CHECK(write(fd[1], bad, 4) == 4);
+    mn_tree_in_read(&in);
+    CHECK(mn_tree_in_next(&in, &m, &n) == 0 && in.fd == -1);
+    mn_tree_in_free(&in);
+    /* EOF closes it. */
+    int g[2];
+    CHECK(pipe(g) == 0);
+    CHECK(mn_tree_in_init(&in, g[0], NULL, 0) == 0);
+    close(g[1]);
+    mn_tree_in_read(&in);
+    CHECK(in.fd == -1 && mn_tree_in_next(&in, &m, &n) == 0);
+    mn_tree_in_free(&in);
+    close(g[0]);
+    close(fd[0]);
+    close(fd[1]);
+    free(f1);
+    free(f2);
+    free(f3);
+}
+
 int main(void)
 {
     test_shape();
@@ -153,5 +226,6 @@ int main(void)
     test_fanout();
     test_plan();
     test_bad_plans();
+    test_pipe();
     return CHECK_DONE();
 }
