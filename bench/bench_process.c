@@ -1,9 +1,14 @@
 /* process_start: processes started and joined per second, each running an
  * empty task, one after another (as the Python baseline does). Usage:
- * bench_process [SECONDS]; prints "<rate> processes/s". */
+ * bench_process [SECONDS [fork]]; prints "<rate> processes/s". With
+ * "fork" the same program forks a child that exits at once and waits for
+ * it (fork + waitpid, the plain-C peer) instead of using drover. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "drover/drover.h"
 
@@ -22,7 +27,20 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static int one(void)
+static int one_fork(void)
+{
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(0);
+    int st;
+    if (pid < 0 || waitpid(pid, &st, 0) != pid || st != 0) {
+        fprintf(stderr, "drover: bench_process: fork + waitpid failed\n");
+        return -1;
+    }
+    return 0;
+}
+
+static int one_drover(void)
 {
     dv_error_t err;
     dv_process_t *p = dv_process_start("empty", NULL, 0, NULL, &err);
@@ -49,6 +67,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "drover: bench_process: bad duration '%s'\n", argv[1]);
         return 2;
     }
+    int (*one)(void) =
+        argc > 2 && strcmp(argv[2], "fork") == 0 ? one_fork : one_drover;
     for (int i = 0; i < 50; i++)
         if (one() < 0)
             return 1;

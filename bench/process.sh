@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # names: process_start
 # process_start: processes started and joined per second, one after
-# another, each running an empty task: drover (bench/bench_process.c under
-# drover run) against Python's multiprocessing with the spawn start method
-# (bench/process_start.py), in the same run.
+# another, each running an empty task, three sides interleaved (5 rounds):
+# drover (bench/bench_process.c under drover run), fork + waitpid in the
+# same C program, and Python's multiprocessing with the forkserver start
+# method (bench/process_start.py). Medians of each and of the rounds'
+# ratios.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${DROVER_BUILD:-$PWD/build}
@@ -15,10 +17,29 @@ process | process_start) ;;
     exit 2
     ;;
 esac
-secs=${DROVER_BENCH_SECONDS:-3}
+secs=${DROVER_BENCH_SECONDS:-1}
+rounds=${DROVER_BENCH_ROUNDS:-5}
 py=/usr/bin/python3
 [ -x "$py" ] || py=python3
-base=$("$py" bench/process_start.py "$secs")
-dv=$("$B/bin/drover" run -- "$B/bin/bench_process" "$secs" | awk '{print $1}')
-ratio=$(awk -v a="$dv" -v b="$base" 'BEGIN { printf "%.1f", a / b }')
-echo "process_start: drover $dv processes/s, baseline $base processes/s, ratio $ratio"
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+for ((r = 0; r < rounds; r++)); do
+    d=$("$B/bin/drover" run -- "$B/bin/bench_process" "$secs" | awk '{print $1}')
+    f=$("$B/bin/bench_process" "$secs" fork | awk '{print $1}')
+    p=$("$py" bench/process_start.py "$secs" forkserver)
+    echo "$d $f $p" >>"$out"
+done
+awk '
+    function median(a, k,    i, j, t) {
+        for (i = 1; i <= k; i++)
+            for (j = i + 1; j <= k; j++)
+                if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+        return k % 2 ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
+    }
+    { k++; d[k] = $1; f[k] = $2; p[k] = $3; rf[k] = $1 / $2; rp[k] = $1 / $3 }
+    END {
+        printf "process_start: drover %.0f processes/s, fork + waitpid %.0f, " \
+            "Python forkserver %.1f; ratio %.2f of fork + waitpid, %.1fx " \
+            "forkserver\n", median(d, k), median(f, k), median(p, k),
+            median(rf, k), median(rp, k)
+    }' "$out"

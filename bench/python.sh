@@ -4,11 +4,17 @@
 # interpreter, interleaved (drover fork forkserver spawn, 5 rounds); the
 # median of each is printed and the ratio is against the best of the three
 # start methods. Sides are bench/python_mp.py (it says what each measures).
+# NAME_2nodes: drover's side across two nodes emulated on loopback (the
+# main process on node 0, its children on node 1), the baselines as
+# without the suffix (multiprocessing has one node).
 # names: py_queue_rtt py_queue_8mib py_process py_pool_map_10us
+# names: py_queue_rtt_2nodes py_queue_8mib_2nodes py_process_2nodes
+# names: py_pool_map_10us_2nodes
 set -euo pipefail
 cd "$(dirname "$0")/.."
 name=${1:?usage: bench/python.sh NAME}
-case $name in
+what=${name%_2nodes}
+case $what in
 py_queue_rtt | py_queue_8mib | py_process | py_pool_map_10us) ;;
 *)
     echo "drover: bench: python.sh: unknown benchmark '$name'" >&2
@@ -24,18 +30,30 @@ secs=${DROVER_BENCH_SECONDS:-1}
 rounds=${DROVER_BENCH_ROUNDS:-5}
 methods=(drover fork forkserver spawn)
 out=$(mktemp)
-trap 'rm -f "$out"' EXIT
+hosts=$(mktemp)
+trap 'rm -f "$out" "$hosts"' EXIT
+side() { # METHOD
+    if [ "$1" = drover ] && [ "$what" != "$name" ]; then
+        printf 'bench-a\nbench-b\n' >"$hosts"
+        DROVER_NODE_NAME=bench-a DROVER_BENCH_NODE=1 \
+            "${DROVER_BUILD:-$PWD/build}/bin/drover" run --hostfile "$hosts" \
+            --launch-cmd "env DROVER_NODE_NAME={host} {cmd}" \
+            --network-prefix 127.0.0.0/8 -- \
+            "$py" bench/python_mp.py drover "${what#py_}" "$secs"
+    else
+        "$py" bench/python_mp.py "$1" "${what#py_}" "$secs"
+    fi
+}
 for ((r = 0; r < rounds; r++)); do
     for m in "${methods[@]}"; do
-        v=$("$py" bench/python_mp.py "$m" "${name#py_}" "$secs") ||
-            { echo "drover: bench: $name: $m failed" >&2; exit 1; }
+        v=$(side "$m") || { echo "drover: bench: $name: $m failed" >&2; exit 1; }
         echo "$m $v" >>"$out"
     done
 done
 # Lower is better for a round trip (us), higher for the others.
 lower=0
 unit="/s"
-case $name in
+case $what in
 py_queue_rtt) lower=1 unit=" us" ;;
 py_queue_8mib) unit=" MB/s" ;;
 esac

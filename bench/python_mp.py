@@ -11,7 +11,8 @@ method; drover's is registered by importing drover first). NAME:
                 running an empty function, processes/s
   pool_map_10us Pool(2).map of tasks of 10 us each (a busy loop) with
                 the default chunksize, tasks/s
-Each measures for about SECONDS after one warm-up round."""
+Each measures for about SECONDS after one warm-up round. With
+DROVER_BENCH_NODE=N (drover only) every child starts on node N."""
 
 import sys
 
@@ -109,4 +110,11 @@ def pool_map_10us():
 
 
 if __name__ == "__main__":
-    print("%.6g" % globals()[NAME]())
+    import contextlib
+    import os
+    node = os.environ.get("DROVER_BENCH_NODE")
+    where = contextlib.nullcontext()
+    if METHOD == "drover" and node is not None:
+        where = drover.Placement(host=int(node))
+    with where:
+        print("%.6g" % globals()[NAME]())

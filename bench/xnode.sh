@@ -2,11 +2,21 @@
 # Cross-node benchmarks between emulated nodes (network + UTS namespaces of
 # tests/integration/netns.sh; needs root). Every connection goes from one
 # node's namespace to another's, never from the root namespace.
-# names: xnode_queue_bw_8MiB xnode_rtt_64B wireup_64
+# names: xnode_queue_bw_8MiB xnode_rtt_64B wireup_64 wireup_256 wireup_1024
 #   xnode_queue_bw_8MiB  one-way bandwidth of 8 MiB messages node1 -> node2
 #   xnode_rtt_64B        64-byte round trip node1 <-> node2
 #   wireup_64            seconds from launching 64 agents (one per node,
 #                        through nsenter) until the head has welcomed all
+#   wireup_256           seconds from drover run over 256 nodes to its
+#   wireup_1024          main process (every agent welcomed), the agents
+#                        emulated on loopback (no namespaces, no root: the
+#                        launch template names each node: --node-name);
+#                        drover's tree of agents (DROVER_TREE_FANOUT default)
+#                        against the star (DROVER_TREE_FANOUT=0) in the
+#                        same run, with the head's own CPU seconds and the
+#                        control-plane bytes it sent per agent
+#                        (DROVER_WIREUP_STATS). XNODE_RUNS: runs of each
+#                        (default 3; the median is shown).
 # Baseline: plain TCP (TCP_NODELAY) between the same namespaces, same run.
 # Drover side: a real job (`drover run --hostfile` inside node 1, agents
 # started through nsenter) using queues of node 1 from node 2
@@ -22,8 +32,62 @@ if [ "$name" = xnode ]; then # all of them
     for n in xnode_rtt_64B xnode_queue_bw_8MiB wireup_64; do bash "$0" "$n"; done
     exit
 fi
+median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+# One wire-up on loopback: N FANOUT -> "seconds head-cpu bytes-per-agent".
+# The main process prints the time it started.
+wireup_once() {
+    local n=$1 k=$2 hf=$wdir/hosts out t0 t1 st
+    seq -f "wu-%g" 1 "$n" >"$hf"
+    t0=$(date +%s.%N)
+    out=$(DROVER_TREE_FANOUT=$k DROVER_WIREUP_STATS=1 DROVER_NODE_NAME=wu-1 \
+        DROVER_TMPDIR=$wdir timeout 120 "$drv" run --hostfile "$hf" \
+        --launch-cmd "{cmd} --node-name {host}" \
+        --network-prefix 127.0.0.1/32 -- /bin/date +%s.%N 2>&1) ||
+        { echo "drover: bench: wireup_$n: $(tail -n 2 <<<"$out")" >&2; exit 1; }
+    t1=$(grep -m1 -E '^[0-9]+\.[0-9]+$' <<<"$out")
+    st=$(grep -m1 'wire-up: welcomed' <<<"$out")
+    awk -v a="$t0" -v b="$t1" -v s="$st" 'BEGIN {
+        match(s, /head cpu [0-9.]+/); c = substr(s, RSTART + 9, RLENGTH - 9)
+        match(s, /[0-9]+ bytes per agent/); p = substr(s, RSTART, RLENGTH - 16)
+        printf "%.3f %s %s\n", b - a, c, p }'
+}
+
+# wireup_N: the tree and the star, XNODE_RUNS each, alternating.
+wireup_loopback() {
+    local n=$1 runs=${XNODE_RUNS:-3} i
+    drv=${DROVER_BUILD:-$PWD/build}/bin/drover
+    [ -x "$drv" ] || { echo "drover: bench: $drv: not built" >&2; exit 1; }
+    wdir=$(mktemp -d)
+    trap 'rm -rf "$wdir"' EXIT
+    : >"$wdir/tree"
+    : >"$wdir/star"
+    for ((i = 0; i < runs; i++)); do
+        wireup_once "$n" "${DROVER_TREE_FANOUT:-16}" >>"$wdir/tree"
+        wireup_once "$n" 0 >>"$wdir/star"
+    done
+    local d b dc bc dp bp
+    d=$(cut -d' ' -f1 "$wdir/tree" | median)
+    b=$(cut -d' ' -f1 "$wdir/star" | median)
+    dc=$(cut -d' ' -f2 "$wdir/tree" | median)
+    bc=$(cut -d' ' -f2 "$wdir/star" | median)
+    dp=$(cut -d' ' -f3 "$wdir/tree" | median)
+    bp=$(cut -d' ' -f3 "$wdir/star" | median)
+    awk -v n="$n" -v d="$d" -v b="$b" 'BEGIN {
+        printf "wireup_%d: drover %.3f s, baseline %.3f s, ratio %.2f\n",
+            n, d, b, b / d }'
+    echo "  wireup_$n: drover: tree of agents (fanout ${DROVER_TREE_FANOUT:-16})," \
+        "head cpu $dc s, $dp bytes sent per agent; baseline: the star" \
+        "(DROVER_TREE_FANOUT=0) in the same run, head cpu $bc s, $bp bytes" \
+        "per agent; $n loopback nodes, median of $runs; target (1024) <= 3 s"
+}
+
 case $name in
 xnode_rtt_64B | xnode_queue_bw_8MiB | wireup_64) ;;
+wireup_256 | wireup_1024)
+    wireup_loopback "${name#wireup_}"
+    exit
+    ;;
 *)
     echo "drover: bench: xnode: no benchmark '$name'" >&2
     exit 2

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "drover/drover.h"
@@ -130,14 +131,9 @@ struct view {
     dv_telem_svg_t *svg;
 };
 
-static void show(struct view *v, const void *rec, size_t len)
+static void show_sample(struct view *v, const dv_telem_sample_t *sp)
 {
-    dv_telem_sample_t s;
-    dv_error_t err;
-    if (dv_telem_record_decode(rec, len, &s, &err) < 0) {
-        fprintf(stderr, "drover: top: bad sample: %s\n", err.text);
-        return;
-    }
+    const dv_telem_sample_t s = *sp;
     if (v->bars) { /* the bars and the lines show notes themselves */
         if (resized) {
             resized = 0;
@@ -150,8 +146,41 @@ static void show(struct view *v, const void *rec, size_t len)
     fflush(stdout);
     if (v->log)
         dv_telem_jsonl_write(v->log, &s);
-    if (v->svg)
+    if (v->svg && !dv_telem_sample_note_only(&s))
         dv_telem_svg_add(v->svg, &s, NULL);
+}
+
+static void show(struct view *v, const void *rec, size_t len)
+{
+    dv_telem_sample_t s;
+    dv_error_t err;
+    if (dv_telem_record_decode(rec, len, &s, &err) < 0) {
+        fprintf(stderr, "drover: top: bad sample: %s\n", err.text);
+        return;
+    }
+    show_sample(v, &s);
+}
+
+/* A node lost while the job goes on (drover top --keep-going): its
+ * monitor ended with it; say so once, in the node's place. */
+static void show_lost(struct view *v, dv_process_t **mons, int n, char *told)
+{
+    for (int i = 0; i < n; i++) {
+        dv_node_info_t ni;
+        if (told[i] || dv_node_lost(i) != 1 ||
+            dv_process_join(mons[i], 0, NULL) < 0 ||
+            dv_node_get(i, &ni, NULL) < 0)
+            continue;
+        told[i] = 1;
+        dv_telem_sample_t s;
+        memset(&s, 0, sizeof(s));
+        snprintf(s.node, sizeof(s.node), "%s", ni.hostname);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        s.time_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+        snprintf(s.note, sizeof(s.note), "node lost");
+        show_sample(v, &s);
+    }
 }
 
 /* Start a monitor on every node; returns how many started (all or -1). */
@@ -180,6 +209,8 @@ static int monitors_failed(dv_process_t **mons, int n, dv_error_t *err)
 {
     for (int i = 0; i < n; i++) {
         int code = 1;
+        if (dv_node_lost(i) == 1)
+            continue; /* shown as lost */
         if (dv_process_exitcode(mons[i], &code) < 0 || code != 0)
             return snprintf(err->text, sizeof(err->text),
                             "the monitor of node %d failed", i),
@@ -194,7 +225,10 @@ static void view_loop(struct view *v, dv_queue_t *q, dv_event_t *end,
 {
     void *rec;
     size_t len;
+    char *told = calloc((size_t)n, 1);
     while (!stop) {
+        if (told)
+            show_lost(v, mons, n, told);
         if (dv_queue_get(q, &rec, &len, 0.25, NULL) == 0) {
             show(v, rec, len);
             free(rec);
@@ -202,6 +236,7 @@ static void view_loop(struct view *v, dv_queue_t *q, dv_event_t *end,
             break;
         }
     }
+    free(told);
     dv_event_set(end);
     for (int i = 0; i < n; i++)
         if (mons[i] && dv_process_join(mons[i], interval + 10, NULL) < 0)

@@ -143,7 +143,8 @@ static int start_telemetry(struct tf_demo *d, dv_error_t *err)
     return await_monitors(d, err);
 }
 
-/* One queue per node with GPUs, holding that node's free GPU indices. */
+/* One queue per node with GPUs, holding that node's free GPU slots: each
+ * GPU index gpu_slots times, every GPU once before any twice. */
 static int make_device_queues(struct tf_demo *d, dv_error_t *err)
 {
     for (int i = 0; i < d->nnodes; i++) {
@@ -151,9 +152,10 @@ static int make_device_queues(struct tf_demo *d, dv_error_t *err)
             continue;
         if (!(d->devices[i] = dv_queue_create(0, err)))
             return -1;
-        for (int32_t g = 0; g < d->gpus[i]; g++)
-            if (dv_queue_put(d->devices[i], &g, sizeof(g), -1, err) < 0)
-                return -1;
+        for (int k = 0; k < d->opt->gpu_slots; k++)
+            for (int32_t g = 0; g < d->gpus[i]; g++)
+                if (dv_queue_put(d->devices[i], &g, sizeof(g), -1, err) < 0)
+                    return -1;
     }
     return 0;
 }

@@ -19,7 +19,7 @@ static const char help_text[] =
     "                      [--test-batch-size N] [--epochs N] [--gamma M]\n"
     "                      [--seed S] [--data-dir DIR] [--images KIND]\n"
     "                      [--interval S] [--tail S] [--telemetry-log FILE]\n"
-    "                      [--telemetry-plot FILE]\n"
+    "                      [--telemetry-plot FILE] [--gpu-slots N]\n"
     "\n"
     "SciPy and MNIST test with telemetry\n"
     "\n"
@@ -54,7 +54,10 @@ static const char help_text[] =
     "  --telemetry-plot FILE\n"
     "                        write an SVG timeline of the telemetry to FILE "
     "at the\n"
-    "                        end\n";
+    "                        end\n"
+    "  --gpu-slots N         MNIST workers that train on one GPU at once "
+    "(default:\n"
+    "                        1)\n";
 
 void tf_options_print_help(FILE *out)
 {
@@ -139,6 +142,7 @@ static void set_defaults(struct tf_options *opt)
         .images = TF_IMAGES_RANDOM,
         .interval = 1.0,
         .tail = -1,
+        .gpu_slots = 1,
     };
 }
 
@@ -170,6 +174,8 @@ static int apply(struct tf_options *opt, const char *flag, const char *val,
         return parse_seconds(flag, val, true, &opt->tail, err);
     if (!strcmp(flag, "--images"))
         return parse_images(opt, val, err);
+    if (!strcmp(flag, "--gpu-slots"))
+        return parse_int(flag, val, 1, &opt->gpu_slots, err);
     if (!strcmp(flag, "--data-dir"))
         opt->data_dir = val;
     else if (!strcmp(flag, "--telemetry-log"))
@@ -198,6 +204,7 @@ static bool takes_value(const char *flag)
         "--epochs",        "--gamma",         "--seed",
         "--data-dir",      "--images",        "--interval",
         "--tail",          "--telemetry-log", "--telemetry-plot",
+        "--gpu-slots",
     };
     for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
         if (!strcmp(flag, flags[i]))

@@ -24,6 +24,7 @@ struct tf_options {
     const char *images_dir; /* with TF_IMAGES_FILES */
     double interval, tail;  /* seconds; tail defaults to 2 * interval */
     const char *telemetry_log, *telemetry_plot;
+    int gpu_slots; /* MNIST workers training on one GPU at once */
     bool help;
 };
 

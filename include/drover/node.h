@@ -30,6 +30,12 @@ DV_API int dv_node_get(int index, dv_node_info_t *out, dv_error_t *err);
 /* Index of the node this process runs on; -1 before dv_init(). */
 DV_API int dv_node_self(void);
 
+/* 1 when node `index` was lost while the job went on (drover run
+ * --keep-going): its processes ended as killed (-SIGKILL), operations on
+ * its queues and events fail with EHOSTDOWN, placement skips it. 0 when
+ * not; -1 (ERANGE, ENOTCONN). This node is never lost. */
+DV_API int dv_node_lost(int index);
+
 /* Record the GPU count of this node (the telemetry samplers call it). */
 DV_API int dv_node_set_gpus(int gpus);
 

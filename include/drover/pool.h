@@ -37,7 +37,11 @@ typedef struct dv_item_result {
                      its worker */
     void *data;   /* malloc'd result bytes (may be NULL when len is 0) */
     size_t len;
-    char reason[96]; /* when !ok: "exit code 3", "killed by signal 9" */
+    char reason[96]; /* when !ok: "exit code 3", "killed by signal 9";
+                        "node lost: HOST" when its worker's node was lost
+                        (drover run --keep-going): with ok, the item ran
+                        again on another node and that run's result is
+                        here; without, it ran out of retries */
 } dv_item_result_t;
 
 /* Start `workers` workers (>= 1) placed as `where` says, each worker on the
@@ -58,6 +62,10 @@ typedef struct dv_pool_options {
     /* Items one worker runs before it ends and a fresh one replaces it
      * (0: no limit), as maxtasksperchild. */
     size_t max_items;
+    /* Times an item whose worker's node was lost (drover run
+     * --keep-going) runs again on another node before it fails with
+     * "node lost: HOST" (0: the default, 1; -1: never). */
+    int node_retries;
 } dv_pool_options_t;
 
 /* dv_pool_create with options (NULL: none). The caller owns the pool. */

@@ -24,6 +24,7 @@
 #include "common/error.h"
 #include "lib/internal.h"
 #include "multinode/mn.h"
+#include "multinode/mn_tree.h"
 #include "telemetry/telemetry.h"
 
 struct agent {
@@ -45,6 +46,14 @@ struct agent {
     size_t env_len;
     int sfd;
     double seen, next_beat;
+    /* The tree (mn_tree.h): with --tree, the plan on stdin after the
+     * keys, the children this agent launched, and the rest of stdin: the
+     * head's broadcasts that the parent agent passes on (a child of the
+     * head gets them from the head itself, and its stdin ends). */
+    int tree;
+    mn_tree_plan_t plan;
+    mn_kids_t *kids;
+    mn_tree_in_t in;
 };
 
 static int agent_send(void *arg, int dst, dv_wire_buf_t *b)
@@ -64,7 +73,7 @@ static void agent_log(void *arg, const char *line)
 
 static const char agent_usage[] =
     "usage: drover agent --head ENDPOINT --job ID [--index I]\n"
-    "                    [--network-prefix CIDR]\n"
+    "                    [--network-prefix CIDR] [--tree] [--node-name NAME]\n"
     "\n"
     "The agent of one node of a multi-node job. drover run starts it on\n"
     "every other node (through --launch-cmd or srun) with the job's keys\n"
@@ -75,7 +84,14 @@ static const char agent_usage[] =
     "  --head ENDPOINT         the head's control endpoint (tcp://A:P)\n"
     "  --job ID                the job's id\n"
     "  --index I               this node's index (default: SLURM_NODEID + 1)\n"
-    "  --network-prefix CIDR   listen on the address in CIDR\n";
+    "  --network-prefix CIDR   listen on the address in CIDR\n"
+    "  --tree                  stdin holds the launch plan of this node's\n"
+    "                          subtree after the keys, then the head's\n"
+    "                          broadcasts that the parent passes on\n"
+    "  --node-name NAME        this node's name instead of the host's, as\n"
+    "                          DROVER_NODE_NAME gives it (nodes emulated on\n"
+    "                          one host: --launch-cmd '{cmd} --node-name "
+    "{host}')\n";
 
 /* 0: run; 1: done (help); -1: bad usage. */
 static int parse(int argc, char **argv, struct agent *a)
@@ -94,6 +110,10 @@ static int parse(int argc, char **argv, struct agent *a)
             a->index = atoi(argv[++i]);
         else if (i + 1 < argc && !strcmp(argv[i], "--network-prefix"))
             a->prefix = argv[++i];
+        else if (!strcmp(argv[i], "--tree"))
+            a->tree = 1;
+        else if (i + 1 < argc && !strcmp(argv[i], "--node-name"))
+            setenv(DV_ENV_NODE_NAME, argv[++i], 1); /* for its processes too */
         else {
             fprintf(stderr, "drover: agent: unknown argument '%s'\n", argv[i]);
             return -1;
@@ -193,33 +213,130 @@ static const char *signame(int sig)
                            : "a signal";
 }
 
+/* A child's launch ended: the head decides what that means. */
+static void kid_lost(void *arg, int child, const char *why)
+{
+    struct agent *a = arg;
+    dv_wire_buf_t b;
+    if (mn_msg_begin(&b, DV_WIRE_TREE_LOST, a->index, 0) < 0)
+        return;
+    dv__wire_put_u64(&b, MN_INDEX, (uint64_t)child);
+    dv__wire_put_str(&b, MN_TEXT, why);
+    if (dv__wire_end(&b, NULL) == 0)
+        agent_send(a, 0, &b);
+    dv__wire_buf_release(&b);
+}
+
+/* --tree: launch this node's children (after the hello, so that the head
+ * knows who reports on them; before the welcome, which needs them all). */
+static int start_kids(struct agent *a, dv_error_t *err)
+{
+    char self[PATH_MAX], keys[DV_KEYS_TEXT];
+    ssize_t k = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (k <= 0)
+        return dv__errsys(err, "cannot find the drover binary");
+    self[k] = 0;
+    char *cmd[12];
+    int n = 0;
+    cmd[n++] = self;
+    cmd[n++] = "agent";
+    cmd[n++] = "--head";
+    cmd[n++] = (char *)a->head;
+    cmd[n++] = "--job";
+    cmd[n++] = (char *)a->job;
+    if (a->prefix) {
+        cmd[n++] = "--network-prefix";
+        cmd[n++] = (char *)a->prefix;
+    }
+    cmd[n] = NULL;
+    dv__keys_format(&a->keys, keys);
+    a->kids = mn_kids_start(&a->plan, cmd, keys, kid_lost, a, err);
+    explicit_bzero(keys, sizeof(keys));
+    return a->kids ? 0 : -1;
+}
+
+/* A broadcast of the head goes on to this node's children. */
+static void pass_on(struct agent *a, const dv_wire_view_t *v, const void *msg,
+                    size_t len)
+{
+    if (!a->kids || mn_get_i64(v, MN_SRC, -1) != 0)
+        return;
+    if (v->type == DV_WIRE_WELCOME || v->type == DV_WIRE_NODE_LOST ||
+        (v->type == DV_WIRE_KILL && mn_get_i64(v, MN_SHUTDOWN, 0)))
+        mn_kids_forward(a->kids, msg, len);
+}
+
+/* The next broadcast passed on by the parent, decoded: 1, or 0. */
+static int next_from_parent(struct agent *a, dv_wire_view_t *v,
+                            const uint8_t **msg, size_t *len)
+{
+    while (mn_tree_in_next(&a->in, msg, len))
+        if (dv__wire_decode(*msg, *len, v, NULL) == 0 &&
+            mn_get_i64(v, MN_SRC, -1) == 0)
+            return 1;
+    return 0;
+}
+
+/* The poll items of the head's socket, the signalfd, the parent's pipe,
+ * the children (from it[*kids]); returns their number. */
+static int base_items(struct agent *a, zmq_pollitem_t *it, int cap, int *kids)
+{
+    int ni = 0;
+    it[ni++] = (zmq_pollitem_t){a->dealer, 0, ZMQ_POLLIN, 0};
+    it[ni++] = (zmq_pollitem_t){NULL, a->sfd, ZMQ_POLLIN, 0};
+    if (a->in.fd >= 0)
+        it[ni++] = (zmq_pollitem_t){NULL, a->in.fd, ZMQ_POLLIN, 0};
+    *kids = ni;
+    if (a->kids)
+        ni += mn_kids_poll_items(a->kids, it + ni, cap - ni);
+    return ni;
+}
+
+#define ITEMS (600 + MN_TREE_FANOUT_MAX)
+
 /* Wait for the node table: the head sends it once every node is in, and
  * until then acks the hello and beats every second. A stop signal, or
- * MN_DEAD_S without a word from the head, ends the wait. */
+ * MN_DEAD_S without a word from the head, ends the wait (in a tree, the
+ * first word may take the head's wire-up timeout: a thousand agents
+ * starting at once on a few CPUs). */
 static int wait_welcome(struct agent *a, dv_error_t *err)
 {
     double seen = mn_now();
+    double first_s = a->tree ? a->plan.wait_s : MN_DEAD_S;
     int heard = 0;
+    static zmq_pollitem_t it[ITEMS];
     for (;;) {
-        zmq_pollitem_t it[2] = {{a->dealer, 0, ZMQ_POLLIN, 0},
-                                {NULL, a->sfd, ZMQ_POLLIN, 0}};
-        zmq_poll(it, 2, 200);
+        int first, ni = base_items(a, it, ITEMS, &first);
+        zmq_poll(it, ni, 200);
         int sig = stop_signal(a);
         if (sig)
             return dv__errprintf(err, EINTR,
                                  "stopped by %s while waiting for the node "
                                  "table from the head",
                                  signame(sig));
+        if (a->kids)
+            mn_kids_on_poll(a->kids, it + first, ni - first);
         dv_transport_msg_t m;
         while (dv__transport_recv(a->dealer, &m, 0, NULL) == 0) {
             seen = mn_now();
             heard = 1;
+            pass_on(a, &m.view, zmq_msg_data(&m.body), zmq_msg_size(&m.body));
             int r = welcome_msg(a, &m.view, err);
             dv__transport_msg_close(&m);
             if (r)
                 return r < 0 ? -1 : 0;
         }
-        if (mn_now() - seen > MN_DEAD_S)
+        dv_wire_view_t v;
+        const uint8_t *msg;
+        size_t len;
+        mn_tree_in_read(&a->in);
+        while (next_from_parent(a, &v, &msg, &len)) {
+            pass_on(a, &v, msg, len);
+            int r = welcome_msg(a, &v, err);
+            if (r)
+                return r < 0 ? -1 : 0;
+        }
+        if (mn_now() - seen > (heard ? MN_DEAD_S : first_s))
             return heard ? dv__errprintf(err, ETIMEDOUT,
                                          "lost the head %s during wire-up "
                                          "(no heartbeat for %g s)",
@@ -227,7 +344,7 @@ static int wait_welcome(struct agent *a, dv_error_t *err)
                          : dv__errprintf(err, EHOSTUNREACH,
                                          "head %s unreachable (no answer "
                                          "within %g s)",
-                                         a->head, MN_DEAD_S);
+                                         a->head, first_s);
     }
 }
 
@@ -275,21 +392,47 @@ static int on_signals(struct agent *a)
     return stop;
 }
 
-static int on_dealer(struct agent *a)
+/* A message of the head, straight or through the parent. Returns 1 when
+ * the job is over. */
+static int on_message(struct agent *a, const dv_wire_view_t *v, const void *msg,
+                      size_t len)
+{
+    int stop = v->type == DV_WIRE_KILL && mn_get_i64(v, MN_SHUTDOWN, 0);
+    pass_on(a, v, msg, len);
+    if (v->type != DV_WIRE_HEARTBEAT && v->type != DV_WIRE_WELCOME && !stop)
+        mn_svc_on_wire(a->svc, v);
+    return stop;
+}
+
+/* Messages of the head (they also show it is there). Returns 1 when the
+ * job is over. */
+static int on_head(struct agent *a)
 {
     dv_transport_msg_t m;
     for (int k = 0; k < 256; k++) {
         if (dv__transport_recv(a->dealer, &m, 0, NULL) < 0)
             return 0;
         a->seen = mn_now();
-        int type = m.view.type;
-        int stop = type == DV_WIRE_KILL && mn_get_i64(&m.view, MN_SHUTDOWN, 0);
-        if (type != DV_WIRE_HEARTBEAT && !stop)
-            mn_svc_on_wire(a->svc, &m.view);
+        int stop = on_message(a, &m.view, zmq_msg_data(&m.body),
+                              zmq_msg_size(&m.body));
         dv__transport_msg_close(&m);
         if (stop)
             return 1;
     }
+    return 0;
+}
+
+/* The head's broadcasts that the parent passed on. Returns 1 when the job
+ * is over. */
+static int on_parent(struct agent *a)
+{
+    dv_wire_view_t v;
+    const uint8_t *msg;
+    size_t len;
+    mn_tree_in_read(&a->in);
+    while (next_from_parent(a, &v, &msg, &len))
+        if (on_message(a, &v, msg, len))
+            return 1;
     return 0;
 }
 
@@ -309,17 +452,17 @@ static void beat(struct agent *a)
 static void serve(struct agent *a)
 {
     a->seen = mn_now();
+    static zmq_pollitem_t it[ITEMS];
     for (;;) {
-        zmq_pollitem_t it[512];
-        int ni = 0;
-        it[ni++] = (zmq_pollitem_t){a->dealer, 0, ZMQ_POLLIN, 0};
-        it[ni++] = (zmq_pollitem_t){NULL, a->sfd, ZMQ_POLLIN, 0};
-        int nsvc = mn_svc_poll_items(a->svc, it + ni, 512 - ni);
+        int first, ni = base_items(a, it, ITEMS, &first);
+        int nsvc = mn_svc_poll_items(a->svc, it + ni, ITEMS - ni);
         zmq_poll(it, ni + nsvc, 200);
-        if (on_dealer(a))
+        if (on_head(a) || on_parent(a))
             return;
         if (it[1].revents && on_signals(a))
             return;
+        if (a->kids)
+            mn_kids_on_poll(a->kids, it + first, ni - first);
         on_reaped(a); /* also when a thread not ours took the SIGCHLD */
         mn_svc_on_poll(a->svc, it + ni, nsvc);
         beat(a);
@@ -347,12 +490,16 @@ static int start(struct agent *a, dv_error_t *err)
         snprintf(host, sizeof(host), "%s", name);
     else
         gethostname(host, sizeof(host) - 1);
-    if (dv__keys_read_fd(0, &a->keys, err) < 0)
+    if (dv__keys_read_fd(0, &a->keys, err) < 0 ||
+        (a->tree && mn_tree_plan_read(0, a->index, &a->plan, err) < 0))
         return -1;
+    if (a->tree &&
+        mn_tree_in_init(&a->in, 0, a->plan.rest, a->plan.rest_len) < 0)
+        return dv__errprintf(err, ENOMEM, "out of memory");
     if (!(a->tp = dv__transport_create(&a->keys, agent_log, a, err)) ||
         !(a->dealer = dv__transport_connect(a->tp, a->head, err)) ||
-        say_hello(a, host, err) < 0 || wait_welcome(a, err) < 0 ||
-        node_env(a, err) < 0)
+        say_hello(a, host, err) < 0 || (a->tree && start_kids(a, err) < 0) ||
+        wait_welcome(a, err) < 0 || node_env(a, err) < 0)
         return -1;
     a->svc = mn_svc_create(a->index, a->n, a->rundir, a->prog, a->argv, 1,
                            agent_send, a, err);
@@ -372,6 +519,7 @@ int dv__cmd_agent(int argc, char **argv)
     memset(&a, 0, sizeof(a));
     a.sfd = -1;
     a.dfd = -1;
+    a.in.fd = -1; /* without --tree, stdin ends with the keys */
     int p = parse(argc, argv, &a);
     if (p)
         return p > 0 ? 0 : 2;
@@ -383,6 +531,9 @@ int dv__cmd_agent(int argc, char **argv)
     sigset_t old;
     dv__agent_block_signals(&old);
     prctl(PR_SET_PDEATHSIG, SIGTERM); /* the launcher (nsenter, ssh) */
+    /* Our stderr may be read by a parent agent that is gone: a line
+     * written then is lost, not the teardown. */
+    signal(SIGPIPE, SIG_IGN);
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGCHLD);
@@ -396,6 +547,7 @@ int dv__cmd_agent(int argc, char **argv)
         fprintf(stderr, "drover: agent: node %d: %s\n", a.index,
                 a.sfd < 0 ? strerror(errno) : err.text);
         rc = 1;
+        mn_kids_kill(a.kids); /* the launches of its subtree */
     } else {
         serve(&a);
         dv__agent_kill_tree(dv__grace_s());
@@ -405,6 +557,9 @@ int dv__cmd_agent(int argc, char **argv)
     if (a.dfd >= 0)
         close(a.dfd);
     mn_svc_destroy(&a.svc);
+    mn_kids_destroy(&a.kids);
+    mn_tree_plan_free(&a.plan);
+    mn_tree_in_free(&a.in);
     if (a.rundir[0])
         dv__job_cleanup(a.rundir);
     if (a.dealer) {

@@ -50,6 +50,9 @@ static const char run_usage[] =
     "  --network-prefix CIDR  listen on the address in CIDR\n"
     "  --wireup-timeout S     seconds for every node to answer (default 30)\n"
     "  --label           prefix every output line with [hostname]\n"
+    "  --keep-going      a lost node does not end the job: its processes\n"
+    "                    end as killed, its queues and events fail, pool\n"
+    "                    items that ran there run again elsewhere\n"
     "  --policy P        default placement of the job: round-robin, block,\n"
     "                    local\n";
 
@@ -59,6 +62,7 @@ struct run_opts {
     const char *hostfile, *launch_cmd, *launcher, *nodes, *prefix, *wireup;
     const char *policy, *node0, *hostfile_text;
     int label;
+    int keep_going;
     int prog; /* index of PROGRAM in argv */
 };
 
@@ -117,6 +121,8 @@ static int parse(int argc, char **argv, struct run_opts *o)
                 return 2;
         } else if (!strcmp(a, "--label")) {
             o->label = 1;
+        } else if (!strcmp(a, "--keep-going")) {
+            o->keep_going = 1;
         } else if (a[0] == '-') {
             fprintf(stderr, "drover: run: unknown option '%s'\n", a);
             return 2;
@@ -199,6 +205,7 @@ static int check_multi(const struct run_opts *o, struct mn_head_opts *m,
     m->launch_cmd = o->launch_cmd;
     m->network_prefix = o->prefix;
     m->label = o->label;
+    m->keep_going = o->keep_going;
     m->wireup_timeout_s = 30;
     const char *l = o->launcher;
     if (l && strcmp(l, "local") && strcmp(l, "hostfile") &&

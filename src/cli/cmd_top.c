@@ -60,7 +60,8 @@ static void usage(FILE *o)
           "Every node of a job instead, through drover run, with any of its\n"
           "launch options: --hostfile FILE, --launch-cmd T, --launcher L,\n"
           "--nodes N, --network-prefix CIDR, --wireup-timeout S, --job-id ID,\n"
-          "--grace S, --label (see drover run --help).\n",
+          "--grace S, --label, --keep-going (a lost node shows as\n"
+          "'node lost'; see drover run --help).\n",
           o);
 }
 
@@ -226,7 +227,7 @@ static int launch_option(const char *a, size_t *n)
     static const char *const names[] = {
         "--hostfile", "--launch-cmd",     "--launcher", "--nodes",
         "--job-id",   "--network-prefix", "--grace",    "--wireup-timeout"};
-    if (!strcmp(a, "--label"))
+    if (!strcmp(a, "--label") || !strcmp(a, "--keep-going"))
         return 0;
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         *n = strlen(names[i]);

@@ -297,6 +297,16 @@ static int fork_spare(struct dv__task_req *req)
     return 0;
 }
 
+/* Fork the next spare when one is wanted and none waits, after a yield:
+ * the client just answered runs first. Returns 1 in the spare. */
+static int next_spare(struct dv__task_req *req)
+{
+    if (!S.want_spare || S.spare > 0)
+        return 0;
+    sched_yield();
+    return fork_spare(req);
+}
+
 /* Hand a start to the spare, whose pid the client has been told. When it
  * is gone meanwhile, it is killed: reaped as that start's child. */
 static void give_to_spare(int32_t gpu, const char *task, const void *arg,
@@ -461,8 +471,7 @@ static int serve(struct dv__task_req *req)
     struct pollfd *pf = NULL;
     size_t cap = 0;
     for (;;) {
-        if (S.want_spare && S.spare <= 0 && (sched_yield(), 1) &&
-            fork_spare(req) == 1) {
+        if (next_spare(req) == 1) {
             free(pf);
             return 1;
         }

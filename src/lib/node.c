@@ -5,12 +5,16 @@
 #include "lib/runtime.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <sched.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/error.h"
@@ -22,6 +26,11 @@ static int count;
 static int self = -1;
 /* Processes placed round-robin or block by this process (any thread). */
 static _Atomic unsigned long placed;
+/* The node service's marks of lost nodes (DV_LOST_FILE), mapped at the
+ * first question; count bytes. */
+static const char *_Atomic lost_map;
+static size_t lost_len;
+static pthread_mutex_t lost_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static int usable_cpus(void)
 {
@@ -182,6 +191,9 @@ int dv__node_table_set(const dv_node_info_t *t, int n, int me)
 
 void dv__node_reset(void)
 {
+    const char *m = atomic_exchange(&lost_map, NULL);
+    if (m)
+        munmap((void *)m, lost_len);
     free(data_ports);
     data_ports = NULL;
     free(nodes);
@@ -219,6 +231,55 @@ int dv_node_self(void)
     return self;
 }
 
+/* Map rundir/lost once; NULL while there is none (one node, no agent). */
+static const char *lost_marks(void)
+{
+    const char *m = atomic_load(&lost_map);
+    if (m || count <= 1)
+        return m;
+    pthread_mutex_lock(&lost_mu);
+    const char *dir = getenv(DV_ENV_RUNDIR);
+    char path[4096];
+    struct stat st;
+    int fd = -1;
+    if (!(m = atomic_load(&lost_map)) && dir &&
+        snprintf(path, sizeof(path), "%s/%s", dir, DV_LOST_FILE) <
+            (int)sizeof(path) &&
+        (fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0 && fstat(fd, &st) == 0 &&
+        st.st_size >= count) {
+        void *p = mmap(NULL, (size_t)count, PROT_READ, MAP_SHARED, fd, 0);
+        if (p != MAP_FAILED) {
+            lost_len = (size_t)count;
+            atomic_store(&lost_map, m = p);
+        }
+    }
+    if (fd >= 0)
+        close(fd);
+    pthread_mutex_unlock(&lost_mu);
+    return m;
+}
+
+int dv_node_lost(int index)
+{
+    int e = errno;
+    if (self < 0 || index < 0 || index >= count) {
+        errno = self < 0 ? ENOTCONN : ERANGE;
+        return -1;
+    }
+    const char *m = index == self ? NULL : lost_marks();
+    errno = e;
+    return m && ((const volatile char *)m)[index] == 1;
+}
+
+const char *dv__node_name(int i, char *buf, size_t cap)
+{
+    if (i >= 0 && i < count && nodes)
+        snprintf(buf, cap, "node %d (%s)", i, nodes[i].hostname);
+    else
+        snprintf(buf, cap, "node %d", i);
+    return buf;
+}
+
 int dv_node_set_gpus(int gpus)
 {
     if (self < 0) {
@@ -233,19 +294,41 @@ int dv_node_set_gpus(int gpus)
     return 0;
 }
 
+/* The weight of node i for block placement: its CPUs, 0 once lost. */
+static unsigned long block_weight(int i)
+{
+    if (dv_node_lost(i) == 1)
+        return 0;
+    return nodes[i].cpus > 0 ? (unsigned long)nodes[i].cpus : 1;
+}
+
 static int block_node(unsigned long ticket)
 {
     unsigned long total = 0;
     for (int i = 0; i < count; i++)
-        total += nodes[i].cpus > 0 ? (unsigned long)nodes[i].cpus : 1;
+        total += block_weight(i);
+    if (!total)
+        return self;
     unsigned long k = ticket % total;
     for (int i = 0; i < count; i++) {
-        unsigned long c = nodes[i].cpus > 0 ? (unsigned long)nodes[i].cpus : 1;
+        unsigned long c = block_weight(i);
         if (k < c)
             return i;
         k -= c;
     }
-    return 0;
+    return self;
+}
+
+/* Round-robin over the nodes not lost (this one never is). */
+static int next_node(void)
+{
+    int node = self;
+    for (int k = 0; k < count; k++) {
+        node = (int)(atomic_fetch_add(&placed, 1) % (unsigned long)count);
+        if (dv_node_lost(node) != 1)
+            break;
+    }
+    return node;
 }
 
 int dv__placement_node(const dv_placement_t *where, dv_error_t *err)
@@ -264,7 +347,7 @@ int dv__placement_node(const dv_placement_t *where, dv_error_t *err)
     switch (pol) {
     case DV_POLICY_DEFAULT:
     case DV_POLICY_ROUND_ROBIN:
-        node = (int)(atomic_fetch_add(&placed, 1) % (unsigned long)count);
+        node = next_node();
         break;
     case DV_POLICY_BLOCK:
         node = block_node(atomic_fetch_add(&placed, 1));
@@ -290,5 +373,9 @@ int dv__placement_node(const dv_placement_t *where, dv_error_t *err)
         return dv__errprintf(err, EINVAL, "placement: unknown policy %d",
                              (int)pol);
     }
+    char name[96];
+    if (dv_node_lost(node) == 1)
+        return dv__errprintf(err, EHOSTDOWN, "placement: %s is lost",
+                             dv__node_name(node, name, sizeof(name)));
     return node;
 }

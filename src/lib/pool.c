@@ -54,6 +54,12 @@ static int take_options(dv_pool_t *p, const dv_pool_options_t *o,
                         dv_error_t *err)
 {
     p->max_items = o->max_items;
+    if (o->node_retries < -1)
+        return dv__errprintf(err, EINVAL, "pool: node_retries %d (at least -1)",
+                             o->node_retries);
+    p->node_retries = o->node_retries == 0    ? 1
+                      : o->node_retries == -1 ? 0
+                                              : o->node_retries;
     if (!o->init_task)
         return 0;
     if (strlen(o->init_task) >= DV__POOL_TASKNAME)

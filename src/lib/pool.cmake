@@ -8,5 +8,5 @@ dv_add_test(test_pool_opts SOURCES ${dv_pool_unit}/test_pool_opts.c
   LIBS drover Threads::Threads LABELS tsan TIMEOUT 180)
 dv_add_test(test_pool_threads SOURCES ${dv_pool_unit}/test_pool_threads.c
   LIBS drover Threads::Threads LABELS tsan TIMEOUT 300)
-add_executable(bench_pool ${CMAKE_SOURCE_DIR}/bench/pool_bench.c)
-target_link_libraries(bench_pool PRIVATE drover)
+add_executable(pool_task ${CMAKE_SOURCE_DIR}/bench/pool_task.c)
+target_link_libraries(pool_task PRIVATE drover)

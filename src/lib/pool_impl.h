@@ -53,6 +53,8 @@ struct pool_inflight {
     uint32_t task; /* a->task (a may be gone when this is read) */
     uint64_t dend; /* item data area end after this item */
     bool big;
+    int lost;      /* the node lost under an earlier run of the item, or -1 */
+    unsigned runs; /* earlier runs cut short by a lost node */
 };
 
 struct pool_worker {
@@ -70,6 +72,9 @@ struct pool_worker {
     uint64_t tfreed;      /* item data freed up to */
     struct dv_async *cur; /* rest of the chunk given to this worker */
     size_t cur_next, cur_end;
+    int cur_lost; /* a retried item's: lost and runs (pool_inflight) */
+    unsigned cur_runs;
+    int node;    /* where its items run (a proxy's: its executor's node) */
     double mark; /* last time seen busy (< 0: idle) */
     uint64_t mark_done;
     bool fresh;      /* nothing started since it was started */
@@ -82,6 +87,8 @@ enum { POOL_RUNNING, POOL_CLOSED, POOL_TERMINATING, POOL_FINISHED };
 struct pool_retry {
     struct dv_async *a;
     size_t i;
+    int lost; /* as in pool_inflight */
+    unsigned runs;
 };
 
 struct dv_pool {
@@ -102,7 +109,8 @@ struct dv_pool {
     unsigned char *init_data;
     size_t init_len;
     size_t max_items;
-    _Atomic int *pids; /* per slot, written by whoever starts workers */
+    unsigned node_retries; /* runs again after a lost node */
+    _Atomic int *pids;     /* per slot, written by whoever starts workers */
     struct dv__pool_shared *sh;
     size_t shsize;
     char shname[128];
@@ -153,8 +161,9 @@ void dv__pool_fail_held(struct dv_pool *p, struct pool_worker *w,
 void dv__pool_fail_pending(struct dv_pool *p, const char *why);
 /* Account for w's dead worker (exit code, or -signal; or lost: the reason
  * when its end is unknown): its finished results are delivered, the item
- * it ran fails, the others are requeued. True when it died before it
- * started anything. */
+ * it ran fails (or, when w's node was lost, runs again elsewhere up to
+ * the pool's node_retries), the others are requeued. True when it died
+ * before it started anything, for reasons of its own. */
 bool dv__pool_worker_died(struct dv_pool *p, struct pool_worker *w, int code,
                           const char *lost);
 /* After terminate, once w's worker is dead: remove the big-payload

@@ -63,8 +63,13 @@ static void check_worker(struct dv_pool *p, struct pool_worker *w, int state,
             start_worker(p, w, now);
         return;
     }
-    if (dv_process_is_alive(w->proc))
+    if (dv_process_is_alive(w->proc)) {
+        /* Its items' node is lost (its executor with it): end the proxy
+         * now, idle or not, rather than when it next looks. */
+        if (w->node != dv_node_self() && dv_node_lost(w->node) == 1)
+            dv_process_kill(w->proc);
         return;
+    }
     int code = 0;
     const char *lost = NULL;
     if (dv_process_exitcode(w->proc, &code) < 0) {

@@ -33,6 +33,8 @@ static void slot_reset(struct pool_worker *w)
     w->pushed = w->consumed = w->tpos = w->tfreed = 0;
     w->cur = NULL;
     w->cur_next = w->cur_end = 0;
+    w->cur_lost = -1;
+    w->cur_runs = 0;
     w->mark = -1;
     w->fresh = true;
 }
@@ -108,6 +110,7 @@ int dv__pool_worker_start(struct dv_pool *p, struct pool_worker *w,
     h.node = dv__placement_node(&p->where, err);
     if (h.node < 0)
         return -1;
+    w->node = h.node;
     if (self >= 0 && h.node != self) {
         /* A proxy: the GPU is its executor's; the queues are the
          * manager's, so that the proxy's end reaches the executor, and
@@ -160,7 +163,8 @@ static void unlink_big(struct dv_pool *p, struct pool_worker *w, uint64_t k)
 
 /* ---- requeue list: items of dead workers, handed out before others ---- */
 
-static void retry_push(struct dv_pool *p, struct dv_async *a, size_t i)
+static void retry_push(struct dv_pool *p, struct dv_async *a, size_t i,
+                       int lost, unsigned runs)
 {
     if (p->retry_first + p->nretry == p->retry_cap) {
         if (p->retry_first > 0) {
@@ -178,7 +182,8 @@ static void retry_push(struct dv_pool *p, struct dv_async *a, size_t i)
             p->retry_cap = cap;
         }
     }
-    p->retry[p->retry_first + p->nretry++] = (struct pool_retry){a, i};
+    p->retry[p->retry_first + p->nretry++] =
+        (struct pool_retry){a, i, lost, runs};
 }
 
 /* The next item for worker w: the rest of its chunk, a requeued item, or a
@@ -195,6 +200,8 @@ static bool next_item(struct dv_pool *p, struct pool_worker *w)
         w->cur = r.a;
         w->cur_next = r.i;
         w->cur_end = r.i + 1;
+        w->cur_lost = r.lost;
+        w->cur_runs = r.runs;
         return true;
     }
     struct dv_async *a = p->pend_head;
@@ -203,6 +210,8 @@ static bool next_item(struct dv_pool *p, struct pool_worker *w)
         return false;
     }
     w->cur = a;
+    w->cur_lost = -1;
+    w->cur_runs = 0;
     w->cur_next = a->next;
     w->cur_end = a->next + a->chunksize < a->n ? a->next + a->chunksize : a->n;
     a->next = w->cur_end;
@@ -250,8 +259,8 @@ static bool push_item(struct dv_pool *p, struct pool_worker *w)
     e->task = a->task;
     e->flags = big ? DV__POOL_BIG : 0;
     e->code = 0;
-    w->fl[k % DV__POOL_RING] =
-        (struct pool_inflight){a, i, a->task, w->tpos, big};
+    w->fl[k % DV__POOL_RING] = (struct pool_inflight){
+        a, i, a->task, w->tpos, big, w->cur_lost, w->cur_runs};
     w->pushed++;
     w->cur_next++;
     return true;
@@ -317,6 +326,15 @@ int dv__pool_refill(struct dv_pool *p)
     return pushed;
 }
 
+/* "node lost: HOST": the reason of an item whose node was lost. */
+static void lost_reason(char *out, size_t cap, int node)
+{
+    dv_node_info_t ni;
+    if (dv_node_get(node, &ni, NULL) < 0)
+        snprintf(ni.hostname, sizeof(ni.hostname), "node %d", node);
+    snprintf(out, cap, "node lost: %s", ni.hostname);
+}
+
 /* Turn result entry k of w into an item result. */
 static void take_result(struct dv_pool *p, struct pool_worker *w, uint64_t k)
 {
@@ -360,6 +378,8 @@ static void take_result(struct dv_pool *p, struct pool_worker *w, uint64_t k)
                  strerror((int)e->off));
     else if (e->code != 0)
         snprintf(r.reason, sizeof(r.reason), "exit code %d", e->code);
+    else if (r.ok && f->lost >= 0)
+        lost_reason(r.reason, sizeof(r.reason), f->lost);
     w->tfreed = f->dend;
     dv__pool_async_deliver(f->a, &r);
 }
@@ -419,11 +439,11 @@ void dv__pool_requeue_unstarted(struct dv_pool *p, struct pool_worker *w,
         struct pool_inflight *f = &w->fl[k % DV__POOL_RING];
         if (f->big)
             unlink_big(p, w, k);
-        retry_push(p, f->a, f->i);
+        retry_push(p, f->a, f->i, f->lost, f->runs);
     }
     if (w->cur)
         for (size_t i = w->cur_next; i < w->cur_end; i++)
-            retry_push(p, w->cur, i);
+            retry_push(p, w->cur, i, w->cur_lost, w->cur_runs);
     w->cur = NULL;
 }
 
@@ -472,9 +492,14 @@ bool dv__pool_worker_died(struct dv_pool *p, struct pool_worker *w, int code,
 {
     dv__pool_collect(p, w); /* what it finished before it died counts */
     uint64_t started = atomic_load(&w->s->items.tail);
-    bool barren = w->fresh && started == 0;
+    /* Its node marked lost before its processes ended (mn_svc.c): the
+     * node's end, not the item's. */
+    bool gone = w->node != dv_node_self() && dv_node_lost(w->node) == 1;
+    bool barren = w->fresh && started == 0 && !gone;
     char why[96];
-    if (lost)
+    if (gone)
+        lost_reason(why, sizeof(why), w->node);
+    else if (lost)
         snprintf(why, sizeof(why), "%s", lost);
     else if (code < 0)
         snprintf(why, sizeof(why), "killed by signal %d", -code);
@@ -485,7 +510,10 @@ bool dv__pool_worker_died(struct dv_pool *p, struct pool_worker *w, int code,
         /* The one item it was running. */
         struct pool_inflight *f = &w->fl[from % DV__POOL_RING];
         unlink_big(p, w, from);
-        dv__pool_async_fail(f->a, f->i, code, why);
+        if (gone && f->runs < p->node_retries)
+            retry_push(p, f->a, f->i, w->node, f->runs + 1);
+        else
+            dv__pool_async_fail(f->a, f->i, code, why);
         from++;
     }
     dv__pool_requeue_unstarted(p, w, from);

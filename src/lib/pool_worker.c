@@ -173,6 +173,16 @@ static bool wait_items(struct wstate *w)
     }
 }
 
+/* The backlog looked low: look again at what the manager has published
+ * since (it may have refilled already: then no bell, which would wake it
+ * for nothing, item after item), and ring its bell if it is still low. */
+static void ask_for_items(struct wstate *w, uint32_t below)
+{
+    w->h = atomic_load_explicit(&w->s->items.head, memory_order_acquire);
+    if (w->h - w->t <= below)
+        dv__pool_ring_bell(&w->sh->mgr_wake, &w->sh->mgr_sleeping, false);
+}
+
 static void work(struct wstate *w)
 {
     struct dv__pool_slot *s = w->s;
@@ -191,8 +201,7 @@ static void work(struct wstate *w)
             if (--w->left == 0)
                 return; /* max_items: the manager starts a fresh one */
             if (w->h - w->t <= below)
-                dv__pool_ring_bell(&w->sh->mgr_wake, &w->sh->mgr_sleeping,
-                                   false);
+                ask_for_items(w, below);
         }
     }
 }

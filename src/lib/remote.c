@@ -43,6 +43,8 @@
 
 /* Weak: white-box tests compile this file without the node table. */
 #pragma weak dv__node_data_port
+#pragma weak dv_node_lost
+#pragma weak dv__node_name
 
 struct dv__remote {
     pthread_mutex_t mu;
@@ -422,6 +424,11 @@ int dv__remote_op(dv__remote_t *r, int op, double timeout_s, const void *in,
                 op == DV_ROP_BARRIER_AWAIT || op == DV_ROP_BARRIER_STATE ||
                 op == DV_ROP_SHARED_READ || op == DV_ROP_SHARED_SIZE ||
                 op == DV_ROP_QUEUE_UNFINISHED || op == DV_ROP_QUEUE_WAIT;
+    if (dv_node_lost && dv_node_lost(r->node) == 1) {
+        char name[96];
+        return dv__errprintf(err, EHOSTDOWN, "%s: %s is lost", ctx,
+                             dv__node_name(r->node, name, sizeof(name)));
+    }
     if (!reads)
         fence_except(r);
     pthread_mutex_lock(&r->mu);

@@ -34,6 +34,9 @@
 #include "lib/remote_wire.h"
 #include "lib/runtime.h"
 
+/* Weak: white-box tests compile this file without the node table. */
+#pragma weak dv_node_lost
+
 /* Seconds a new connection waits for the home agent's greeting. */
 #define GREETING_S 30
 /* Handshakes tried: a port with too many strangers waiting to prove the
@@ -284,12 +287,36 @@ static int deliver(dv__mux_t *m, struct frame *f)
     return twice ? -1 : 0;
 }
 
+/* Milliseconds a reader waits on a silent connection before it looks
+ * whether the home node was lost meanwhile (a node that hangs rather than
+ * dies keeps its connections open). */
+#define LOST_CHECK_MS 500
+
+static int node_lost(const dv__mux_t *m)
+{
+    return dv_node_lost && dv_node_lost(m->node) == 1;
+}
+
+/* Without m->mu: wait until an answer starts to arrive. -1 with *e
+ * EHOSTDOWN when the home node is lost first. */
+static int await_frame(dv__mux_t *m, int *e)
+{
+    struct pollfd p = {m->fd, POLLIN, 0};
+    while (poll(&p, 1, LOST_CHECK_MS) == 0)
+        if (node_lost(m)) {
+            *e = EHOSTDOWN;
+            return -1;
+        }
+    return 0;
+}
+
 /* Under m->mu: the connection is lost; wake everybody. */
 static void mark_dead(dv__mux_t *m, int e)
 {
     if (!atomic_load(&m->dead)) {
         snprintf(m->why, sizeof(m->why), "%s",
-                 e == EPROTO    ? "a bad frame"
+                 e == EHOSTDOWN ? "the node is lost"
+                 : e == EPROTO  ? "a bad frame"
                  : e == EBADMSG ? "a frame failed its check (changed on the "
                                   "way?)"
                                 : read_failure(e));
@@ -305,8 +332,11 @@ static void read_one(dv__mux_t *m)
 {
     struct frame f;
     int e = EPROTO;
+    memset(&f, 0, sizeof(f));
     pthread_mutex_unlock(&m->mu);
-    int rc = read_frame(m, &f, &e);
+    int rc = await_frame(m, &e);
+    if (rc == 0)
+        rc = read_frame(m, &f, &e);
     pthread_mutex_lock(&m->mu);
     if (rc < 0 || deliver(m, &f) < 0)
         mark_dead(m, e);
@@ -316,6 +346,9 @@ static void read_one(dv__mux_t *m)
 
 static int lost(dv__mux_t *m, const char *ctx, dv_error_t *err)
 {
+    if (node_lost(m))
+        return dv__errprintf(err, EHOSTDOWN, "%s: node %d (%s) is lost", ctx,
+                             m->node, m->host);
     return dv__errprintf(err, ENOTCONN, "%s: lost node %d (%s): %s", ctx,
                          m->node, m->host, m->why);
 }
@@ -353,14 +386,17 @@ static int send_wait(void *ctx)
         m->reading = 1;
     pthread_mutex_unlock(&m->mu);
     struct pollfd p = {m->fd, (short)(POLLOUT | (lead ? POLLIN : 0)), 0};
-    int n = poll(&p, 1, lead ? -1 : 10);
+    int n = poll(&p, 1, lead ? LOST_CHECK_MS : 10);
     if (!lead)
         return atomic_load(&m->dead) ? -1 : 0;
     pthread_mutex_lock(&m->mu);
-    if (n > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR)))
+    if (n > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR))) {
         read_one(m);
-    else
+    } else {
+        if (n == 0 && node_lost(m)) /* it hangs: give up on it */
+            mark_dead(m, EHOSTDOWN);
         m->reading = 0;
+    }
     pthread_cond_broadcast(&m->cv);
     int dead = atomic_load(&m->dead);
     pthread_mutex_unlock(&m->mu);

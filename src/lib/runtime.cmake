@@ -18,6 +18,9 @@ dv_add_test(test_task SOURCES ${dv_unit}/test_task.c LIBS drover TIMEOUT 30)
 dv_add_test(test_msg SOURCES ${dv_unit}/test_msg.c LIBS drover_internal
   TIMEOUT 30)
 dv_add_test(test_node SOURCES ${dv_unit}/test_node.c LIBS drover TIMEOUT 30)
+# Lost nodes' marks and placement around them (white-box).
+dv_add_test(test_node_lost SOURCES ${dv_unit}/test_node_lost.c
+  LIBS drover_internal TIMEOUT 30)
 dv_add_test(test_process SOURCES ${dv_unit}/test_process.c LIBS drover
   TIMEOUT 120)
 dv_add_test(test_forkserver SOURCES ${dv_unit}/test_forkserver.c LIBS drover
@@ -44,6 +47,9 @@ add_executable(dv_mn_job ${CMAKE_SOURCE_DIR}/tests/integration/mn_job.c)
 target_link_libraries(dv_mn_job PRIVATE drover)
 add_executable(dv_mn_order ${CMAKE_SOURCE_DIR}/tests/integration/mn_order.c)
 target_link_libraries(dv_mn_order PRIVATE drover)
+add_executable(dv_mn_nodeloss
+  ${CMAKE_SOURCE_DIR}/tests/integration/mn_nodeloss.c)
+target_link_libraries(dv_mn_nodeloss PRIVATE drover Threads::Threads)
 add_executable(dv_mn_fan ${CMAKE_SOURCE_DIR}/tests/integration/mn_fan.c)
 target_link_libraries(dv_mn_fan PRIVATE drover Threads::Threads)
 add_executable(dv_mn_fake_agent
@@ -73,6 +79,9 @@ dv_runtime_script(integration_multinode_telemetry test_multinode_telemetry.sh
   TIMEOUT 180 LABELS "netns")
 dv_runtime_script(integration_multinode_order test_multinode_order.sh
   TIMEOUT 180 LABELS "netns")
+# A node lost during a pool map, with and without --keep-going.
+dv_runtime_script(integration_multinode_nodeloss test_multinode_nodeloss.sh
+  TIMEOUT 240 LABELS "netns")
 # Strangers at the data port: a crowd of idle connections during a job,
 # a recorded connection replayed (also under TSan: the port's threads).
 dv_runtime_script(integration_multinode_dataport test_multinode_dataport.sh
@@ -86,6 +95,12 @@ dv_runtime_script(integration_multinode_fan test_multinode_fan.sh
 dv_runtime_script(integration_multinode_loopback test_multinode_loopback.sh
   TIMEOUT 180 LABELS tsan)
 set_property(TEST integration_multinode_loopback APPEND PROPERTY ENVIRONMENT
+  "TSAN_OPTIONS=suppressions=${CMAKE_SOURCE_DIR}/src/transport/tsan.supp")
+# The tree of agents (launch, welcome, broadcasts) on loopback nodes,
+# with a lost inner agent and a failed launch two levels down.
+dv_runtime_script(integration_multinode_tree test_multinode_tree.sh
+  TIMEOUT 180 LABELS tsan)
+set_property(TEST integration_multinode_tree APPEND PROPERTY ENVIRONMENT
   "TSAN_OPTIONS=suppressions=${CMAKE_SOURCE_DIR}/src/transport/tsan.supp")
 # Output that stdout takes only after a pause: the job goes on, no byte is
 # lost (the head's writer thread: also under TSan).

@@ -119,6 +119,13 @@ int dv__node_data_port(int node);
 /* Forget the table (finalize). */
 void dv__node_reset(void);
 
+/* Multi-node: the file in the runtime dir where the node's service marks
+ * lost nodes (drover run --keep-going): one byte per node, 1 once lost
+ * (dv_node_lost reads it). */
+#define DV_LOST_FILE "lost"
+/* "node I (HOST)" for messages about node i, into buf (cap bytes). */
+const char *dv__node_name(int i, char *buf, size_t cap);
+
 /* ---- runtime dir and job clean-up (src/agent/rundir.c) ---- */
 
 /* Create the job's runtime directory <tmp>/drover.<job> with mode 0700

@@ -64,15 +64,27 @@ void dv__launch_argv_free(char **argv);
 typedef struct dv_launch_child {
     pid_t pid;
     int err_fd; /* read end of its stderr (non-blocking, close-on-exec) */
+    int in_fd;  /* write end of its stdin when kept open, else -1 */
 } dv_launch_child_t;
 
+/* Bytes of a launch's stdin: the keys and the launch plan of a subtree
+ * (mn_tree.h); within the pipe size an unprivileged process may set. */
+#define DV_LAUNCH_STDIN_MAX (1u << 20)
+
 /* Start argv (PATH searched) with stdin_text (the job's keys, from
- * dv__keys_format(); at most 4 KiB, so the write never blocks) as its whole
+ * dv__keys_format(), and the subtree's launch plan; at most
+ * DV_LAUNCH_STDIN_MAX, in a pipe made that large, so the write never
+ * blocks) as its whole
  * stdin, its stdout on out_fd (-1: /dev/null) and its stderr on a pipe the
  * caller reads for the launcher's error. Returns 0, or -1 with errno and
  * the reason (also when the program cannot be executed). */
 int dv__launch_spawn(char *const *argv, const char *stdin_text, int out_fd,
                      dv_launch_child_t *child, dv_error_t *err);
+/* The same, but the write end of the child's stdin stays open after the
+ * text, in child->in_fd (non-blocking, close-on-exec): a parent agent's
+ * way to pass the head's broadcasts on (mn_tree.h). */
+int dv__launch_spawn_open(char *const *argv, const char *stdin_text, int out_fd,
+                          dv_launch_child_t *child, dv_error_t *err);
 
 /* ---- Slurm (launch_slurm.c) ---- */
 

@@ -6,9 +6,10 @@
 #include "multinode/launch.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,8 @@ void dv__hostlist_free(dv_hostlist_t *l)
     l->slots = NULL;
     l->n = 0;
 }
+
+extern char **environ;
 
 static int host_char(char c)
 {
@@ -397,67 +400,104 @@ nomem:
     return NULL;
 }
 
-/* In the child: wire stdin, stdout, stderr, then exec; an exec failure is
- * reported through report_fd (close-on-exec). */
-static void child_exec(char *const *argv, int in_fd, int out_fd, int err_fd,
-                       int report_fd)
+/* Start argv with stdin on in_fd, stdout on out_fd (-1: /dev/null),
+ * stderr on err_fd, default signal mask. posix_spawn: no copy of this
+ * process's page tables per launch (fork's cost grows with the head's
+ * memory and threads), and an exec failure comes back as its result. */
+static int spawn_child(char *const *argv, int in_fd, int out_fd, int err_fd,
+                       pid_t *pid)
 {
-    /* The launch gets default signal handling, whatever its parent blocks. */
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
     sigset_t none;
     sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    int devnull = out_fd < 0 ? open("/dev/null", O_WRONLY | O_CLOEXEC) : out_fd;
-    if (dup2(in_fd, 0) < 0 || dup2(devnull, 1) < 0 || dup2(err_fd, 2) < 0)
-        _exit(127);
-    execvp(argv[0], argv);
-    int e = errno;
-    if (write(report_fd, &e, sizeof(e)) < 0)
-        _exit(127);
-    _exit(127);
+    int r = posix_spawn_file_actions_init(&fa);
+    if (r)
+        return r;
+    if ((r = posix_spawnattr_init(&at))) {
+        posix_spawn_file_actions_destroy(&fa);
+        return r;
+    }
+    r = posix_spawn_file_actions_adddup2(&fa, in_fd, 0);
+    if (!r)
+        r = out_fd < 0 ? posix_spawn_file_actions_addopen(&fa, 1, "/dev/null",
+                                                          O_WRONLY, 0)
+                       : posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
+    if (!r)
+        r = posix_spawn_file_actions_adddup2(&fa, err_fd, 2);
+    if (!r)
+        r = posix_spawnattr_setsigmask(&at, &none);
+    sigset_t dfl; /* an agent ignores SIGPIPE; its launches do not */
+    sigemptyset(&dfl);
+    sigaddset(&dfl, SIGPIPE);
+    if (!r)
+        r = posix_spawnattr_setsigdefault(&at, &dfl);
+    if (!r)
+        r = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK |
+                                              POSIX_SPAWN_SETSIGDEF);
+    if (!r)
+        r = posix_spawnp(pid, argv[0], &fa, &at, argv, environ);
+    posix_spawnattr_destroy(&at);
+    posix_spawn_file_actions_destroy(&fa);
+    return r;
 }
 
-int dv__launch_spawn(char *const *argv, const char *stdin_text, int out_fd,
-                     dv_launch_child_t *child, dv_error_t *err)
+static int spawn_with_text(char *const *argv, const char *stdin_text,
+                           int out_fd, int keep_stdin, dv_launch_child_t *child,
+                           dv_error_t *err)
 {
-    int in[2], er[2], rep[2];
+    int in[2], er[2];
     size_t tl = strlen(stdin_text);
-    if (tl > 4096)
-        return dv__errprintf(err, EINVAL, "launch: stdin text over 4 KiB");
+    if (tl > DV_LAUNCH_STDIN_MAX)
+        return dv__errprintf(err, EINVAL, "launch: stdin text over %u KiB",
+                             DV_LAUNCH_STDIN_MAX >> 10);
     if (pipe2(in, O_CLOEXEC) < 0)
         return dv__errsys(err, "launch: pipe");
     if (pipe2(er, O_CLOEXEC) < 0) {
         close(in[0]), close(in[1]);
         return dv__errsys(err, "launch: pipe");
     }
-    if (pipe2(rep, O_CLOEXEC) < 0) {
-        close(in[0]), close(in[1]), close(er[0]), close(er[1]);
-        return dv__errsys(err, "launch: pipe");
-    }
-    /* Written before the fork, while this process holds the read end: it
+    /* Written before the start, while this process holds the read end: it
      * fits the pipe's buffer, and no SIGPIPE can come from a child that
      * exits at once. */
+    if (tl >= 65536 && fcntl(in[1], F_SETPIPE_SZ, (int)tl + 1) < 0) {
+        int e = errno;
+        close(in[0]), close(in[1]), close(er[0]), close(er[1]);
+        errno = e;
+        return dv__errsys(err, "launch: a pipe for %zu bytes of stdin", tl);
+    }
     ssize_t wrote = write(in[1], stdin_text, tl);
-    int fork_errno = wrote == (ssize_t)tl ? 0 : (errno ? errno : EIO);
-    close(in[1]);
-    pid_t pid = fork_errno ? -1 : fork();
-    if (pid == 0)
-        child_exec(argv, in[0], out_fd, er[1], rep[1]);
-    if (pid < 0 && !fork_errno)
-        fork_errno = errno;
-    close(in[0]), close(er[1]), close(rep[1]);
-    int exec_errno = 0;
-    if (pid > 0 && read(rep[0], &exec_errno, sizeof(exec_errno)) <= 0)
-        exec_errno = 0;
-    close(rep[0]);
-    if (pid < 0 || exec_errno) {
+    int e = wrote == (ssize_t)tl ? 0 : (errno ? errno : EIO);
+    if (!keep_stdin)
+        close(in[1]);
+    pid_t pid = -1;
+    if (!e)
+        e = spawn_child(argv, in[0], out_fd, er[1], &pid);
+    close(in[0]), close(er[1]);
+    if (e) {
+        if (keep_stdin)
+            close(in[1]);
         close(er[0]);
-        if (pid > 0)
-            waitpid(pid, NULL, 0);
-        errno = pid < 0 ? fork_errno : exec_errno;
+        errno = e;
         return dv__errsys(err, "launch: %s", argv[0]);
     }
     fcntl(er[0], F_SETFL, O_NONBLOCK);
+    if (keep_stdin)
+        fcntl(in[1], F_SETFL, O_NONBLOCK);
     child->pid = pid;
     child->err_fd = er[0];
+    child->in_fd = keep_stdin ? in[1] : -1;
     return 0;
+}
+
+int dv__launch_spawn(char *const *argv, const char *stdin_text, int out_fd,
+                     dv_launch_child_t *child, dv_error_t *err)
+{
+    return spawn_with_text(argv, stdin_text, out_fd, 0, child, err);
+}
+
+int dv__launch_spawn_open(char *const *argv, const char *stdin_text, int out_fd,
+                          dv_launch_child_t *child, dv_error_t *err)
+{
+    return spawn_with_text(argv, stdin_text, out_fd, 1, child, err);
 }

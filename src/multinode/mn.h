@@ -3,10 +3,12 @@
  * node runs (processes of the node asking for starts elsewhere, processes
  * started here for other nodes, their output), the head and the agent.
  *
- * Topology: a star. Every agent has one CURVE DEALER to the head's ROUTER;
- * a message names its source and destination node and the head forwards
- * those not meant for itself. Processes reach their node's service over
- * rundir/agent.sock (the runtime's unix-socket messages, msg.h). */
+ * Topology: every agent has one CURVE DEALER to the head's ROUTER; a
+ * message names its source and destination node and the head forwards
+ * those not meant for itself. The launch, the welcome and the head's
+ * broadcasts go down a k-ary tree of agents (mn_tree.h). Processes reach
+ * their node's service over rundir/agent.sock (the runtime's unix-socket
+ * messages, msg.h). */
 #ifndef DROVER_MULTINODE_MN_H
 #define DROVER_MULTINODE_MN_H
 
@@ -56,6 +58,11 @@ enum {
     MN_ENV,      /* bytes: its environment, entries ending in '\0' */
 };
 
+/* Field tags of node loss (40-44). */
+enum {
+    MN_KEEP = 40, /* u64 1 in a NODE_LOST: the job goes on (--keep-going) */
+};
+
 /* Heartbeats: one a second each way; this many seconds of silence mean
  * the peer is gone. */
 #define MN_HEARTBEAT_S 1.0
@@ -91,8 +98,12 @@ void mn_svc_on_wire(mn_svc_t *s, const dv_wire_view_t *v);
 /* A process this node started was reaped (status as waitpid's). */
 void mn_svc_reaped(mn_svc_t *s, pid_t pid, int status);
 
-/* Node `node` is gone: processes started there end as killed. */
-void mn_svc_node_lost(mn_svc_t *s, int node);
+/* Node `node` is gone: processes started there end as killed. keep: the
+ * job goes on without it (--keep-going): first the node is marked in
+ * rundir/lost (one byte per node, 1: lost; dv_node_lost reads it), so
+ * that whoever sees those processes end knows why, and from then on
+ * starts and object operations meant for it fail at once. */
+void mn_svc_node_lost(mn_svc_t *s, int node, int keep);
 
 /* The job is over: forward what the processes left in the output pipes,
  * credit or not (mn_out.h). */
@@ -149,6 +160,7 @@ struct mn_head_opts {
     int label;
     int slurm;       /* launch through srun */
     int slurm_nodes; /* --nodes (0: every node of the allocation) */
+    int keep_going;  /* a lost node does not end the job */
 };
 typedef struct mn_head mn_head_t;
 

@@ -5,7 +5,8 @@
  * hands out the node table, then, in a thread beside the supervision of
  * the main process, routes messages between nodes, serves node 0's
  * processes (mn_svc), prints the output of every node (--label), and
- * watches the heartbeats; a lost node ends the job. */
+ * watches the heartbeats; a lost node ends the job (with --keep-going the
+ * job goes on without it). */
 #define _GNU_SOURCE
 #include "multinode/mn_head.h"
 
@@ -22,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -101,6 +103,24 @@ int mn_token_write(const char *rundir, const uint8_t *token)
 
 /* ---- sending ---- */
 
+void head_stats(mn_head_t *h, const char *phase)
+{
+    const char *on = getenv("DROVER_WIREUP_STATS");
+    struct rusage ru;
+    if (!on || !*on || getrusage(RUSAGE_SELF, &ru) < 0)
+        return;
+    double u = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6;
+    double s = (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec * 1e-6;
+    int agents = h->n > 1 ? h->n - 1 : 1;
+    fprintf(stderr,
+            "drover: run: wire-up: %s: %d nodes, %.3f s, head cpu %.3f s "
+            "(user %.3f, sys %.3f), sent %llu bytes in %llu messages, %.0f "
+            "bytes per agent\n",
+            phase, h->n, mn_now() - h->t0, u + s, u, s,
+            (unsigned long long)h->sent_bytes, (unsigned long long)h->sent_msgs,
+            (double)h->sent_bytes / agents);
+}
+
 int send_to(mn_head_t *h, int dst, dv_wire_buf_t *b)
 {
     if (dst <= 0 || dst >= h->n || !h->nd[dst].hello || h->nd[dst].dead) {
@@ -108,8 +128,52 @@ int send_to(mn_head_t *h, int dst, dv_wire_buf_t *b)
         errno = EHOSTUNREACH;
         return -1;
     }
+    h->sent_bytes += b->len;
+    h->sent_msgs++;
     return dv__transport_send(h->router, h->nd[dst].peer, h->nd[dst].peer_len,
                               b, NULL);
+}
+
+int node_of(mn_head_t *h, const dv_transport_msg_t *m)
+{
+    int src = (int)mn_get_i64(&m->view, MN_SRC, -1);
+    if (src <= 0 || src >= h->n || !h->nd[src].hello ||
+        h->nd[src].peer_len != m->peer_len ||
+        memcmp(h->nd[src].peer, m->peer, m->peer_len))
+        return -1;
+    return src;
+}
+
+static void send_bcast(mn_head_t *h, int dst, int type, int index, int shutdown)
+{
+    dv_wire_buf_t b;
+    if (mn_msg_begin(&b, type, 0, dst) < 0)
+        return;
+    if (index >= 0)
+        dv__wire_put_u64(&b, MN_INDEX, (uint64_t)index);
+    if (shutdown)
+        dv__wire_put_u64(&b, MN_SHUTDOWN, 1);
+    if (type == DV_WIRE_NODE_LOST && h->o.keep_going)
+        dv__wire_put_u64(&b, MN_KEEP, 1);
+    if (dv__wire_end(&b, NULL) == 0)
+        send_to(h, dst, &b);
+    dv__wire_buf_release(&b);
+}
+
+static void bcast_below(mn_head_t *h, int i, int type, int index, int shutdown)
+{
+    int first, end;
+    mn_tree_children(i, h->k, h->n, &first, &end);
+    for (int c = first; c < end; c++)
+        if (!h->nd[c].dead)
+            send_bcast(h, c, type, index, shutdown);
+        else
+            bcast_below(h, c, type, index, shutdown);
+}
+
+void head_broadcast(mn_head_t *h, int type, int index, int shutdown)
+{
+    bcast_below(h, 0, type, index, shutdown);
 }
 
 /* mn_svc's sender: node 0's own messages go to their MN_DST. */
@@ -275,17 +339,6 @@ void on_local(mn_head_t *h, const dv_wire_view_t *v)
 
 /* ---- failures ---- */
 
-static void send_node_lost(mn_head_t *h, int dst, int lost)
-{
-    dv_wire_buf_t b;
-    if (mn_msg_begin(&b, DV_WIRE_NODE_LOST, 0, dst) < 0)
-        return;
-    dv__wire_put_u64(&b, MN_INDEX, (uint64_t)lost);
-    if (dv__wire_end(&b, NULL) == 0)
-        send_to(h, dst, &b);
-    dv__wire_buf_release(&b);
-}
-
 /* Through the writer while it runs (a paused reader of our stderr must
  * not hold up the data port's door), else straight out. */
 void mn_head_log(void *arg, const char *line)
@@ -310,13 +363,17 @@ void node_failed(mn_head_t *h, int i, const char *why)
     if (d->dead)
         return;
     d->dead = 1;
-    if (!h->failed)
+    if (h->o.keep_going)
+        head_say(h, "drover: run: %s: %s (node lost, the job goes on)",
+                 d->info.hostname, why);
+    else if (!h->failed)
         head_say(h, "drover: run: %s: %s", d->info.hostname, why);
+    mn_svc_node_lost(h->svc, i, h->o.keep_going);
+    /* The other nodes' requests to it. */
+    head_broadcast(h, DV_WIRE_NODE_LOST, i, 0);
+    if (h->o.keep_going)
+        return;
     h->failed = 1;
-    mn_svc_node_lost(h->svc, i);
-    for (int j = 1; j < h->n; j++) /* the other nodes' requests to it */
-        if (!h->nd[j].dead)
-            send_node_lost(h, j, i);
     /* The job's processes get the grace period to see the node's processes
      * as killed (pool items failed, joins answered); then the supervision
      * tears the job down. */
@@ -373,6 +430,48 @@ int name_why(const char *name, char *why, size_t cap)
     return -1;
 }
 
+/* ---- the hostnames said so far: a hash set of node indexes ---- */
+
+static size_t name_slot(const char *s, size_t cap)
+{
+    uint64_t x = 1469598103934665603ull; /* FNV-1a */
+    for (; *s; s++)
+        x = (x ^ (uint8_t)*s) * 1099511628211ull;
+    return (size_t)x & (cap - 1);
+}
+
+/* The node whose hello gave this hostname (node 0: its own), or -1. */
+static int name_find(mn_head_t *h, const char *host)
+{
+    if (!h->names)
+        return strcmp(h->nd[0].info.hostname, host) ? -1 : 0;
+    for (size_t s = name_slot(host, h->names_cap); h->names[s] >= 0;
+         s = (s + 1) & (h->names_cap - 1))
+        if (!strcmp(h->nd[h->names[s]].info.hostname, host))
+            return h->names[s];
+    return -1;
+}
+
+static int name_add(mn_head_t *h, int i)
+{
+    if (!h->names) {
+        size_t cap = 16;
+        while (cap < 2 * (size_t)h->n)
+            cap *= 2;
+        if (!(h->names = malloc(cap * sizeof(int))))
+            return -1;
+        memset(h->names, 0xff, cap * sizeof(int)); /* -1 */
+        h->names_cap = cap;
+        if (i != 0 && name_add(h, 0) < 0)
+            return -1;
+    }
+    size_t s = name_slot(h->nd[i].info.hostname, h->names_cap);
+    while (h->names[s] >= 0)
+        s = (s + 1) & (h->names_cap - 1);
+    h->names[s] = i;
+    return 0;
+}
+
 int check_hello(mn_head_t *h, const dv_transport_msg_t *m, int *idx, char *why,
                 size_t cap)
 {
@@ -397,15 +496,18 @@ int check_hello(mn_head_t *h, const dv_transport_msg_t *m, int *idx, char *why,
     }
     if (name_why(host, why, cap) < 0)
         return -1;
-    for (int k = 0; k < h->n; k++)
-        if ((h->nd[k].hello || k == 0) &&
-            !strcmp(h->nd[k].info.hostname, host)) {
-            snprintf(why, cap, "duplicate hostname '%s' (also node %d)", host,
-                     k);
-            return -1;
-        }
+    int other = name_find(h, host);
+    if (other >= 0) {
+        snprintf(why, cap, "duplicate hostname '%s' (also node %d)", host,
+                 other);
+        return -1;
+    }
     struct node *d = &h->nd[i];
     snprintf(d->info.hostname, sizeof(d->info.hostname), "%s", host);
+    if (name_add(h, i) < 0) {
+        snprintf(why, cap, "out of memory");
+        return -1;
+    }
     dv__wire_get_str(v, MN_ADDR, d->info.address, sizeof(d->info.address),
                      NULL);
     d->info.uid = (uint64_t)mn_get_i64(v, MN_UID, 0);
@@ -417,5 +519,6 @@ int check_hello(mn_head_t *h, const dv_transport_msg_t *m, int *idx, char *why,
     d->peer_len = m->peer_len;
     d->hello = 1;
     d->seen = mn_now();
+    h->hellos++;
     return 0;
 }

@@ -8,6 +8,7 @@
 #include "multinode/launch.h"
 #include "multinode/mn.h"
 #include "multinode/mn_out.h"
+#include "multinode/mn_tree.h"
 
 struct node {
     dv_node_info_t info;
@@ -53,9 +54,30 @@ struct mn_head {
     uint64_t *acked; /* per node: credit back from out, not yet passed on */
     size_t credit;   /* mn_out_credit(n) */
     size_t local_unacked; /* node 0's pipes: bytes read, not yet written */
+    uint64_t sent_bytes;  /* control-plane bytes the head sent (wire.h) */
+    uint64_t sent_msgs;
+    double t0;  /* mn_now() at mn_head_start */
+    int k;      /* the tree's fanout (mn_tree.h; 0: star) */
+    int hellos; /* agents that said hello */
+    int *names; /* hash set of the hostnames said (node indexes, -1) */
+    size_t names_cap;
+    zmq_pollitem_t *items; /* the loop's poll set (mn_head_loop.c) */
+    int *map;
+    int items_cap;
 };
 
+/* With DROVER_WIREUP_STATS set: one line on stderr for the end of a
+ * phase of the wire-up (seconds since the start, the head's own CPU
+ * seconds from getrusage, control-plane bytes it sent, per agent). */
+void head_stats(mn_head_t *h, const char *phase);
 int send_to(mn_head_t *h, int dst, dv_wire_buf_t *b);
+/* The node that sent m: its MN_SRC, when that node said hello from m's
+ * peer (O(1)); else -1. */
+int node_of(mn_head_t *h, const dv_transport_msg_t *m);
+/* A broadcast (type; MN_INDEX index unless < 0; MN_SHUTDOWN): to the
+ * head's children in the tree, which pass it on, and past a dead node to
+ * its children. */
+void head_broadcast(mn_head_t *h, int type, int index, int shutdown);
 int head_send(void *arg, int dst, dv_wire_buf_t *b);
 void send_simple(mn_head_t *h, int dst, int type, int shutdown);
 /* n bytes of node's stream (1, 2), which are also its credit (mn_out.h);

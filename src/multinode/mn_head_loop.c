@@ -29,13 +29,17 @@ static void forward(mn_head_t *h, dv_transport_msg_t *m, int dst)
     send_to(h, dst, &b);
 }
 
-static int node_of_peer(mn_head_t *h, const dv_transport_msg_t *m)
+/* Agent p's child c (in the tree) is gone: its launch ended. */
+static void on_tree_lost(mn_head_t *h, int p, const dv_wire_view_t *v)
 {
-    for (int i = 1; i < h->n; i++)
-        if (h->nd[i].peer_len == m->peer_len &&
-            !memcmp(h->nd[i].peer, m->peer, m->peer_len))
-            return i;
-    return -1;
+    int c = (int)mn_get_i64(v, MN_INDEX, -1);
+    char text[200] = "", why[300];
+    dv__wire_get_str(v, MN_TEXT, text, sizeof(text), NULL);
+    if (c <= 0 || c >= h->n || mn_tree_parent(c, h->k) != p || h->nd[c].dead)
+        return;
+    snprintf(why, sizeof(why), "agent exited%s%s", text[0] ? ": " : "", text);
+    h->nd[c].gone = 1;
+    node_failed(h, c, why);
 }
 
 static void on_router(mn_head_t *h)
@@ -44,12 +48,13 @@ static void on_router(mn_head_t *h)
     for (int k = 0; k < 256; k++) {
         if (dv__transport_recv(h->router, &m, 0, NULL) < 0)
             return;
-        int from = node_of_peer(h, &m);
-        int src = (int)mn_get_i64(&m.view, MN_SRC, -1);
+        int from = node_of(h, &m); /* MN_SRC, checked against the peer */
         int dst = (int)mn_get_i64(&m.view, MN_DST, -1);
-        if (from > 0 && src == from && !h->nd[from].dead) {
+        if (from > 0 && !h->nd[from].dead) {
             h->nd[from].seen = mn_now();
-            if (dst == 0)
+            if (m.view.type == DV_WIRE_TREE_LOST)
+                on_tree_lost(h, from, &m.view);
+            else if (dst == 0)
                 on_local(h, &m.view);
             else if (dst > 0 && dst < h->n)
                 forward(h, &m, dst);
@@ -169,14 +174,15 @@ static void on_written(mn_head_t *h)
 /* One round of the loop. Returns 1 when asked to stop. */
 static int loop_once(mn_head_t *h, int stopping, int timeout_ms)
 {
-    zmq_pollitem_t it[512];
-    int map[512], ni = 0;
+    zmq_pollitem_t *it = h->items;
+    int *map = h->map, ni = 0, first, end;
+    mn_tree_children(0, h->k, h->n, &first, &end);
     it[ni++] = (zmq_pollitem_t){h->router, 0, ZMQ_POLLIN, 0};
     it[ni++] = (zmq_pollitem_t){NULL, h->stop[0], ZMQ_POLLIN, 0};
     it[ni++] = (zmq_pollitem_t){NULL, h->reap[0], ZMQ_POLLIN, 0};
     it[ni++] = (zmq_pollitem_t){NULL, mn_out_fd(h->out), ZMQ_POLLIN, 0};
     int first_launch = ni;
-    for (int i = 1; i < h->n && ni < 256; i++)
+    for (int i = first; i < end; i++) /* the launches of its children */
         if (h->nd[i].ch.err_fd >= 0) {
             map[ni] = i;
             it[ni++] =
@@ -189,7 +195,7 @@ static int loop_once(mn_head_t *h, int stopping, int timeout_ms)
             it[ni++] = (zmq_pollitem_t){NULL, h->local_out[s], ZMQ_POLLIN, 0};
         }
     int first_svc = ni;
-    ni += mn_svc_poll_items(h->svc, it + ni, 512 - ni);
+    ni += mn_svc_poll_items(h->svc, it + ni, h->items_cap - ni);
     if (zmq_poll(it, ni, timeout_ms) < 0)
         return 0;
     if (it[0].revents || h->router)
@@ -223,12 +229,10 @@ static void *head_thread(void *arg)
     mn_head_t *h = arg;
     while (!loop_once(h, 0, 200))
         ;
-    for (int i = 1; i < h->n; i++) {
-        if (!h->nd[i].dead)
-            send_simple(h, i, DV_WIRE_KILL, 1);
-        else if (h->nd[i].ch.pid > 0 && !h->nd[i].gone)
+    head_broadcast(h, DV_WIRE_KILL, -1, 1); /* down the tree */
+    for (int i = 1; i < h->n; i++)
+        if (h->nd[i].dead && h->nd[i].ch.pid > 0 && !h->nd[i].gone)
             kill(h->nd[i].ch.pid, SIGKILL); /* its launcher (ssh, nsenter) */
-    }
     double end = mn_now() + dv__grace_s() + 3;
     while (agents_left(h) && mn_now() < end)
         loop_once(h, 1, 50);
@@ -243,7 +247,13 @@ int mn_head_run(mn_head_t *h)
     h->next_beat = mn_now();
     h->credit = mn_out_credit(h->n);
     mn_out_t *o = NULL;
-    if (!(h->acked = calloc((size_t)h->n, sizeof(*h->acked))) ||
+    int first, end;
+    mn_tree_children(0, h->k, h->n, &first, &end);
+    h->items_cap = 4 + (end - first) + 2 + 512; /* + node 0's service */
+    h->items = calloc((size_t)h->items_cap, sizeof(*h->items));
+    h->map = calloc((size_t)h->items_cap, sizeof(*h->map));
+    if (!h->items || !h->map ||
+        !(h->acked = calloc((size_t)h->n, sizeof(*h->acked))) ||
         !(o = mn_out_create(h->n, NULL)))
         return -1;
     pthread_mutex_lock(&h->log_mu);
@@ -308,6 +318,9 @@ int mn_head_finish(mn_head_t **hp)
                 "written\n",
                 (unsigned long long)lost);
     free(h->acked);
+    free(h->items);
+    free(h->map);
+    free(h->names);
     mn_data_stop(&h->data);
     if (h->dfd >= 0)
         close(h->dfd);

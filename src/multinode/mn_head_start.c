@@ -55,7 +55,7 @@ static char **agent_cmd(mn_head_t *h, int index, char *self, size_t cap)
         return NULL;
     self[k] = 0;
     snprintf(idx, sizeof(idx), "%d", index);
-    char **cmd = calloc(12, sizeof(char *));
+    char **cmd = calloc(14, sizeof(char *));
     if (!cmd)
         return NULL;
     int n = 0;
@@ -63,6 +63,8 @@ static char **agent_cmd(mn_head_t *h, int index, char *self, size_t cap)
     cmd[n++] = "agent";
     cmd[n++] = "--head";
     cmd[n++] = h->endpoint;
+    if (h->k > 0 && index >= 0)
+        cmd[n++] = "--tree"; /* its launch plan follows the keys */
     cmd[n++] = "--job";
     cmd[n++] = (char *)dv__job_id();
     if (index >= 0) {
@@ -104,13 +106,34 @@ static int launched_ok(mn_head_t *h, int ep, int i, dv_error_t *err)
     return 0;
 }
 
+static const char *host_at(void *arg, int i)
+{
+    return ((mn_head_t *)arg)->hosts[i];
+}
+
+/* The launch's stdin: the keys, and in a tree the plan of its subtree. */
+static char *launch_stdin(mn_head_t *h, int i, const char *keys,
+                          const char *tmpl, dv_error_t *err)
+{
+    if (h->k > 0)
+        return mn_tree_stdin(keys, i, h->k, h->n, h->o.wireup_timeout_s, tmpl,
+                             host_at, h, err);
+    char *t = strdup(keys);
+    if (!t)
+        dv__errprintf(err, ENOMEM, "out of memory");
+    return t;
+}
+
+/* The head launches its children in the tree (star: every agent); each
+ * agent launches its own. */
 static int launch_hostfile(mn_head_t *h, const char *keys, dv_error_t *err)
 {
     char self[PATH_MAX];
     const char *tmpl =
         h->o.launch_cmd ? h->o.launch_cmd : DV_LAUNCH_DEFAULT_TEMPLATE;
-    int ep = epoll_create1(EPOLL_CLOEXEC), r = 0;
-    for (int i = 1; i < h->n && r == 0; i++) {
+    int ep = epoll_create1(EPOLL_CLOEXEC), r = 0, first, end;
+    mn_tree_children(0, h->k, h->n, &first, &end);
+    for (int i = first; i < end && r == 0; i++) {
         char **cmd = agent_cmd(h, i, self, sizeof(self));
         if (!cmd) {
             r = dv__errsys(err, "cannot find the drover binary");
@@ -123,7 +146,15 @@ static int launch_hostfile(mn_head_t *h, const char *keys, dv_error_t *err)
             break;
         }
         dv_error_t e;
-        r = dv__launch_spawn(argv, keys, -1, &h->nd[i].ch, &e);
+        char *in = launch_stdin(h, i, keys, tmpl, err);
+        if (!in) {
+            dv__launch_argv_free(argv);
+            r = -1;
+            break;
+        }
+        r = dv__launch_spawn(argv, in, -1, &h->nd[i].ch, &e);
+        explicit_bzero(in, strlen(in));
+        free(in);
         dv__launch_argv_free(argv);
         if (r < 0)
             r = dv__errprintf(err, errno, "%s: launch failed: %s", h->hosts[i],
@@ -204,6 +235,15 @@ static int wireup_message(mn_head_t *h, dv_error_t *err)
                               i > 0 ? host_of(h, i) : "agent", why);
         else
             send_simple(h, i, DV_WIRE_HEARTBEAT, 0);
+    } else if (m.view.type == DV_WIRE_TREE_LOST && node_of(h, &m) > 0) {
+        /* A launch in the tree ended before its agent said hello. */
+        int p = node_of(h, &m), c = (int)mn_get_i64(&m.view, MN_INDEX, -1);
+        char why[200] = "the launch command exited";
+        dv__wire_get_str(&m.view, MN_TEXT, why, sizeof(why), NULL);
+        if (c > 0 && c < h->n && mn_tree_parent(c, h->k) == p &&
+            !h->nd[c].hello)
+            r = dv__errprintf(err, EHOSTDOWN, "%s: launch failed: %s",
+                              host_of(h, c), why);
     }
     dv__transport_msg_close(&m);
     return r;
@@ -252,10 +292,7 @@ static int wireup_launcher(mn_head_t *h, int i, dv_error_t *err)
         return 0;
     close(d->ch.err_fd);
     d->ch.err_fd = -1;
-    int all = 1;
-    for (int k = 1; k < h->n; k++)
-        all &= h->nd[k].hello;
-    if (all)
+    if (h->hellos == h->n - 1)
         return 0;
     const char *who = h->hosts ? host_of(h, i) : "srun";
     if (!h->hosts) {
@@ -270,14 +307,32 @@ static int wireup_launcher(mn_head_t *h, int i, dv_error_t *err)
                                        : "the launch command exited");
 }
 
+static int wait_hellos_in(mn_head_t *h, zmq_pollitem_t *it, int *map,
+                          dv_error_t *err);
+
 static int wait_hellos(mn_head_t *h, dv_error_t *err)
 {
+    int first, end;
+    mn_tree_children(0, h->k, h->n, &first, &end);
+    zmq_pollitem_t *it = malloc((size_t)(end - first + 1) * sizeof(*it));
+    int *map = malloc((size_t)(end - first + 1) * sizeof(*map));
+    int r = it && map ? wait_hellos_in(h, it, map, err)
+                      : dv__errprintf(err, ENOMEM, "out of memory");
+    free(it);
+    free(map);
+    return r;
+}
+
+/* Until every agent said hello: hellos, the launchers of the head's
+ * children, the wire-up timeout. */
+static int wait_hellos_in(mn_head_t *h, zmq_pollitem_t *it, int *map,
+                          dv_error_t *err)
+{
     double deadline = mn_now() + h->o.wireup_timeout_s;
+    int first, end;
+    mn_tree_children(0, h->k, h->n, &first, &end);
     for (;;) {
-        int left = 0;
-        for (int i = 1; i < h->n; i++)
-            left += !h->nd[i].hello;
-        if (!left)
+        if (h->hellos == h->n - 1)
             return 0;
         if (stop_pending())
             return dv__errprintf(err, EINTR, "interrupted during wire-up");
@@ -293,10 +348,9 @@ static int wait_hellos(mn_head_t *h, dv_error_t *err)
                 err, ETIMEDOUT, "%s: no answer within %g s%s%s", miss,
                 h->o.wireup_timeout_s, *last ? ": " : "", last);
         }
-        zmq_pollitem_t it[1 + 256];
-        int ni = 0, map[257];
+        int ni = 0;
         it[ni++] = (zmq_pollitem_t){h->router, 0, ZMQ_POLLIN, 0};
-        for (int i = 1; i < h->n && ni < 257; i++)
+        for (int i = first; i < end; i++)
             if (h->nd[i].ch.pid && h->nd[i].ch.err_fd >= 0) {
                 map[ni] = i;
                 it[ni++] =
@@ -345,7 +399,13 @@ static int write_table(mn_head_t *h, const char *rundir, char *text, size_t cap)
 static int send_welcome(mn_head_t *h, const char *table, const char *prog,
                         char *const *argv)
 {
-    for (int i = 1; i < h->n; i++) {
+    int first, end;
+    mn_tree_children(0, h->k, h->n, &first, &end);
+    double now = mn_now();
+    for (int i = 1; i < h->n; i++) /* their heartbeats count from now */
+        h->nd[i].seen = now;
+    /* To the head's children, which pass it on down the tree. */
+    for (int i = first; i < end; i++) {
         dv_wire_buf_t b;
         if (mn_msg_begin(&b, DV_WIRE_WELCOME, 0, i) < 0)
             return -1;
@@ -360,7 +420,6 @@ static int send_welcome(mn_head_t *h, const char *table, const char *prog,
         }
         if (dv__wire_end(&b, NULL) < 0 || send_to(h, i, &b) < 0)
             return -1;
-        h->nd[i].seen = mn_now();
     }
     return 0;
 }
@@ -511,16 +570,21 @@ mn_head_t *mn_head_start(const struct mn_head_opts *o, const char *rundir,
         return NULL;
     }
     h->o = *o;
+    h->t0 = mn_now();
     pthread_mutex_init(&h->log_mu, NULL);
     h->stop[0] = h->stop[1] = h->reap[0] = h->reap[1] = -1;
     h->dfd = -1;
     h->local_out[0] = h->local_out[1] = h->local_out[2] = -1;
     if (node_set(h, err) < 0)
         goto fail;
+    /* srun starts every agent itself: a star. */
+    h->k = h->o.slurm ? 0 : mn_tree_fanout(err);
+    if (h->k < 0)
+        goto fail;
     if (!(h->nd = calloc((size_t)h->n, sizeof(*h->nd))))
         goto fail;
     for (int i = 0; i < h->n; i++)
-        h->nd[i].ch.err_fd = -1;
+        h->nd[i].ch.err_fd = h->nd[i].ch.in_fd = -1;
     self_info(h);
     char why[200];
     if (name_why(h->nd[0].info.hostname, why, sizeof(why)) < 0) {
@@ -534,8 +598,11 @@ mn_head_t *mn_head_start(const struct mn_head_opts *o, const char *rundir,
         dv__keys_format(&h->keys, keys);
         int r = head_setup(h, keys, err);
         memset(keys, 0, sizeof(keys));
+        if (r == 0)
+            head_stats(h, "launched");
         if (r < 0 || wait_hellos(h, err) < 0)
             goto fail;
+        head_stats(h, "hellos");
     }
     program_path(prog_argv[0], prog, sizeof(prog));
     if (write_table(h, rundir, table, sizeof(table)) < 0 ||
@@ -543,6 +610,8 @@ mn_head_t *mn_head_start(const struct mn_head_opts *o, const char *rundir,
         dv__errsys(err, "cannot hand out the node table");
         goto fail;
     }
+    if (h->n > 1)
+        head_stats(h, "welcomed");
     if (pipe2(h->stop, O_CLOEXEC) < 0 || pipe2(h->reap, O_CLOEXEC) < 0)
         goto fail;
     fcntl(h->reap[0], F_SETFL, O_NONBLOCK);

@@ -67,6 +67,8 @@ struct mn_svc {
     char *origin_cwd, *origin_env; /* mn_svc_set_origin(), or NULL */
     size_t origin_len;
     int lfd;
+    int lostfd;           /* rundir/lost (DV_LOST_FILE), or -1 */
+    char *lost;           /* per node: 1 once lost with the job going on */
     int outr[3], outw[3]; /* [1], [2]: pipes of stdout/stderr, or -1 */
     struct client *cl;
     int ncl;
@@ -121,6 +123,19 @@ static int svc_send(mn_svc_t *s, dv_wire_buf_t *b)
     return s->send(s->send_arg, -1, b); /* dst: MN_DST */
 }
 
+/* rundir/lost, n bytes of 0, before any process of the node looks. */
+static int lost_file_create(mn_svc_t *s, const char *rundir, dv_error_t *err)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/%s", rundir, DV_LOST_FILE);
+    if (!(s->lost = calloc((size_t)s->n, 1)))
+        return dv__errprintf(err, ENOMEM, "out of memory");
+    s->lostfd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (s->lostfd < 0 || ftruncate(s->lostfd, (off_t)s->n) < 0)
+        return dv__errsys(err, "%s", path);
+    return 0;
+}
+
 mn_svc_t *mn_svc_create(int self, int n, const char *rundir, const char *prog,
                         char *const *argv, int out_fds, mn_send_f send,
                         void *send_arg, dv_error_t *err)
@@ -137,6 +152,7 @@ mn_svc_t *mn_svc_create(int self, int n, const char *rundir, const char *prog,
     s->next_rid = 1;
     s->credit = mn_out_credit(n);
     s->lfd = -1;
+    s->lostfd = -1;
     s->done[0] = s->done[1] = -1;
     if (pipe2(s->done, O_CLOEXEC) < 0) {
         dv__errsys(err, "pipe");
@@ -158,6 +174,8 @@ mn_svc_t *mn_svc_create(int self, int n, const char *rundir, const char *prog,
         goto fail;
     }
     snprintf(s->path, sizeof(s->path), "%s", sa.sun_path);
+    if (lost_file_create(s, rundir, err) < 0)
+        goto fail;
     s->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (s->lfd < 0 || bind(s->lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
         listen(s->lfd, SOMAXCONN) < 0) {
@@ -193,6 +211,9 @@ void mn_svc_destroy(mn_svc_t **sp)
         unlink(s->path);
     }
     objops_drain(s);
+    if (s->lostfd >= 0)
+        close(s->lostfd);
+    free(s->lost);
     for (int i = 0; i < 2; i++)
         if (s->done[i] >= 0)
             close(s->done[i]);
@@ -293,6 +314,11 @@ static int client_rstart(mn_svc_t *s, int c, dv__msgr_t *r)
         reply(s, c, 0, EPROTO, "malformed remote start");
         return 0;
     }
+    if (s->lost[node]) {
+        atomic_store(&tab[slot].state, DV_PS_FREE);
+        reply(s, c, 0, EHOSTDOWN, "the node is lost");
+        return 0;
+    }
     if (s->nrq == s->caprq) {
         int cap = s->caprq ? 2 * s->caprq : 64;
         struct req *n = realloc(s->rq, (size_t)cap * sizeof(*n));
@@ -347,6 +373,10 @@ static void client_objop(mn_svc_t *s, int c, dv__msgr_t *r)
     if (r->bad || hl != sizeof(dv_handle_t) || node < 0 || node >= s->n ||
         node == s->self) {
         reply(s, c, 0, EPROTO, "malformed object operation");
+        return;
+    }
+    if (s->lost[node]) {
+        reply(s, c, 0, EHOSTDOWN, "the object's node is lost");
         return;
     }
     dv_wire_buf_t b;
@@ -759,6 +789,7 @@ static pid_t spawn_task(mn_svc_t *s, const char *task, const void *arg,
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGPIPE, SIG_DFL); /* the agent ignores it */
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != self)
             _exit(127);
@@ -916,7 +947,8 @@ void mn_svc_on_wire(mn_svc_t *s, const dv_wire_view_t *v)
         break;
     case DV_WIRE_NODE_LOST:
         if (src == 0)
-            mn_svc_node_lost(s, (int)mn_get_i64(v, MN_INDEX, -1));
+            mn_svc_node_lost(s, (int)mn_get_i64(v, MN_INDEX, -1),
+                             mn_get_i64(v, MN_KEEP, 0) == 1);
         break;
     case DV_WIRE_ERROR:
         if (r && !r->started && r->node == src) {
@@ -933,8 +965,18 @@ void mn_svc_on_wire(mn_svc_t *s, const dv_wire_view_t *v)
     }
 }
 
-void mn_svc_node_lost(mn_svc_t *s, int node)
+void mn_svc_node_lost(mn_svc_t *s, int node, int keep)
 {
+    if (node < 0 || node >= s->n || node == s->self)
+        return;
+    if (keep && !s->lost[node]) {
+        char one = 1;
+        s->lost[node] = 1;
+        /* Failing that, the node's processes see its processes as killed,
+         * not why. */
+        if (pwrite(s->lostfd, &one, 1, (off_t)node) != 1)
+            errno = EIO;
+    }
     for (int i = s->nrq - 1; i >= 0; i--)
         if (s->rq[i].node == node)
             req_done(s, &s->rq[i], -SIGKILL);

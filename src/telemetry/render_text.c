@@ -70,6 +70,11 @@ double dv__telem_load_percent(const dv_telem_sample_t *s)
     return strtod(tmp, NULL);
 }
 
+int dv_telem_sample_note_only(const dv_telem_sample_t *s)
+{
+    return s->note[0] && !s->valid && s->ngpus == 0;
+}
+
 int dv_telem_lines_write(FILE *out, const dv_telem_sample_t *s)
 {
     char load[40];
@@ -77,6 +82,8 @@ int dv_telem_lines_write(FILE *out, const dv_telem_sample_t *s)
                      sizeof(load));
     if (s->note[0])
         fprintf(out, "nodename: %s note: %s\n", s->node, s->note);
+    if (dv_telem_sample_note_only(s))
+        return ferror(out) ? -1 : 0;
     if (s->ngpus == 0)
         fprintf(out, "nodename: %s cpu load average 1 minute: %s\n", s->node,
                 load);
@@ -168,7 +175,7 @@ static bar_node_t *find_node(dv_telem_bars_t *b, const char *name, uint64_t t0,
     }
     bar_node_t *n = &b->nodes[b->nnodes];
     memset(n, 0, sizeof(*n));
-    if (!(n->last = malloc(sizeof(*n->last)))) {
+    if (!(n->last = calloc(1, sizeof(*n->last)))) {
         dv__errprintf(err, ENOMEM, "bars: out of memory");
         return NULL;
     }
@@ -243,7 +250,8 @@ int dv_telem_bars_update(dv_telem_bars_t *b, const dv_telem_sample_t *s,
         bar_node_t *n = find_node(b, s->node, s->time_ns, err);
         if (!n)
             return -1;
-        *n->last = *s;
+        if (!dv_telem_sample_note_only(s) || !n->last->node[0])
+            *n->last = *s; /* a note keeps the last reading */
         if (n->last->time_ns < n->t0)
             n->last->time_ns = n->t0;
         redraw(b, s);

@@ -159,6 +159,11 @@ int dv_telem_monitor_run(dv_telem_sampler_t *s, double interval_s, long count,
  * Returns the length written (buf of at least 32 bytes). */
 int dv_telem_pyfloat(double x, char *buf, size_t cap);
 
+/* A sample that only carries a note about its node (no reading: valid 0,
+ * no GPU), e.g. "node lost": the renderers show the note alone and the
+ * bars keep the node's last reading. */
+int dv_telem_sample_note_only(const dv_telem_sample_t *s);
+
 /* The seed's lines: one per GPU, or one without GPUs. Returns 0 or -1
  * (errno from the stream). */
 int dv_telem_lines_write(FILE *out, const dv_telem_sample_t *s);

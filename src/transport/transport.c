@@ -25,6 +25,7 @@
 #define ZAP_DOMAIN "drover"
 #define ZAP_MAX_FRAMES 8
 #define HANDSHAKE_MS 5000
+#define TRANSPORT_BACKLOG 4096 /* listen(2) backlog of a listener */
 #define MONITOR_EVENTS \
     (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
 
@@ -416,8 +417,12 @@ void *dv__transport_listen(dv_transport_t *tp, const char *endpoint,
     void *s = new_socket(tp, ZMQ_ROUTER, err);
     if (!s)
         return NULL;
-    int one = 1;
+    /* ZeroMQ's default backlog is 100: a burst of connects beyond it (a
+     * tree level of agents starting at once) has its SYNs dropped and
+     * retried after TCP's 1 s. The kernel caps it at somaxconn. */
+    int one = 1, backlog = TRANSPORT_BACKLOG;
     if (zmq_setsockopt(s, ZMQ_CURVE_SERVER, &one, sizeof(one)) != 0 ||
+        zmq_setsockopt(s, ZMQ_BACKLOG, &backlog, sizeof(backlog)) != 0 ||
         zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, tp->keys.server_secret,
                        DV_KEY_TEXT) != 0 ||
         zmq_setsockopt(s, ZMQ_ZAP_DOMAIN, ZAP_DOMAIN, strlen(ZAP_DOMAIN)) ||

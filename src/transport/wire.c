@@ -260,13 +260,27 @@ int dv__wire_get_str(const dv_wire_view_t *v, uint16_t tag, char *out, size_t n,
 const char *dv__wire_type_name(uint16_t type)
 {
     static const char *const names[] = {
-        "unknown", "hello",     "welcome",   "heartbeat",  "spawn", "exited",
-        "output",  "kill",      "error",     "ping",       "pong",  "started",
-        "obj-op",  "obj-reply", "node-lost", "output-ack",
+        "unknown",
+        "hello",
+        "welcome",
+        "heartbeat",
+        "spawn",
+        "exited",
+        "output",
+        "kill",
+        "error",
+        "ping",
+        "pong",
+        "started",
+        "obj-op",
+        "obj-reply",
+        "node-lost",
+        "output-ack",
+        [DV_WIRE_TREE_LOST] = "tree-lost",
     };
     _Static_assert(sizeof(names) / sizeof(names[0]) == DV_WIRE_TYPE_MAX + 1,
                    "a name for every message type");
-    if (type > DV_WIRE_TYPE_MAX)
+    if (type > DV_WIRE_TYPE_MAX || !names[type])
         return names[0];
     return names[type];
 }

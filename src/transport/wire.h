@@ -47,7 +47,8 @@ typedef enum {
     DV_WIRE_OBJ_REPLY = 13,  /* its result */
     DV_WIRE_NODE_LOST = 14,  /* head -> agents: a node is gone */
     DV_WIRE_OUTPUT_ACK = 15, /* head -> agent: output bytes written out */
-    DV_WIRE_TYPE_MAX = 15
+    DV_WIRE_TREE_LOST = 21,  /* agent -> head: my child's launch ended */
+    DV_WIRE_TYPE_MAX = 21
 } dv_wire_type_t;
 
 /* One field of a decoded message; data points into the decoded buffer. */

@@ -3,9 +3,18 @@
 # Left behind means: a /dev/shm/drover.* segment no live process maps or
 # holds open, a runtime directory whose agent (agent.pid) is gone, or a
 # process whose job's runtime directory is gone. (Jobs that still run, e.g. other
-# test runs on the same machine, are not counted.) Waits up to 5 s.
+# test runs on the same machine, are not counted, nor is what is older than
+# the run that started this check: ctest, our parent.) Waits up to 5 s.
 set -u
 tmp=${DROVER_TMPDIR:-${TMPDIR:-/tmp}}
+run_start=$(($(date +%s) - $(ps -o etimes= -p "$PPID")))
+
+# Whether path $1 was made or changed since the run began.
+from_this_run() {
+    local m
+    m=$(stat -c %Y "$1" 2>/dev/null) || return 1
+    [ "$m" -ge "$run_start" ]
+}
 
 scan() {
     local used dirs f p d st
@@ -28,10 +37,12 @@ scan() {
         dirs="$dirs $d"
     done
     for f in /dev/shm/drover.*; do
-        [ -e "$f" ] && ! grep -qxF "$f" <<<"$used" && echo "$f"
+        [ -e "$f" ] && from_this_run "$f" && ! grep -qxF "$f" <<<"$used" &&
+            echo "$f"
     done
     for d in "$tmp"/drover.*; do
         [ -d "$d" ] || continue
+        from_this_run "$d" || continue
         p=$(cat "$d/agent.pid" 2>/dev/null)
         [ -n "$p" ] && [ -d "/proc/$p" ] && continue
         [[ " $dirs " != *" $d "* ]] && echo "$d"
@@ -41,7 +52,7 @@ scan() {
 for i in $(seq 50); do
     left=$(scan)
     if [ -z "$left" ]; then
-        echo "no leftovers"
+        echo "no leftovers since $(date -d "@$run_start" +%T)"
         exit 0
     fi
     sleep 0.1

@@ -120,9 +120,10 @@ settled() {
 }
 
 # 120 launches after la-up's: its agent waits well over 5 s and must not
-# take the head for gone (the job then fails on the silent nodes).
+# take the head for gone (the job then fails on the silent nodes). A star
+# (DROVER_TREE_FANOUT=0): in a tree the head itself launches 16.
 hosts la-up $(seq -f "la-s%g" 1 120)
-launch ll$$ --wireup-timeout 1 -- /bin/true
+DROVER_TREE_FANOUT=0 launch ll$$ --wireup-timeout 1 -- /bin/true
 up=""
 for _ in $(seq 1200); do
     a=$(pgrep -f "drover agent --head .* --job ll$$ --index 1 " | head -n1)

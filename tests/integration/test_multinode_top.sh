@@ -54,5 +54,42 @@ rc=$?
 [ "$rc" -eq 0 ] || bad "after SIGINT: exit $rc: $(cat "$WORK/err2")"
 no_leftovers "$job2"
 ls /dev/shm | grep -q "^drover\.$job2-n" && bad "shared memory of other nodes left"
-[ "$fail" -eq 0 ] || { echo "--- out"; cat "$WORK/out"; echo "--- err"; cat "$WORK/err" "$WORK/err2"; }
+
+# --keep-going: node3's agent killed; node3 shows as lost, the others go
+# on, and SIGINT still ends it with 0.
+job3=top_mn3_$$
+timeout 60 $(dvn_nsenter_prefix 1) "$D" top --job-id "$job3" --keep-going \
+    --hostfile "$WORK/hosts" --launch-cmd "$WORK/enter.sh {host} {cmd}" \
+    -i 0.2 --plain >"$WORK/out3" 2>"$WORK/err3" &
+top_pid=$!
+wait_for "$WORK/out3" "^nodename: node3 " || bad "keep-going: node3 never shown"
+kill -9 $(pgrep -f "drover agent .*--job $job3 --index 2$")
+wait_for "$WORK/out3" "^nodename: node3 note: node lost$" ||
+    bad "keep-going: node3 not shown as lost"
+n=$(wc -l <"$WORK/out3")
+tail -n +"$((n + 1))" "$WORK/out3" >"$WORK/after"
+for i in 1 2 4; do # the others go on after the loss
+    for _ in $(seq 50); do
+        tail -n +"$((n + 1))" "$WORK/out3" >"$WORK/after"
+        grep -q "^nodename: node$i " "$WORK/after" && break
+        sleep 0.1
+    done
+    grep -q "^nodename: node$i " "$WORK/after" || bad "keep-going: node$i stopped"
+done
+main=""
+for p in $(job_procs "$job3"); do
+    pp=$(sed 's/.*) //' "/proc/$p/stat" | cut -d' ' -f2)
+    [ "$(readlink "/proc/$p/exe")" = "$B/bin/drover-top-job" ] &&
+        [ "$(readlink "/proc/$pp/exe")" != "$B/bin/drover-top-job" ] &&
+        ! grep -qz "^DROVER_TASK=" "/proc/$p/environ" && main="$main $p"
+done
+[ -n "$main" ] && kill -INT $main
+wait "$top_pid"
+rc=$?
+[ "$rc" -eq 0 ] || bad "keep-going: after SIGINT: exit $rc: $(cat "$WORK/err3")"
+rm -rf "$DROVER_TMPDIR/drover.$job3-n2"
+rm -f /dev/shm/drover."$job3"-n2.*
+no_leftovers "$job3"
+ls /dev/shm | grep -q "^drover\.$job3-n" && bad "keep-going: shared memory of other nodes left"
+[ "$fail" -eq 0 ] || { echo "--- out"; cat "$WORK/out"; echo "--- err"; cat "$WORK/err" "$WORK/err2" "$WORK/err3"; cat "$WORK/out3"; }
 exit "$fail"

@@ -71,6 +71,11 @@ static void test_init(void)
     o.init_data = &v;
     o.init_len = DV_MESSAGE_MAX;
     CHECK(dv_pool_create_ex(1, &o, &err) == NULL && errno == EMSGSIZE);
+    o.init_task = NULL;
+    o.init_len = 0;
+    o.node_retries = -2;
+    CHECK(dv_pool_create_ex(1, &o, &err) == NULL && errno == EINVAL);
+    CHECK(strstr(err.text, "node_retries") != NULL);
     /* No options at all: as dv_pool_create. */
     p = dv_pool_create_ex(1, NULL, &err);
     CHECK(p != NULL);

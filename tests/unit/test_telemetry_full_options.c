@@ -36,6 +36,9 @@ static void test_defaults(void)
     CHECK_EQ_INT(tf_options_images(&o), 1024);
     CHECK(o.interval == 1.0 && o.tail == 2.0);
     CHECK_EQ_INT(o.images, TF_IMAGES_RANDOM);
+    CHECK_EQ_INT(o.gpu_slots, 1);
+    CHECK_EQ_INT(parse(&o, &err, 3, "--gpu-slots", "3"), 0);
+    CHECK_EQ_INT(o.gpu_slots, 3);
 }
 
 static void test_values(void)
@@ -86,6 +89,7 @@ static void test_errors(void)
     expect_error("invalid float value", 3, "--gamma", "fast");
     expect_error("file:DIR", 3, "--images", "ones");
     expect_error("more than 0", 3, "--interval", "0");
+    expect_error("at least 1", 3, "--gpu-slots", "0");
 }
 
 int main(void)
