@@ -31,6 +31,11 @@ dv_add_test(test_queue_wake
   SOURCES ${CMAKE_SOURCE_DIR}/tests/unit/test_queue_wake.c
   ${dv_queue_whitebox_sources}
   LIBS drover PkgConfig::CRYPTO Threads::Threads rt LABELS tsan TIMEOUT 120)
+# Gets into the caller's buffer and lent in place (white-box: positions).
+dv_add_test(test_queue_lend
+  SOURCES ${CMAKE_SOURCE_DIR}/tests/unit/test_queue_lend.c
+  ${dv_queue_whitebox_sources}
+  LIBS drover PkgConfig::CRYPTO Threads::Threads rt LABELS tsan TIMEOUT 120)
 dv_add_test(test_event SOURCES ${CMAKE_SOURCE_DIR}/tests/unit/test_event.c
   LIBS drover LABELS tsan TIMEOUT 60)
 
