@@ -47,3 +47,6 @@ target_link_libraries(dv_mn_joinable PRIVATE drover)
 # The drover side of bench/queue.sh (run by scripts/bench).
 add_executable(queue_bench ${CMAKE_SOURCE_DIR}/bench/queue_bench.c)
 target_link_libraries(queue_bench PRIVATE drover)
+# The queue against a socketpair, a pipe and ZeroMQ ipc (bench/queue_peers.sh).
+add_executable(queue_peers ${CMAKE_SOURCE_DIR}/bench/queue_peers.c)
+target_link_libraries(queue_peers PRIVATE drover PkgConfig::ZMQ)
