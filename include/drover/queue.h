@@ -52,6 +52,42 @@ DV_API int dv_queue_putv(dv_queue_t *q, const struct iovec *iov, int n,
 DV_API int dv_queue_get(dv_queue_t *q, void **data, size_t *len,
                         double timeout_s, dv_error_t *err);
 
+/* A message lent in place by dv_queue_get_lend: data[0..len) is valid
+ * until dv_queue_lend_release, and the caller only reads it. The other
+ * fields are the queue's. */
+typedef struct dv_queue_view {
+    const void *data;
+    size_t len;
+    void *q_;   /* the queue that lent it */
+    void *buf_; /* another node's queue: the received copy */
+    unsigned long long pos_, tag_;
+} dv_queue_view_t;
+
+/* Take the oldest message without copying it: *view points into the
+ * queue's shared memory (dv_queue_get's rules and errors otherwise). Its
+ * bytes, and the ring behind them, are not reused until the taking
+ * process releases the view, so hold views briefly: while one is held,
+ * puts may wait for payload space (never for a maxsize slot). A process
+ * that dies holding views loses them; their space is freed when a put
+ * needs it. dv_queue_destroy releases the views still held through q.
+ * Another node's queue: the view is a copy of the message received. */
+DV_API int dv_queue_get_lend(dv_queue_t *q, dv_queue_view_t *view,
+                             double timeout_s, dv_error_t *err);
+
+/* Give a lent message back (then view->data is NULL). EINVAL: view is not
+ * held through q by this process (released already, another queue's, a
+ * copy taken in another process). */
+DV_API int dv_queue_lend_release(dv_queue_t *q, dv_queue_view_t *view,
+                                 dv_error_t *err);
+
+/* Take the oldest message into buf[0..cap), one copy, no allocation; *len
+ * its length. A message of more than cap bytes is not taken: EMSGSIZE,
+ * *len its size (on another node's queue it has left the queue and waits
+ * in q: the next get through q returns it). dv_queue_get's rules
+ * otherwise. */
+DV_API int dv_queue_get_into(dv_queue_t *q, void *buf, size_t cap, size_t *len,
+                             double timeout_s, dv_error_t *err);
+
 /* Wait until a get would not wait, without taking anything: a message is
  * there, or the queue is closed (a get then drains or fails with EPIPE).
  * 0, or -1 with EAGAIN (timeout 0) / ETIMEDOUT. Another consumer may take

@@ -14,12 +14,15 @@
  * it, so producers and consumers overlap. A descriptor's state says who
  * owns it (WRITING: its producer, READING: its consumer, with their pid),
  * so when a process is killed in the middle of a copy, the others notice
- * (the pid is gone) and skip or free that message. A process killed while
- * holding the lock leaves it EOWNERDEAD: the next locker repairs the
- * counters. Waiters spin briefly (not at all for a while after a spinner
- * lost its CPU to other processes: dv__spin_while), then sleep on a futex
- * word (a sequence number), and are woken only when a waiter count says
- * someone sleeps. A put wakes one consumer, which passes the wake on if
+ * (the pid is gone) and skip or free that message. A lent message
+ * (dv_queue_get_lend) stays READING until its view is released, tagged
+ * with the lend's number and the handle that took it, so that a wrong or
+ * second release is refused and a handle's destroy finds its views. A
+ * process killed while holding the lock leaves it EOWNERDEAD: the next
+ * locker repairs the counters. Waiters spin briefly (not at all for a while
+ * after a spinner lost its CPU to other processes: dv__spin_while), then sleep
+ * on a futex word (a sequence number), and are woken only when a waiter count
+ * says someone sleeps. A put wakes one consumer, which passes the wake on if
  * more is left; a consumer killed between that wake and its claim takes
  * the wake with it, and no survivor can tell, so sleepers also look again
  * every LOST_WAKE_MS. */
@@ -52,7 +55,11 @@ struct desc {
     uint32_t state; /* M_*, atomic */
     int32_t pid;    /* the producer, then the consumer, that owns it */
     uint64_t len;   /* payload bytes */
-    uint8_t pad[DESC - 16];
+    /* A lent message (dv_queue_get_lend), under the lock: the lend's
+     * number and the handle that took it; 0 for other claims. */
+    uint64_t tag;
+    uint32_t hid;
+    uint8_t pad[DESC - 28];
 };
 
 struct qshared {
@@ -79,6 +86,8 @@ struct qshared {
     uint32_t space_sleepers;
     _Alignas(64) uint32_t done_seq; /* bumped when unfinished reaches 0 */
     uint32_t done_sleepers;
+    uint64_t lend_seq; /* lends made, under the lock */
+    uint32_t next_hid; /* handles made, atomic */
 };
 
 /* Its page is allocated at create (dv__shm_create). */
@@ -91,6 +100,14 @@ struct dv_queue {
     struct qshared *sh;
     unsigned char *heap;
     uint64_t mask;
+    uint32_t hid;  /* this handle, among the queue's (views it lent) */
+    uint64_t lent; /* views lent through this handle and held, atomic */
+    /* Another node's queue: a message too large for dv_queue_get_into,
+     * returned first by the next get. */
+    pthread_mutex_t stash_lock;
+    void *stash;
+    size_t stash_len;
+    bool stashed;
 };
 
 static inline struct desc *desc_at(const dv_queue_t *q, uint64_t pos)
@@ -479,14 +496,54 @@ int dv_queue_put(dv_queue_t *q, const void *data, size_t len, double timeout_s,
     return dv_queue_putv(q, &one, 1, timeout_s, err);
 }
 
+/* How a claim takes its message. */
+enum take_mode {
+    TAKE_MALLOC, /* into *buf, (re)allocated to fit */
+    TAKE_PLACE,  /* read in place by the caller */
+    TAKE_LEND,   /* read in place, held until dv_queue_lend_release */
+    TAKE_INTO,   /* into the caller's buffer of cap bytes */
+};
+
+struct take {
+    enum take_mode mode;
+    void *buf;    /* TAKE_MALLOC: the buffer so far (the caller frees it) */
+    size_t cap;   /* its size, or TAKE_INTO's */
+    size_t need;  /* TAKE_MALLOC: bytes to allocate; TAKE_INTO: too big */
+    uint64_t pos; /* the claimed descriptor */
+    uint64_t tag; /* TAKE_LEND: the lend's number */
+};
+
 /* Claim outcome besides 0 and -1: the caller must allocate a buffer of
- * *need bytes outside the lock, then try again. */
+ * t->need bytes outside the lock, then try again. */
 #define NEED_BUFFER 1
 
-/* Under the lock: take the message at head into the caller's buffer
- * (buf NULL: the caller reads it in place). */
-static int try_claim(dv_queue_t *q, uint64_t *pos, void **buf, size_t *cap,
-                     size_t *need, struct obstacle *o, dv_error_t *err)
+/* Under the lock: make t's buffer fit len bytes (TAKE_MALLOC), or check
+ * that it does (TAKE_INTO). */
+static int fit_buffer(struct take *t, size_t len, dv_error_t *err)
+{
+    if (t->mode == TAKE_INTO && len > t->cap) {
+        t->need = len;
+        return dv__errprintf(err, EMSGSIZE,
+                             "queue: message of %zu bytes, buffer of %zu", len,
+                             t->cap);
+    }
+    if (t->mode != TAKE_MALLOC || (len <= t->cap && t->buf))
+        return 0;
+    if (len > SMALL_BUF) {
+        t->need = len;
+        return NEED_BUFFER;
+    }
+    void *nb = realloc(t->buf, len ? len : 1);
+    if (!nb)
+        return dv__errprintf(err, ENOMEM, "queue: get: out of memory");
+    t->buf = nb;
+    t->cap = len;
+    return 0;
+}
+
+/* Under the lock: take the message at head as t says. */
+static int try_claim(dv_queue_t *q, struct take *t, struct obstacle *o,
+                     dv_error_t *err)
 {
     struct qshared *sh = q->sh;
     while (sh->head != sh->alloc &&
@@ -502,28 +559,22 @@ static int try_claim(dv_queue_t *q, uint64_t *pos, void **buf, size_t *cap,
         note_owner(q, sh->head, o);
         return dv__errprintf(err, EAGAIN, "queue: empty");
     }
-    size_t len = (size_t)d->len;
-    if (buf && (len > *cap || !*buf)) {
-        if (len > SMALL_BUF) {
-            *need = len;
-            return NEED_BUFFER;
-        }
-        void *nb = realloc(*buf, len ? len : 1);
-        if (!nb)
-            return dv__errprintf(err, ENOMEM, "queue: get: out of memory");
-        *buf = nb;
-        *cap = len;
-    }
+    int r = fit_buffer(t, (size_t)d->len, err);
+    if (r != 0)
+        return r;
     d->pid = (int32_t)dv__self_pid();
+    d->tag = t->mode == TAKE_LEND ? ++sh->lend_seq : 0;
+    d->hid = t->mode == TAKE_LEND ? q->hid : 0;
+    t->tag = d->tag;
     st32(&d->state, M_READING);
-    *pos = sh->head;
+    t->pos = sh->head;
     sh->head = desc_next(q, sh->head);
     add_count(sh, -1);
     return 0;
 }
 
-static int claim(dv_queue_t *q, double timeout_s, uint64_t *pos, void **buf,
-                 size_t *cap, dv_error_t *err)
+static int claim(dv_queue_t *q, double timeout_s, struct take *t,
+                 dv_error_t *err)
 {
     struct qshared *sh = q->sh;
     struct timespec dl;
@@ -531,11 +582,10 @@ static int claim(dv_queue_t *q, double timeout_s, uint64_t *pos, void **buf,
     for (;;) {
         uint32_t seq = ld32(&sh->data_seq);
         struct obstacle o = {0, 0, 0};
-        size_t need = 0;
         if (qlock(q) < 0)
             return dv__errsys(err, "queue: lock");
         bool was_full = sh->maxsize && sh->count >= sh->maxsize;
-        int r = try_claim(q, pos, buf, cap, &need, &o, err);
+        int r = try_claim(q, t, &o, err);
         bool more = r == 0 && sh->count > 0;
         qunlock(q);
         if (r == 0) {
@@ -549,11 +599,11 @@ static int claim(dv_queue_t *q, double timeout_s, uint64_t *pos, void **buf,
             return 0;
         }
         if (r == NEED_BUFFER) {
-            free(*buf);
-            *cap = 0;
-            if (!(*buf = malloc(need)))
+            free(t->buf);
+            t->cap = 0;
+            if (!(t->buf = malloc(t->need)))
                 return dv__errprintf(err, ENOMEM, "queue: get: out of memory");
-            *cap = need;
+            t->cap = t->need;
             continue;
         }
         if (errno != EAGAIN || timeout_s == 0)
@@ -565,6 +615,14 @@ static int claim(dv_queue_t *q, double timeout_s, uint64_t *pos, void **buf,
         if (o.pid)
             recover_dead(q, o.pos, o.state, o.pid);
     }
+}
+
+/* Under the lock: mark the message at pos done and free what can be
+ * freed. Returns true if space was freed. */
+static bool done_locked(dv_queue_t *q, uint64_t pos)
+{
+    st32(&desc_at(q, pos)->state, M_DONE);
+    return sweep(q);
 }
 
 /* After the copy: mark the message done and free what can be freed. */
@@ -579,46 +637,194 @@ static void release(dv_queue_t *q, uint64_t pos)
         bump(&q->sh->space_seq, &q->sh->space_sleepers, INT_MAX);
 }
 
+/* Another node's queue: the stashed message if there is one, else the
+ * next one from its home node (*data malloc'd, the caller's). */
+static int remote_take(dv_queue_t *q, void **data, size_t *len,
+                       double timeout_s, dv_error_t *err)
+{
+    pthread_mutex_lock(&q->stash_lock);
+    bool had = q->stashed;
+    if (had) {
+        *data = q->stash;
+        *len = q->stash_len;
+        q->stash = NULL;
+        q->stashed = false;
+    }
+    pthread_mutex_unlock(&q->stash_lock);
+    if (had)
+        return 0;
+    return dv__remote_op(q->remote, DV_ROP_QUEUE_GET, timeout_s, NULL, 0, NULL,
+                         data, len, err);
+}
+
+/* Put a message taken from another node back in front of q's next get. */
+static void remote_stash(dv_queue_t *q, void *data, size_t len)
+{
+    pthread_mutex_lock(&q->stash_lock);
+    void *old = q->stashed ? q->stash : NULL;
+    q->stash = data;
+    q->stash_len = len;
+    q->stashed = true;
+    pthread_mutex_unlock(&q->stash_lock);
+    free(old); /* two threads raced for one stash slot: cannot happen */
+}
+
 int dv_queue_get(dv_queue_t *q, void **data, size_t *len, double timeout_s,
                  dv_error_t *err)
 {
     if (!q || !data || !len)
         return dv__errprintf(err, EINVAL, "queue: get: NULL argument");
     if (q->remote)
-        return dv__remote_op(q->remote, DV_ROP_QUEUE_GET, timeout_s, NULL, 0,
-                             NULL, data, len, err);
-    void *buf = NULL;
-    size_t cap = 0;
-    uint64_t pos = 0;
-    if (claim(q, timeout_s, &pos, &buf, &cap, err) < 0) {
+        return remote_take(q, data, len, timeout_s, err);
+    struct take t = {.mode = TAKE_MALLOC};
+    if (claim(q, timeout_s, &t, err) < 0) {
         int saved = errno;
-        free(buf);
+        free(t.buf);
         errno = saved;
         return -1;
     }
-    struct desc *d = desc_at(q, pos);
+    struct desc *d = desc_at(q, t.pos);
+    size_t n = (size_t)d->len;
+    if (n)
+        memcpy(t.buf, (unsigned char *)d + DESC, n);
+    release(q, t.pos);
+    *data = t.buf;
+    *len = n;
+    return 0;
+}
+
+static int remote_get_into(dv_queue_t *q, void *buf, size_t cap, size_t *len,
+                           double timeout_s, dv_error_t *err)
+{
+    void *data = NULL;
+    size_t n = 0;
+    if (remote_take(q, &data, &n, timeout_s, err) < 0)
+        return -1;
+    *len = n;
+    if (n > cap) {
+        remote_stash(q, data, n);
+        return dv__errprintf(err, EMSGSIZE,
+                             "queue: message of %zu bytes, buffer of %zu", n,
+                             cap);
+    }
+    if (n)
+        memcpy(buf, data, n);
+    free(data);
+    return 0;
+}
+
+int dv_queue_get_into(dv_queue_t *q, void *buf, size_t cap, size_t *len,
+                      double timeout_s, dv_error_t *err)
+{
+    if (!q || (!buf && cap) || !len)
+        return dv__errprintf(err, EINVAL, "queue: get: bad argument");
+    if (q->remote)
+        return remote_get_into(q, buf, cap, len, timeout_s, err);
+    struct take t = {.mode = TAKE_INTO, .cap = cap};
+    if (claim(q, timeout_s, &t, err) < 0) {
+        if (errno == EMSGSIZE)
+            *len = t.need;
+        return -1;
+    }
+    struct desc *d = desc_at(q, t.pos);
     size_t n = (size_t)d->len;
     if (n)
         memcpy(buf, (unsigned char *)d + DESC, n);
-    release(q, pos);
-    *data = buf;
+    release(q, t.pos);
     *len = n;
     return 0;
+}
+
+int dv_queue_get_lend(dv_queue_t *q, dv_queue_view_t *view, double timeout_s,
+                      dv_error_t *err)
+{
+    if (!q || !view)
+        return dv__errprintf(err, EINVAL, "queue: get: NULL argument");
+    memset(view, 0, sizeof(*view));
+    if (q->remote) {
+        void *data = NULL;
+        size_t n = 0;
+        if (remote_take(q, &data, &n, timeout_s, err) < 0)
+            return -1;
+        *view = (dv_queue_view_t){data, n, q, data, 0, 0};
+        return 0;
+    }
+    struct take t = {.mode = TAKE_LEND};
+    if (claim(q, timeout_s, &t, err) < 0)
+        return -1;
+    __atomic_fetch_add(&q->lent, 1, __ATOMIC_RELAXED);
+    struct desc *d = desc_at(q, t.pos);
+    *view = (dv_queue_view_t){
+        (unsigned char *)d + DESC, (size_t)d->len, q, NULL, t.pos, t.tag};
+    return 0;
+}
+
+/* Under the lock: is the message at pos lent by this process, through q,
+ * under tag? */
+static bool lent_here(dv_queue_t *q, uint64_t pos, uint64_t tag)
+{
+    const struct desc *d = desc_at(q, pos);
+    return ld32(&d->state) == M_READING && d->pid == dv__self_pid() &&
+           d->hid == q->hid && d->tag != 0 && (tag == 0 || d->tag == tag);
+}
+
+int dv_queue_lend_release(dv_queue_t *q, dv_queue_view_t *view, dv_error_t *err)
+{
+    if (!q || !view || view->q_ != q)
+        return dv__errprintf(err, EINVAL, "queue: release: not a view of q");
+    if (q->remote) {
+        free(view->buf_);
+        memset(view, 0, sizeof(*view));
+        return 0;
+    }
+    if (view->tag_ == 0)
+        return dv__errprintf(err, EINVAL, "queue: release: not a view of q");
+    if (qlock(q) < 0)
+        return dv__errsys(err, "queue: lock");
+    bool mine = lent_here(q, view->pos_, view->tag_);
+    bool freed = mine && done_locked(q, view->pos_);
+    qunlock(q);
+    if (!mine)
+        return dv__errprintf(err, EINVAL,
+                             "queue: release: view not held by this process "
+                             "(released already?)");
+    __atomic_fetch_sub(&q->lent, 1, __ATOMIC_RELAXED);
+    memset(view, 0, sizeof(*view));
+    if (freed)
+        bump(&q->sh->space_seq, &q->sh->space_sleepers, INT_MAX);
+    return 0;
+}
+
+/* dv_queue_destroy: give back the views this process still holds
+ * through q. */
+static void release_lent(dv_queue_t *q)
+{
+    if (__atomic_load_n(&q->lent, __ATOMIC_RELAXED) == 0 || qlock(q) < 0)
+        return;
+    struct qshared *sh = q->sh;
+    for (uint64_t p = sh->rel; p != sh->head; p = desc_next(q, p))
+        if (lent_here(q, p, 0))
+            st32(&desc_at(q, p)->state, M_DONE);
+    bool freed = sweep(q);
+    qunlock(q);
+    __atomic_store_n(&q->lent, 0, __ATOMIC_RELAXED);
+    if (freed)
+        bump(&sh->space_seq, &sh->space_sleepers, INT_MAX);
 }
 
 int dv__queue_get_with(dv_queue_t *q, double timeout_s,
                        int (*use)(void *ctx, const void *data, size_t len),
                        void *ctx, dv_error_t *err)
 {
-    uint64_t pos = 0;
     if (q->remote)
         return dv__errprintf(err, EINVAL, "queue: not on this node");
-    if (claim(q, timeout_s, &pos, NULL, NULL, err) < 0)
+    struct take t = {.mode = TAKE_PLACE};
+    if (claim(q, timeout_s, &t, err) < 0)
         return -1;
-    struct desc *d = desc_at(q, pos);
+    struct desc *d = desc_at(q, t.pos);
     int rc = use(ctx, (unsigned char *)d + DESC, (size_t)d->len);
     int saved = errno;
-    release(q, pos);
+    release(q, t.pos);
     errno = saved;
     return rc;
 }
@@ -787,6 +993,9 @@ static void bind_mapping(dv_queue_t *q)
     q->sh = (struct qshared *)q->shm.hdr;
     q->heap = (unsigned char *)q->shm.hdr + q->sh->heap_off;
     q->mask = q->sh->heap_cap - 1;
+    do /* 0 marks claims that are not lends */
+        q->hid = __atomic_add_fetch(&q->sh->next_hid, 1, __ATOMIC_RELAXED);
+    while (q->hid == 0);
 }
 
 static int init_lock(pthread_mutex_t *m)
@@ -859,8 +1068,10 @@ dv_queue_t *dv_queue_attach(const dv_handle_t *h, dv_error_t *err)
         q->remote = dv__remote_open(h, home, err);
         q->remote_handle = *h;
         q->shm.fd = -1;
-        if (q->remote)
+        if (q->remote) {
+            pthread_mutex_init(&q->stash_lock, NULL);
             return q;
+        }
         free(q);
         return NULL;
     }
@@ -889,11 +1100,15 @@ void dv_queue_destroy(dv_queue_t **qp)
     dv_queue_t *q = *qp;
     if (q->remote) {
         dv__remote_close(&q->remote);
+        pthread_mutex_destroy(&q->stash_lock);
+        free(q->stash);
         free(q);
         *qp = NULL;
         errno = saved;
         return;
     }
+    if (q->shm.hdr && q->sh)
+        release_lent(q);
     if (q->shm.hdr && q->shm.owner == getpid() && q->sh)
         dv_queue_close(q);
     dv__shm_release(&q->shm);

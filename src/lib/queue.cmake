@@ -31,6 +31,11 @@ dv_add_test(test_queue_wake
   SOURCES ${CMAKE_SOURCE_DIR}/tests/unit/test_queue_wake.c
   ${dv_queue_whitebox_sources}
   LIBS drover PkgConfig::CRYPTO Threads::Threads rt LABELS tsan TIMEOUT 120)
+# Gets into the caller's buffer and lent in place (white-box: positions).
+dv_add_test(test_queue_lend
+  SOURCES ${CMAKE_SOURCE_DIR}/tests/unit/test_queue_lend.c
+  ${dv_queue_whitebox_sources}
+  LIBS drover PkgConfig::CRYPTO Threads::Threads rt LABELS tsan TIMEOUT 120)
 dv_add_test(test_event SOURCES ${CMAKE_SOURCE_DIR}/tests/unit/test_event.c
   LIBS drover LABELS tsan TIMEOUT 60)
 
@@ -42,3 +47,6 @@ target_link_libraries(dv_mn_joinable PRIVATE drover)
 # The drover side of bench/queue.sh (run by scripts/bench).
 add_executable(queue_bench ${CMAKE_SOURCE_DIR}/bench/queue_bench.c)
 target_link_libraries(queue_bench PRIVATE drover)
+# The queue against a socketpair, a pipe and ZeroMQ ipc (bench/queue_peers.sh).
+add_executable(queue_peers ${CMAKE_SOURCE_DIR}/bench/queue_peers.c)
+target_link_libraries(queue_peers PRIVATE drover PkgConfig::ZMQ)

@@ -1,12 +1,14 @@
 /* Joinable queues, holders and wait across nodes (ops 30-35 of
  * src/lib/remote.h through real agents): the queues live on node 0, the
- * workers run on node 1. Run under a job of 2+ nodes; prints one line:
- *   "joinable done N bad B"
- * where workers on node 1 take N items, finish each with task_done, and
- * node 0's join returns once they did (B counts what went wrong: a join
- * that returned early or timed out, a task_done past zero that did not
- * fail with ERANGE, a wait that did not see a message, a queue held by a
- * worker that closed before the worker let go or not at its release). */
+ * workers run on node 1, and take items in turn with dv_queue_get,
+ * dv_queue_get_into (first into a buffer too small: the item must wait in
+ * the handle, else the join never returns) and dv_queue_get_lend. Run under a
+ * job of 2+ nodes; prints one line: "joinable done N bad B" where workers on
+ * node 1 take N items, finish each with task_done, and node 0's join returns
+ * once they did (B counts what went wrong: a join that returned early or timed
+ * out, a task_done past zero that did not fail with ERANGE, a wait that did not
+ * see a message, a queue held by a worker that closed before the worker let go
+ * or not at its release). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
@@ -28,6 +30,37 @@ static int die(const char *what, const dv_error_t *err)
     exit(1);
 }
 
+/* Take the next item the k-th way of three (see above): 0, or a code. */
+static int take(dv_queue_t *work, int k, size_t *n)
+{
+    void *d;
+    int item;
+    dv_queue_view_t v;
+    switch (k % 3) {
+    case 0:
+        if (dv_queue_get(work, &d, n, 30, NULL) < 0)
+            return 102;
+        free(d);
+        return 0;
+    case 1:
+        if (dv_queue_get_into(work, &item, 1, n, 30, NULL) == 0)
+            return *n == 0 ? 0 : 106; /* the empty item fits */
+        if (errno != EMSGSIZE || *n != sizeof(item))
+            return 107;
+        if (dv_queue_get_into(work, &item, sizeof(item), n, 30, NULL) < 0)
+            return 108;
+        return *n == sizeof(item) ? 0 : 109;
+    default:
+        if (dv_queue_get_lend(work, &v, 30, NULL) < 0)
+            return 110;
+        *n = v.len;
+        if (dv_queue_lend_release(work, &v, NULL) < 0 || v.data ||
+            dv_queue_lend_release(work, &v, NULL) == 0)
+            return 111;
+        return 0;
+    }
+}
+
 /* Take items until an empty one, finishing each; then hold back, put one
  * answer, release it. */
 DV_TASK(join_worker)(const void *arg, size_t len, dv_result_t *res)
@@ -40,12 +73,11 @@ DV_TASK(join_worker)(const void *arg, size_t len, dv_result_t *res)
         return 100;
     if (dv_queue_wait(work, 30, NULL) < 0 || dv_queue_size(work) < 1)
         return 101; /* wait saw nothing */
-    void *d;
     size_t n;
-    for (;;) {
-        if (dv_queue_get(work, &d, &n, 30, NULL) < 0)
-            return 102;
-        free(d);
+    for (int k = 0;; k++) {
+        int rc = take(work, k, &n);
+        if (rc != 0)
+            return rc;
         if (n == 0)
             break;
         if (dv_queue_task_done(work, NULL) < 0)
