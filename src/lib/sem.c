@@ -154,8 +154,8 @@ int64_t dv_sem_value(dv_sem_t *s, dv_error_t *err)
     if (!s)
         return dv__errprintf(err, EINVAL, "semaphore: value: NULL");
     if (s->remote) {
-        int32_t v;
-        uint32_t max;
+        int32_t v = 0;
+        uint32_t max = 0; /* set on success (GCC -O3 cannot tell) */
         return remote_value(s, &v, &max, err) < 0 ? -1 : v;
     }
     return __atomic_load_n(&s->sh->value, __ATOMIC_ACQUIRE);
@@ -166,8 +166,8 @@ int64_t dv_sem_max(dv_sem_t *s, dv_error_t *err)
     if (!s)
         return dv__errprintf(err, EINVAL, "semaphore: max: NULL");
     if (s->remote) {
-        int32_t v;
-        uint32_t max;
+        int32_t v = 0;
+        uint32_t max = 0; /* set on success (GCC -O3 cannot tell) */
         return remote_value(s, &v, &max, err) < 0 ? -1 : (int64_t)max;
     }
     return s->sh->max;
