@@ -8,7 +8,6 @@
  * used meanwhile (drover: its pool's manager) as a fraction of one core.
  * One warm-up map, then the best of 3. */
 #define _GNU_SOURCE
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,15 +48,6 @@ DV_TASK(spin)(const void *arg, size_t len, dv_result_t *result)
         memcpy(&us, arg, sizeof(us));
     spin_us(us);
     return 0;
-}
-
-static int usable_cpus(void)
-{
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof(set), &set) < 0)
-        return 1;
-    int n = CPU_COUNT(&set);
-    return n > 0 ? n : 1;
 }
 
 /* The map alone is timed; its results are checked afterwards. */
@@ -122,7 +112,8 @@ int main(int argc, char **argv)
     }
     unsigned us = (unsigned)strtoul(argv[2], NULL, 10);
     size_t n = strtoul(argv[3], NULL, 10);
-    int workers = usable_cpus();
+    dv_node_info_t self; /* its cpus: the affinity mask's */
+    int workers = dv_node_get(dv_node_self(), &self, NULL) == 0 ? self.cpus : 1;
     dv_pool_t *pool = is_drover ? dv_pool_create(workers, NULL, &err) : NULL;
     dv_item_t *items = malloc((n ? n : 1) * sizeof(*items));
     if ((is_drover && !pool) || !items || n == 0) {

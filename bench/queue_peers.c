@@ -53,24 +53,11 @@ static uint64_t sum(const void *p, size_t n)
     return s;
 }
 
-static int write_all(int fd, const void *p, size_t n)
-{
-    for (const char *c = p; n;) {
-        ssize_t r = write(fd, c, n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        c += r;
-        n -= (size_t)r;
-    }
-    return 0;
-}
-
-static int read_all(int fd, void *p, size_t n)
+/* All n bytes of p out to fd (out) or in from it. Returns 0, or -1. */
+static int move_all(int fd, void *p, size_t n, int out)
 {
     for (char *c = p; n;) {
-        ssize_t r = read(fd, c, n);
+        ssize_t r = out ? write(fd, c, n) : read(fd, c, n);
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0)
@@ -81,8 +68,8 @@ static int read_all(int fd, void *p, size_t n)
     return 0;
 }
 
-/* A pair of connected descriptors of the side: [0] ours, [1] the child's
- * (for rtt both directions; for pipes two pipes, see fd_pair_rtt). */
+/* A pair of connected descriptors of the side: fd[0] ours to read, fd[1]
+ * the child's to write (a socketpair also the other way). */
 static void stream_pair(const char *side, int fd[2])
 {
     if (!strcmp(side, "socketpair")) {
@@ -112,17 +99,17 @@ static double bw_stream(const char *side, size_t bytes, long count)
     if (pid == 0) {
         close(fd[0]);
         for (long i = 0; i < count; i++)
-            if (write_all(fd[1], buf, bytes) < 0)
+            if (move_all(fd[1], buf, bytes, 1) < 0)
                 _exit(1);
         _exit(0);
     }
     close(fd[1]);
     volatile uint64_t s = 0;
-    if (read_all(fd[0], buf, bytes) < 0) /* the clock starts at the first */
+    if (move_all(fd[0], buf, bytes, 0) < 0) /* the clock starts at the first */
         die("read");
     double t0 = now();
     for (long i = 1; i < count; i++) {
-        if (read_all(fd[0], buf, bytes) < 0)
+        if (move_all(fd[0], buf, bytes, 0) < 0)
             die("read");
         s += sum(buf, bytes);
     }
@@ -223,32 +210,28 @@ static double bw_zmq(size_t bytes, long count)
 
 static double rtt_stream(const char *side, size_t bytes, long count)
 {
-    int to[2], back[2];
-    if (!strcmp(side, "socketpair")) {
+    int to[2], back[2], sock = !strcmp(side, "socketpair");
+    if (sock)
         stream_pair(side, to); /* one socket both ways */
-        back[0] = to[0];
-        back[1] = to[1];
-    } else {
-        if (pipe(to) < 0 || pipe(back) < 0)
-            die("pipe");
-    }
+    else if (pipe(to) < 0 || pipe(back) < 0)
+        die("pipe");
     char *buf = calloc(1, bytes);
     if (!buf)
         die("calloc");
-    int sock = !strcmp(side, "socketpair");
     /* pipes: we write to[1] and read back[0]; the child the others */
     int my_w = sock ? to[0] : to[1], my_r = sock ? to[0] : back[0];
     int ch_r = sock ? to[1] : to[0], ch_w = sock ? to[1] : back[1];
     pid_t pid = fork();
     if (pid == 0) {
-        while (read_all(ch_r, buf, bytes) == 0)
-            if (write_all(ch_w, buf, bytes) < 0)
+        while (move_all(ch_r, buf, bytes, 0) == 0)
+            if (move_all(ch_w, buf, bytes, 1) < 0)
                 break;
         _exit(0);
     }
     double t0 = now();
     for (long i = 0; i < count; i++)
-        if (write_all(my_w, buf, bytes) < 0 || read_all(my_r, buf, bytes) < 0)
+        if (move_all(my_w, buf, bytes, 1) < 0 ||
+            move_all(my_r, buf, bytes, 0) < 0)
             die("round trip");
     double t = now() - t0;
     close(my_w);

@@ -161,10 +161,24 @@ static int say_hello(struct agent *a, const char *host, dv_error_t *err)
     return dv__transport_send(a->dealer, NULL, 0, &b, err);
 }
 
-/* A WELCOME taken in (1), a KILL (-1 with err), or another message (0). */
-static int welcome_msg(struct agent *a, const dv_wire_view_t *v,
-                       dv_error_t *err)
+/* A broadcast of the head goes on to this node's children. */
+static void pass_on(struct agent *a, const dv_wire_view_t *v, const void *msg,
+                    size_t len)
 {
+    if (!a->kids || mn_get_i64(v, MN_SRC, -1) != 0)
+        return;
+    if (v->type == DV_WIRE_WELCOME || v->type == DV_WIRE_NODE_LOST ||
+        (v->type == DV_WIRE_KILL && mn_get_i64(v, MN_SHUTDOWN, 0)))
+        mn_kids_forward(a->kids, msg, len);
+}
+
+/* A message of the head (msg[0, len), decoded in v) during the wait:
+ * passed on to the children, then a WELCOME taken in (1), a KILL (-1
+ * with err), or another message (0). */
+static int welcome_msg(struct agent *a, const dv_wire_view_t *v,
+                       const void *msg, size_t len, dv_error_t *err)
+{
+    pass_on(a, v, msg, len);
     if (v->type == DV_WIRE_KILL)
         return dv__errprintf(err, ECANCELED, "the job was cancelled");
     const dv_wire_field_t *tok = dv__wire_find(v, MN_TOKEN);
@@ -255,17 +269,6 @@ static int start_kids(struct agent *a, dv_error_t *err)
     return a->kids ? 0 : -1;
 }
 
-/* A broadcast of the head goes on to this node's children. */
-static void pass_on(struct agent *a, const dv_wire_view_t *v, const void *msg,
-                    size_t len)
-{
-    if (!a->kids || mn_get_i64(v, MN_SRC, -1) != 0)
-        return;
-    if (v->type == DV_WIRE_WELCOME || v->type == DV_WIRE_NODE_LOST ||
-        (v->type == DV_WIRE_KILL && mn_get_i64(v, MN_SHUTDOWN, 0)))
-        mn_kids_forward(a->kids, msg, len);
-}
-
 /* The next broadcast passed on by the parent, decoded: 1, or 0. */
 static int next_from_parent(struct agent *a, dv_wire_view_t *v,
                             const uint8_t **msg, size_t *len)
@@ -320,8 +323,8 @@ static int wait_welcome(struct agent *a, dv_error_t *err)
         while (dv__transport_recv(a->dealer, &m, 0, NULL) == 0) {
             seen = mn_now();
             heard = 1;
-            pass_on(a, &m.view, zmq_msg_data(&m.body), zmq_msg_size(&m.body));
-            int r = welcome_msg(a, &m.view, err);
+            int r = welcome_msg(a, &m.view, zmq_msg_data(&m.body),
+                                zmq_msg_size(&m.body), err);
             dv__transport_msg_close(&m);
             if (r)
                 return r < 0 ? -1 : 0;
@@ -331,8 +334,7 @@ static int wait_welcome(struct agent *a, dv_error_t *err)
         size_t len;
         mn_tree_in_read(&a->in);
         while (next_from_parent(a, &v, &msg, &len)) {
-            pass_on(a, &v, msg, len);
-            int r = welcome_msg(a, &v, err);
+            int r = welcome_msg(a, &v, msg, len, err);
             if (r)
                 return r < 0 ? -1 : 0;
         }
