@@ -192,7 +192,7 @@ static int no_retry_results(dv_async_t *a, size_t n)
 
 /* Where the runs of one of the first pool's items started. */
 struct starts {
-    bool victim;       /* one started on the victim */
+    bool victim;        /* one started on the victim */
     unsigned elsewhere; /* runs started on the other nodes */
 };
 
