@@ -15,7 +15,11 @@ mkdir -p "$L"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv |
     tee "$L/gpu.txt"
 
-loads() { ! ldd "$@" 2>&1 | grep -q "not found"; }
+loads() {
+    local f
+    for f; do [ -e "$f" ] || return 1; done
+    ! ldd "$@" 2>&1 | grep -q "not found"
+}
 if ! loads "$B/bin/mnist_train" "$B/bin/test_mnist_cuda" \
     "$B/lib/libdrover_mnist_cuda.so"; then
     echo "gpu_check: building with gcc and nvcc into build-gpu"
@@ -27,12 +31,14 @@ if ! loads "$B/bin/mnist_train" "$B/bin/test_mnist_cuda" \
         [ -f "$d/cblas.h" ] && inc="-I$d"
     done
     src=src/workloads/mnist
-    cf="-O2 -std=gnu11 -Isrc -Iinclude $inc"
-    lib="$src/idx.c $src/dataset.c $src/net_f.c $src/net_d.c \
+    cf="-O3 -fopenmp -std=gnu11 -Isrc -Iinclude $inc"
+    lib="$src/idx.c $src/dataset.c $src/net_f.c $src/net_d.c $src/sgemm.c \
+        $src/wino_avx.c $src/pool_avx.c \
         $src/cpu_backend.c $src/train.c $src/cuda_load.c src/common/error.c"
+    gcc $cf -fPIC -c src/common/error.c -o $B/error.o 2>&1 | tee "$L/build.log"
     nvcc -O3 -arch=sm_90 -shared -Xcompiler -fPIC -Isrc -Iinclude \
-        -x cu $src/cuda_backend.cu -x c src/common/error.c -lcublas \
-        -o $B/lib/libdrover_mnist_cuda.so 2>&1 | tee "$L/build.log"
+        $src/cuda_backend.cu $B/error.o -lcublas \
+        -o $B/lib/libdrover_mnist_cuda.so 2>&1 | tee -a "$L/build.log"
     gcc $cf -o $B/bin/mnist_train apps/mnist_train/main.c $lib \
         -lopenblas -lz -lm -ldl 2>&1 | tee -a "$L/build.log"
     gcc $cf -Itests -o $B/bin/test_mnist_cuda tests/unit/test_mnist_cuda.c \
