@@ -46,7 +46,7 @@ struct Gpu {
     double *eval_sum;
     unsigned long long *eval_ok;
     float *cols1, *a1, *cols2, *a2, *d1, *h, *d2, *o, *go, *gh, *gp, *ga2, *ga1,
-        *wsblas, *tmp, *ones;
+        *wsblas, *tmp;
     size_t tmp_count; /* floats in tmp, the split-K partial products */
     int splitk;       /* split long reductions (default on) */
     uint8_t *am;
@@ -91,7 +91,20 @@ __device__ const int32_t *batch_idx(const int32_t *idx, const Ctl *ctl,
  * row comes from blockIdx.y: 64-bit divisions by run-time values cost more
  * than the memory traffic of these kernels. */
 
-/* cols1 [9][nb*676] from the batch's images, normalised; y: k. */
+/* The im2col buffers carry, below the rows of the inputs, a row of ones
+ * and zero rows to a multiple of 4 rows: the filter gradient's product
+ * then also yields the bias gradient (its last column), with aligned
+ * rows. The forward products read the input rows only. */
+#define COLS1_ROWS 12  /* 9 + ones + 2 zero */
+#define COLS2_ROWS 292 /* 288 + ones + 3 zero */
+
+/* Row k >= K of an im2col buffer: ones at K, else zeros. */
+__device__ float pad_row(int k, int K)
+{
+    return k == K ? 1.0f : 0.0f;
+}
+
+/* cols1 [12][nb*676] from the batch's images, normalised; y: k. */
 __global__ void k_im2col1(const uint8_t *im, const int32_t *idx, const Ctl *ctl,
                           int stride, int nb, float *cols)
 {
@@ -99,6 +112,10 @@ __global__ void k_im2col1(const uint8_t *im, const int32_t *idx, const Ctl *ctl,
     int ld = nb * 676;
     if (r >= ld)
         return;
+    if (k >= 9) {
+        cols[(size_t)k * ld + r] = pad_row(k, 9);
+        return;
+    }
     int b = r / 676, p = r - b * 676;
     int i = p / 26 + k / 3, j = p % 26 + k % 3;
     const int32_t *ix = batch_idx(idx, ctl, stride);
@@ -106,13 +123,17 @@ __global__ void k_im2col1(const uint8_t *im, const int32_t *idx, const Ctl *ctl,
         dv__mnist_norm(im[(size_t)ix[b] * 784 + i * 28 + j]);
 }
 
-/* a1 [32][nb][676] -> cols [288][nb*576]; y: row c*9+k. */
+/* a1 [32][nb][676] -> cols [292][nb*576]; y: row c*9+k. */
 __global__ void k_im2col2(const float *in, int nb, float *cols)
 {
     int r = blockIdx.x * blockDim.x + threadIdx.x, row = blockIdx.y;
     int ld = nb * 576;
     if (r >= ld)
         return;
+    if (row >= 288) {
+        cols[(size_t)row * ld + r] = pad_row(row, 288);
+        return;
+    }
     int b = r / 576, p = r - b * 576, c = row / 9, k = row - c * 9;
     int i = p / 24 + k / 3, j = p % 24 + k % 3;
     cols[(size_t)row * ld + r] = in[((size_t)c * nb + b) * 676 + i * 26 + j];
@@ -289,13 +310,6 @@ __global__ void k_col2im(const float *dcols, const float *a1, int nb,
     ga1[t] = s;
 }
 
-__global__ void k_fill(float *x, int n, float v)
-{
-    int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n)
-        x[i] = v;
-}
-
 __global__ void k_adadelta(float *p, const float *g, float *sq, float *acc,
                            long n, const float *lr)
 {
@@ -330,32 +344,49 @@ int gemm(Gpu *G, bool ta, bool tb, int M, int N, int K, const float *A, int lda,
     return 0;
 }
 
-__global__ void k_sum_slices(const float *tmp, int S, long n, float *out)
+/* Sum S slices of [M][N] products: columns below Nw into out [M][Nw];
+ * with bias, column Nw into bias [M]. */
+__global__ void k_sum_slices(const float *tmp, int S, int M, int N, int Nw,
+                             float *out, float *bias)
 {
-    long i = blockIdx.x * (long)blockDim.x + threadIdx.x;
-    if (i >= n)
+    int i = blockIdx.x * blockDim.x + threadIdx.x, nw = M * Nw;
+    if (i >= nw + (bias ? M : 0))
         return;
+    int at = i < nw ? i / Nw * N + i % Nw : (i - nw) * N + Nw;
+    long n = (long)M * N;
     float s = 0;
     for (int k = 0; k < S; k++)
-        s += tmp[k * n + i];
-    out[i] = s;
+        s += tmp[k * n + at];
+    if (i < nw)
+        out[i] = s;
+    else
+        bias[i - nw] = s;
 }
 
-/* Row-major C[M][N] = A[M][K] B[N][K]^T for a long K: a strided batched
- * product over slices of Kc (K % Kc == 0), then a sum of the slices. A
- * single gemm would leave most of the GPU idle on these shapes. */
+/* Row-major A[M][K] B[N][K]^T for a long K: a strided batched product
+ * over slices of Kc (K % Kc == 0), then a sum of the slices. A single gemm
+ * would leave most of the GPU idle on these shapes. Columns below Nw go
+ * to C [M][Nw]; with bias, column Nw to bias [M]. */
 int gemm_nt_long(Gpu *G, int M, int N, int K, int Kc, const float *A, int lda,
-                 const float *B, int ldb, float *C, dv_error_t *err)
+                 const float *B, int ldb, float *C, int Nw, float *bias,
+                 dv_error_t *err)
 {
     int S = K / Kc;
-    if (!G->splitk || K % Kc != 0 || (size_t)S * M * N > G->tmp_count)
-        return gemm(G, 0, 1, M, N, K, A, lda, B, ldb, 0, C, N, err);
-    const float one = 1, zero = 0;
-    BL(cublasSgemmStridedBatched(G->blas, CUBLAS_OP_T, CUBLAS_OP_N, N, M, Kc,
-                                 &one, B, ldb, Kc, A, lda, Kc, &zero, G->tmp, N,
-                                 (long long)M * N, S));
-    long n = (long)M * N;
-    k_sum_slices<<<blocks(n, 256), 256, 0, G->st>>>(G->tmp, S, n, C);
+    if (!G->splitk || K % Kc != 0 || (size_t)S * M * N > G->tmp_count) {
+        if (!bias)
+            return gemm(G, 0, 1, M, N, K, A, lda, B, ldb, 0, C, N, err);
+        if (gemm(G, 0, 1, M, N, K, A, lda, B, ldb, 0, G->tmp, N, err) < 0)
+            return -1;
+        S = 1;
+    } else {
+        const float one = 1, zero = 0;
+        BL(cublasSgemmStridedBatched(G->blas, CUBLAS_OP_T, CUBLAS_OP_N, N, M,
+                                     Kc, &one, B, ldb, Kc, A, lda, Kc, &zero,
+                                     G->tmp, N, (long long)M * N, S));
+    }
+    int n = M * Nw + (bias ? M : 0);
+    k_sum_slices<<<blocks(n, 256), 256, 0, G->st>>>(G->tmp, S, M, N, Nw, C,
+                                                    bias);
     CU(cudaGetLastError());
     return 0;
 }
@@ -370,19 +401,20 @@ int forward(Gpu *G, const uint8_t *im, const int32_t *idx, Ctl *ctl, int stride,
 {
     const int T = 256;
     int n1 = nb * 676, n2 = nb * 576;
-    k_im2col1<<<dim3(blocks(n1, T), 9), T, 0, G->st>>>(im, idx, ctl, stride, nb,
-                                                       G->cols1);
+    k_im2col1<<<dim3(blocks(n1, T), COLS1_ROWS), T, 0, G->st>>>(
+        im, idx, ctl, stride, nb, G->cols1);
     if (gemm(G, 0, 0, 32, n1, 9, P(W1), 9, G->cols1, n1, 0, G->a1, n1, err) < 0)
         return -1;
     k_bias_relu<<<dim3(blocks(n1, T), 32), T, 0, G->st>>>(G->a1, P(B1), n1);
-    k_im2col2<<<dim3(blocks(n2, T), 288), T, 0, G->st>>>(G->a1, nb, G->cols2);
+    k_im2col2<<<dim3(blocks(n2, T), COLS2_ROWS), T, 0, G->st>>>(G->a1, nb,
+                                                                G->cols2);
     if (gemm(G, 0, 0, 64, n2, 288, P(W2), 288, G->cols2, n2, 0, G->a2, n2,
              err) < 0)
         return -1;
     k_bias_relu<<<dim3(blocks(n2, T), 64), T, 0, G->st>>>(G->a2, P(B2), n2);
     k_pool<<<blocks(nb * 9216, T), T, 0, G->st>>>(G->a2, nb, ctl, G->d1, G->am);
-    if (gemm_nt_long(G, nb, 128, 9216, 512, G->d1, 9216, P(W3), 9216, G->h,
-                     err) < 0)
+    if (gemm_nt_long(G, nb, 128, 9216, 512, G->d1, 9216, P(W3), 9216, G->h, 128,
+                     NULL, err) < 0)
         return -1;
     k_fc1_act<<<blocks(nb * 128, T), T, 0, G->st>>>(G->h, G->d2, P(B3), nb,
                                                     ctl);
@@ -390,16 +422,6 @@ int forward(Gpu *G, const uint8_t *im, const int32_t *idx, Ctl *ctl, int stride,
         0)
         return -1;
     CU(cudaGetLastError());
-    return 0;
-}
-
-/* Row sums of x [rows][cols] as a product with a vector of ones. */
-int rowsum(Gpu *G, const float *x, int rows, int cols, float *out,
-           dv_error_t *err)
-{
-    const float one = 1, zero = 0;
-    BL(cublasSgemv(G->blas, CUBLAS_OP_T, cols, rows, &one, x, cols, G->ones, 1,
-                   &zero, out, 1));
     return 0;
 }
 
@@ -424,18 +446,16 @@ int backward(Gpu *G, int nb, dv_error_t *err)
         return -1;
     k_unpool<<<blocks(nb * 9216, T), T, 0, G->st>>>(G->gp, G->d1, G->am, nb,
                                                     G->ga2);
-    if (gemm_nt_long(G, 64, 288, n2, 576, G->ga2, n2, G->cols2, n2, GR(W2),
-                     err) < 0 ||
-        rowsum(G, G->ga2, 64, n2, GR(B2), err) < 0)
+    if (gemm_nt_long(G, 64, COLS2_ROWS, n2, 576, G->ga2, n2, G->cols2, n2,
+                     GR(W2), 288, GR(B2), err) < 0)
         return -1;
     if (gemm(G, 1, 0, 288, n2, 64, P(W2), 288, G->ga2, n2, 0, G->cols2, n2,
              err) < 0)
         return -1;
     k_col2im<<<dim3(blocks(n1, T), 32), T, 0, G->st>>>(G->cols2, G->a1, nb,
                                                        G->ga1);
-    if (gemm_nt_long(G, 32, 9, n1, 676, G->ga1, n1, G->cols1, n1, GR(W1), err) <
-            0 ||
-        rowsum(G, G->ga1, 32, n1, GR(B1), err) < 0)
+    if (gemm_nt_long(G, 32, COLS1_ROWS, n1, 676, G->ga1, n1, G->cols1, n1,
+                     GR(W1), 9, GR(B1), err) < 0)
         return -1;
     CU(cudaGetLastError());
     return 0;
@@ -595,7 +615,7 @@ void destroy(dv__mnist_backend_t *b)
                         G->cols1, G->a1,     G->cols2, G->a2,       G->d1,
                         G->h,     G->d2,     G->o,     G->go,       G->gh,
                         G->gp,    G->ga2,    G->ga1,   G->wsblas,   G->am,
-                        G->tmp,   G->ones};
+                        G->tmp};
         for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
             cudaFree(bufs[i]);
         if (G->blas)
@@ -610,7 +630,7 @@ void destroy(dv__mnist_backend_t *b)
 int alloc_all(Gpu *G, dv_error_t *err)
 {
     size_t w = (size_t)G->wcap, nt = G->s.n_train, ne = G->s.n_test;
-    size_t c = (size_t)G->s.cap, fc = 18 * w * 128, conv = c * 64 * 288;
+    size_t c = (size_t)G->s.cap, fc = 18 * w * 128, conv = c * 64 * COLS2_ROWS;
     G->tmp_count = fc > conv ? fc : conv;
     struct {
         void **p;
@@ -631,9 +651,9 @@ int alloc_all(Gpu *G, dv_error_t *err)
         {(void **)&G->ctl, sizeof(Ctl)},
         {(void **)&G->eval_sum, 8},
         {(void **)&G->eval_ok, 8},
-        {(void **)&G->cols1, w * 9 * 676 * 4},
+        {(void **)&G->cols1, w * COLS1_ROWS * 676 * 4},
         {(void **)&G->a1, w * 32 * 676 * 4},
-        {(void **)&G->cols2, w * 288 * 576 * 4},
+        {(void **)&G->cols2, w * COLS2_ROWS * 576 * 4},
         {(void **)&G->a2, w * 64 * 576 * 4},
         {(void **)&G->d1, w * 9216 * 4},
         {(void **)&G->h, w * 128 * 4},
@@ -647,7 +667,6 @@ int alloc_all(Gpu *G, dv_error_t *err)
         {(void **)&G->wsblas, 32u << 20},
         {(void **)&G->am, w * 9216},
         {(void **)&G->tmp, G->tmp_count * 4},
-        {(void **)&G->ones, w * 676 * 4},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         cudaError_t e = cudaMalloc(want[i].p, want[i].bytes);
@@ -673,9 +692,6 @@ int upload(Gpu *G, dv_error_t *err)
     cudaError_t e = cudaMemcpy(G->iota, iota, ne * 4, cudaMemcpyDefault);
     free(iota);
     CU(e);
-    int n = G->wcap * 676;
-    k_fill<<<blocks(n, 256), 256>>>(G->ones, n, 1.0f);
-    CU(cudaDeviceSynchronize());
     return 0;
 }
 

@@ -13,7 +13,8 @@ F=${2:-/usr/share/datasets/fashion-mnist}
 command -v ncu >/dev/null || { echo "gpu_profile: no ncu here" >&2; exit 1; }
 csv=$(mktemp)
 trap 'rm -f "$csv"' EXIT
-# A step is 32 kernel launches (the step's graph nodes); skip 4 steps.
+# A step is about 30 kernel launches (its graph nodes): skip about 4 steps
+# and profile 64 launches, which hold two whole steps.
 ncu --clock-control none --launch-skip 128 --launch-count 64 \
     --metrics gpu__time_duration.sum --csv \
     "$B/bin/mnist_train" --epochs 1 --max-batches 20 --device 0 \
