@@ -14,11 +14,14 @@ SEED_PROG=$SRC/bench/seed/telemetry_full.py
 # seed_py_cmd DATA [FLAGS...]: the command line of the program with
 # drover's start method, for drover run: short (1 epoch, 64 images of
 # 256x256 for the SciPy job), on the CPU, MNIST from DATA (torchvision's
-# layout), then FLAGS.
+# layout), then FLAGS. Each print of the program is one write (flush=True)
+# unless PYTHONUNBUFFERED is set: then the text and its newline are two, and
+# another process's line on the node's shared output can come between.
 seed_py_cmd() {
     local data=$1
     shift
-    echo env PYTHONPATH="$B/python" PYTHONDONTWRITEBYTECODE=1 "$SEED_PY" \
+    echo env -u PYTHONUNBUFFERED PYTHONPATH="$B/python" \
+        PYTHONDONTWRITEBYTECODE=1 "$SEED_PY" \
         "$SEED_PROG" --start-method drover --epochs 1 --mem 4194304 \
         --size 256 --no-cuda --data-dir "$data" "$@"
 }
