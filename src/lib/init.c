@@ -33,6 +33,7 @@ static void __attribute__((noreturn)) run_task(struct dv__task_req *req)
     dv__remote_fence();
     free(result.data);
     free(req->arg);
+    dv__warm_learn();
     /* As multiprocessing does: flush, then _exit (no atexit handlers of
      * the parent's program run again in its tasks). */
     fflush(NULL);

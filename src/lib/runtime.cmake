@@ -25,6 +25,10 @@ dv_add_test(test_process SOURCES ${dv_unit}/test_process.c LIBS drover
   TIMEOUT 120)
 dv_add_test(test_forkserver SOURCES ${dv_unit}/test_forkserver.c LIBS drover
   TIMEOUT 60)
+# Warm spares: learned pages, written ahead (white-box, then in a job).
+dv_add_test(test_warm SOURCES ${dv_unit}/test_warm.c LIBS drover_internal
+  TIMEOUT 60)
+set_tests_properties(test_warm PROPERTIES SKIP_RETURN_CODE 77)
 # Join waits for the exit itself (a task held in its exit by ptrace).
 dv_add_test(test_process_exit SOURCES ${dv_unit}/test_process_exit.c
   LIBS drover TIMEOUT 60)

@@ -92,6 +92,19 @@ const char *dv__forkserver_path(void);
 /* Forget the fork server without stopping it (in a task child). */
 void dv__forkserver_forget(void);
 
+/* ---- warm spares (warm.c) ---- */
+
+/* In the fork server, once: map the table of pages that tasks write
+ * (without it, spares stay cold). */
+void dv__warm_init(void);
+
+/* In a task child as its task has returned: now and then, record the pages
+ * it wrote for the spares to come. */
+void dv__warm_learn(void);
+
+/* In a new spare: write ahead the pages the tasks were seen to write. */
+void dv__warm_spare(void);
+
 /* ---- process client (process.c) ---- */
 
 /* Close this process's connection to its fork server (finalize). */
