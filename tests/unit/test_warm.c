@@ -34,8 +34,8 @@ static long exclusive_pages(const char *p, size_t n)
     for (size_t i = 0; fd >= 0 && i < n; i++) {
         uint64_t e = 0;
         off_t at = (off_t)((uintptr_t)(p + i * page) / page * sizeof(e));
-        if (pread(fd, &e, sizeof(e), at) == (ssize_t)sizeof(e) &&
-            (e >> 63) && ((e >> 56) & 1))
+        if (pread(fd, &e, sizeof(e), at) == (ssize_t)sizeof(e) && (e >> 63) &&
+            ((e >> 56) & 1))
             count++;
     }
     if (fd >= 0)
@@ -195,8 +195,8 @@ static void test_job(int *argc, char ***argv)
 int main(int argc, char **argv)
 {
     page = (size_t)sysconf(_SC_PAGESIZE);
-    void *probe = mmap(NULL, page, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS,
-                       -1, 0);
+    void *probe =
+        mmap(NULL, page, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (madvise(probe, page, 22 /* MADV_POPULATE_READ */) < 0 &&
         errno == EINVAL) {
         printf("skipped: the kernel lacks MADV_POPULATE_READ\n");
