@@ -45,6 +45,7 @@ static char fs_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 struct client {
     int fd;
     struct dv__ps_slot *tab; /* NULL until HELLO */
+    int notify;              /* sent EXITED for each code published */
 };
 
 struct child {
@@ -107,17 +108,32 @@ static void slot_finish(struct dv__ps_slot *s, int code)
 }
 
 /* A reaped child: publish its code (unless its handle was destroyed:
- * ABANDONED; the pid tells a slot since reused). */
-static void reaped(struct dv__ps_slot *s, pid_t pid, int code)
+ * ABANDONED; the pid tells a slot since reused). Returns 1 once published. */
+static int reaped(struct dv__ps_slot *s, pid_t pid, int code)
 {
     if (s->pid != pid)
-        return;
+        return 0;
     uint32_t st = atomic_load(&s->state);
     if ((st & 0xff) == DV_PS_RUNNING) {
         slot_finish(s, code);
-    } else if (st == DV_PS_ABANDONED) {
-        atomic_compare_exchange_strong(&s->state, &st, DV_PS_FREE);
+        return 1;
     }
+    if (st == DV_PS_ABANDONED)
+        atomic_compare_exchange_strong(&s->state, &st, DV_PS_FREE);
+    return 0;
+}
+
+/* Tell a client that asked for it (at HELLO) that a code is published. */
+static void notify_exited(const struct client *c, uint32_t slot, pid_t pid,
+                          int code)
+{
+    dv__msgw_t w;
+    dv__msgw_init(&w);
+    dv__msgw_u32(&w, slot);
+    dv__msgw_i32(&w, pid);
+    dv__msgw_i32(&w, code);
+    dv__msg_send(c->fd, DV_MSG_EXITED, &w, NULL, 0, -1);
+    dv__msgw_free(&w);
 }
 
 static void drop_spare(void)
@@ -141,8 +157,10 @@ static void reap(void)
                 continue;
             struct child c = S.ch[i];
             S.ch[i] = S.ch[--S.nch];
-            if (c.client >= 0 && S.cl[c.client].tab)
-                reaped(&S.cl[c.client].tab[c.slot], pid, code);
+            struct client *cl = c.client >= 0 ? &S.cl[c.client] : NULL;
+            if (cl && cl->tab && reaped(&cl->tab[c.slot], pid, code) &&
+                cl->notify)
+                notify_exited(cl, c.slot, pid, code);
             break;
         }
     }
@@ -390,10 +408,15 @@ static int do_signal(size_t i, dv__msgr_t *r)
     return reply_err(i, ESRCH, "the process has ended");
 }
 
-static int do_hello(size_t i, int fd)
+static int do_hello(size_t i, int fd, dv__msgr_t *r)
 {
     if (fd < 0 || S.cl[i].tab)
         return reply_err(i, EPROTO, "bad hello");
+    if (r->left) {
+        S.cl[i].notify = dv__msgr_i32(r) == 1;
+        if (r->bad)
+            return reply_err(i, EPROTO, "bad hello");
+    }
     void *m = mmap(NULL, DV_PS_SLOTS * sizeof(struct dv__ps_slot),
                    PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (m == MAP_FAILED)
@@ -416,7 +439,7 @@ static int handle(size_t i, struct dv__task_req *req)
     dv__msgr_t rd;
     dv__msgr_init(&rd, body, len);
     if (type == DV_MSG_HELLO)
-        r = do_hello(i, fd);
+        r = do_hello(i, fd, &rd);
     else if (type == DV_MSG_START)
         r = do_start(i, &rd, body, req);
     else if (type == DV_MSG_SIGNAL)
@@ -454,7 +477,7 @@ static void accept_client(void)
         }
         S.ncl++;
     }
-    S.cl[i] = (struct client){fd, NULL};
+    S.cl[i] = (struct client){fd, NULL, 0};
 }
 
 static void on_signals(void)

@@ -12,9 +12,12 @@
 #include <stdlib.h>
 #include <unistd.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #include "common/error.h"
 #include "lib/internal.h"
+#include "lib/msg.h"
 #include "lib/remote.h"
 
 static dv__role_t role;
@@ -57,6 +60,27 @@ static void *read_arg_fd(int fd, size_t *len)
     return NULL;
 }
 
+/* A node's host, once its fork server runs: tell the agent (which then
+ * becomes a client of that fork server), and stay until the agent closes
+ * the connection or ends. */
+static void __attribute__((noreturn)) serve_as_host(void)
+{
+    const char *dir = getenv(DV_ENV_RUNDIR);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || !dir ||
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/agent.sock", dir) >=
+            (int)sizeof(sa.sun_path) ||
+        connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+        dv__msg_send(fd, DV_MSG_HOST, NULL, NULL, 0, -1) < 0)
+        _exit(1);
+    char b[64];
+    ssize_t k;
+    while ((k = read(fd, b, sizeof(b))) > 0 || (k < 0 && errno == EINTR))
+        ;
+    _exit(0);
+}
+
 /* A process an agent started for another node's dv_process_start: it
  * runs its task like a fork server child, after starting a fork server of
  * its own (so the task can start processes too). */
@@ -80,6 +104,10 @@ static int init_remote_task(const char *task, dv_error_t *err)
     if (r < 0)
         return -1;
     role = DV_ROLE_TASK;
+    if (r == 0 && strcmp(req.task, DV_HOST_TASK) == 0) {
+        free(req.arg);
+        serve_as_host();
+    }
     run_task(r == 1 ? &sub : &req);
 }
 

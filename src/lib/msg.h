@@ -18,7 +18,9 @@
 #define DV_MSG_BODY_MAX (DV_MESSAGE_MAX + 4096)
 
 enum dv__msg_type {
-    DV_MSG_HELLO = 1,  /* client -> fork server; fd: status table */
+    /* client -> fork server; fd: status table; a body of i32 1 asks for
+     * EXITED messages (the node service, client of its node's host) */
+    DV_MSG_HELLO = 1,
     DV_MSG_START = 2,  /* u32 slot, i32 gpu, str task, tail arg */
     DV_MSG_SIGNAL = 3, /* u32 slot, i32 signo */
     DV_MSG_OK = 4,     /* i32 value (a pid for START) */
@@ -29,7 +31,9 @@ enum dv__msg_type {
     /* i32 node, u32 op, u64 timeout (double bits), bytes handle, tail in;
      * answered OK (i32 value, tail out) or ERR (remote.h) */
     DV_MSG_OBJOP = 8,
-    DV_MSG_TYPE_MAX = 8,
+    DV_MSG_HOST = 9,    /* a node's host -> its agent: its fork server is up */
+    DV_MSG_EXITED = 10, /* fork server -> client: u32 slot, i32 pid, i32 code */
+    DV_MSG_TYPE_MAX = 10,
 };
 
 /* A body being built: malloc'd buffer. */

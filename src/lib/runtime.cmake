@@ -51,6 +51,8 @@ add_executable(dv_mn_job ${CMAKE_SOURCE_DIR}/tests/integration/mn_job.c)
 target_link_libraries(dv_mn_job PRIVATE drover)
 add_executable(dv_mn_order ${CMAKE_SOURCE_DIR}/tests/integration/mn_order.c)
 target_link_libraries(dv_mn_order PRIVATE drover)
+add_executable(dv_mn_host ${CMAKE_SOURCE_DIR}/tests/integration/mn_host.c)
+target_link_libraries(dv_mn_host PRIVATE drover)
 add_executable(dv_mn_nodeloss
   ${CMAKE_SOURCE_DIR}/tests/integration/mn_nodeloss.c)
 target_link_libraries(dv_mn_nodeloss PRIVATE drover Threads::Threads)
@@ -82,6 +84,9 @@ dv_runtime_script(integration_multinode test_multinode.sh TIMEOUT 180
 dv_runtime_script(integration_multinode_telemetry test_multinode_telemetry.sh
   TIMEOUT 180 LABELS "netns")
 dv_runtime_script(integration_multinode_order test_multinode_order.sh
+  TIMEOUT 180 LABELS "netns")
+# Later starts on a node come from its host's fork server (mn_host.h).
+dv_runtime_script(integration_multinode_host test_multinode_host.sh
   TIMEOUT 180 LABELS "netns")
 # A node lost during a pool map, with and without --keep-going.
 dv_runtime_script(integration_multinode_nodeloss test_multinode_nodeloss.sh

@@ -30,6 +30,10 @@
  * local. */
 #define DV_ENV_POLICY "DROVER_POLICY"
 #define DV_ENV_TASK_ARG_FD "DROVER_TASK_ARG_FD"
+/* The DROVER_TASK of a node's host: an instance of the job's program that
+ * an agent keeps so that its fork server starts the node's processes for
+ * other nodes (a fork instead of an exec of the program; mn_host.h). */
+#define DV_HOST_TASK "drover.host"
 
 /* The role of this process in its job. */
 typedef enum dv__role {

@@ -2,11 +2,13 @@
  * processes of its node on rundir/agent.sock (a start or a signal for a
  * process on another node; the caller's status table is handed over at
  * hello so that the exit code lands where dv_process_join waits), starts
- * processes that other nodes ask for (exec of the job's program with
- * DROVER_TASK), and reports their end to the node that asked. */
+ * processes that other nodes ask for (a fork by the node's host, mn_host.h;
+ * until it is up, an exec of the job's program with DROVER_TASK), and
+ * reports their end to the node that asked. */
 #define _GNU_SOURCE
 #include "multinode/mn.h"
 #include "multinode/mn_env.h"
+#include "multinode/mn_host.h"
 #include "multinode/mn_out.h"
 
 #include <errno.h>
@@ -57,12 +59,15 @@ struct task {
     pid_t pid;
     int origin;
     uint64_t rid;
+    int hosted;    /* started by the host's fork server (mn_host.h) */
+    uint32_t slot; /* its slot there */
 };
 
 struct mn_svc {
     int self, n;
     char path[108];
     char prog[PATH_MAX];
+    char rundir[PATH_MAX];
     char **argv;
     char *origin_cwd, *origin_env; /* mn_svc_set_origin(), or NULL */
     size_t origin_len;
@@ -76,6 +81,10 @@ struct mn_svc {
     int nrq, caprq;
     struct task *tk;
     int ntk, captk;
+    /* The node's host: 0 none yet, its pid once started, -1 when there is
+     * to be none (it failed, or ended); connected once it said so. */
+    pid_t host_pid;
+    mn_host_t *host;
     uint64_t next_rid;
     int done[2];  /* blocking object operations finished (struct objop *) */
     int inflight; /* of those, still running */
@@ -161,6 +170,7 @@ mn_svc_t *mn_svc_create(int self, int n, const char *rundir, const char *prog,
     for (int i = 0; i < 3; i++)
         s->outr[i] = s->outw[i] = -1;
     snprintf(s->prog, sizeof(s->prog), "%s", prog);
+    snprintf(s->rundir, sizeof(s->rundir), "%s", rundir);
     int na = 0;
     while (argv[na])
         na++;
@@ -199,6 +209,8 @@ fail:
 }
 
 static void objops_drain(mn_svc_t *s);
+static void host_ready(mn_svc_t *s, int c);
+static void host_gone(mn_svc_t *s);
 
 void mn_svc_destroy(mn_svc_t **sp)
 {
@@ -211,6 +223,7 @@ void mn_svc_destroy(mn_svc_t **sp)
         unlink(s->path);
     }
     objops_drain(s);
+    mn_host_close(&s->host);
     if (s->lostfd >= 0)
         close(s->lostfd);
     free(s->lost);
@@ -463,6 +476,8 @@ static void client_message(mn_svc_t *s, int c)
         client_rsignal(s, c, &r);
     } else if (type == DV_MSG_OBJOP) {
         client_objop(s, c, &r);
+    } else if (type == DV_MSG_HOST) {
+        host_ready(s, c);
     } else {
         client_drop(s, c);
     }
@@ -673,6 +688,8 @@ int mn_svc_poll_items(mn_svc_t *s, zmq_pollitem_t *it, int cap)
     for (int k = 1; k <= 2; k++)
         if (s->outr[k] >= 0 && n < cap && s->unacked < s->credit)
             it[n++] = (zmq_pollitem_t){NULL, s->outr[k], ZMQ_POLLIN, 0};
+    if (s->host && n < cap)
+        it[n++] = (zmq_pollitem_t){NULL, mn_host_fd(s->host), ZMQ_POLLIN, 0};
     for (int i = 0; i < s->ncl && n < cap; i++)
         if (s->cl[i].fd >= 0)
             it[n++] = (zmq_pollitem_t){NULL, s->cl[i].fd, ZMQ_POLLIN, 0};
@@ -691,6 +708,11 @@ void mn_svc_on_poll(mn_svc_t *s, zmq_pollitem_t *it, int n)
         }
         if (fd == s->done[0]) {
             objops_done(s);
+            continue;
+        }
+        if (s->host && fd == mn_host_fd(s->host)) {
+            if (mn_host_on_input(s->host) < 0)
+                host_gone(s);
             continue;
         }
         if (fd == s->outr[1] || fd == s->outr[2]) {
@@ -811,6 +833,84 @@ static pid_t spawn_task(mn_svc_t *s, const char *task, const void *arg,
     return pid;
 }
 
+/* Tell the node that asked that process i ended with code. */
+static void task_ended(mn_svc_t *s, int i, int code)
+{
+    dv_wire_buf_t b;
+    if (mn_msg_begin(&b, DV_WIRE_EXITED, s->self, s->tk[i].origin) == 0) {
+        dv__wire_put_u64(&b, MN_RID, s->tk[i].rid);
+        dv__wire_put_u64(&b, MN_CODE, (uint64_t)(int64_t)code);
+        svc_send(s, &b);
+    }
+    s->tk[i] = s->tk[--s->ntk];
+}
+
+static void host_ended(void *arg, uint32_t slot, pid_t pid, int code)
+{
+    mn_svc_t *s = arg;
+    for (int i = 0; i < s->ntk; i++)
+        if (s->tk[i].hosted && s->tk[i].slot == slot && s->tk[i].pid == pid) {
+            task_ended(s, i, code);
+            return;
+        }
+}
+
+/* The host's fork server is gone, and its processes with it: they are
+ * reported killed; later starts exec the program again. */
+static void host_gone(mn_svc_t *s)
+{
+    mn_host_close(&s->host);
+    if (s->host_pid > 0)
+        kill(s->host_pid, SIGKILL);
+    s->host_pid = -1;
+    for (int i = s->ntk - 1; i >= 0; i--)
+        if (s->tk[i].hosted) {
+            kill(s->tk[i].pid, SIGKILL);
+            task_ended(s, i, -SIGKILL);
+        }
+}
+
+/* The host said its fork server listens: become its client. */
+static void host_ready(mn_svc_t *s, int c)
+{
+    struct ucred uc;
+    socklen_t ul = sizeof(uc);
+    if (s->host || s->host_pid <= 0 ||
+        getsockopt(s->cl[c].fd, SOL_SOCKET, SO_PEERCRED, &uc, &ul) < 0 ||
+        uc.pid != s->host_pid)
+        return;
+    dv_error_t err;
+    s->host = mn_host_connect(s->rundir, s->host_pid, host_ended, s, &err);
+    if (!s->host)
+        host_gone(s);
+}
+
+/* Start task in a fork of the host when there is one; else an exec of the
+ * program (and, at the first, the host). Returns the pid or -1. */
+static pid_t start_task(mn_svc_t *s, struct task *t, const char *task,
+                        const void *arg, size_t len, int gpu)
+{
+    t->hosted = 0;
+    if (s->host) {
+        pid_t pid = mn_host_start(s->host, task, arg, len, gpu, &t->slot);
+        if (pid > 0) {
+            t->hosted = 1;
+            return pid;
+        }
+        if (errno == EPIPE)
+            host_gone(s);
+    }
+    pid_t pid = spawn_task(s, task, arg, len, gpu);
+    int e = errno;
+    if (s->host_pid == 0) {
+        s->host_pid = spawn_task(s, DV_HOST_TASK, NULL, 0, -1);
+        if (s->host_pid <= 0)
+            s->host_pid = -1;
+    }
+    errno = e;
+    return pid;
+}
+
 static void on_spawn(mn_svc_t *s, const dv_wire_view_t *v, int src)
 {
     char task[128];
@@ -819,6 +919,7 @@ static void on_spawn(mn_svc_t *s, const dv_wire_view_t *v, int src)
     int gpu = (int)mn_get_i64(v, MN_GPU, -1);
     pid_t pid = -1;
     int e = EPROTO;
+    struct task t = {0, src, rid, 0, 0};
     if (dv__wire_get_str(v, MN_TASK, task, sizeof(task), NULL) == 0 && arg &&
         arg->len <= DV_MESSAGE_MAX) {
         if (s->ntk == s->captk) {
@@ -829,8 +930,9 @@ static void on_spawn(mn_svc_t *s, const dv_wire_view_t *v, int src)
                 s->captk = cap;
             }
         }
-        pid = s->ntk < s->captk ? spawn_task(s, task, arg->data, arg->len, gpu)
-                                : -1;
+        pid = s->ntk < s->captk
+                  ? start_task(s, &t, task, arg->data, arg->len, gpu)
+                  : -1;
         e = errno;
     }
     dv_wire_buf_t b;
@@ -839,7 +941,8 @@ static void on_spawn(mn_svc_t *s, const dv_wire_view_t *v, int src)
         return;
     dv__wire_put_u64(&b, MN_RID, rid);
     if (pid > 0) {
-        s->tk[s->ntk++] = (struct task){pid, src, rid};
+        t.pid = pid;
+        s->tk[s->ntk++] = t;
         dv__wire_put_u64(&b, MN_PID, (uint64_t)pid);
     } else {
         dv__wire_put_u64(&b, MN_ERRNO, (uint64_t)e);
@@ -850,19 +953,19 @@ static void on_spawn(mn_svc_t *s, const dv_wire_view_t *v, int src)
 
 void mn_svc_reaped(mn_svc_t *s, pid_t pid, int status)
 {
+    if (pid == s->host_pid) {
+        /* Its fork server ends with it: the connection tells, once the
+         * processes it stops are reported. */
+        s->host_pid = -1;
+        return;
+    }
     for (int i = 0; i < s->ntk; i++) {
-        if (s->tk[i].pid != pid)
+        if (s->tk[i].pid != pid || s->tk[i].hosted)
             continue;
         int code = WIFEXITED(status)
                        ? WEXITSTATUS(status)
                        : -(WIFSIGNALED(status) ? WTERMSIG(status) : SIGKILL);
-        dv_wire_buf_t b;
-        if (mn_msg_begin(&b, DV_WIRE_EXITED, s->self, s->tk[i].origin) == 0) {
-            dv__wire_put_u64(&b, MN_RID, s->tk[i].rid);
-            dv__wire_put_u64(&b, MN_CODE, (uint64_t)(int64_t)code);
-            svc_send(s, &b);
-        }
-        s->tk[i] = s->tk[--s->ntk];
+        task_ended(s, i, code);
         return;
     }
 }
@@ -873,9 +976,16 @@ static void on_kill(mn_svc_t *s, const dv_wire_view_t *v, int src)
     int sig = (int)mn_get_i64(v, MN_SIG, 0);
     if (sig != SIGTERM && sig != SIGKILL)
         return;
-    for (int i = 0; i < s->ntk; i++)
-        if (s->tk[i].origin == src && s->tk[i].rid == rid)
+    for (int i = 0; i < s->ntk; i++) {
+        if (s->tk[i].origin != src || s->tk[i].rid != rid)
+            continue;
+        if (!s->tk[i].hosted)
             kill(s->tk[i].pid, sig);
+        else if (mn_host_signal(s->host, s->tk[i].slot, sig) < 0 &&
+                 errno == EPIPE)
+            host_gone(s);
+        return;
+    }
 }
 
 /* The answer to a process's operation on another node's object. */
