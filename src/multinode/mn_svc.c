@@ -54,6 +54,20 @@ struct req {
     int objop; /* a queue/event operation, not a process */
 };
 
+/* A start another node asked for, waiting for the node's host. */
+struct pend {
+    int src;
+    uint64_t rid;
+    int gpu;
+    char task[128];
+    void *arg;
+    size_t len;
+};
+
+/* The longest starts wait for the host to come up (the program's own
+ * start before dv_init: an exec would take that long too). */
+#define HOST_WAIT_S 30.0
+
 /* A process started here for another node. */
 struct task {
     pid_t pid;
@@ -85,6 +99,11 @@ struct mn_svc {
      * to be none (it failed, or ended); connected once it said so. */
     pid_t host_pid;
     mn_host_t *host;
+    /* Starts asked for while the host comes up, in order; when it is not
+     * up by host_wait_until, they and later ones are execs until it is. */
+    struct pend *pd;
+    int npd, cappd;
+    double host_wait_until;
     uint64_t next_rid;
     int done[2];  /* blocking object operations finished (struct objop *) */
     int inflight; /* of those, still running */
@@ -211,6 +230,8 @@ fail:
 static void objops_drain(mn_svc_t *s);
 static void host_ready(mn_svc_t *s, int c);
 static void host_gone(mn_svc_t *s);
+static void host_check_wait(mn_svc_t *s);
+static void drain_pending(mn_svc_t *s);
 
 void mn_svc_destroy(mn_svc_t **sp)
 {
@@ -224,6 +245,9 @@ void mn_svc_destroy(mn_svc_t **sp)
     }
     objops_drain(s);
     mn_host_close(&s->host);
+    for (int i = 0; i < s->npd; i++)
+        free(s->pd[i].arg);
+    free(s->pd);
     if (s->lostfd >= 0)
         close(s->lostfd);
     free(s->lost);
@@ -698,6 +722,7 @@ int mn_svc_poll_items(mn_svc_t *s, zmq_pollitem_t *it, int cap)
 
 void mn_svc_on_poll(mn_svc_t *s, zmq_pollitem_t *it, int n)
 {
+    host_check_wait(s);
     for (int j = 0; j < n; j++) {
         if (!it[j].revents)
             continue;
@@ -868,6 +893,7 @@ static void host_gone(mn_svc_t *s)
             kill(s->tk[i].pid, SIGKILL);
             task_ended(s, i, -SIGKILL);
         }
+    drain_pending(s);
 }
 
 /* The host said its fork server listens: become its client. */
@@ -883,10 +909,12 @@ static void host_ready(mn_svc_t *s, int c)
     s->host = mn_host_connect(s->rundir, s->host_pid, host_ended, s, &err);
     if (!s->host)
         host_gone(s);
+    else
+        drain_pending(s);
 }
 
-/* Start task in a fork of the host when there is one; else an exec of the
- * program (and, at the first, the host). Returns the pid or -1. */
+/* Start task in a fork of the host when there is one, else an exec of the
+ * program. Returns the pid or -1. */
 static pid_t start_task(mn_svc_t *s, struct task *t, const char *task,
                         const void *arg, size_t len, int gpu)
 {
@@ -900,41 +928,27 @@ static pid_t start_task(mn_svc_t *s, struct task *t, const char *task,
         if (errno == EPIPE)
             host_gone(s);
     }
-    pid_t pid = spawn_task(s, task, arg, len, gpu);
-    int e = errno;
-    if (s->host_pid == 0) {
-        s->host_pid = spawn_task(s, DV_HOST_TASK, NULL, 0, -1);
-        if (s->host_pid <= 0)
-            s->host_pid = -1;
-    }
-    errno = e;
-    return pid;
+    return spawn_task(s, task, arg, len, gpu);
 }
 
-static void on_spawn(mn_svc_t *s, const dv_wire_view_t *v, int src)
+/* Start a process for node src's request rid and answer it. */
+static void start_now(mn_svc_t *s, int src, uint64_t rid, const char *task,
+                      const void *arg, size_t len, int gpu)
 {
-    char task[128];
-    const dv_wire_field_t *arg = dv__wire_find(v, MN_ARG);
-    uint64_t rid = (uint64_t)mn_get_i64(v, MN_RID, 0);
-    int gpu = (int)mn_get_i64(v, MN_GPU, -1);
     pid_t pid = -1;
-    int e = EPROTO;
     struct task t = {0, src, rid, 0, 0};
-    if (dv__wire_get_str(v, MN_TASK, task, sizeof(task), NULL) == 0 && arg &&
-        arg->len <= DV_MESSAGE_MAX) {
-        if (s->ntk == s->captk) {
-            int cap = s->captk ? 2 * s->captk : 64;
-            struct task *n = realloc(s->tk, (size_t)cap * sizeof(*n));
-            if (n) {
-                s->tk = n;
-                s->captk = cap;
-            }
+    if (s->ntk == s->captk) {
+        int cap = s->captk ? 2 * s->captk : 64;
+        struct task *n = realloc(s->tk, (size_t)cap * sizeof(*n));
+        if (n) {
+            s->tk = n;
+            s->captk = cap;
         }
-        pid = s->ntk < s->captk
-                  ? start_task(s, &t, task, arg->data, arg->len, gpu)
-                  : -1;
-        e = errno;
     }
+    errno = ENOMEM;
+    if (s->ntk < s->captk)
+        pid = start_task(s, &t, task, arg, len, gpu);
+    int e = errno;
     dv_wire_buf_t b;
     if (mn_msg_begin(&b, pid > 0 ? DV_WIRE_STARTED : DV_WIRE_ERROR, s->self,
                      src) < 0)
@@ -951,12 +965,91 @@ static void on_spawn(mn_svc_t *s, const dv_wire_view_t *v, int src)
     svc_send(s, &b);
 }
 
+/* Start what waits for the host: forks of it once it is up, execs when
+ * it is gone or late. */
+static void drain_pending(mn_svc_t *s)
+{
+    struct pend *q = s->pd;
+    int n = s->npd;
+    s->pd = NULL;
+    s->npd = s->cappd = 0;
+    for (int i = 0; i < n; i++) {
+        start_now(s, q[i].src, q[i].rid, q[i].task, q[i].arg, q[i].len,
+                  q[i].gpu);
+        free(q[i].arg);
+    }
+    free(q);
+}
+
+/* Keep a start until the host is up. 0, or -1 when it cannot wait. */
+static int add_pending(mn_svc_t *s, int src, uint64_t rid, const char *task,
+                       const void *arg, size_t len, int gpu)
+{
+    if (s->npd == s->cappd) {
+        int cap = s->cappd ? 2 * s->cappd : 16;
+        struct pend *n = realloc(s->pd, (size_t)cap * sizeof(*n));
+        if (!n)
+            return -1;
+        s->pd = n;
+        s->cappd = cap;
+    }
+    struct pend *p = &s->pd[s->npd];
+    *p = (struct pend){src, rid, gpu, "", malloc(len ? len : 1), len};
+    if (!p->arg)
+        return -1;
+    memcpy(p->arg, arg, len);
+    snprintf(p->task, sizeof(p->task), "%s", task);
+    s->npd++;
+    return 0;
+}
+
+/* At the first start another node asks for: the node's host. */
+static void host_begin(mn_svc_t *s)
+{
+    s->host_pid = spawn_task(s, DV_HOST_TASK, NULL, 0, -1);
+    if (s->host_pid <= 0)
+        s->host_pid = -1;
+    s->host_wait_until = mn_now() + HOST_WAIT_S;
+}
+
+/* Starts wait for the host no longer than HOST_WAIT_S. */
+static void host_check_wait(mn_svc_t *s)
+{
+    if (s->npd && mn_now() > s->host_wait_until)
+        drain_pending(s);
+}
+
+static void on_spawn(mn_svc_t *s, const dv_wire_view_t *v, int src)
+{
+    char task[128];
+    const dv_wire_field_t *arg = dv__wire_find(v, MN_ARG);
+    uint64_t rid = (uint64_t)mn_get_i64(v, MN_RID, 0);
+    int gpu = (int)mn_get_i64(v, MN_GPU, -1);
+    if (dv__wire_get_str(v, MN_TASK, task, sizeof(task), NULL) < 0 || !arg ||
+        arg->len > DV_MESSAGE_MAX) {
+        dv_wire_buf_t b;
+        if (mn_msg_begin(&b, DV_WIRE_ERROR, s->self, src) < 0)
+            return;
+        dv__wire_put_u64(&b, MN_RID, rid);
+        dv__wire_put_u64(&b, MN_ERRNO, EPROTO);
+        dv__wire_put_str(&b, MN_TEXT, strerror(EPROTO));
+        svc_send(s, &b);
+        return;
+    }
+    if (s->host_pid == 0)
+        host_begin(s);
+    int waits = s->host_pid > 0 && !s->host && mn_now() <= s->host_wait_until;
+    if (!waits || add_pending(s, src, rid, task, arg->data, arg->len, gpu) < 0)
+        start_now(s, src, rid, task, arg->data, arg->len, gpu);
+}
+
 void mn_svc_reaped(mn_svc_t *s, pid_t pid, int status)
 {
     if (pid == s->host_pid) {
         /* Its fork server ends with it: the connection tells, once the
-         * processes it stops are reported. */
+         * processes it stops are reported. What waits for it is exec'd. */
         s->host_pid = -1;
+        drain_pending(s);
         return;
     }
     for (int i = 0; i < s->ntk; i++) {

@@ -2,7 +2,9 @@
  * processes placed on node 1 that come from its host's fork server (their
  * parent runs this program, not the agent). Usage: dv_mn_host, under
  * `drover run` with DV_TEST_ORIGIN=yes in its environment. Prints:
- *   "hosted after K"      the first of the starts that came from the host
+ *   "hosted after K (W)"  K starts that were execs before the first that
+ *                         came from the host (W 1; K 0: the first waits
+ *                         for the host to come up)
  *   "hosted N of 20"      of 20 starts after it
  *   "code C"              a hosted process's exit code (7 expected)
  *   "kill K term T"       hosted sleepers killed / terminated: -9, -15

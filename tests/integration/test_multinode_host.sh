@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The node's host on 2 emulated nodes (tests/integration/mn_host.c): once
-# node 1 has started one process for node 0, its later ones are forks of
-# the host's fork server, with the main process's environment and
-# directory, their exit codes, kills and GPU placement as for an exec;
+# The node's host on 2 emulated nodes (tests/integration/mn_host.c): the
+# processes node 1 starts for node 0, from the first on (it waits for the
+# host to come up), are forks of the host's fork server, with the main
+# process's environment and directory, their exit codes, kills and GPU
+# placement as for an exec;
 # a host that dies takes its processes along, reported killed, and the
 # next start is an exec again; nothing is left.
 set -u
@@ -24,7 +25,7 @@ out=$(cd "$DVN_DIR/work" && DV_TEST_ORIGIN=yes DV_TEST_CWD=$DVN_DIR/work \
     timeout 120 $(dvn_nsenter_prefix 1) "$D" run --hostfile "$DVN_DIR/hosts" \
     --launch-cmd "$DVN_DIR/enter.sh {host} {cmd}" --job-id "$job" \
     -- "$B/bin/dv_mn_host" 2>&1) || bad "exit $?: $out"
-for want in '^hosted after [1-9][0-9]* \(1\)$' '^hosted 20 of 20$' '^code 7$' \
+for want in '^hosted after 0 \(1\)$' '^hosted 20 of 20$' '^code 7$' \
     '^kill -9 term -15$' '^gpu 1$' '^host gone -(9|15) -(9|15)$' \
     '^after host 2$'; do
     echo "$out" | grep -qE "$want" || bad "no line $want: $out"
