@@ -9,13 +9,13 @@
 # without the suffix (multiprocessing has one node).
 # names: py_queue_rtt py_queue_8mib py_process py_pool_map_10us
 # names: py_queue_rtt_2nodes py_queue_8mib_2nodes py_process_2nodes
-# names: py_pool_map_10us_2nodes
+# names: py_pool_map_10us_2nodes py_process_burst py_process_burst_2nodes
 set -euo pipefail
 cd "$(dirname "$0")/.."
 name=${1:?usage: bench/python.sh NAME}
 what=${name%_2nodes}
 case $what in
-py_queue_rtt | py_queue_8mib | py_process | py_pool_map_10us) ;;
+py_queue_rtt | py_queue_8mib | py_process | py_pool_map_10us | py_process_burst) ;;
 *)
     echo "drover: bench: python.sh: unknown benchmark '$name'" >&2
     exit 2

@@ -11,7 +11,11 @@ method; drover's is registered by importing drover first). NAME:
                 running an empty function, processes/s
   pool_map_10us Pool(2).map of tasks of 10 us each (a busy loop) with
                 the default chunksize, tasks/s
-Each measures for about SECONDS after one warm-up round. With
+  process_burst 8 processes started one after another, then joined, in
+                this fresh interpreter (no warm-up: what a start method
+                brings up at its first start is in it), processes/s
+Each but process_burst measures for about SECONDS after one warm-up
+round. With
 DROVER_BENCH_NODE=N (drover only) every child starts on node N."""
 
 import sys
@@ -102,6 +106,16 @@ def process():
         p.start()
         p.join()
     return timed(step, 1)
+
+
+def process_burst():
+    t0 = time.perf_counter()
+    ps = [ctx.Process(target=nothing) for _ in range(8)]
+    for p in ps:
+        p.start()
+    for p in ps:
+        p.join()
+    return 8 / (time.perf_counter() - t0)
 
 
 def pool_map_10us():
