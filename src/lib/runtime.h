@@ -109,6 +109,10 @@ void dv__warm_learn(void);
 /* In a new spare: write ahead the pages the tasks were seen to write. */
 void dv__warm_spare(void);
 
+/* For tests: take the table as a learner does before it writes, and
+ * leave it so (as a learner killed while writing would). */
+void dv__warm_claim_and_leave(void);
+
 /* ---- process client (process.c) ---- */
 
 /* Close this process's connection to its fork server (finalize). */

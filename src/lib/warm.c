@@ -21,7 +21,9 @@
 #define _GNU_SOURCE
 #include "lib/runtime.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -48,10 +50,13 @@ struct warm_run {
 };
 
 /* Shared (MAP_SHARED) by the fork server and all its children. seq is odd
- * while a task writes the runs; only one writes at a time. */
+ * while a task writes the runs; only one writes at a time, writer (0 until
+ * it has said, and again once done), so that the next learner takes over
+ * from one killed while it wrote. */
 struct warm_table {
     _Atomic uint32_t seq;
     _Atomic uint32_t ended;
+    _Atomic int32_t writer;
     uint32_t nruns;
     struct warm_run run[WARM_RUNS];
 };
@@ -156,19 +161,52 @@ static void scan_self(struct runs *r)
         fclose(maps);
 }
 
+/* Take the table for writing: 0 with *odd its seq meanwhile, or -1 when
+ * another task is writing it. */
+static int claim(uint32_t *odd)
+{
+    uint32_t s = atomic_load(&table->seq);
+    int32_t me = (int32_t)getpid();
+    if (!(s & 1)) {
+        if (!atomic_compare_exchange_strong(&table->seq, &s, s + 1))
+            return -1;
+        atomic_store(&table->writer, me);
+        *odd = s + 1;
+        return 0;
+    }
+    int32_t w = atomic_load(&table->writer);
+    if (w <= 0 || kill(w, 0) == 0 || errno != ESRCH ||
+        !atomic_compare_exchange_strong(&table->writer, &w, me))
+        return -1;
+    *odd = s; /* its writer was killed while it wrote */
+    return 0;
+}
+
+static void release(uint32_t odd)
+{
+    atomic_store(&table->writer, 0);
+    atomic_store(&table->seq, odd + 1);
+}
+
+void dv__warm_claim_and_leave(void)
+{
+    uint32_t odd;
+    if (table)
+        claim(&odd);
+}
+
 void dv__warm_learn(void)
 {
-    if (!table || atomic_fetch_add(&table->ended, 1) % WARM_EVERY != 0)
+    uint32_t odd;
+    if (!table || atomic_fetch_add(&table->ended, 1) % WARM_EVERY != 0 ||
+        claim(&odd) < 0)
         return;
-    uint32_t s = atomic_load(&table->seq);
-    if ((s & 1) || !atomic_compare_exchange_strong(&table->seq, &s, s + 1))
-        return; /* another task is writing it */
     /* A spare that reads the table meanwhile may touch wrong pages of its
      * own: harmless, and at most WARM_PAGES_MAX of them. */
     struct runs r = {table->run, 0, 0};
     scan_self(&r);
     table->nruns = (uint32_t)r.n;
-    atomic_store(&table->seq, s + 2);
+    release(odd);
 }
 
 void dv__warm_spare(void)

@@ -2,7 +2,8 @@
  * learned as it ends, and a later spare holds them as its own before it
  * runs anything (so writing them costs no fault); a task that does not
  * learn leaves the table alone; a stale table (pages no longer mapped or
- * no longer writable) does no harm; a spare takes at most the cap; in a
+ * no longer writable) does no harm; a spare takes at most the cap; a
+ * learner killed while writing is taken over by the next; in a
  * job the spare is warm once a task has ended, a plain fork is not.
  * Exits 77 where the kernel lacks MADV_POPULATE_READ (before 5.14). */
 #define _GNU_SOURCE
@@ -125,6 +126,29 @@ static int spare_within_cap(char *b)
     return n < BIG / 4 || n > BIG / 2;
 }
 
+static int die_while_learning(char *b)
+{
+    (void)b;
+    dv__warm_claim_and_leave();
+    return 0;
+}
+
+static int write_all_and_learn(char *b)
+{
+    for (size_t i = 0; i < PAGES; i++)
+        b[i * page]++;
+    for (int k = 0; k < 32; k++) /* one of them is due */
+        dv__warm_learn();
+    return 0;
+}
+
+/* The number of pages of b this spare holds as its own. */
+static int spare_holds(char *b)
+{
+    dv__warm_spare();
+    return (int)exclusive_pages(b, PAGES);
+}
+
 static void test_table(void)
 {
     dv__warm_init(); /* this process stands for the fork server */
@@ -144,6 +168,17 @@ static void test_table(void)
     CHECK_EQ_INT(in_child(write_big_and_learn, big), 0);
     CHECK_EQ_INT(in_child(spare_within_cap, big), 0);
     munmap(big, BIG * page);
+    /* A learner killed while it wrote: spares are cold until the next
+     * learner takes over. */
+    b = touched_buffer(PAGES);
+    CHECK(b != NULL);
+    if (!b)
+        return;
+    CHECK_EQ_INT(in_child(die_while_learning, b), 0);
+    CHECK_EQ_INT(in_child(spare_holds, b), 0);
+    CHECK_EQ_INT(in_child(write_all_and_learn, b), 0);
+    CHECK_EQ_INT(in_child(spare_holds, b), PAGES);
+    munmap(b, PAGES * page);
 }
 
 /* Through a job: the fork server shares this buffer with its children. */
