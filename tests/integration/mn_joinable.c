@@ -71,7 +71,9 @@ DV_TASK(join_worker)(const void *arg, size_t len, dv_result_t *res)
     if (len != sizeof(*j) || !(work = dv_queue_attach(&j->work, NULL)) ||
         !(back = dv_queue_attach(&j->back, NULL)))
         return 100;
-    if (dv_queue_wait(work, 30, NULL) < 0 || dv_queue_size(work) < 1)
+    /* Only its return tells: with two workers, the other may take what
+     * this wait saw before this one looks. */
+    if (dv_queue_wait(work, 30, NULL) < 0)
         return 101; /* wait saw nothing */
     size_t n;
     for (int k = 0;; k++) {
