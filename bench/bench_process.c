@@ -2,7 +2,9 @@
  * empty task, one after another (as the Python baseline does). Usage:
  * bench_process [SECONDS [fork]]; prints "<rate> processes/s". With
  * "fork" the same program forks a child that exits at once and waits for
- * it (fork + waitpid, the plain-C peer) instead of using drover. */
+ * it (fork + waitpid, the plain-C peer) instead of using drover. With
+ * DROVER_BENCH_NODE=N every child starts on node N (default placement
+ * otherwise). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,10 +42,12 @@ static int one_fork(void)
     return 0;
 }
 
+static const dv_placement_t *where; /* NULL: the default placement */
+
 static int one_drover(void)
 {
     dv_error_t err;
-    dv_process_t *p = dv_process_start("empty", NULL, 0, NULL, &err);
+    dv_process_t *p = dv_process_start("empty", NULL, 0, where, &err);
     int code = -1;
     if (!p || dv_process_join(p, 30, &err) < 0 ||
         dv_process_exitcode(p, &code) < 0 || code != 0) {
@@ -69,6 +73,13 @@ int main(int argc, char **argv)
     }
     int (*one)(void) =
         argc > 2 && strcmp(argv[2], "fork") == 0 ? one_fork : one_drover;
+    static dv_placement_t on_node = DV_PLACEMENT_DEFAULT;
+    const char *node = getenv("DROVER_BENCH_NODE");
+    if (node) {
+        on_node.policy = DV_POLICY_NODE;
+        on_node.node = atoi(node);
+        where = &on_node;
+    }
     for (int i = 0; i < 50; i++)
         if (one() < 0)
             return 1;
