@@ -83,15 +83,13 @@ static int recv_one(mn_host_t *h, int32_t *value, int *e)
         return -1;
     dv__msgr_t r;
     dv__msgr_init(&r, body, len);
-    int rc = type;
+    int rc = -1;
     if (type == DV_MSG_EXITED) {
         rc = on_exited(h, &r) < 0 ? -1 : (int)type;
     } else if (type == DV_MSG_OK || type == DV_MSG_ERR) {
         *value = dv__msgr_i32(&r);
         *e = type == DV_MSG_ERR ? (*value > 0 ? *value : EPROTO) : 0;
         rc = r.bad ? -1 : (int)type;
-    } else {
-        rc = -1;
     }
     free(body);
     return rc;

@@ -6,9 +6,7 @@
  * until it is up, an exec of the job's program with DROVER_TASK), and
  * reports their end to the node that asked. */
 #define _GNU_SOURCE
-#include "multinode/mn.h"
-#include "multinode/mn_env.h"
-#include "multinode/mn_host.h"
+#include "multinode/mn_svc.h"
 #include "multinode/mn_out.h"
 
 #include <errno.h>
@@ -35,88 +33,6 @@
 #include "lib/msg.h"
 #include "lib/remote.h"
 
-extern char **environ;
-
-#define TAB_BYTES (DV_PS_SLOTS * sizeof(struct dv__ps_slot))
-
-struct client {
-    int fd;
-    struct dv__ps_slot *tab;
-};
-
-/* A process a client of this node started on another node. */
-struct req {
-    uint64_t rid;
-    int client; /* -1 once the client left */
-    uint32_t slot;
-    int node;
-    int started;
-    int objop; /* a queue/event operation, not a process */
-};
-
-/* A start another node asked for, waiting for the node's host. */
-struct pend {
-    int src;
-    uint64_t rid;
-    int gpu;
-    char task[128];
-    void *arg;
-    size_t len;
-};
-
-/* The longest starts wait for the host to come up (the program's own
- * start before dv_init: an exec would take that long too). */
-#define HOST_WAIT_S 30.0
-
-/* A process started here for another node. */
-struct task {
-    pid_t pid;
-    int origin;
-    uint64_t rid;
-    int hosted;    /* started by the host's fork server (mn_host.h) */
-    uint32_t slot; /* its slot there */
-};
-
-struct mn_svc {
-    int self, n;
-    char path[108];
-    char prog[PATH_MAX];
-    char rundir[PATH_MAX];
-    char **argv;
-    char *origin_cwd, *origin_env; /* mn_svc_set_origin(), or NULL */
-    size_t origin_len;
-    int lfd;
-    int lostfd;           /* rundir/lost (DV_LOST_FILE), or -1 */
-    char *lost;           /* per node: 1 once lost with the job going on */
-    int outr[3], outw[3]; /* [1], [2]: pipes of stdout/stderr, or -1 */
-    struct client *cl;
-    int ncl;
-    struct req *rq;
-    int nrq, caprq;
-    struct task *tk;
-    int ntk, captk;
-    /* The node's host: 0 none yet, its pid once started, -1 when there is
-     * to be none (it failed, or ended); connected once it said so. */
-    pid_t host_pid;
-    mn_host_t *host;
-    /* Starts asked for while the host comes up, in order; when it is not
-     * up by host_wait_until, they and later ones are execs until it is. */
-    struct pend *pd;
-    int npd, cappd;
-    double host_wait_until;
-    uint64_t next_rid;
-    int done[2];  /* blocking object operations finished (struct objop *) */
-    int inflight; /* of those, still running */
-    _Atomic int stopping; /* the service ends: blocked operations give up */
-    struct dv__serve_cache *cache;
-    mn_send_f send;
-    void *send_arg;
-    /* Output sent to the head and not yet written by it (mn_out.h): the
-     * pipes are read only within the credit, so a slow reader of drover
-     * run's stdout blocks the writing processes, never the loops. */
-    size_t credit, unacked;
-};
-
 double mn_now(void)
 {
     struct timespec ts;
@@ -142,7 +58,7 @@ int64_t mn_get_i64(const dv_wire_view_t *v, int tag, int64_t def)
     return (int64_t)x;
 }
 
-static int svc_send(mn_svc_t *s, dv_wire_buf_t *b)
+int svc_send(mn_svc_t *s, dv_wire_buf_t *b)
 {
     if (dv__wire_end(b, NULL) < 0) {
         dv__wire_buf_release(b);
@@ -228,10 +144,6 @@ fail:
 }
 
 static void objops_drain(mn_svc_t *s);
-static void host_ready(mn_svc_t *s, int c);
-static void host_gone(mn_svc_t *s);
-static void host_check_wait(mn_svc_t *s);
-static void drain_pending(mn_svc_t *s);
 
 void mn_svc_destroy(mn_svc_t **sp)
 {
@@ -244,10 +156,7 @@ void mn_svc_destroy(mn_svc_t **sp)
         unlink(s->path);
     }
     objops_drain(s);
-    mn_host_close(&s->host);
-    for (int i = 0; i < s->npd; i++)
-        free(s->pd[i].arg);
-    free(s->pd);
+    svc_tasks_free(s);
     if (s->lostfd >= 0)
         close(s->lostfd);
     free(s->lost);
@@ -501,7 +410,7 @@ static void client_message(mn_svc_t *s, int c)
     } else if (type == DV_MSG_OBJOP) {
         client_objop(s, c, &r);
     } else if (type == DV_MSG_HOST) {
-        host_ready(s, c);
+        svc_host_ready(s, c);
     } else {
         client_drop(s, c);
     }
@@ -722,7 +631,7 @@ int mn_svc_poll_items(mn_svc_t *s, zmq_pollitem_t *it, int cap)
 
 void mn_svc_on_poll(mn_svc_t *s, zmq_pollitem_t *it, int n)
 {
-    host_check_wait(s);
+    svc_host_check_wait(s);
     for (int j = 0; j < n; j++) {
         if (!it[j].revents)
             continue;
@@ -737,7 +646,7 @@ void mn_svc_on_poll(mn_svc_t *s, zmq_pollitem_t *it, int n)
         }
         if (s->host && fd == mn_host_fd(s->host)) {
             if (mn_host_on_input(s->host) < 0)
-                host_gone(s);
+                svc_host_gone(s);
             continue;
         }
         if (fd == s->outr[1] || fd == s->outr[2]) {
@@ -749,335 +658,6 @@ void mn_svc_on_poll(mn_svc_t *s, zmq_pollitem_t *it, int n)
                 client_message(s, c);
                 break;
             }
-    }
-}
-
-/* ---- processes started here for other nodes ---- */
-
-/* The environment of a started process: the origin's (or ours) plus its
- * task. */
-static char **task_env(const mn_svc_t *s, const char *task, int argfd, int gpu)
-{
-    size_t k = 0;
-    char **e = mn_env_task(s->origin_env, s->origin_len, gpu, 4, &k);
-    if (!e)
-        return NULL;
-    char v[160];
-    snprintf(v, sizeof(v), "%s=%s", DV_ENV_TASK, task);
-    e[k++] = strdup(v);
-    snprintf(v, sizeof(v), "%s=%d", DV_ENV_TASK_ARG_FD, argfd);
-    e[k++] = strdup(v);
-    if (gpu >= 0) {
-        snprintf(v, sizeof(v), "CUDA_VISIBLE_DEVICES=%d", gpu);
-        e[k++] = strdup(v);
-        snprintf(v, sizeof(v), "ROCR_VISIBLE_DEVICES=%d", gpu);
-        e[k++] = strdup(v);
-    }
-    for (size_t i = 0; i < k; i++)
-        if (!e[i]) {
-            for (size_t j = i + 1; j < k; j++)
-                free(e[j]);
-            mn_env_free(e);
-            return NULL;
-        }
-    return e;
-}
-
-int mn_svc_set_origin(mn_svc_t *s, const char *cwd, const void *env, size_t len)
-{
-    char *c = strdup(cwd ? cwd : "");
-    char *b = malloc(len ? len : 1);
-    if (!c || !b) {
-        free(c);
-        free(b);
-        errno = ENOMEM;
-        return -1;
-    }
-    if (len)
-        memcpy(b, env, len);
-    free(s->origin_cwd);
-    free(s->origin_env);
-    s->origin_cwd = c;
-    s->origin_env = b;
-    s->origin_len = len;
-    return 0;
-}
-
-/* In the child before exec: the origin's directory, where this node has
- * it (as srun, which goes on elsewhere when it cannot). */
-static void enter_origin_dir(const mn_svc_t *s)
-{
-    if (!s->origin_cwd || !*s->origin_cwd || chdir(s->origin_cwd) == 0)
-        return;
-    char line[PATH_MAX + 128];
-    int n = snprintf(line, sizeof(line),
-                     "drover: node %d: cannot enter %s (%s): the process "
-                     "runs in the agent's directory\n",
-                     s->self, s->origin_cwd, strerror(errno));
-    if (n > 0 &&
-        write(2, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line)) < 0)
-        return;
-}
-
-/* fork + exec the program for a task; returns the pid or -1. */
-static pid_t spawn_task(mn_svc_t *s, const char *task, const void *arg,
-                        size_t len, int gpu)
-{
-    int mfd = memfd_create("drover-arg", 0);
-    if (mfd < 0)
-        return -1;
-    if (len && write(mfd, arg, len) != (ssize_t)len) {
-        close(mfd);
-        return -1;
-    }
-    char **env = task_env(s, task, mfd, gpu);
-    pid_t self = getpid(), pid = env ? fork() : -1;
-    if (pid == 0) {
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        signal(SIGPIPE, SIG_DFL); /* the agent ignores it */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != self)
-            _exit(127);
-        /* Not the agent's stdin (its launch's pipe): nothing, as a
-         * multiprocessing child reads. */
-        int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (nul >= 0)
-            dup2(nul, 0);
-        if (s->outw[1] >= 0)
-            dup2(s->outw[1], 1);
-        if (s->outw[2] >= 0)
-            dup2(s->outw[2], 2);
-        enter_origin_dir(s);
-        execve(s->prog, s->argv, env);
-        _exit(127);
-    }
-    close(mfd);
-    mn_env_free(env);
-    return pid;
-}
-
-/* Tell the node that asked that process i ended with code. */
-static void task_ended(mn_svc_t *s, int i, int code)
-{
-    dv_wire_buf_t b;
-    if (mn_msg_begin(&b, DV_WIRE_EXITED, s->self, s->tk[i].origin) == 0) {
-        dv__wire_put_u64(&b, MN_RID, s->tk[i].rid);
-        dv__wire_put_u64(&b, MN_CODE, (uint64_t)(int64_t)code);
-        svc_send(s, &b);
-    }
-    s->tk[i] = s->tk[--s->ntk];
-}
-
-static void host_ended(void *arg, uint32_t slot, pid_t pid, int code)
-{
-    mn_svc_t *s = arg;
-    for (int i = 0; i < s->ntk; i++)
-        if (s->tk[i].hosted && s->tk[i].slot == slot && s->tk[i].pid == pid) {
-            task_ended(s, i, code);
-            return;
-        }
-}
-
-/* The host's fork server is gone, and its processes with it: they are
- * reported killed; later starts exec the program again. */
-static void host_gone(mn_svc_t *s)
-{
-    mn_host_close(&s->host);
-    if (s->host_pid > 0)
-        kill(s->host_pid, SIGKILL);
-    s->host_pid = -1;
-    for (int i = s->ntk - 1; i >= 0; i--)
-        if (s->tk[i].hosted) {
-            kill(s->tk[i].pid, SIGKILL);
-            task_ended(s, i, -SIGKILL);
-        }
-    drain_pending(s);
-}
-
-/* The host said its fork server listens: become its client. */
-static void host_ready(mn_svc_t *s, int c)
-{
-    struct ucred uc;
-    socklen_t ul = sizeof(uc);
-    if (s->host || s->host_pid <= 0 ||
-        getsockopt(s->cl[c].fd, SOL_SOCKET, SO_PEERCRED, &uc, &ul) < 0 ||
-        uc.pid != s->host_pid)
-        return;
-    dv_error_t err;
-    s->host = mn_host_connect(s->rundir, s->host_pid, host_ended, s, &err);
-    if (!s->host)
-        host_gone(s);
-    else
-        drain_pending(s);
-}
-
-/* Start task in a fork of the host when there is one, else an exec of the
- * program. Returns the pid or -1. */
-static pid_t start_task(mn_svc_t *s, struct task *t, const char *task,
-                        const void *arg, size_t len, int gpu)
-{
-    t->hosted = 0;
-    if (s->host) {
-        pid_t pid = mn_host_start(s->host, task, arg, len, gpu, &t->slot);
-        if (pid > 0) {
-            t->hosted = 1;
-            return pid;
-        }
-        if (errno == EPIPE)
-            host_gone(s);
-    }
-    return spawn_task(s, task, arg, len, gpu);
-}
-
-/* Start a process for node src's request rid and answer it. */
-static void start_now(mn_svc_t *s, int src, uint64_t rid, const char *task,
-                      const void *arg, size_t len, int gpu)
-{
-    pid_t pid = -1;
-    struct task t = {0, src, rid, 0, 0};
-    if (s->ntk == s->captk) {
-        int cap = s->captk ? 2 * s->captk : 64;
-        struct task *n = realloc(s->tk, (size_t)cap * sizeof(*n));
-        if (n) {
-            s->tk = n;
-            s->captk = cap;
-        }
-    }
-    errno = ENOMEM;
-    if (s->ntk < s->captk)
-        pid = start_task(s, &t, task, arg, len, gpu);
-    int e = errno;
-    dv_wire_buf_t b;
-    if (mn_msg_begin(&b, pid > 0 ? DV_WIRE_STARTED : DV_WIRE_ERROR, s->self,
-                     src) < 0)
-        return;
-    dv__wire_put_u64(&b, MN_RID, rid);
-    if (pid > 0) {
-        t.pid = pid;
-        s->tk[s->ntk++] = t;
-        dv__wire_put_u64(&b, MN_PID, (uint64_t)pid);
-    } else {
-        dv__wire_put_u64(&b, MN_ERRNO, (uint64_t)e);
-        dv__wire_put_str(&b, MN_TEXT, strerror(e));
-    }
-    svc_send(s, &b);
-}
-
-/* Start what waits for the host: forks of it once it is up, execs when
- * it is gone or late. */
-static void drain_pending(mn_svc_t *s)
-{
-    struct pend *q = s->pd;
-    int n = s->npd;
-    s->pd = NULL;
-    s->npd = s->cappd = 0;
-    for (int i = 0; i < n; i++) {
-        start_now(s, q[i].src, q[i].rid, q[i].task, q[i].arg, q[i].len,
-                  q[i].gpu);
-        free(q[i].arg);
-    }
-    free(q);
-}
-
-/* Keep a start until the host is up. 0, or -1 when it cannot wait. */
-static int add_pending(mn_svc_t *s, int src, uint64_t rid, const char *task,
-                       const void *arg, size_t len, int gpu)
-{
-    if (s->npd == s->cappd) {
-        int cap = s->cappd ? 2 * s->cappd : 16;
-        struct pend *n = realloc(s->pd, (size_t)cap * sizeof(*n));
-        if (!n)
-            return -1;
-        s->pd = n;
-        s->cappd = cap;
-    }
-    struct pend *p = &s->pd[s->npd];
-    *p = (struct pend){src, rid, gpu, "", malloc(len ? len : 1), len};
-    if (!p->arg)
-        return -1;
-    memcpy(p->arg, arg, len);
-    snprintf(p->task, sizeof(p->task), "%s", task);
-    s->npd++;
-    return 0;
-}
-
-/* At the first start another node asks for: the node's host. */
-static void host_begin(mn_svc_t *s)
-{
-    s->host_pid = spawn_task(s, DV_HOST_TASK, NULL, 0, -1);
-    if (s->host_pid <= 0)
-        s->host_pid = -1;
-    s->host_wait_until = mn_now() + HOST_WAIT_S;
-}
-
-/* Starts wait for the host no longer than HOST_WAIT_S. */
-static void host_check_wait(mn_svc_t *s)
-{
-    if (s->npd && mn_now() > s->host_wait_until)
-        drain_pending(s);
-}
-
-static void on_spawn(mn_svc_t *s, const dv_wire_view_t *v, int src)
-{
-    char task[128];
-    const dv_wire_field_t *arg = dv__wire_find(v, MN_ARG);
-    uint64_t rid = (uint64_t)mn_get_i64(v, MN_RID, 0);
-    int gpu = (int)mn_get_i64(v, MN_GPU, -1);
-    if (dv__wire_get_str(v, MN_TASK, task, sizeof(task), NULL) < 0 || !arg ||
-        arg->len > DV_MESSAGE_MAX) {
-        dv_wire_buf_t b;
-        if (mn_msg_begin(&b, DV_WIRE_ERROR, s->self, src) < 0)
-            return;
-        dv__wire_put_u64(&b, MN_RID, rid);
-        dv__wire_put_u64(&b, MN_ERRNO, EPROTO);
-        dv__wire_put_str(&b, MN_TEXT, strerror(EPROTO));
-        svc_send(s, &b);
-        return;
-    }
-    if (s->host_pid == 0)
-        host_begin(s);
-    int waits = s->host_pid > 0 && !s->host && mn_now() <= s->host_wait_until;
-    if (!waits || add_pending(s, src, rid, task, arg->data, arg->len, gpu) < 0)
-        start_now(s, src, rid, task, arg->data, arg->len, gpu);
-}
-
-void mn_svc_reaped(mn_svc_t *s, pid_t pid, int status)
-{
-    if (pid == s->host_pid) {
-        /* Its fork server ends with it: the connection tells, once the
-         * processes it stops are reported. What waits for it is exec'd. */
-        s->host_pid = -1;
-        drain_pending(s);
-        return;
-    }
-    for (int i = 0; i < s->ntk; i++) {
-        if (s->tk[i].pid != pid || s->tk[i].hosted)
-            continue;
-        int code = WIFEXITED(status)
-                       ? WEXITSTATUS(status)
-                       : -(WIFSIGNALED(status) ? WTERMSIG(status) : SIGKILL);
-        task_ended(s, i, code);
-        return;
-    }
-}
-
-static void on_kill(mn_svc_t *s, const dv_wire_view_t *v, int src)
-{
-    uint64_t rid = (uint64_t)mn_get_i64(v, MN_RID, 0);
-    int sig = (int)mn_get_i64(v, MN_SIG, 0);
-    if (sig != SIGTERM && sig != SIGKILL)
-        return;
-    for (int i = 0; i < s->ntk; i++) {
-        if (s->tk[i].origin != src || s->tk[i].rid != rid)
-            continue;
-        if (!s->tk[i].hosted)
-            kill(s->tk[i].pid, sig);
-        else if (mn_host_signal(s->host, s->tk[i].slot, sig) < 0 &&
-                 errno == EPIPE)
-            host_gone(s);
-        return;
     }
 }
 
@@ -1114,10 +694,10 @@ void mn_svc_on_wire(mn_svc_t *s, const dv_wire_view_t *v)
     struct req *r = find_req(s, (uint64_t)mn_get_i64(v, MN_RID, 0));
     switch (v->type) {
     case DV_WIRE_SPAWN:
-        on_spawn(s, v, src);
+        svc_on_spawn(s, v, src);
         break;
     case DV_WIRE_KILL:
-        on_kill(s, v, src);
+        svc_on_kill(s, v, src);
         break;
     case DV_WIRE_OBJ_OP:
         on_objop(s, v, src);
