@@ -205,7 +205,7 @@ static void drop_client(size_t i)
 {
     close(S.cl[i].fd);
     if (S.cl[i].tab)
-        munmap(S.cl[i].tab, DV_PS_SLOTS * sizeof(struct dv__ps_slot));
+        munmap(S.cl[i].tab, DV_PS_TAB_BYTES);
     S.cl[i].fd = -1;
     S.cl[i].tab = NULL;
     for (size_t k = 0; k < S.nch; k++)
@@ -417,8 +417,8 @@ static int do_hello(size_t i, int fd, dv__msgr_t *r)
         if (r->bad)
             return reply_err(i, EPROTO, "bad hello");
     }
-    void *m = mmap(NULL, DV_PS_SLOTS * sizeof(struct dv__ps_slot),
-                   PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    void *m =
+        mmap(NULL, DV_PS_TAB_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (m == MAP_FAILED)
         return reply_err(i, errno, "cannot map the status table");
     S.cl[i].tab = m;

@@ -52,14 +52,12 @@ static struct {
     int afd; /* connection to the node's agent (remote starts), or -1 */
 } C = {PTHREAD_MUTEX_INITIALIZER, 0, -1, NULL, 0, 1, -1, -1};
 
-#define TAB_BYTES (DV_PS_SLOTS * sizeof(struct dv__ps_slot))
-
 static void close_locked(void)
 {
     if (C.fd >= 0)
         close(C.fd);
     if (C.tab)
-        munmap(C.tab, TAB_BYTES);
+        munmap(C.tab, DV_PS_TAB_BYTES);
     if (C.mfd >= 0)
         close(C.mfd);
     if (C.afd >= 0)
@@ -129,9 +127,10 @@ static int connect_locked(dv_error_t *err)
                              "dv_process_start: no runtime (call dv_init)");
     strcpy(sa.sun_path, path);
     int mfd = memfd_create("drover-ps", MFD_CLOEXEC);
-    if (mfd < 0 || ftruncate(mfd, TAB_BYTES) < 0)
+    if (mfd < 0 || ftruncate(mfd, DV_PS_TAB_BYTES) < 0)
         goto sys;
-    C.tab = mmap(NULL, TAB_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+    C.tab =
+        mmap(NULL, DV_PS_TAB_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
     if (C.tab == MAP_FAILED) {
         C.tab = NULL;
         goto sys;
@@ -159,18 +158,19 @@ fail:;
     return -1;
 }
 
-static int alloc_slot_locked(uint32_t *out)
+int dv__ps_alloc(struct dv__ps_slot *tab, uint32_t *next, uint32_t *out)
 {
     for (uint32_t k = 0; k < DV_PS_SLOTS; k++) {
-        uint32_t i = (C.next + k) % DV_PS_SLOTS;
+        uint32_t i = (*next + k) % DV_PS_SLOTS;
         uint32_t want = DV_PS_FREE;
-        if (atomic_compare_exchange_strong(&C.tab[i].state, &want,
+        if (atomic_compare_exchange_strong(&tab[i].state, &want,
                                            DV_PS_STARTING)) {
-            C.next = i + 1;
+            *next = i + 1;
             *out = i;
             return 0;
         }
     }
+    errno = EAGAIN;
     return -1;
 }
 
@@ -276,7 +276,7 @@ dv_process_t *dv_process_start(const char *task, const void *arg, size_t len,
     int32_t pid = -1;
     uint32_t slot = 0;
     int r = connect_locked(err);
-    if (r == 0 && (r = alloc_slot_locked(&slot)) < 0)
+    if (r == 0 && (r = dv__ps_alloc(C.tab, &C.next, &slot)) < 0)
         dv__errprintf(err, EAGAIN, "dv_process_start: too many processes");
     if (r == 0) {
         int remote = node != dv_node_self() ? node : -1;

@@ -63,6 +63,12 @@ struct dv__ps_slot {
     int32_t code; /* exit code, or -signal */
     uint32_t pad;
 };
+#define DV_PS_TAB_BYTES (DV_PS_SLOTS * sizeof(struct dv__ps_slot))
+
+/* Take a free slot of tab (FREE -> STARTING), looking from *next on: 0
+ * with *out (and *next past it), or -1 (EAGAIN) when all are taken
+ * (process.c). */
+int dv__ps_alloc(struct dv__ps_slot *tab, uint32_t *next, uint32_t *out);
 
 /* Grace period of a teardown, in seconds (DROVER_GRACE, default 2). */
 double dv__grace_s(void);

@@ -20,10 +20,9 @@
  * shadows, large arrays) are not read. */
 #define _GNU_SOURCE
 #include "lib/runtime.h"
+#include "lib/shm.h"
 
-#include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -175,7 +174,7 @@ static int claim(uint32_t *odd)
         return 0;
     }
     int32_t w = atomic_load(&table->writer);
-    if (w <= 0 || kill(w, 0) == 0 || errno != ESRCH ||
+    if (w <= 0 || dv__pid_alive(w) ||
         !atomic_compare_exchange_strong(&table->writer, &w, me))
         return -1;
     *odd = s; /* its writer was killed while it wrote */

@@ -21,25 +21,17 @@
 #include "lib/msg.h"
 #include "lib/runtime.h"
 
-#define TAB_BYTES (DV_PS_SLOTS * sizeof(struct dv__ps_slot))
-
 /* The longest the service waits for an answer of the fork server (it
  * answers once it forked, or at once with a spare). */
 #define ANSWER_WAIT_S 10
 
 struct mn_host {
-    pid_t pid;
     int fd;
     struct dv__ps_slot *tab;
     uint32_t next;
     mn_host_ended_f ended;
     void *arg;
 };
-
-pid_t mn_host_pid(const mn_host_t *h)
-{
-    return h->pid;
-}
 
 int mn_host_fd(const mn_host_t *h)
 {
@@ -55,7 +47,7 @@ void mn_host_close(mn_host_t **hp)
     if (h->fd >= 0)
         close(h->fd);
     if (h->tab)
-        munmap(h->tab, TAB_BYTES);
+        munmap(h->tab, DV_PS_TAB_BYTES);
     free(h);
 }
 
@@ -123,16 +115,16 @@ mn_host_t *mn_host_connect(const char *rundir, pid_t pid, mn_host_ended_f ended,
         dv__errprintf(err, ENOMEM, "out of memory");
         return NULL;
     }
-    *h = (struct mn_host){pid, -1, NULL, 0, ended, arg};
+    *h = (struct mn_host){-1, NULL, 0, ended, arg};
     if (snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/fs.%ld.sock", rundir,
                  (long)pid) >= (int)sizeof(sa.sun_path)) {
         dv__errprintf(err, ENAMETOOLONG, "runtime dir path too long");
         goto fail;
     }
     mfd = memfd_create("drover-host-ps", MFD_CLOEXEC);
-    if (mfd < 0 || ftruncate(mfd, TAB_BYTES) < 0 ||
-        (h->tab = mmap(NULL, TAB_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, mfd,
-                       0)) == MAP_FAILED) {
+    if (mfd < 0 || ftruncate(mfd, DV_PS_TAB_BYTES) < 0 ||
+        (h->tab = mmap(NULL, DV_PS_TAB_BYTES, PROT_READ | PROT_WRITE,
+                       MAP_SHARED, mfd, 0)) == MAP_FAILED) {
         h->tab = NULL;
         dv__errsys(err, "the host's status table");
         goto fail;
@@ -162,26 +154,11 @@ fail:
     return NULL;
 }
 
-static int alloc_slot(mn_host_t *h, uint32_t *out)
-{
-    for (uint32_t k = 0; k < DV_PS_SLOTS; k++) {
-        uint32_t i = (h->next + k) % DV_PS_SLOTS;
-        if (atomic_load(&h->tab[i].state) == DV_PS_FREE) {
-            atomic_store(&h->tab[i].state, DV_PS_STARTING);
-            h->next = i + 1;
-            *out = i;
-            return 0;
-        }
-    }
-    errno = EAGAIN;
-    return -1;
-}
-
 pid_t mn_host_start(mn_host_t *h, const char *task, const void *arg, size_t len,
                     int gpu, uint32_t *slot)
 {
     uint32_t i;
-    if (alloc_slot(h, &i) < 0)
+    if (dv__ps_alloc(h->tab, &h->next, &i) < 0)
         return -1;
     dv__msgw_t w;
     dv__msgw_init(&w);

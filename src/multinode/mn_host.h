@@ -28,7 +28,6 @@ typedef void (*mn_host_ended_f)(void *arg, uint32_t slot, pid_t pid, int code);
 mn_host_t *mn_host_connect(const char *rundir, pid_t pid, mn_host_ended_f ended,
                            void *arg, dv_error_t *err);
 void mn_host_close(mn_host_t **h);
-pid_t mn_host_pid(const mn_host_t *h);
 /* The descriptor to poll for input (EXITED messages, or the end). */
 int mn_host_fd(const mn_host_t *h);
 

@@ -175,7 +175,7 @@ void mn_svc_destroy(mn_svc_t **sp)
         if (s->cl[i].fd >= 0)
             close(s->cl[i].fd);
         if (s->cl[i].tab)
-            munmap(s->cl[i].tab, TAB_BYTES);
+            munmap(s->cl[i].tab, DV_PS_TAB_BYTES);
     }
     for (int i = 0; s->argv && s->argv[i]; i++)
         free(s->argv[i]);
@@ -378,7 +378,7 @@ static void client_drop(mn_svc_t *s, int c)
         if (s->rq[i].client == c)
             s->rq[i].client = -1;
     if (s->cl[c].tab)
-        munmap(s->cl[c].tab, TAB_BYTES);
+        munmap(s->cl[c].tab, DV_PS_TAB_BYTES);
     s->cl[c].tab = NULL;
 }
 
@@ -395,8 +395,8 @@ static void client_message(mn_svc_t *s, int c)
     dv__msgr_t r;
     dv__msgr_init(&r, body, len);
     if (type == DV_MSG_HELLO && fd >= 0 && !s->cl[c].tab) {
-        void *m =
-            mmap(NULL, TAB_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        void *m = mmap(NULL, DV_PS_TAB_BYTES, PROT_READ | PROT_WRITE,
+                       MAP_SHARED, fd, 0);
         if (m == MAP_FAILED)
             reply(s, c, 0, errno, "cannot map the status table");
         else

@@ -12,8 +12,6 @@
 #include "multinode/mn.h"
 #include "multinode/mn_host.h"
 
-#define TAB_BYTES (DV_PS_SLOTS * sizeof(struct dv__ps_slot))
-
 struct client {
     int fd;
     struct dv__ps_slot *tab;
