@@ -58,11 +58,9 @@ static void give_gpu(dv_queue_t **devq, int gpu)
 }
 
 static int train(const struct tf_mnist_arg *a, int gpu,
-                 struct tf_mnist_result *r, dv_error_t *err)
+                 const dv_mnist_data_t *data, struct tf_mnist_result *r,
+                 dv_error_t *err)
 {
-    dv_mnist_data_t *data = NULL;
-    if (dv_mnist_data_load(a->data_dir, &data, err) < 0)
-        return -1;
     dv_mnist_options_t o;
     dv_mnist_options_init(&o);
     o.batch_size = a->batch_size;
@@ -75,9 +73,7 @@ static int train(const struct tf_mnist_arg *a, int gpu,
     o.device = gpu;
     o.local_workers = a->local_workers;
     dv_mnist_result_t res;
-    int rc = dv_mnist_train(&o, data, &res, err);
-    dv_mnist_data_destroy(&data);
-    if (rc < 0)
+    if (dv_mnist_train(&o, data, &res, err) < 0)
         return -1;
     r->loss = res.test_loss;
     r->accuracy = res.accuracy;
@@ -95,7 +91,11 @@ DV_TASK(mnist_lr_sweep)(const void *arg, size_t len, dv_result_t *result)
     dv_node_get(dv_node_self(), &self, NULL);
     snprintf(r.node, sizeof(r.node), "%s", self.hostname);
     dv_error_t err = {"bad argument"};
+    dv_mnist_data_t *data = NULL;
     if (len != sizeof(*a))
+        goto fail;
+    /* The data first: read while another worker holds the GPU. */
+    if (dv_mnist_data_load(a->data_dir, &data, &err) < 0)
         goto fail;
     dv_queue_t *devq;
     r.gpu = take_gpu(a, &devq, &err);
@@ -103,15 +103,17 @@ DV_TASK(mnist_lr_sweep)(const void *arg, size_t len, dv_result_t *result)
         goto fail;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    int rc = train(a, r.gpu, &r, &err);
+    int rc = train(a, r.gpu, data, &r, &err);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     give_gpu(&devq, r.gpu);
+    dv_mnist_data_destroy(&data);
     if (rc < 0)
         goto fail;
     r.seconds =
         (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (t1.tv_nsec - t0.tv_nsec);
     return dv_result_set(result, &r, sizeof(r)) < 0;
 fail:
+    dv_mnist_data_destroy(&data);
     fprintf(stderr,
             "drover: telemetry_full: MNIST worker (learning rate %g): %s\n",
             r.lr, err.text);
