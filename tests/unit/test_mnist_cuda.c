@@ -1,8 +1,9 @@
 /* The CUDA backend against the CPU backend (label gpu): from the same
  * weights, one training step gives the same loss, gradient and updated
- * weights within float tolerance (CUDA in plain FP32 mode), a few more
- * steps keep them together, and evaluation agrees. Skips (77) where the
- * CUDA backend cannot load or no GPU is present. */
+ * weights within float tolerance, a few more steps keep them together,
+ * and evaluation agrees: in plain FP32 mode, then with TF32 products
+ * (looser tolerances), with cuBLAS and with the fused convolutions. Skips (77)
+ * where the CUDA backend cannot load or no GPU is present. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -25,8 +26,18 @@ static double rel(const float *a, const float *b, long n)
     return den > 0 ? sqrt(num / den) : sqrt(num);
 }
 
+/* Relative tolerances: plain FP32 and TF32 (10-bit mantissas in the
+ * products: about 5e-4 per product). */
+struct tol {
+    double loss, grad, update, eval;
+    long correct;
+};
+static const struct tol fp32_tol = {1e-5, 1e-4, 1e-3, 1e-4, 1};
+static const struct tol tf32_tol = {2e-3, 2e-2, 5e-2, 5e-3, 3};
+
 static void compare_step(dv__mnist_backend_t *cpu, dv__mnist_backend_t *gpu,
-                         const int32_t *idx, const float *p0)
+                         const int32_t *idx, const float *p0,
+                         const struct tol *t)
 {
     static float gc[DV_MNIST_NPARAMS], gg[DV_MNIST_NPARAMS];
     static float pc[DV_MNIST_NPARAMS], pg[DV_MNIST_NPARAMS];
@@ -45,9 +56,46 @@ static void compare_step(dv__mnist_backend_t *cpu, dv__mnist_backend_t *gpu,
     printf("step: loss cpu %.7f cuda %.7f; gradient rel diff %.2e; "
            "update rel diff %.2e\n",
            lc, lg, dg, dp);
-    CHECK(fabs(lc - lg) <= 1e-5 * fabs(lc));
-    CHECK(dg < 1e-4);
-    CHECK(dp < 1e-3);
+    CHECK(fabs(lc - lg) <= t->loss * fabs(lc));
+    CHECK(dg < t->grad);
+    CHECK(dp < t->update);
+}
+
+/* From the same weights p0: one step, four more (the last one short),
+ * then evaluation, on both backends. */
+static void compare(const dv__mnist_setup_t *s, const float *p0,
+                    const struct tol *t)
+{
+    dv__mnist_backend_t *cpu = NULL, *gpu = NULL;
+    dv_error_t err;
+    CHECK(dv__mnist_cuda_load(s, &gpu, &err) == 0);
+    CHECK(dv__mnist_cpu_open(s, &cpu, &err) == 0);
+    if (!cpu || !gpu)
+        return;
+    printf("cuda backend: %s\n", gpu->name);
+    CHECK(cpu->set_params(cpu, p0, &err) == 0);
+    CHECK(gpu->set_params(gpu, p0, &err) == 0);
+    int32_t idx[NTRAIN];
+    for (int i = 0; i < NTRAIN; i++)
+        idx[i] = (int32_t)((i * 37) % NTRAIN);
+    compare_step(cpu, gpu, idx, p0, t);
+    float lc[8], lg[8];
+    CHECK(cpu->train(cpu, idx, 200, BATCH, 0.5f, 8, lc, &err) == 4);
+    CHECK(gpu->train(gpu, idx, 200, BATCH, 0.5f, 8, lg, &err) == 4);
+    for (int k = 0; k < 4; k++) {
+        printf("step %d: loss cpu %.6f cuda %.6f\n", k + 8, lc[k], lg[k]);
+        CHECK(fabs(lc[k] - lg[k]) <= 10 * t->loss * fabs(lc[k]));
+    }
+    double sc, sg;
+    long kc, kg;
+    CHECK(cpu->evaluate(cpu, 1000, &sc, &kc, &err) == 0);
+    CHECK(gpu->evaluate(gpu, 1000, &sg, &kg, &err) == 0);
+    printf("evaluate: nll cpu %.6f cuda %.6f, correct %ld %ld\n", sc, sg, kc,
+           kg);
+    CHECK(fabs(sc - sg) <= t->eval * fabs(sc));
+    CHECK(labs(kc - kg) <= t->correct);
+    cpu->destroy(cpu);
+    gpu->destroy(gpu);
 }
 
 int main(void)
@@ -68,20 +116,18 @@ int main(void)
                            .threads = 2,
                            .device = -1,
                            .precise = 1};
-    dv__mnist_backend_t *cpu = NULL, *gpu = NULL;
+    dv__mnist_backend_t *gpu = NULL;
     dv_error_t err;
     if (dv__mnist_cuda_load(&s, &gpu, &err) < 0) {
         printf("SKIP: %s\n", err.text);
         free(im), free(lb);
         return 77;
     }
-    printf("cuda backend: %s\n", gpu->name);
+    gpu->destroy(gpu);
     s.device = 999;
-    dv__mnist_backend_t *none = NULL;
-    CHECK(dv__mnist_cuda_load(&s, &none, &err) < 0 && errno == ENODEV);
+    CHECK(dv__mnist_cuda_load(&s, &gpu, &err) < 0 && errno == ENODEV);
     printf("device 999: %s\n", err.text);
     s.device = -1;
-    CHECK(dv__mnist_cpu_open(&s, &cpu, &err) == 0);
 
     float *p0 = malloc(DV_MNIST_NPARAMS * sizeof *p0);
     for (long i = 0; i < DV_MNIST_NPARAMS; i++) {
@@ -92,31 +138,11 @@ int main(void)
         double u = (dv__mnist_mix64(i * 3 + 1) >> 11) * 0x1.0p-53;
         p0[i] = (float)((2 * u - 1) / sqrt(fan));
     }
-    CHECK(cpu->set_params(cpu, p0, &err) == 0);
-    CHECK(gpu->set_params(gpu, p0, &err) == 0);
-    int32_t idx[NTRAIN];
-    for (int i = 0; i < NTRAIN; i++)
-        idx[i] = (int32_t)((i * 37) % NTRAIN);
-    compare_step(cpu, gpu, idx, p0);
-
-    /* a few more steps, the last one short */
-    float lc[8], lg[8];
-    CHECK(cpu->train(cpu, idx, 200, BATCH, 0.5f, 8, lc, &err) == 4);
-    CHECK(gpu->train(gpu, idx, 200, BATCH, 0.5f, 8, lg, &err) == 4);
-    for (int k = 0; k < 4; k++) {
-        printf("step %d: loss cpu %.6f cuda %.6f\n", k + 8, lc[k], lg[k]);
-        CHECK(fabs(lc[k] - lg[k]) <= 1e-4 * fabs(lc[k]));
-    }
-    double sc, sg;
-    long kc, kg;
-    CHECK(cpu->evaluate(cpu, 1000, &sc, &kc, &err) == 0);
-    CHECK(gpu->evaluate(gpu, 1000, &sg, &kg, &err) == 0);
-    printf("evaluate: nll cpu %.6f cuda %.6f, correct %ld %ld\n", sc, sg, kc,
-           kg);
-    CHECK(fabs(sc - sg) <= 1e-4 * fabs(sc));
-    CHECK(labs(kc - kg) <= 1);
-    cpu->destroy(cpu);
-    gpu->destroy(gpu);
+    compare(&s, p0, &fp32_tol);
+    s.precise = 0; /* TF32 products */
+    compare(&s, p0, &tf32_tol);
+    setenv("DROVER_MNIST_FUSED", "1", 1); /* and the fused convolutions */
+    compare(&s, p0, &tf32_tol);
     free(p0), free(im), free(lb);
     return CHECK_DONE();
 }

@@ -49,6 +49,7 @@ struct Gpu {
         *wsblas, *tmp;
     size_t tmp_count; /* floats in tmp, the split-K partial products */
     int splitk;       /* split long reductions (default on) */
+    int fused;        /* TF32 convolutions of cuda_conv.cuh */
     uint8_t *am;
     Graph graphs[4];
     int ngraphs;
@@ -192,11 +193,11 @@ __global__ void k_fc1_act(float *h, float *d2, const float *bias, int n,
 }
 
 /* Bias, log-softmax, NLL: one block. Training: go = d(mean NLL)/d(logits),
- * losses[batch] = mean NLL. Evaluation: accumulate the summed NLL and the
- * correct count. */
+ * its column sums (fc2's bias gradient) in gbias, losses[batch] = mean
+ * NLL. Evaluation: accumulate the summed NLL and the correct count. */
 __global__ void k_head(float *o, const float *bias, const uint8_t *labels,
                        const int32_t *idx, const Ctl *ctl, int stride, int n,
-                       float *go, float *losses, double *sum,
+                       float *go, float *gbias, float *losses, double *sum,
                        unsigned long long *ok)
 {
     __shared__ double part[256];
@@ -226,6 +227,12 @@ __global__ void k_head(float *o, const float *bias, const uint8_t *labels,
     part[threadIdx.x] = acc;
     cnt[threadIdx.x] = right;
     __syncthreads();
+    if (gbias && threadIdx.x < 10) {
+        float g = 0;
+        for (int b = 0; b < n; b++)
+            g += go[b * 10 + threadIdx.x];
+        gbias[threadIdx.x] = g;
+    }
     for (int w = blockDim.x / 2; w > 0; w /= 2) {
         if (threadIdx.x < w) {
             part[threadIdx.x] += part[threadIdx.x + w];
@@ -243,25 +250,19 @@ __global__ void k_head(float *o, const float *bias, const uint8_t *labels,
     }
 }
 
-/* Column sums of x [rows][cols] (thread per column). */
-__global__ void k_colsum(const float *x, int rows, int cols, float *out)
+/* gh [n][128] through dropout and ReLU (kept and positive exactly where
+ * d2 > 0), and its column sums, fc1's bias gradient: one block of 128. */
+__global__ void k_fc1_back(float *gh, const float *d2, int n, float *gbias)
 {
-    int j = blockIdx.x * blockDim.x + threadIdx.x;
-    if (j >= cols)
-        return;
+    int j = threadIdx.x;
     float s = 0;
-    for (int r = 0; r < rows; r++)
-        s += x[(size_t)r * cols + j];
-    out[j] = s;
-}
-
-/* Through dropout and ReLU: kept and positive exactly where d2 > 0. */
-__global__ void k_fc1_back(float *gh, const float *d2, int n)
-{
-    int t = blockIdx.x * blockDim.x + threadIdx.x;
-    if (t >= n * 128)
-        return;
-    gh[t] = d2[t] > 0 ? gh[t] * 2 : 0.0f;
+    for (int b = 0; b < n; b++) {
+        int t = b * 128 + j;
+        float v = d2[t] > 0 ? gh[t] * 2 : 0.0f;
+        gh[t] = v;
+        s += v;
+    }
+    gbias[j] = s;
 }
 
 /* gp (dLoss/d d1) -> ga2 [64][nb][576]: where d1 > 0 (kept by dropout and
@@ -310,10 +311,19 @@ __global__ void k_col2im(const float *dcols, const float *a1, int nb,
     ga1[t] = s;
 }
 
+/* The Adadelta update of every parameter; its first thread also advances
+ * the control block to the next step (every other kernel of the step has
+ * read it by then). */
 __global__ void k_adadelta(float *p, const float *g, float *sq, float *acc,
-                           long n, const float *lr)
+                           long n, const float *lr, Ctl *ctl, uint64_t seed)
 {
     long i = blockIdx.x * (long)blockDim.x + threadIdx.x;
+    if (i == 0) {
+        ctl->step++;
+        ctl->batch++;
+        ctl->key1 = dv__mnist_drop_key(seed, ctl->step, 1);
+        ctl->key2 = dv__mnist_drop_key(seed, ctl->step, 2);
+    }
     if (i >= n)
         return;
     float gi = g[i];
@@ -324,13 +334,7 @@ __global__ void k_adadelta(float *p, const float *g, float *sq, float *acc,
     p[i] -= *lr * d;
 }
 
-__global__ void k_advance(Ctl *ctl, uint64_t seed)
-{
-    ctl->step++;
-    ctl->batch++;
-    ctl->key1 = dv__mnist_drop_key(seed, ctl->step, 1);
-    ctl->key2 = dv__mnist_drop_key(seed, ctl->step, 2);
-}
+#include "workloads/mnist/cuda_conv.cuh"
 
 /* Row-major C[M][N] = op(A) op(B) (+ beta C), as cblas_sgemm. */
 int gemm(Gpu *G, bool ta, bool tb, int M, int N, int K, const float *A, int lda,
@@ -394,13 +398,23 @@ int gemm_nt_long(Gpu *G, int M, int N, int K, int Kc, const float *A, int lda,
 #define P(off) (G->p + DV_MNIST_OFF_##off)
 #define GR(off) (G->g + DV_MNIST_OFF_##off)
 
-/* Forward of nb samples; ctl non-NULL for training (dropout, batch from
- * the control block). Leaves the log-probabilities in o. */
-int forward(Gpu *G, const uint8_t *im, const int32_t *idx, Ctl *ctl, int stride,
-            int nb, dv_error_t *err)
+/* Both convolutions with their biases and ReLUs, max-pool and dropout:
+ * the batch's images -> d1, am (and a1, cols1 for the backward pass).
+ * Fused (TF32, DROVER_MNIST_FUSED=1 until measured on a GPU): the kernels
+ * of cuda_conv.cuh; else im2col and cuBLAS. */
+int conv_forward(Gpu *G, const uint8_t *im, const int32_t *idx, Ctl *ctl,
+                 int stride, int nb, dv_error_t *err)
 {
     const int T = 256;
     int n1 = nb * 676, n2 = nb * 576;
+    if (G->fused) {
+        k_conv1_fwd<<<blocks(n1, T), T, 0, G->st>>>(
+            im, idx, ctl, stride, nb, P(W1), ctl ? G->cols1 : NULL, G->a1);
+        k_conv2_fwd<<<nb * 6, 256, 0, G->st>>>(G->a1, P(W2), P(B2), nb, ctl,
+                                               G->d1, G->am);
+        CU(cudaGetLastError());
+        return 0;
+    }
     k_im2col1<<<dim3(blocks(n1, T), COLS1_ROWS), T, 0, G->st>>>(
         im, idx, ctl, stride, nb, G->cols1);
     if (gemm(G, 0, 0, 32, n1, 9, P(W1), 9, G->cols1, n1, 0, G->a1, n1, err) < 0)
@@ -413,6 +427,48 @@ int forward(Gpu *G, const uint8_t *im, const int32_t *idx, Ctl *ctl, int stride,
         return -1;
     k_bias_relu<<<dim3(blocks(n2, T), 64), T, 0, G->st>>>(G->a2, P(B2), n2);
     k_pool<<<blocks(nb * 9216, T), T, 0, G->st>>>(G->a2, nb, ctl, G->d1, G->am);
+    CU(cudaGetLastError());
+    return 0;
+}
+
+/* ga2 -> the filter and bias gradients of both convolutions; the paths
+ * of conv_forward. */
+int conv_backward(Gpu *G, int nb, dv_error_t *err)
+{
+    const int T = 256;
+    int n1 = nb * 676, n2 = nb * 576;
+    if (G->fused) {
+        int s1 = (int)blocks(n1, D_BN);
+        k_conv2_wgrad<<<2 * nb, 256, 0, G->st>>>(G->ga2, G->a1, nb, G->tmp);
+        k_sum_slices<<<blocks(64 * 289, T), T, 0, G->st>>>(
+            G->tmp, 2 * nb, 64, W_N, 288, GR(W2), GR(B2));
+        k_conv2_dgrad<<<s1, 256, 0, G->st>>>(G->ga2, P(W2), G->a1, G->cols1, nb,
+                                             G->tmp);
+        k_sum_slices<<<blocks(32 * 10, T), T, 0, G->st>>>(G->tmp, s1, 32, 12, 9,
+                                                          GR(W1), GR(B1));
+        CU(cudaGetLastError());
+        return 0;
+    }
+    if (gemm_nt_long(G, 64, COLS2_ROWS, n2, 576, G->ga2, n2, G->cols2, n2,
+                     GR(W2), 288, GR(B2), err) < 0)
+        return -1;
+    if (gemm(G, 1, 0, 288, n2, 64, P(W2), 288, G->ga2, n2, 0, G->cols2, n2,
+             err) < 0)
+        return -1;
+    k_col2im<<<dim3(blocks(n1, T), 32), T, 0, G->st>>>(G->cols2, G->a1, nb,
+                                                       G->ga1);
+    return gemm_nt_long(G, 32, COLS1_ROWS, n1, 676, G->ga1, n1, G->cols1, n1,
+                        GR(W1), 9, GR(B1), err);
+}
+
+/* Forward of nb samples; ctl non-NULL for training (dropout, batch from
+ * the control block). Leaves the log-probabilities in o. */
+int forward(Gpu *G, const uint8_t *im, const int32_t *idx, Ctl *ctl, int stride,
+            int nb, dv_error_t *err)
+{
+    const int T = 256;
+    if (conv_forward(G, im, idx, ctl, stride, nb, err) < 0)
+        return -1;
     if (gemm_nt_long(G, nb, 128, 9216, 512, G->d1, 9216, P(W3), 9216, G->h, 128,
                      NULL, err) < 0)
         return -1;
@@ -428,34 +484,22 @@ int forward(Gpu *G, const uint8_t *im, const int32_t *idx, Ctl *ctl, int stride,
 int backward(Gpu *G, int nb, dv_error_t *err)
 {
     const int T = 256;
-    int n1 = nb * 676, n2 = nb * 576;
     if (gemm(G, 1, 0, 10, 128, nb, G->go, 10, G->d2, 128, 0, GR(W4), 128, err) <
         0)
         return -1;
-    k_colsum<<<1, 32, 0, G->st>>>(G->go, nb, 10, GR(B4));
     if (gemm(G, 0, 0, nb, 128, 10, G->go, 10, P(W4), 128, 0, G->gh, 128, err) <
         0)
         return -1;
-    k_fc1_back<<<blocks(nb * 128, T), T, 0, G->st>>>(G->gh, G->d2, nb);
+    k_fc1_back<<<1, 128, 0, G->st>>>(G->gh, G->d2, nb, GR(B3));
     if (gemm(G, 1, 0, 128, 9216, nb, G->gh, 128, G->d1, 9216, 0, GR(W3), 9216,
              err) < 0)
         return -1;
-    k_colsum<<<1, 128, 0, G->st>>>(G->gh, nb, 128, GR(B3));
     if (gemm(G, 0, 0, nb, 9216, 128, G->gh, 128, P(W3), 9216, 0, G->gp, 9216,
              err) < 0)
         return -1;
     k_unpool<<<blocks(nb * 9216, T), T, 0, G->st>>>(G->gp, G->d1, G->am, nb,
                                                     G->ga2);
-    if (gemm_nt_long(G, 64, COLS2_ROWS, n2, 576, G->ga2, n2, G->cols2, n2,
-                     GR(W2), 288, GR(B2), err) < 0)
-        return -1;
-    if (gemm(G, 1, 0, 288, n2, 64, P(W2), 288, G->ga2, n2, 0, G->cols2, n2,
-             err) < 0)
-        return -1;
-    k_col2im<<<dim3(blocks(n1, T), 32), T, 0, G->st>>>(G->cols2, G->a1, nb,
-                                                       G->ga1);
-    if (gemm_nt_long(G, 32, COLS1_ROWS, n1, 676, G->ga1, n1, G->cols1, n1,
-                     GR(W1), 9, GR(B1), err) < 0)
+    if (conv_backward(G, nb, err) < 0)
         return -1;
     CU(cudaGetLastError());
     return 0;
@@ -467,12 +511,11 @@ int enqueue_step(Gpu *G, int nb, int stride, dv_error_t *err)
     if (forward(G, G->tr_im, G->perm, G->ctl, stride, nb, err) < 0)
         return -1;
     k_head<<<1, 256, 0, G->st>>>(G->o, P(B4), G->tr_lb, G->perm, G->ctl, stride,
-                                 nb, G->go, G->losses, NULL, NULL);
+                                 nb, G->go, GR(B4), G->losses, NULL, NULL);
     if (backward(G, nb, err) < 0)
         return -1;
     k_adadelta<<<blocks(DV_MNIST_NPARAMS, 256), 256, 0, G->st>>>(
-        G->p, G->g, G->sq, G->acc, DV_MNIST_NPARAMS, G->lr);
-    k_advance<<<1, 1, 0, G->st>>>(G->ctl, G->s.seed);
+        G->p, G->g, G->sq, G->acc, DV_MNIST_NPARAMS, G->lr, G->ctl, G->s.seed);
     CU(cudaGetLastError());
     return 0;
 }
@@ -588,7 +631,7 @@ int evaluate(dv__mnist_backend_t *b, int batch, double *sum_nll, long *correct,
         if (forward(G, G->te_im, G->iota + at, NULL, 0, nb, err) < 0)
             return -1;
         k_head<<<1, 256, 0, G->st>>>(G->o, P(B4), G->te_lb, G->iota + at, NULL,
-                                     0, nb, NULL, NULL, G->eval_sum,
+                                     0, nb, NULL, NULL, NULL, G->eval_sum,
                                      G->eval_ok);
     }
     unsigned long long ok;
@@ -630,7 +673,7 @@ void destroy(dv__mnist_backend_t *b)
 int alloc_all(Gpu *G, dv_error_t *err)
 {
     size_t w = (size_t)G->wcap, nt = G->s.n_train, ne = G->s.n_test;
-    size_t c = (size_t)G->s.cap, fc = 18 * w * 128, conv = c * 64 * COLS2_ROWS;
+    size_t c = (size_t)G->s.cap, fc = 18 * w * 128, conv = 2 * c * 64 * W_N;
     G->tmp_count = fc > conv ? fc : conv;
     struct {
         void **p;
@@ -727,7 +770,9 @@ int open_gpu(Gpu *G, char *name, size_t size, dv_error_t *err)
     cudaDeviceProp prop;
     CU(cudaGetDeviceProperties(&prop, G->dev));
     int len = snprintf(name, size, "cuda:%d (%s, %s)", G->dev, prop.name,
-                       G->s.precise ? "FP32" : "TF32");
+                       G->s.precise ? "FP32"
+                       : G->fused   ? "TF32, fused convolutions"
+                                    : "TF32");
     if (len < 0 || (size_t)len >= size)
         len = (int)size - 1;
     /* Capture the full-batch step now: should capture fail, say so and
@@ -763,6 +808,8 @@ dv__mnist_cuda_open(const dv__mnist_setup_t *s, dv__mnist_backend_t **out,
     G->s = *s;
     const char *sk = getenv("DROVER_MNIST_SPLITK");
     G->splitk = !(sk && strcmp(sk, "0") == 0);
+    const char *fz = getenv("DROVER_MNIST_FUSED"); /* not yet the default */
+    G->fused = !s->precise && fz && strcmp(fz, "1") == 0;
     G->wcap = s->cap > 1000 ? s->cap : 1000;
     if (G->wcap > (int)s->n_test && s->cap <= (int)s->n_test)
         G->wcap = (int)s->n_test;
