@@ -49,7 +49,7 @@ struct Gpu {
         *wsblas, *tmp;
     size_t tmp_count; /* floats in tmp, the split-K partial products */
     int splitk;       /* split long reductions (default on) */
-    int fused;        /* TF32 convolutions of cuda_conv.cuh */
+    int fused;        /* the convolutions of cuda_conv.cuh (TF32 only) */
     uint8_t *am;
     Graph graphs[4];
     int ngraphs;
@@ -193,11 +193,11 @@ __global__ void k_fc1_act(float *h, float *d2, const float *bias, int n,
 }
 
 /* Bias, log-softmax, NLL: one block. Training: go = d(mean NLL)/d(logits),
- * its column sums (fc2's bias gradient) in gbias, losses[batch] = mean
- * NLL. Evaluation: accumulate the summed NLL and the correct count. */
+ * losses[batch] = mean NLL. Evaluation: accumulate the summed NLL and the
+ * correct count. */
 __global__ void k_head(float *o, const float *bias, const uint8_t *labels,
                        const int32_t *idx, const Ctl *ctl, int stride, int n,
-                       float *go, float *gbias, float *losses, double *sum,
+                       float *go, float *losses, double *sum,
                        unsigned long long *ok)
 {
     __shared__ double part[256];
@@ -227,12 +227,6 @@ __global__ void k_head(float *o, const float *bias, const uint8_t *labels,
     part[threadIdx.x] = acc;
     cnt[threadIdx.x] = right;
     __syncthreads();
-    if (gbias && threadIdx.x < 10) {
-        float g = 0;
-        for (int b = 0; b < n; b++)
-            g += go[b * 10 + threadIdx.x];
-        gbias[threadIdx.x] = g;
-    }
     for (int w = blockDim.x / 2; w > 0; w /= 2) {
         if (threadIdx.x < w) {
             part[threadIdx.x] += part[threadIdx.x + w];
@@ -250,19 +244,25 @@ __global__ void k_head(float *o, const float *bias, const uint8_t *labels,
     }
 }
 
-/* gh [n][128] through dropout and ReLU (kept and positive exactly where
- * d2 > 0), and its column sums, fc1's bias gradient: one block of 128. */
-__global__ void k_fc1_back(float *gh, const float *d2, int n, float *gbias)
+/* Column sums of x [rows][cols] (thread per column). */
+__global__ void k_colsum(const float *x, int rows, int cols, float *out)
 {
-    int j = threadIdx.x;
+    int j = blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= cols)
+        return;
     float s = 0;
-    for (int b = 0; b < n; b++) {
-        int t = b * 128 + j;
-        float v = d2[t] > 0 ? gh[t] * 2 : 0.0f;
-        gh[t] = v;
-        s += v;
-    }
-    gbias[j] = s;
+    for (int r = 0; r < rows; r++)
+        s += x[(size_t)r * cols + j];
+    out[j] = s;
+}
+
+/* Through dropout and ReLU: kept and positive exactly where d2 > 0. */
+__global__ void k_fc1_back(float *gh, const float *d2, int n)
+{
+    int t = blockIdx.x * blockDim.x + threadIdx.x;
+    if (t >= n * 128)
+        return;
+    gh[t] = d2[t] > 0 ? gh[t] * 2 : 0.0f;
 }
 
 /* gp (dLoss/d d1) -> ga2 [64][nb][576]: where d1 > 0 (kept by dropout and
@@ -311,19 +311,10 @@ __global__ void k_col2im(const float *dcols, const float *a1, int nb,
     ga1[t] = s;
 }
 
-/* The Adadelta update of every parameter; its first thread also advances
- * the control block to the next step (every other kernel of the step has
- * read it by then). */
 __global__ void k_adadelta(float *p, const float *g, float *sq, float *acc,
-                           long n, const float *lr, Ctl *ctl, uint64_t seed)
+                           long n, const float *lr)
 {
     long i = blockIdx.x * (long)blockDim.x + threadIdx.x;
-    if (i == 0) {
-        ctl->step++;
-        ctl->batch++;
-        ctl->key1 = dv__mnist_drop_key(seed, ctl->step, 1);
-        ctl->key2 = dv__mnist_drop_key(seed, ctl->step, 2);
-    }
     if (i >= n)
         return;
     float gi = g[i];
@@ -332,6 +323,14 @@ __global__ void k_adadelta(float *p, const float *g, float *sq, float *acc,
     sq[i] = s;
     acc[i] = 0.9f * acc[i] + 0.1f * d * d;
     p[i] -= *lr * d;
+}
+
+__global__ void k_advance(Ctl *ctl, uint64_t seed)
+{
+    ctl->step++;
+    ctl->batch++;
+    ctl->key1 = dv__mnist_drop_key(seed, ctl->step, 1);
+    ctl->key2 = dv__mnist_drop_key(seed, ctl->step, 2);
 }
 
 #include "workloads/mnist/cuda_conv.cuh"
@@ -400,8 +399,8 @@ int gemm_nt_long(Gpu *G, int M, int N, int K, int Kc, const float *A, int lda,
 
 /* Both convolutions with their biases and ReLUs, max-pool and dropout:
  * the batch's images -> d1, am (and a1, cols1 for the backward pass).
- * Fused (TF32, DROVER_MNIST_FUSED=1 until measured on a GPU): the kernels
- * of cuda_conv.cuh; else im2col and cuBLAS. */
+ * Fused (TF32 with DROVER_MNIST_FUSED=1, slower so far: docs/BENCHMARKS.md):
+ * the kernels of cuda_conv.cuh; else im2col and cuBLAS. */
 int conv_forward(Gpu *G, const uint8_t *im, const int32_t *idx, Ctl *ctl,
                  int stride, int nb, dv_error_t *err)
 {
@@ -487,13 +486,15 @@ int backward(Gpu *G, int nb, dv_error_t *err)
     if (gemm(G, 1, 0, 10, 128, nb, G->go, 10, G->d2, 128, 0, GR(W4), 128, err) <
         0)
         return -1;
+    k_colsum<<<1, 32, 0, G->st>>>(G->go, nb, 10, GR(B4));
     if (gemm(G, 0, 0, nb, 128, 10, G->go, 10, P(W4), 128, 0, G->gh, 128, err) <
         0)
         return -1;
-    k_fc1_back<<<1, 128, 0, G->st>>>(G->gh, G->d2, nb, GR(B3));
+    k_fc1_back<<<blocks(nb * 128, T), T, 0, G->st>>>(G->gh, G->d2, nb);
     if (gemm(G, 1, 0, 128, 9216, nb, G->gh, 128, G->d1, 9216, 0, GR(W3), 9216,
              err) < 0)
         return -1;
+    k_colsum<<<1, 128, 0, G->st>>>(G->gh, nb, 128, GR(B3));
     if (gemm(G, 0, 0, nb, 9216, 128, G->gh, 128, P(W3), 9216, 0, G->gp, 9216,
              err) < 0)
         return -1;
@@ -511,11 +512,12 @@ int enqueue_step(Gpu *G, int nb, int stride, dv_error_t *err)
     if (forward(G, G->tr_im, G->perm, G->ctl, stride, nb, err) < 0)
         return -1;
     k_head<<<1, 256, 0, G->st>>>(G->o, P(B4), G->tr_lb, G->perm, G->ctl, stride,
-                                 nb, G->go, GR(B4), G->losses, NULL, NULL);
+                                 nb, G->go, G->losses, NULL, NULL);
     if (backward(G, nb, err) < 0)
         return -1;
     k_adadelta<<<blocks(DV_MNIST_NPARAMS, 256), 256, 0, G->st>>>(
-        G->p, G->g, G->sq, G->acc, DV_MNIST_NPARAMS, G->lr, G->ctl, G->s.seed);
+        G->p, G->g, G->sq, G->acc, DV_MNIST_NPARAMS, G->lr);
+    k_advance<<<1, 1, 0, G->st>>>(G->ctl, G->s.seed);
     CU(cudaGetLastError());
     return 0;
 }
@@ -631,7 +633,7 @@ int evaluate(dv__mnist_backend_t *b, int batch, double *sum_nll, long *correct,
         if (forward(G, G->te_im, G->iota + at, NULL, 0, nb, err) < 0)
             return -1;
         k_head<<<1, 256, 0, G->st>>>(G->o, P(B4), G->te_lb, G->iota + at, NULL,
-                                     0, nb, NULL, NULL, NULL, G->eval_sum,
+                                     0, nb, NULL, NULL, G->eval_sum,
                                      G->eval_ok);
     }
     unsigned long long ok;
@@ -808,7 +810,7 @@ dv__mnist_cuda_open(const dv__mnist_setup_t *s, dv__mnist_backend_t **out,
     G->s = *s;
     const char *sk = getenv("DROVER_MNIST_SPLITK");
     G->splitk = !(sk && strcmp(sk, "0") == 0);
-    const char *fz = getenv("DROVER_MNIST_FUSED"); /* not yet the default */
+    const char *fz = getenv("DROVER_MNIST_FUSED"); /* an experiment, slower */
     G->fused = !s->precise && fz && strcmp(fz, "1") == 0;
     G->wcap = s->cap > 1000 ? s->cap : 1000;
     if (G->wcap > (int)s->n_test && s->cap <= (int)s->n_test)

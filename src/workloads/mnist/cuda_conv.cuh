@@ -5,6 +5,10 @@
  * pooling in the forward epilogue and conv1's gradients in the data
  * gradient's. Included by cuda_backend.cu inside its anonymous namespace
  * (Ctl, batch_idx); the other modes keep the im2col + cuBLAS path there.
+ * Chosen with DROVER_MNIST_FUSED=1: correct (test_mnist_cuda), but slower
+ * than im2col + cuBLAS so far (docs/BENCHMARKS.md has each kernel's time:
+ * the gathers, with their index arithmetic per element and no copy ahead,
+ * cost more than the products).
  *
  * Layouts (net_impl.h): the 9 input rows of cols1 [9][nb*676], a1
  * [32][nb][676] (after ReLU), W2 [64][288] with k = c*9 + ki*3 + kj, ga2

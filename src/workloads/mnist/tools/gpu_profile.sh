@@ -13,8 +13,8 @@ F=${2:-/usr/share/datasets/fashion-mnist}
 command -v ncu >/dev/null || { echo "gpu_profile: no ncu here" >&2; exit 1; }
 csv=$(mktemp)
 trap 'rm -f "$csv"' EXIT
-# A step is 17 to 25 kernel launches (its graph nodes): skip some 5 steps
-# and profile 64 launches, which hold at least two whole steps.
+# A step is about 30 kernel launches (its graph nodes): skip about 4 steps
+# and profile 64 launches, which hold two whole steps.
 ncu --clock-control none --launch-skip 128 --launch-count 64 \
     --metrics gpu__time_duration.sum --csv \
     "$B/bin/mnist_train" --epochs 1 --max-batches 20 --device 0 \
@@ -25,8 +25,8 @@ rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 10]
 head = rows[0]
 name, value = head.index("Kernel Name"), head.index("Metric Value")
 kernels = [(r[name], float(r[value].replace(",", "")) / 1000) for r in rows[1:]]
-# The second step: from the second k_adadelta (a step's last kernel) back.
-ends = [i for i, (k, _) in enumerate(kernels) if "k_adadelta" in k]
+# The second step: from the second k_advance (a step's last kernel) back.
+ends = [i for i, (k, _) in enumerate(kernels) if "k_advance" in k]
 if len(ends) < 2:
     sys.exit("gpu_profile: fewer than two whole steps profiled")
 step = kernels[ends[0] + 1:ends[1] + 1]
