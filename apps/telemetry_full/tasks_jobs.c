@@ -37,6 +37,10 @@ static int take_gpu(const struct tf_mnist_arg *a, dv_queue_t **devq,
     *devq = dv_queue_attach(&a->devices[node], err);
     if (!*devq)
         return -2;
+    /* CUDA starts while another worker may hold the GPU (should it fail,
+     * the training says why). */
+    dv_error_t ignored;
+    dv_mnist_cuda_prepare(&ignored);
     void *msg;
     size_t n;
     if (dv_queue_get(*devq, &msg, &n, -1, err) < 0)

@@ -12,6 +12,7 @@
 
 #include "check.h"
 #include "workloads/mnist/backend.h"
+#include "workloads/mnist/mnist.h"
 #include "workloads/mnist/net_def.h"
 
 enum { NTRAIN = 512, NTEST = 300, BATCH = 64 };
@@ -117,12 +118,19 @@ int main(void)
                            .device = -1,
                            .precise = 1};
     dv__mnist_backend_t *gpu = NULL;
-    dv_error_t err;
+    dv_error_t err, why;
+    int ready = dv_mnist_cuda_prepare(&why); /* agrees with the load */
     if (dv__mnist_cuda_load(&s, &gpu, &err) < 0) {
-        printf("SKIP: %s\n", err.text);
         free(im), free(lb);
+        if (ready == 0) {
+            printf("FAIL: prepared, but the backend did not open: %s\n",
+                   err.text);
+            return 1;
+        }
+        printf("SKIP: %s (prepare: %s)\n", err.text, why.text);
         return 77;
     }
+    CHECK(ready == 0);
     gpu->destroy(gpu);
     s.device = 999;
     CHECK(dv__mnist_cuda_load(&s, &gpu, &err) < 0 && errno == ENODEV);

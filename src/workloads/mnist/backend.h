@@ -50,6 +50,10 @@ struct dv__mnist_backend {
 typedef int dv__mnist_open_f(const dv__mnist_setup_t *s,
                              dv__mnist_backend_t **out, dv_error_t *err);
 
+/* Its CUDA start: the device count (>= 0), or -1 when CUDA cannot start. */
+#define DV_MNIST_CUDA_START_SYMBOL "dv__mnist_cuda_start"
+typedef int dv__mnist_start_f(void);
+
 /* Owned by the caller: destroy with (*out)->destroy(*out). */
 int dv__mnist_cpu_open(const dv__mnist_setup_t *s, dv__mnist_backend_t **out,
                        dv_error_t *err);

@@ -795,6 +795,12 @@ int open_gpu(Gpu *G, char *name, size_t size, dv_error_t *err)
 
 } // namespace
 
+extern "C" __attribute__((visibility("default"))) int dv__mnist_cuda_start(void)
+{
+    int count = 0;
+    return cudaGetDeviceCount(&count) == cudaSuccess ? count : -1;
+}
+
 extern "C" __attribute__((visibility("default"))) int
 dv__mnist_cuda_open(const dv__mnist_setup_t *s, dv__mnist_backend_t **out,
                     dv_error_t *err)

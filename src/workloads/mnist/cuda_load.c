@@ -11,6 +11,7 @@
 
 #include "common/error.h"
 #include "workloads/mnist/backend.h"
+#include "workloads/mnist/mnist.h"
 
 #define LIBNAME "libdrover_mnist_cuda.so"
 
@@ -41,6 +42,24 @@ static void *open_lib(char *why, size_t size)
     if (!h)
         snprintf(why, size, "%s", dlerror());
     return h;
+}
+
+int dv_mnist_cuda_prepare(dv_error_t *err)
+{
+    char why[160] = "";
+    void *h = open_lib(why, sizeof why);
+    if (!h)
+        return dv__errprintf(err, ENOTSUP, "CUDA backend unavailable: %s",
+                             why[0] ? why : dlerror());
+    dv__mnist_start_f *start_fn;
+    *(void **)&start_fn = dlsym(h, DV_MNIST_CUDA_START_SYMBOL);
+    int n = start_fn ? start_fn() : -1;
+    /* Kept loaded for the training (dlopen counts the handles). */
+    if (n < 0)
+        return dv__errprintf(err, ENOTSUP, "no usable CUDA driver or device");
+    if (n == 0)
+        return dv__errprintf(err, ENODEV, "no CUDA device");
+    return 0;
 }
 
 int dv__mnist_cuda_load(const dv__mnist_setup_t *s, dv__mnist_backend_t **out,

@@ -90,6 +90,13 @@ typedef struct dv_mnist_options {
 /* Fill o with the defaults above. */
 void dv_mnist_options_init(dv_mnist_options_t *o);
 
+/* Load the CUDA backend and start the CUDA runtime ahead of training on a
+ * GPU, for instance while waiting for one, so that dv_mnist_train does not
+ * wait for them: 0 when at least one GPU is usable, else -1 with the
+ * reason (the training then falls back as it would have). No GPU context
+ * is made: which GPU is the training's choice. */
+int dv_mnist_cuda_prepare(dv_error_t *err);
+
 /* Train on data (borrowed) as the options say; fills *res. Fails with
  * EINVAL on bad options, ENODEV when the GPU asked for is absent, EDOM when
  * a batch's loss is not finite (the reason names epoch and batch). */
