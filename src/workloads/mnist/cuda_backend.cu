@@ -151,6 +151,19 @@ __global__ void k_bias_relu(float *x, const float *bias, int cols)
     x[at] = v > 0 ? v : 0;
 }
 
+/* A pooled value m (window argmax a) at d1[at]: the argmax kept, then
+ * dropout in training (ctl non-NULL). */
+__device__ __forceinline__ void
+pool_store(float m, int a, int at, const Ctl *ctl, float *d1, uint8_t *am)
+{
+    am[at] = (uint8_t)a;
+    if (ctl && m > 0)
+        m = dv__mnist_keep(ctl->key1, (uint32_t)at, DV_MNIST_DROP1_THR)
+                ? m * (1.0f / 0.75f)
+                : 0.0f;
+    d1[at] = m;
+}
+
 /* Max-pool 2x2 + dropout: a2 [64][nb][576] -> d1 [nb][9216], argmax. */
 __global__ void k_pool(const float *a2, int nb, const Ctl *ctl, float *d1,
                        uint8_t *am)
@@ -169,12 +182,7 @@ __global__ void k_pool(const float *a2, int nb, const Ctl *ctl, float *d1,
         m = w[24], a = 2;
     if (w[25] > m)
         m = w[25], a = 3;
-    am[t] = (uint8_t)a;
-    if (ctl && m > 0)
-        m = dv__mnist_keep(ctl->key1, (uint32_t)t, DV_MNIST_DROP1_THR)
-                ? m * (1.0f / 0.75f)
-                : 0.0f;
-    d1[t] = m;
+    pool_store(m, a, t, ctl, d1, am);
 }
 
 __global__ void k_fc1_act(float *h, float *d2, const float *bias, int n,

@@ -4,10 +4,10 @@
  * (each block gathers the tile it needs into shared memory), with the
  * pooling in the forward epilogue and conv1's gradients in the data
  * gradient's. Included by cuda_backend.cu inside its anonymous namespace
- * (Ctl, batch_idx); the other modes keep the im2col + cuBLAS path there.
- * Chosen with DROVER_MNIST_FUSED=1: correct (test_mnist_cuda), but slower
- * than im2col + cuBLAS so far (docs/BENCHMARKS.md has each kernel's time:
- * the gathers, with their index arithmetic per element and no copy ahead,
+ * (Ctl, batch_idx, pool_store); the other modes keep the im2col + cuBLAS path
+ * there. Chosen with DROVER_MNIST_FUSED=1: correct (test_mnist_cuda), but
+ * slower than im2col + cuBLAS so far (docs/BENCHMARKS.md has each kernel's
+ * time: the gathers, with their index arithmetic per element and no copy ahead,
  * cost more than the products).
  *
  * Layouts (net_impl.h): the 9 input rows of cols1 [9][nb*676], a1
@@ -141,13 +141,8 @@ __global__ void __launch_bounds__(256)
             if (q == 0 || x > m)
                 m = x, a = q;
         }
-        int at = b * 9216 + c * 144 + (p0 / 48 + pr) * 12 + pj;
-        am[at] = (uint8_t)a;
-        if (ctl && m > 0)
-            m = dv__mnist_keep(ctl->key1, (uint32_t)at, DV_MNIST_DROP1_THR)
-                    ? m * (1.0f / 0.75f)
-                    : 0.0f;
-        d1[at] = m;
+        pool_store(m, a, b * 9216 + c * 144 + (p0 / 48 + pr) * 12 + pj, ctl, d1,
+                   am);
     }
 }
 

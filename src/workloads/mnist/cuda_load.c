@@ -44,17 +44,33 @@ static void *open_lib(char *why, size_t size)
     return h;
 }
 
-int dv_mnist_cuda_prepare(dv_error_t *err)
+/* The backend library's symbol name, or NULL (ENOTSUP, with the reason).
+ * The library stays loaded: the backend's functions live in it, and
+ * dlopen counts the handles. */
+static void *backend_symbol(const char *name, dv_error_t *err)
 {
     char why[160] = "";
     void *h = open_lib(why, sizeof why);
-    if (!h)
-        return dv__errprintf(err, ENOTSUP, "CUDA backend unavailable: %s",
-                             why[0] ? why : dlerror());
+    if (!h) {
+        dv__errprintf(err, ENOTSUP, "CUDA backend unavailable: %s",
+                      why[0] ? why : dlerror());
+        return NULL;
+    }
+    void *sym = dlsym(h, name);
+    if (!sym) {
+        dv__errprintf(err, ENOTSUP, "CUDA backend unavailable: %s", dlerror());
+        dlclose(h);
+    }
+    return sym;
+}
+
+int dv_mnist_cuda_prepare(dv_error_t *err)
+{
     dv__mnist_start_f *start_fn;
-    *(void **)&start_fn = dlsym(h, DV_MNIST_CUDA_START_SYMBOL);
-    int n = start_fn ? start_fn() : -1;
-    /* Kept loaded for the training (dlopen counts the handles). */
+    *(void **)&start_fn = backend_symbol(DV_MNIST_CUDA_START_SYMBOL, err);
+    if (!start_fn)
+        return -1;
+    int n = start_fn();
     if (n < 0)
         return dv__errprintf(err, ENOTSUP, "no usable CUDA driver or device");
     if (n == 0)
@@ -65,18 +81,7 @@ int dv_mnist_cuda_prepare(dv_error_t *err)
 int dv__mnist_cuda_load(const dv__mnist_setup_t *s, dv__mnist_backend_t **out,
                         dv_error_t *err)
 {
-    char why[160] = "";
-    void *h = open_lib(why, sizeof why);
-    if (!h)
-        return dv__errprintf(err, ENOTSUP, "CUDA backend unavailable: %s",
-                             why[0] ? why : dlerror());
     dv__mnist_open_f *open_fn;
-    *(void **)&open_fn = dlsym(h, DV_MNIST_CUDA_SYMBOL);
-    if (!open_fn) {
-        dv__errprintf(err, ENOTSUP, "CUDA backend unavailable: %s", dlerror());
-        dlclose(h);
-        return -1;
-    }
-    /* The library stays loaded: its backend's functions live in it. */
-    return open_fn(s, out, err);
+    *(void **)&open_fn = backend_symbol(DV_MNIST_CUDA_SYMBOL, err);
+    return open_fn ? open_fn(s, out, err) : -1;
 }
