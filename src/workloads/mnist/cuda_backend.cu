@@ -105,25 +105,6 @@ __device__ float pad_row(int k, int K)
     return k == K ? 1.0f : 0.0f;
 }
 
-/* cols1 [12][nb*676] from the batch's images, normalised; y: k. */
-__global__ void k_im2col1(const uint8_t *im, const int32_t *idx, const Ctl *ctl,
-                          int stride, int nb, float *cols)
-{
-    int r = blockIdx.x * blockDim.x + threadIdx.x, k = blockIdx.y;
-    int ld = nb * 676;
-    if (r >= ld)
-        return;
-    if (k >= 9) {
-        cols[(size_t)k * ld + r] = pad_row(k, 9);
-        return;
-    }
-    int b = r / 676, p = r - b * 676;
-    int i = p / 26 + k / 3, j = p % 26 + k % 3;
-    const int32_t *ix = batch_idx(idx, ctl, stride);
-    cols[(size_t)k * ld + r] =
-        dv__mnist_norm(im[(size_t)ix[b] * 784 + i * 28 + j]);
-}
-
 /* a1 [32][nb][676] -> cols [292][nb*576]; y: row c*9+k. */
 __global__ void k_im2col2(const float *in, int nb, float *cols)
 {
@@ -407,26 +388,21 @@ int gemm_nt_long(Gpu *G, int M, int N, int K, int Kc, const float *A, int lda,
 
 /* Both convolutions with their biases and ReLUs, max-pool and dropout:
  * the batch's images -> d1, am (and a1, cols1 for the backward pass).
- * Fused (TF32 with DROVER_MNIST_FUSED=1, slower so far: docs/BENCHMARKS.md):
- * the kernels of cuda_conv.cuh; else im2col and cuBLAS. */
+ * conv1 is computed directly; conv2 by the implicit products of
+ * cuda_conv.cuh (TF32, the default), else by im2col and cuBLAS. */
 int conv_forward(Gpu *G, const uint8_t *im, const int32_t *idx, Ctl *ctl,
                  int stride, int nb, dv_error_t *err)
 {
     const int T = 256;
     int n1 = nb * 676, n2 = nb * 576;
+    k_conv1_fwd<<<blocks(n1, T), T, 0, G->st>>>(im, idx, ctl, stride, nb, P(W1),
+                                                ctl ? G->cols1 : NULL, G->a1);
     if (G->fused) {
-        k_conv1_fwd<<<blocks(n1, T), T, 0, G->st>>>(
-            im, idx, ctl, stride, nb, P(W1), ctl ? G->cols1 : NULL, G->a1);
-        k_conv2_fwd<<<nb * 6, 256, 0, G->st>>>(G->a1, P(W2), P(B2), nb, ctl,
-                                               G->d1, G->am);
+        k_conv2_fwd<<<nb * 2, 256, F_SMEM, G->st>>>(G->a1, P(W2), P(B2), nb,
+                                                    ctl, G->d1, G->am);
         CU(cudaGetLastError());
         return 0;
     }
-    k_im2col1<<<dim3(blocks(n1, T), COLS1_ROWS), T, 0, G->st>>>(
-        im, idx, ctl, stride, nb, G->cols1);
-    if (gemm(G, 0, 0, 32, n1, 9, P(W1), 9, G->cols1, n1, 0, G->a1, n1, err) < 0)
-        return -1;
-    k_bias_relu<<<dim3(blocks(n1, T), 32), T, 0, G->st>>>(G->a1, P(B1), n1);
     k_im2col2<<<dim3(blocks(n2, T), COLS2_ROWS), T, 0, G->st>>>(G->a1, nb,
                                                                 G->cols2);
     if (gemm(G, 0, 0, 64, n2, 288, P(W2), 288, G->cols2, n2, 0, G->a2, n2,
@@ -438,32 +414,30 @@ int conv_forward(Gpu *G, const uint8_t *im, const int32_t *idx, Ctl *ctl,
     return 0;
 }
 
-/* ga2 -> the filter and bias gradients of both convolutions; the paths
- * of conv_forward. */
+/* ga2 (fused: gp, d1 and am) -> the filter and bias gradients of both
+ * convolutions; the paths of conv_forward. */
 int conv_backward(Gpu *G, int nb, dv_error_t *err)
 {
     const int T = 256;
     int n1 = nb * 676, n2 = nb * 576;
     if (G->fused) {
-        int s1 = (int)blocks(n1, D_BN);
-        k_conv2_wgrad<<<2 * nb, 256, 0, G->st>>>(G->ga2, G->a1, nb, G->tmp);
+        k_conv2_wgrad<<<2 * nb, 256, W_SMEM, G->st>>>(G->gp, G->d1, G->am,
+                                                      G->a1, nb, G->tmp);
         k_sum_slices<<<blocks(64 * 289, T), T, 0, G->st>>>(
             G->tmp, 2 * nb, 64, W_N, 288, GR(W2), GR(B2));
-        k_conv2_dgrad<<<s1, 256, 0, G->st>>>(G->ga2, P(W2), G->a1, G->cols1, nb,
-                                             G->tmp);
-        k_sum_slices<<<blocks(32 * 10, T), T, 0, G->st>>>(G->tmp, s1, 32, 12, 9,
-                                                          GR(W1), GR(B1));
+        k_conv2_dgrad<<<2 * nb, 256, D_SMEM, G->st>>>(G->gp, G->d1, G->am,
+                                                      P(W2), G->a1, nb, G->ga1);
         CU(cudaGetLastError());
-        return 0;
+    } else {
+        if (gemm_nt_long(G, 64, COLS2_ROWS, n2, 576, G->ga2, n2, G->cols2, n2,
+                         GR(W2), 288, GR(B2), err) < 0)
+            return -1;
+        if (gemm(G, 1, 0, 288, n2, 64, P(W2), 288, G->ga2, n2, 0, G->cols2, n2,
+                 err) < 0)
+            return -1;
+        k_col2im<<<dim3(blocks(n1, T), 32), T, 0, G->st>>>(G->cols2, G->a1, nb,
+                                                           G->ga1);
     }
-    if (gemm_nt_long(G, 64, COLS2_ROWS, n2, 576, G->ga2, n2, G->cols2, n2,
-                     GR(W2), 288, GR(B2), err) < 0)
-        return -1;
-    if (gemm(G, 1, 0, 288, n2, 64, P(W2), 288, G->ga2, n2, 0, G->cols2, n2,
-             err) < 0)
-        return -1;
-    k_col2im<<<dim3(blocks(n1, T), 32), T, 0, G->st>>>(G->cols2, G->a1, nb,
-                                                       G->ga1);
     return gemm_nt_long(G, 32, COLS1_ROWS, n1, 676, G->ga1, n1, G->cols1, n1,
                         GR(W1), 9, GR(B1), err);
 }
@@ -506,8 +480,9 @@ int backward(Gpu *G, int nb, dv_error_t *err)
     if (gemm(G, 0, 0, nb, 9216, 128, G->gh, 128, P(W3), 9216, 0, G->gp, 9216,
              err) < 0)
         return -1;
-    k_unpool<<<blocks(nb * 9216, T), T, 0, G->st>>>(G->gp, G->d1, G->am, nb,
-                                                    G->ga2);
+    if (!G->fused) /* the fused kernels unpool as they read */
+        k_unpool<<<blocks(nb * 9216, T), T, 0, G->st>>>(G->gp, G->d1, G->am, nb,
+                                                        G->ga2);
     if (conv_backward(G, nb, err) < 0)
         return -1;
     CU(cudaGetLastError());
@@ -777,6 +752,8 @@ int open_gpu(Gpu *G, char *name, size_t size, dv_error_t *err)
     BL(cublasSetWorkspace(G->blas, G->wsblas, 32u << 20));
     BL(cublasSetMathMode(G->blas, G->s.precise ? CUBLAS_DEFAULT_MATH
                                                : CUBLAS_TF32_TENSOR_OP_MATH));
+    if (G->fused && conv_setup(err) < 0)
+        return -1;
     cudaDeviceProp prop;
     CU(cudaGetDeviceProperties(&prop, G->dev));
     int len = snprintf(name, size, "cuda:%d (%s, %s)", G->dev, prop.name,

@@ -1,60 +1,66 @@
-/* The convolutions of the CUDA backend's fused TF32 mode:
- * conv1 directly in FP32; conv2 as implicit matrix products on TF32
- * tensor cores (WMMA), whose im2col matrix of a1 is never written out
- * (each block gathers the tile it needs into shared memory), with the
- * pooling in the forward epilogue and conv1's gradients in the data
- * gradient's. Included by cuda_backend.cu inside its anonymous namespace
- * (Ctl, batch_idx, pool_store); the other modes keep the im2col + cuBLAS path
- * there. Chosen with DROVER_MNIST_FUSED=1: correct (test_mnist_cuda), but
- * slower than im2col + cuBLAS so far (docs/BENCHMARKS.md has each kernel's
- * time: the gathers, with their index arithmetic per element and no copy ahead,
- * cost more than the products).
+/* The convolutions of the CUDA backend's fused TF32 mode: conv1 directly
+ * in FP32, conv2 as implicit matrix products on TF32 tensor cores (PTX
+ * mma.sync, 16x8x8 tiles) whose operands are read straight from tiles of
+ * a1 or ga2 staged in shared memory, so that conv2's im2col matrix is never
+ * formed. With the reduction ordered (ki, kj, channel), every thread's
+ * address moves by the same offset from one k-step to the next: a thread's
+ * pixel offsets are computed once, before the loop. The forward epilogue
+ * does bias, ReLU, 2x2 pooling and dropout (a2 is not stored); the filter
+ * gradient is split over half images (k_sum_slices adds the partials); the
+ * data gradient writes ga1 through conv1's ReLU. Included by
+ * cuda_backend.cu inside its anonymous namespace (Ctl, pool_store,
+ * pad_row); the FP32 mode keeps the im2col + cuBLAS path there.
  *
- * Layouts (net_impl.h): the 9 input rows of cols1 [9][nb*676], a1
- * [32][nb][676] (after ReLU), W2 [64][288] with k = c*9 + ki*3 + kj, ga2
- * [64][nb][576], d1 and the argmax am [nb][9216]. */
-#include <mma.h>
+ * Layouts (net_impl.h): cols1 [12][nb*676] (9 input rows, ones, zeros),
+ * a1 and ga1 [32][nb][676] (26 x 26), W2 [64][288] with k = c*9 + ki*3 +
+ * kj, d1, its argmax am and gradient gp [nb][9216] (64 x 12 x 12). ga2,
+ * conv2's output gradient (24 x 24), is never stored either: the
+ * gradients' kernels read it from gp, d1 and am (unpooled).
+ *
+ * Shared-memory strides are chosen so that a warp's 32 loads of a fragment
+ * fall in 32 different banks: with g = lane / 4 and t = lane % 4, a stride
+ * of 4 (mod 32) between the rows indexed by g, or of 8 between those
+ * indexed by t. */
+#include "workloads/mnist/cuda_mma.cuh"
 
-namespace wm = nvcuda::wmma;
-
-typedef wm::fragment<wm::matrix_a, 16, 16, 8, wm::precision::tf32,
-                     wm::row_major>
-    FragA;
-typedef wm::fragment<wm::matrix_b, 16, 16, 8, wm::precision::tf32,
-                     wm::row_major>
-    FragB;
-typedef wm::fragment<wm::matrix_b, 16, 16, 8, wm::precision::tf32,
-                     wm::col_major>
-    FragBt;
-typedef wm::fragment<wm::accumulator, 16, 16, 8, float> FragC;
-
-__device__ __forceinline__ float tf32(float v)
+/* The A fragment of the 16 x 8 tile at p of a row-major matrix (ld). */
+__device__ __forceinline__ void load_a(uint32_t (&a)[4], const uint32_t *p,
+                                       int ld, int g, int t)
 {
-    return wm::__float_to_tf32(v);
+    p += g * ld + t;
+    a[0] = p[0];
+    a[1] = p[8 * ld];
+    a[2] = p[4];
+    a[3] = p[8 * ld + 4];
 }
 
-/* acc[f] += the warp's 16 rows of A (a, row-major, BK columns) times the
- * f-th 16 columns of B (b): B's element (k, n) at b[k * kstep + n * nstep]
- * (row-major: kstep = ld, nstep = 1; FB column-major: the other way). */
-template <typename FB, int NF, int BK>
-__device__ __forceinline__ void mma_tile(FragC (&acc)[NF], const float *a,
-                                         int lda, const float *b, int ld,
-                                         int kstep, int nstep)
+/* Store d of the tile whose element (0, 0) is C(m, n) of a row-major C. */
+__device__ __forceinline__ void store_d(float *c, int ld, int m, int n,
+                                        const float (&d)[4], int g, int t)
 {
-    for (int kk = 0; kk < BK; kk += 8) {
-        FragA fa;
-        wm::load_matrix_sync(fa, a + kk, lda);
-        for (int f = 0; f < NF; f++) {
-            FB fb;
-            wm::load_matrix_sync(fb, b + kk * kstep + f * 16 * nstep, ld);
-            wm::mma_sync(acc[f], fa, fb, acc[f]);
-        }
-    }
+    float *p = c + (m + g) * ld + n + 2 * t;
+    p[0] = d[0];
+    p[1] = d[1];
+    p[8 * ld] = d[2];
+    p[8 * ld + 1] = d[3];
+}
+
+/* ga2 at output pixel (y, x) of channel o, image b, from the pooled
+ * layer's gradient gp as k_unpool spreads it: where d1 > 0 (kept by
+ * dropout and positive), to the window's argmax, times 1 / 0.75. */
+__device__ __forceinline__ float unpooled(const float *gp, const float *d1,
+                                          const uint8_t *am, int b, int o,
+                                          int y, int x)
+{
+    int at = b * 9216 + o * 144 + (y / 2) * 12 + x / 2;
+    return am[at] == (y % 2) * 2 + x % 2 && d1[at] > 0 ? gp[at] * (1.0f / 0.75f)
+                                                       : 0.0f;
 }
 
 /* conv1, bias and ReLU, a thread per output pixel of the batch (all 32
- * channels); with cols non-NULL (training) it also keeps the pixel's 9
- * normalised inputs for conv1's filter gradient. W1 and B1 are
+ * channels); with cols non-NULL (training) it also writes the pixel's
+ * column of cols1 (its 9 normalised inputs, a one, zeros) for conv1's
+ * filter gradient. W1 and B1 are
  * contiguous in the parameters (320 floats from w1). */
 __global__ void k_conv1_fwd(const uint8_t *im, const int32_t *idx,
                             const Ctl *ctl, int stride, int nb, const float *w1,
@@ -76,6 +82,8 @@ __global__ void k_conv1_fwd(const uint8_t *im, const int32_t *idx,
         if (cols)
             cols[(size_t)k * ld + r] = x[k];
     }
+    for (int k = 9; cols && k < COLS1_ROWS; k++)
+        cols[(size_t)k * ld + r] = pad_row(k, 9);
     for (int c = 0; c < 32; c++) {
         float s = 0;
         for (int k = 0; k < 9; k++)
@@ -85,53 +93,84 @@ __global__ void k_conv1_fwd(const uint8_t *im, const int32_t *idx,
     }
 }
 
-/* Input row k of conv2's implicit im2col matrix at output pixel p of
- * image b: a1[c][b][(i + ki) * 26 + j + kj]. */
-__device__ __forceinline__ float conv2_in(const float *a1, int nb, int b, int p,
-                                          int k)
+/* Rows y0 .. y0 + 13 of image b's 32 channels of a1 as TF32, channel c at
+ * s + c * cs (26 floats a row). */
+__device__ void stage_a1(uint32_t *s, int cs, const float *a1, int nb, int b,
+                         int y0)
 {
-    int c = k / 9, r = k - c * 9, i = p / 24 + r / 3, j = p % 24 + r % 3;
-    return a1[((size_t)c * nb + b) * 676 + i * 26 + j];
+    const int n = 14 * 26;
+    for (int e = threadIdx.x; e < 32 * n; e += blockDim.x) {
+        int c = e / n, q = e - c * n;
+        s[c * cs + q] = tf32_bits(a1[((size_t)c * nb + b) * 676 + y0 * 26 + q]);
+    }
 }
 
-/* Forward: a block computes 64 channels x 96 output pixels (4 rows of one
- * image), then bias, ReLU, 2x2 max-pool and dropout (ctl non-NULL) as
- * k_pool does, writing d1 and am directly: a2 is not stored. */
-enum { F_BN = 96, F_BK = 32, F_LDA = F_BK + 4, F_LDB = F_BN + 4 };
+/* W2 as TF32 with its reduction reordered to (ki, kj, channel): the
+ * forward's A [64][kk * 32 + c] (by_out) or the data gradient's A
+ * [32][kk * 64 + o]. */
+__device__ void stage_w2(uint32_t *s, int ld, const float *w2, bool by_out)
+{
+    for (int e = threadIdx.x; e < 64 * 288; e += blockDim.x) {
+        int o = e / 288, r = e - o * 288, c = r / 9, kk = r - c * 9;
+        int at = by_out ? o * ld + kk * 32 + c : c * ld + kk * 64 + o;
+        s[at] = tf32_bits(w2[e]);
+    }
+}
+
+/* Forward: a block computes 64 channels x 288 output pixels (12 rows, half
+ * an image); warp w the channels 32 * (w % 2) .. + 31 of rows 3 * (w / 2)
+ * .. + 2. Then bias, ReLU, 2x2 max-pool and dropout (ctl non-NULL) as
+ * k_pool does, writing d1 and am: a2 is not stored. */
+enum { F_LDW = 292, F_CS = 392 };
+constexpr size_t F_SMEM = (64 * F_LDW + 32 * F_CS) * 4;
 
 __global__ void __launch_bounds__(256)
     k_conv2_fwd(const float *a1, const float *w2, const float *b2, int nb,
                 const Ctl *ctl, float *d1, uint8_t *am)
 {
-    __shared__ __align__(32) float sm[64 * F_LDB]; /* A+B, then C */
-    float *sA = sm, *sB = sm + 64 * F_LDA;
-    int t = threadIdx.x, warp = t / 32, wmi = warp % 4, wni = warp / 4;
-    int b = blockIdx.x / 6, p0 = (blockIdx.x % 6) * F_BN;
-    FragC acc[3];
-    for (int f = 0; f < 3; f++)
-        wm::fill_fragment(acc[f], 0.0f);
-    for (int k0 = 0; k0 < 288; k0 += F_BK) {
-        for (int e = t; e < 64 * F_BK; e += 256) {
-            int m = e / F_BK, kk = e % F_BK;
-            sA[m * F_LDA + kk] = tf32(w2[m * 288 + k0 + kk]);
-        }
-        for (int e = t; e < F_BK * F_BN; e += 256) {
-            int kk = e / F_BN, nn = e % F_BN;
-            sB[kk * F_LDB + nn] = tf32(conv2_in(a1, nb, b, p0 + nn, k0 + kk));
-        }
-        __syncthreads();
-        mma_tile<FragB, 3, F_BK>(acc, sA + wmi * 16 * F_LDA, F_LDA,
-                                 sB + wni * 48, F_LDB, F_LDB, 1);
-        __syncthreads();
-    }
-    for (int f = 0; f < 3; f++)
-        wm::store_matrix_sync(sm + wmi * 16 * F_LDB + wni * 48 + f * 16, acc[f],
-                              F_LDB, wm::mem_row_major);
+    extern __shared__ uint32_t smem[];
+    uint32_t *sW = smem, *sIn = smem + 64 * F_LDW;
+    int b = blockIdx.x / 2, y0 = (blockIdx.x % 2) * 12;
+    stage_w2(sW, F_LDW, w2, true);
+    stage_a1(sIn, F_CS, a1, nb, b, y0);
     __syncthreads();
-    /* 64 channels x 2 pooled rows x 12 pooled columns. */
-    for (int e = t; e < 64 * 24; e += 256) {
-        int c = e / 24, pr = (e % 24) / 12, pj = e % 12;
-        const float *w = sm + c * F_LDB + 2 * pr * 24 + 2 * pj;
+    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4,
+        t = lane % 4, m0 = (warp % 2) * 32, r0 = (warp / 2) * 3;
+    int pix[9];
+#pragma unroll
+    for (int f = 0; f < 9; f++)
+        pix[f] = (r0 + f / 3) * 26 + (f % 3) * 8 + g;
+    float acc[2][9][4] = {};
+    for (int kk = 0; kk < 9; kk++) {
+        int koff = (kk / 3) * 26 + kk % 3;
+        for (int c0 = 0; c0 < 32; c0 += 8) {
+            uint32_t a[2][4];
+#pragma unroll
+            for (int i = 0; i < 2; i++)
+                load_a(a[i], sW + (m0 + 16 * i) * F_LDW + kk * 32 + c0, F_LDW,
+                       g, t);
+            const uint32_t *bp = sIn + (c0 + t) * F_CS + koff;
+#pragma unroll
+            for (int f = 0; f < 9; f++) {
+                uint32_t b0 = bp[pix[f]], b1 = bp[pix[f] + 4 * F_CS];
+                mma8(acc[0][f], a[0], b0, b1);
+                mma8(acc[1][f], a[1], b0, b1);
+            }
+        }
+    }
+    __syncthreads(); /* sW becomes the output tile [64][288] */
+    float *sC = (float *)smem;
+#pragma unroll
+    for (int i = 0; i < 2; i++)
+#pragma unroll
+        for (int f = 0; f < 9; f++)
+            store_d(sC, F_LDW, m0 + 16 * i, (r0 + f / 3) * 24 + (f % 3) * 8,
+                    acc[i][f], g, t);
+    __syncthreads();
+    /* 64 channels x 6 pooled rows x 12 pooled columns. */
+    for (int e = threadIdx.x; e < 64 * 72; e += blockDim.x) {
+        int c = e / 72, pr = (e % 72) / 12, pj = e % 12;
+        const float *w = sC + c * F_LDW + 2 * pr * 24 + 2 * pj;
         float bias = b2[c], v[4] = {w[0], w[1], w[24], w[25]};
         float m = 0;
         int a = 0;
@@ -141,127 +180,160 @@ __global__ void __launch_bounds__(256)
             if (q == 0 || x > m)
                 m = x, a = q;
         }
-        pool_store(m, a, b * 9216 + c * 144 + (p0 / 48 + pr) * 12 + pj, ctl, d1,
+        pool_store(m, a, b * 9216 + c * 144 + (y0 / 2 + pr) * 12 + pj, ctl, d1,
                    am);
     }
 }
 
-/* Filter and bias gradients, split over the batch: block s sums over 288
- * output pixels (half of image s / 2) and writes its partial [64][292]
- * (filters in columns 0-287, bias in column 288) to tmp[s]; k_sum_slices
+/* Filter and bias gradients: block s sums over the 288 output pixels of
+ * half an image (rows 12 * (s % 2) .. + 11 of image s / 2): a product of
+ * ga2's tile [64][288] (unpooled) and the tile's im2col, read from a1's rows,
+ * whose columns are ordered (kk, c); warp w the outputs 32 * (w % 2) .. + 31 x
+ * columns 72 * (w / 2) .. + 71. Its partial [64][292] (filters in columns
+ * 0-287 in W2's order, bias in column 288) goes to tmp[s]; k_sum_slices
  * adds the 2 * nb partials. */
-enum { W_BK = 16, W_LD = W_BK + 4, W_N = 292 };
+enum { W_LDG = 292, W_CS = 388, W_N = 292 };
+constexpr size_t W_SMEM = (64 * W_LDG + 32 * W_CS) * 4;
 
 __global__ void __launch_bounds__(256)
-    k_conv2_wgrad(const float *ga2, const float *a1, int nb, float *tmp)
+    k_conv2_wgrad(const float *gp, const float *d1, const uint8_t *am,
+                  const float *a1, int nb, float *tmp)
 {
-    __shared__ __align__(32) float sA[64 * W_LD];  /* ga2 [o][pixel] */
-    __shared__ __align__(32) float sB[288 * W_LD]; /* im2col [k][pixel] */
-    int t = threadIdx.x, warp = t / 32, wmi = warp % 4, wni = warp / 4;
-    int b = blockIdx.x / 2, p0 = (blockIdx.x % 2) * 288;
-    const float *g = ga2 + (size_t)b * 576 + p0;
-    size_t ldg = (size_t)nb * 576;
-    FragC acc[9];
-    for (int f = 0; f < 9; f++)
-        wm::fill_fragment(acc[f], 0.0f);
-    float bias = 0; /* row t / 4, columns 4 * (t % 4) .. + 3 of each tile */
-    for (int n0 = 0; n0 < 288; n0 += W_BK) {
-        for (int e = t; e < 64 * W_BK; e += 256) {
-            int o = e / W_BK, nn = e % W_BK;
-            float v = g[o * ldg + n0 + nn];
-            sA[o * W_LD + nn] = tf32(v);
+    extern __shared__ uint32_t smem[];
+    uint32_t *sG = smem, *sIn = smem + 64 * W_LDG;
+    int b = blockIdx.x / 2, y0 = (blockIdx.x % 2) * 12;
+    for (int e = threadIdx.x; e < 64 * 288; e += blockDim.x) {
+        int o = e / 288, q = e - o * 288;
+        sG[o * W_LDG + q] =
+            tf32_bits(unpooled(gp, d1, am, b, o, y0 + q / 24, q % 24));
+    }
+    stage_a1(sIn, W_CS, a1, nb, b, y0);
+    /* The bias gradient in FP32: each pooled value's gradient reaches one
+     * pixel. Output t / 4, pooled values 18 * (t % 4) .. + 17 of the 72. */
+    float bias = 0;
+    {
+        int o = threadIdx.x / 4, part = threadIdx.x % 4;
+        int at = b * 9216 + o * 144 + y0 / 2 * 12 + 18 * part;
+        for (int q = 0; q < 18; q++)
+            bias += d1[at + q] > 0 ? gp[at + q] * (1.0f / 0.75f) : 0.0f;
+    }
+    __syncthreads();
+    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4,
+        t = lane % 4, m0 = (warp % 2) * 32, n0 = (warp / 2) * 72;
+    int koff[9]; /* column n0 + 8 f + g: channel c, offset kk */
+#pragma unroll
+    for (int f = 0; f < 9; f++) {
+        int n = n0 + 8 * f + g, kk = n / 32;
+        koff[f] = (n % 32) * W_CS + (kk / 3) * 26 + kk % 3;
+    }
+    float acc[2][9][4] = {};
+    for (int p = 0; p < 288; p += 8) {
+        int po = (p / 24) * 26 + p % 24 + t; /* pixel p + t in a1's rows */
+        uint32_t a[2][4];
+#pragma unroll
+        for (int i = 0; i < 2; i++)
+            load_a(a[i], sG + (m0 + 16 * i) * W_LDG + p, W_LDG, g, t);
+#pragma unroll
+        for (int f = 0; f < 9; f++) {
+            uint32_t b0 = sIn[koff[f] + po], b1 = sIn[koff[f] + po + 4];
+            mma8(acc[0][f], a[0], b0, b1);
+            mma8(acc[1][f], a[1], b0, b1);
         }
-        for (int e = t; e < 288 * W_BK; e += 256) {
-            int k = e / W_BK, nn = e % W_BK;
-            sB[k * W_LD + nn] = tf32(conv2_in(a1, nb, b, p0 + n0 + nn, k));
-        }
-        {
-            const float *r = g + (t / 4) * ldg + n0 + 4 * (t % 4);
-            bias += r[0] + r[1] + r[2] + r[3];
-        }
-        __syncthreads();
-        mma_tile<FragBt, 9, W_BK>(acc, sA + wmi * 16 * W_LD, W_LD,
-                                  sB + wni * 144 * W_LD, W_LD, 1, W_LD);
-        __syncthreads();
     }
     float *out = tmp + (size_t)blockIdx.x * 64 * W_N;
-    for (int f = 0; f < 9; f++)
-        wm::store_matrix_sync(out + wmi * 16 * W_N + wni * 144 + f * 16, acc[f],
-                              W_N, wm::mem_row_major);
+#pragma unroll
+    for (int i = 0; i < 2; i++)
+#pragma unroll
+        for (int f = 0; f < 9; f++)
+#pragma unroll
+            for (int h = 0; h < 4; h++) {
+                int m = m0 + 16 * i + g + 8 * (h / 2);
+                int n = n0 + 8 * f + 2 * t + h % 2;
+                out[m * W_N + (n % 32) * 9 + n / 32] = acc[i][f][h];
+            }
     bias += __shfl_xor_sync(0xffffffffu, bias, 1);
     bias += __shfl_xor_sync(0xffffffffu, bias, 2);
-    if (t % 4 == 0)
-        out[(t / 4) * W_N + 288] = bias;
+    if (threadIdx.x % 4 == 0)
+        out[(threadIdx.x / 4) * W_N + 288] = bias;
 }
 
-/* Data gradient through conv2 and conv1's ReLU, ga1[c][n] for n over
- * nb * 676 pixels: a product of W2 (rows c, columns o*9 + ki*3 + kj) and
- * the shifted ga2; a block computes 32 channels x 128 pixels. ga1 is not
- * stored: the epilogue multiplies the block's tile by its 9 rows of cols1
- * and a row of ones, a partial [32][12] of conv1's filter (columns 0-8)
- * and bias (column 9) gradients in tmp[block], which k_sum_slices adds. */
-enum { D_BN = 128, D_BK = 32, D_LDA = D_BK + 4, D_LDB = D_BN + 4 };
+/* Data gradient through conv2 and conv1's ReLU: ga1[c][b][y][x], the sum
+ * over o, ki, kj of W2[o][c][ki][kj] ga2[o][b][y - ki][x - kj]. A block
+ * computes the 32 channels of 13 rows (338 pixels, half an image) from
+ * ga2's rows (unpooled) staged with a border of zeros (28 wide); warp w the
+ * pixel tiles 6 w .. 6 w + 5 (tiles past pixel 337 are computed and dropped).
+ */
+enum { D_LDW = 580, D_PS = 424, D_PIX = 13 * 26 };
+constexpr size_t D_SMEM = (32 * D_LDW + 64 * D_PS) * 4;
 
 __global__ void __launch_bounds__(256)
-    k_conv2_dgrad(const float *ga2, const float *w2, const float *a1,
-                  const float *cols1, int nb, float *tmp)
+    k_conv2_dgrad(const float *gp, const float *d1, const uint8_t *am,
+                  const float *w2, const float *a1, int nb, float *ga1)
 {
-    __shared__ __align__(32) float sm[32 * D_LDA + D_BK * D_LDB];
-    float *sA = sm, *sB = sm + 32 * D_LDA;
-    int t = threadIdx.x, warp = t / 32, wmi = warp % 2, wni = warp / 2;
-    int n0 = blockIdx.x * D_BN, ntot = nb * 676;
-    size_t ldg = (size_t)nb * 576;
-    FragC acc[2];
-    for (int f = 0; f < 2; f++)
-        wm::fill_fragment(acc[f], 0.0f);
-    for (int k0 = 0; k0 < 576; k0 += D_BK) {
-        for (int e = t; e < 32 * D_BK; e += 256) {
-            int c = e / D_BK, k = k0 + e % D_BK, o = k / 9;
-            sA[c * D_LDA + e % D_BK] = tf32(w2[o * 288 + c * 9 + k - o * 9]);
-        }
-        for (int e = t; e < D_BK * D_BN; e += 256) {
-            int kk = e / D_BN, n = n0 + e % D_BN, k = k0 + kk;
-            int o = k / 9, r = k - o * 9;
-            float v = 0;
-            if (n < ntot) {
-                int b = n / 676, q = n - b * 676;
-                int i = q / 26 - r / 3, j = q % 26 - r % 3;
-                if (i >= 0 && i < 24 && j >= 0 && j < 24)
-                    v = ga2[o * ldg + b * 576 + i * 24 + j];
+    extern __shared__ uint32_t smem[];
+    uint32_t *sW = smem, *sP = smem + 32 * D_LDW;
+    int b = blockIdx.x / 2, y0 = (blockIdx.x % 2) * 13;
+    stage_w2(sW, D_LDW, w2, false);
+    for (int e = threadIdx.x; e < 64 * 15 * 28; e += blockDim.x) {
+        int o = e / 420, q = e - o * 420, gy = y0 - 2 + q / 28, gx = q % 28 - 2;
+        float v = 0;
+        if (gy >= 0 && gy < 24 && gx >= 0 && gx < 24)
+            v = unpooled(gp, d1, am, b, o, gy, gx);
+        sP[o * D_PS + q] = tf32_bits(v);
+    }
+    __syncthreads();
+    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4,
+        t = lane % 4;
+    int pix[6]; /* pixel 8 (6 w + f) + g, clamped, in sP's rows */
+#pragma unroll
+    for (int f = 0; f < 6; f++) {
+        int q = min(8 * (6 * warp + f) + g, D_PIX - 1);
+        pix[f] = (q / 26 + 2) * 28 + q % 26 + 2;
+    }
+    float acc[2][6][4] = {};
+    for (int kk = 0; kk < 9; kk++) {
+        int koff = -((kk / 3) * 28 + kk % 3);
+        for (int o0 = 0; o0 < 64; o0 += 8) {
+            uint32_t a[2][4];
+#pragma unroll
+            for (int i = 0; i < 2; i++)
+                load_a(a[i], sW + 16 * i * D_LDW + kk * 64 + o0, D_LDW, g, t);
+            const uint32_t *bp = sP + (o0 + t) * D_PS + koff;
+#pragma unroll
+            for (int f = 0; f < 6; f++) {
+                uint32_t b0 = bp[pix[f]], b1 = bp[pix[f] + 4 * D_PS];
+                mma8(acc[0][f], a[0], b0, b1);
+                mma8(acc[1][f], a[1], b0, b1);
             }
-            sB[kk * D_LDB + e % D_BN] = tf32(v);
         }
-        __syncthreads();
-        mma_tile<FragB, 2, D_BK>(acc, sA + wmi * 16 * D_LDA, D_LDA,
-                                 sB + wni * 32, D_LDB, D_LDB, 1);
-        __syncthreads();
     }
-    float *sC = sm, *sX = sm + 32 * D_LDB; /* [32][D_LDB], [9][D_BN] */
-    for (int f = 0; f < 2; f++)
-        wm::store_matrix_sync(sC + wmi * 16 * D_LDB + wni * 32 + f * 16, acc[f],
-                              D_LDB, wm::mem_row_major);
-    __syncthreads();
-    for (int e = t; e < 32 * D_BN; e += 256) {
-        int c = e / D_BN, nn = e % D_BN, n = n0 + nn;
-        if (n >= ntot || !(a1[(size_t)c * ntot + n] > 0))
-            sC[c * D_LDB + nn] = 0;
-    }
-    for (int e = t; e < 9 * D_BN; e += 256) {
-        int k = e / D_BN, n = n0 + e % D_BN;
-        sX[e] = n < ntot ? cols1[(size_t)k * ntot + n] : 0.0f;
-    }
-    __syncthreads();
-    float *out = tmp + (size_t)blockIdx.x * 32 * 12;
-    for (int e = t; e < 32 * 10; e += 256) {
-        int c = e / 10, k = e % 10;
-        const float *g = sC + c * D_LDB;
-        float s = 0;
-        if (k < 9)
-            for (int nn = 0; nn < D_BN; nn++)
-                s += g[nn] * sX[k * D_BN + nn];
-        else
-            for (int nn = 0; nn < D_BN; nn++)
-                s += g[nn];
-        out[c * 12 + k] = s;
-    }
+    size_t ntot = (size_t)nb * 676, base = (size_t)b * 676 + y0 * 26;
+#pragma unroll
+    for (int i = 0; i < 2; i++)
+#pragma unroll
+        for (int f = 0; f < 6; f++)
+#pragma unroll
+            for (int h = 0; h < 4; h++) {
+                int c = 16 * i + g + 8 * (h / 2);
+                int q = 8 * (6 * warp + f) + 2 * t + h % 2;
+                if (q >= D_PIX)
+                    continue;
+                size_t at = c * ntot + base + q;
+                ga1[at] = a1[at] > 0 ? acc[i][f][h] : 0.0f;
+            }
+}
+
+/* The kernels' shared memory above the default 48 KiB: once, before any
+ * launch or capture. */
+int conv_setup(dv_error_t *err)
+{
+    CU(cudaFuncSetAttribute(
+        k_conv2_fwd, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)F_SMEM));
+    CU(cudaFuncSetAttribute(k_conv2_wgrad,
+                            cudaFuncAttributeMaxDynamicSharedMemorySize,
+                            (int)W_SMEM));
+    CU(cudaFuncSetAttribute(k_conv2_dgrad,
+                            cudaFuncAttributeMaxDynamicSharedMemorySize,
+                            (int)D_SMEM));
+    return 0;
 }
