@@ -28,6 +28,7 @@ extern "C" {
 #define COLS1_ROWS 12
 #define CU(call) (void)(call), (void)err
 #define cudaFuncSetAttribute(...) 0
+#define cudaDeviceGetAttribute(out, attr, dev) (*(out) = 0, (void)(dev), 0)
 #define __syncthreads() pthread_barrier_wait(&emu_block_meet)
 
 thread_local emu_dim threadIdx, blockIdx;

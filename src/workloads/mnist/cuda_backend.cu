@@ -752,7 +752,7 @@ int open_gpu(Gpu *G, char *name, size_t size, dv_error_t *err)
     BL(cublasSetWorkspace(G->blas, G->wsblas, 32u << 20));
     BL(cublasSetMathMode(G->blas, G->s.precise ? CUBLAS_DEFAULT_MATH
                                                : CUBLAS_TF32_TENSOR_OP_MATH));
-    if (G->fused && conv_setup(err) < 0)
+    if (G->fused && (G->fused = conv_setup(G->dev, err)) < 0)
         return -1;
     cudaDeviceProp prop;
     CU(cudaGetDeviceProperties(&prop, G->dev));

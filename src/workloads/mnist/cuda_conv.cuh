@@ -323,10 +323,16 @@ __global__ void __launch_bounds__(256)
             }
 }
 
-/* The kernels' shared memory above the default 48 KiB: once, before any
- * launch or capture. */
-int conv_setup(dv_error_t *err)
+/* Before any launch or capture: 1 when device dev's blocks can have the
+ * kernels' shared memory (above the default 48 KiB; not all can: an A100
+ * has 163 KiB a block), which is then asked for; else 0. -1 on error. */
+int conv_setup(int dev, dv_error_t *err)
 {
+    int most = 0;
+    CU(cudaDeviceGetAttribute(&most, cudaDevAttrMaxSharedMemoryPerBlockOptin,
+                              dev));
+    if ((size_t)most < D_SMEM || (size_t)most < F_SMEM || (size_t)most < W_SMEM)
+        return 0;
     CU(cudaFuncSetAttribute(
         k_conv2_fwd, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)F_SMEM));
     CU(cudaFuncSetAttribute(k_conv2_wgrad,
@@ -335,5 +341,5 @@ int conv_setup(dv_error_t *err)
     CU(cudaFuncSetAttribute(k_conv2_dgrad,
                             cudaFuncAttributeMaxDynamicSharedMemorySize,
                             (int)D_SMEM));
-    return 0;
+    return 1;
 }
