@@ -30,6 +30,36 @@ extern "C" {
 #define cudaFuncSetAttribute(...) 0
 #define cudaDeviceGetAttribute(out, attr, dev) (*(out) = 0, (void)(dev), 0)
 #define __syncthreads() pthread_barrier_wait(&emu_block_meet)
+#define __restrict__ __restrict
+
+struct float4 {
+    float x, y, z, w;
+};
+struct uint4 {
+    uint32_t x, y, z, w;
+};
+
+static uint4 make_uint4(uint32_t x, uint32_t y, uint32_t z, uint32_t w)
+{
+    return {x, y, z, w};
+}
+
+static float4 __ldg(const float4 *p)
+{
+    return *p;
+}
+
+static uint32_t __float_as_uint(float v)
+{
+    uint32_t u;
+    memcpy(&u, &v, 4);
+    return u;
+}
+
+static float __uint_as_float(uint32_t u)
+{
+    return emu_float(u);
+}
 
 thread_local emu_dim threadIdx, blockIdx;
 emu_dim blockDim = {256, 1, 1};
@@ -112,6 +142,7 @@ static void run_grid(unsigned grid, void (*kernel)(void *), void *arg)
 
 /* The layers' data (layouts of cuda_conv.cuh), filled at random. */
 static float a1[32 * NB * 676], w2[64 * 288], b2[64], d1[NB * 9216];
+static float wf[64 * 288], wd[64 * 288]; /* W2 reordered (k_w2_layouts) */
 static uint8_t am[NB * 9216];
 /* The backward kernels' inputs: the pooled layer's gradient, its d1 and
  * argmax; their outputs. */
@@ -152,9 +183,14 @@ static double wt(int o, int c, int kk)
     return r32(w2[o * 288 + c * 9 + kk]);
 }
 
+static void layouts(void *)
+{
+    k_w2_layouts(w2, wf, wd);
+}
+
 static void fwd(void *)
 {
-    k_conv2_fwd(a1, w2, b2, NB, NULL, d1, am);
+    k_conv2_fwd(a1, wf, b2, NB, NULL, d1, am);
 }
 
 static void wgrad(void *)
@@ -164,7 +200,7 @@ static void wgrad(void *)
 
 static void dgrad(void *)
 {
-    k_conv2_dgrad(gp, kept, arg, w2, a1, NB, ga1);
+    k_conv2_dgrad(gp, kept, arg, wd, a1, NB, ga1);
 }
 
 /* Largest error against the largest magnitude, per check. */
@@ -269,6 +305,7 @@ int main(void)
         kept[i] = uniform(); /* half of them kept */
         arg[i] = (uint8_t)(rand() % 4);
     }
+    run_grid(64 * 288 / 256, layouts, NULL);
     check_forward();
     check_filter_gradient();
     check_data_gradient();

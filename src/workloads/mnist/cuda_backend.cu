@@ -47,6 +47,7 @@ struct Gpu {
     unsigned long long *eval_ok;
     float *cols1, *a1, *cols2, *a2, *d1, *h, *d2, *o, *go, *gh, *gp, *ga2, *ga1,
         *wsblas, *tmp;
+    float *w2f, *w2d; /* W2 reordered for the fused kernels (k_w2_layouts) */
     size_t tmp_count; /* floats in tmp, the split-K partial products */
     int splitk;       /* split long reductions (default on) */
     int fused;        /* the convolutions of cuda_conv.cuh (TF32 only) */
@@ -398,7 +399,9 @@ int conv_forward(Gpu *G, const uint8_t *im, const int32_t *idx, Ctl *ctl,
     k_conv1_fwd<<<blocks(n1, T), T, 0, G->st>>>(im, idx, ctl, stride, nb, P(W1),
                                                 ctl ? G->cols1 : NULL, G->a1);
     if (G->fused) {
-        k_conv2_fwd<<<nb * 2, 256, F_SMEM, G->st>>>(G->a1, P(W2), P(B2), nb,
+        k_w2_layouts<<<blocks(64 * 288, T), T, 0, G->st>>>(P(W2), G->w2f,
+                                                           G->w2d);
+        k_conv2_fwd<<<nb * 2, 256, F_SMEM, G->st>>>(G->a1, G->w2f, P(B2), nb,
                                                     ctl, G->d1, G->am);
         CU(cudaGetLastError());
         return 0;
@@ -425,8 +428,8 @@ int conv_backward(Gpu *G, int nb, dv_error_t *err)
                                                       G->a1, nb, G->tmp);
         k_sum_slices<<<blocks(64 * 289, T), T, 0, G->st>>>(
             G->tmp, 2 * nb, 64, W_N, 288, GR(W2), GR(B2));
-        k_conv2_dgrad<<<2 * nb, 256, D_SMEM, G->st>>>(G->gp, G->d1, G->am,
-                                                      P(W2), G->a1, nb, G->ga1);
+        k_conv2_dgrad<<<2 * nb, 256, D_SMEM, G->st>>>(
+            G->gp, G->d1, G->am, G->w2d, G->a1, nb, G->ga1);
         CU(cudaGetLastError());
     } else {
         if (gemm_nt_long(G, 64, COLS2_ROWS, n2, 576, G->ga2, n2, G->cols2, n2,
@@ -643,7 +646,7 @@ void destroy(dv__mnist_backend_t *b)
                         G->cols1, G->a1,     G->cols2, G->a2,       G->d1,
                         G->h,     G->d2,     G->o,     G->go,       G->gh,
                         G->gp,    G->ga2,    G->ga1,   G->wsblas,   G->am,
-                        G->tmp};
+                        G->tmp,   G->w2f,    G->w2d};
         for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
             cudaFree(bufs[i]);
         if (G->blas)
@@ -695,6 +698,8 @@ int alloc_all(Gpu *G, dv_error_t *err)
         {(void **)&G->wsblas, 32u << 20},
         {(void **)&G->am, w * 9216},
         {(void **)&G->tmp, G->tmp_count * 4},
+        {(void **)&G->w2f, 64 * 288 * 4},
+        {(void **)&G->w2d, 64 * 288 * 4},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         cudaError_t e = cudaMalloc(want[i].p, want[i].bytes);

@@ -45,16 +45,14 @@ __device__ __forceinline__ void store_d(float *c, int ld, int m, int n,
     p[8 * ld + 1] = d[3];
 }
 
-/* ga2 at output pixel (y, x) of channel o, image b, from the pooled
- * layer's gradient gp as k_unpool spreads it: where d1 > 0 (kept by
- * dropout and positive), to the window's argmax, times 1 / 0.75. */
-__device__ __forceinline__ float unpooled(const float *gp, const float *d1,
-                                          const uint8_t *am, int b, int o,
-                                          int y, int x)
+/* The gradient that pooled value `at` sends to its window's argmax, as
+ * k_unpool spreads gp: where d1 > 0 (kept by dropout and positive), gp
+ * times 1 / 0.75. */
+__device__ __forceinline__ float pooled_grad(const float *gp, const float *d1,
+                                             int at)
 {
-    int at = b * 9216 + o * 144 + (y / 2) * 12 + x / 2;
-    return am[at] == (y % 2) * 2 + x % 2 && d1[at] > 0 ? gp[at] * (1.0f / 0.75f)
-                                                       : 0.0f;
+    float g = gp[at];
+    return d1[at] > 0 ? g * (1.0f / 0.75f) : 0.0f;
 }
 
 /* conv1, bias and ReLU, a thread per output pixel of the batch (all 32
@@ -93,28 +91,60 @@ __global__ void k_conv1_fwd(const uint8_t *im, const int32_t *idx,
     }
 }
 
-/* Rows y0 .. y0 + 13 of image b's 32 channels of a1 as TF32, channel c at
- * s + c * cs (26 floats a row). */
-__device__ void stage_a1(uint32_t *s, int cs, const float *a1, int nb, int b,
-                         int y0)
+/* Copy rows x n4 float4s from src (rows ld_src floats apart) into shared
+ * memory s (rows ld words apart), as TF32 when round. The loads of a
+ * thread are issued before their stores, so that they overlap: a block
+ * stages its tiles once, and waiting for one load after another was what
+ * made these kernels slow. */
+__device__ __forceinline__ void stage_rows(uint32_t *s, int ld,
+                                           const float *__restrict__ src,
+                                           int ld_src, int rows, int n4,
+                                           bool round)
 {
-    const int n = 14 * 26;
-    for (int e = threadIdx.x; e < 32 * n; e += blockDim.x) {
-        int c = e / n, q = e - c * n;
-        s[c * cs + q] = tf32_bits(a1[((size_t)c * nb + b) * 676 + y0 * 26 + q]);
+    const int batch = 8;
+    for (int e0 = threadIdx.x; e0 < rows * n4; e0 += batch * blockDim.x) {
+        float4 v[batch];
+#pragma unroll
+        for (int u = 0; u < batch; u++) {
+            int e = e0 + u * blockDim.x, r = e / n4, q = e - r * n4;
+            if (e < rows * n4)
+                v[u] = __ldg((const float4 *)(src + (size_t)r * ld_src) + q);
+        }
+#pragma unroll
+        for (int u = 0; u < batch; u++) {
+            int e = e0 + u * blockDim.x, r = e / n4, q = e - r * n4;
+            if (e >= rows * n4)
+                break;
+            uint32_t *d = s + r * ld + 4 * q;
+            d[0] = round ? tf32_bits(v[u].x) : __float_as_uint(v[u].x);
+            d[1] = round ? tf32_bits(v[u].y) : __float_as_uint(v[u].y);
+            d[2] = round ? tf32_bits(v[u].z) : __float_as_uint(v[u].z);
+            d[3] = round ? tf32_bits(v[u].w) : __float_as_uint(v[u].w);
+        }
     }
 }
 
-/* W2 as TF32 with its reduction reordered to (ki, kj, channel): the
- * forward's A [64][kk * 32 + c] (by_out) or the data gradient's A
- * [32][kk * 64 + o]. */
-__device__ void stage_w2(uint32_t *s, int ld, const float *w2, bool by_out)
+/* Rows y0 .. y0 + 13 of image b's 32 channels of a1 as TF32, channel c at
+ * s + c * cs (26 floats a row; 676 and 26 y0 are multiples of 4). */
+__device__ void stage_a1(uint32_t *s, int cs, const float *a1, int nb, int b,
+                         int y0)
 {
-    for (int e = threadIdx.x; e < 64 * 288; e += blockDim.x) {
-        int o = e / 288, r = e - o * 288, c = r / 9, kk = r - c * 9;
-        int at = by_out ? o * ld + kk * 32 + c : c * ld + kk * 64 + o;
-        s[at] = tf32_bits(w2[e]);
-    }
+    stage_rows(s, cs, a1 + (size_t)b * 676 + y0 * 26, nb * 676, 32, 14 * 26 / 4,
+               true);
+}
+
+/* W2 as TF32 with its reduction reordered to (ki, kj, channel), once a
+ * step for every block: the forward's A wf [64][kk * 32 + c] and the data
+ * gradient's A wd [32][kk * 64 + o]. */
+__global__ void k_w2_layouts(const float *w2, float *wf, float *wd)
+{
+    int e = blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= 64 * 288)
+        return;
+    int o = e / 288, r = e - o * 288, c = r / 9, kk = r - c * 9;
+    float v = __uint_as_float(tf32_bits(w2[e]));
+    wf[o * 288 + kk * 32 + c] = v;
+    wd[c * 576 + kk * 64 + o] = v;
 }
 
 /* Forward: a block computes 64 channels x 288 output pixels (12 rows, half
@@ -125,13 +155,13 @@ enum { F_LDW = 292, F_CS = 392 };
 constexpr size_t F_SMEM = (64 * F_LDW + 32 * F_CS) * 4;
 
 __global__ void __launch_bounds__(256)
-    k_conv2_fwd(const float *a1, const float *w2, const float *b2, int nb,
+    k_conv2_fwd(const float *a1, const float *wf, const float *b2, int nb,
                 const Ctl *ctl, float *d1, uint8_t *am)
 {
     extern __shared__ uint32_t smem[];
     uint32_t *sW = smem, *sIn = smem + 64 * F_LDW;
     int b = blockIdx.x / 2, y0 = (blockIdx.x % 2) * 12;
-    stage_w2(sW, F_LDW, w2, true);
+    stage_rows(sW, F_LDW, wf, 288, 64, 72, false);
     stage_a1(sIn, F_CS, a1, nb, b, y0);
     __syncthreads();
     int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4,
@@ -202,20 +232,28 @@ __global__ void __launch_bounds__(256)
     extern __shared__ uint32_t smem[];
     uint32_t *sG = smem, *sIn = smem + 64 * W_LDG;
     int b = blockIdx.x / 2, y0 = (blockIdx.x % 2) * 12;
-    for (int e = threadIdx.x; e < 64 * 288; e += blockDim.x) {
-        int o = e / 288, q = e - o * 288;
-        sG[o * W_LDG + q] =
-            tf32_bits(unpooled(gp, d1, am, b, o, y0 + q / 24, q % 24));
-    }
     stage_a1(sIn, W_CS, a1, nb, b, y0);
-    /* The bias gradient in FP32: each pooled value's gradient reaches one
-     * pixel. Output t / 4, pooled values 18 * (t % 4) .. + 17 of the 72. */
-    float bias = 0;
-    {
-        int o = threadIdx.x / 4, part = threadIdx.x % 4;
-        int at = b * 9216 + o * 144 + y0 / 2 * 12 + 18 * part;
-        for (int q = 0; q < 18; q++)
-            bias += d1[at + q] > 0 ? gp[at + q] * (1.0f / 0.75f) : 0.0f;
+    /* ga2's tile from the 72 pooled values of each output: thread t those
+     * of output t / 4, 18 * (t % 4) .. + 17, each to its window, and their
+     * sum, the bias gradient, in FP32 (each reaches one pixel). */
+    int o = threadIdx.x / 4, part = threadIdx.x % 4;
+    int at0 = b * 9216 + o * 144 + y0 / 2 * 12 + 18 * part;
+    float gv[18], bias = 0;
+    int av[18];
+#pragma unroll
+    for (int q = 0; q < 18; q++) {
+        gv[q] = pooled_grad(gp, d1, at0 + q);
+        av[q] = am[at0 + q];
+    }
+    for (int q = 0; q < 18; q++) {
+        int pq = 18 * part + q;
+        uint32_t *w = sG + o * W_LDG + (pq / 12) * 48 + (pq % 12) * 2;
+        uint32_t v = tf32_bits(gv[q]);
+        w[0] = av[q] == 0 ? v : 0;
+        w[1] = av[q] == 1 ? v : 0;
+        w[24] = av[q] == 2 ? v : 0;
+        w[25] = av[q] == 3 ? v : 0;
+        bias += gv[q];
     }
     __syncthreads();
     int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4,
@@ -268,18 +306,38 @@ constexpr size_t D_SMEM = (32 * D_LDW + 64 * D_PS) * 4;
 
 __global__ void __launch_bounds__(256)
     k_conv2_dgrad(const float *gp, const float *d1, const uint8_t *am,
-                  const float *w2, const float *a1, int nb, float *ga1)
+                  const float *wd, const float *a1, int nb, float *ga1)
 {
     extern __shared__ uint32_t smem[];
     uint32_t *sW = smem, *sP = smem + 32 * D_LDW;
     int b = blockIdx.x / 2, y0 = (blockIdx.x % 2) * 13;
-    stage_w2(sW, D_LDW, w2, false);
-    for (int e = threadIdx.x; e < 64 * 15 * 28; e += blockDim.x) {
-        int o = e / 420, q = e - o * 420, gy = y0 - 2 + q / 28, gx = q % 28 - 2;
-        float v = 0;
-        if (gy >= 0 && gy < 24 && gx >= 0 && gx < 24)
-            v = unpooled(gp, d1, am, b, o, gy, gx);
-        sP[o * D_PS + q] = tf32_bits(v);
+    stage_rows(sW, D_LDW, wd, 576, 32, 144, false);
+    for (int e = threadIdx.x; e < 64 * D_PS / 4; e += blockDim.x)
+        ((uint4 *)sP)[e] = make_uint4(0, 0, 0, 0);
+    __syncthreads();
+    /* ga2's rows y0 - 2 .. y0 + 12 (those in 0 .. 23): each pooled value's
+     * gradient to its window's argmax, from the 7 pooled rows they need. */
+    const int n = 64 * 7 * 12, batch = 7;
+    int pr0 = y0 == 0 ? 0 : 5;
+    for (int e0 = threadIdx.x; e0 < n; e0 += batch * blockDim.x) {
+        float gv[batch];
+        int av[batch];
+#pragma unroll
+        for (int u = 0; u < batch; u++) {
+            int e = min(e0 + u * (int)blockDim.x, n - 1), o = e / 84,
+                q = e - o * 84;
+            int at = b * 9216 + o * 144 + (pr0 + q / 12) * 12 + q % 12;
+            gv[u] = pooled_grad(gp, d1, at);
+            av[u] = am[at];
+        }
+#pragma unroll
+        for (int u = 0; u < batch; u++) {
+            int e = e0 + u * blockDim.x, o = e / 84, q = e - o * 84;
+            int yy = 2 * (pr0 + q / 12) + av[u] / 2 - (y0 - 2);
+            if (e < n && yy >= 0 && yy < 15)
+                sP[o * D_PS + yy * 28 + 2 * (q % 12) + av[u] % 2 + 2] =
+                    tf32_bits(gv[u]);
+        }
     }
     __syncthreads();
     int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4,
