@@ -4,8 +4,9 @@
  * threads. Their index arithmetic and fragment bookkeeping are checked
  * against direct sums in double precision over the same TF32-rounded
  * inputs: conv2 forward with pooling, the filter and bias gradients, the
- * data gradient through conv1's ReLU (both from the pooled layer's
- * gradient, unpooled). */
+ * data gradient through conv1's ReLU on to conv1's filter and bias
+ * gradients (both backward kernels from the pooled layer's gradient,
+ * unpooled). */
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -146,7 +147,7 @@ static float wf[64 * 288], wd[64 * 288]; /* W2 reordered (k_w2_layouts) */
 static uint8_t am[NB * 9216];
 /* The backward kernels' inputs: the pooled layer's gradient, its d1 and
  * argmax; their outputs. */
-static float gp[NB * 9216], kept[NB * 9216], ga1[32 * NB * 676];
+static float gp[NB * 9216], kept[NB * 9216], cols1[9 * NB * 676];
 static float tmp[2 * NB * 64 * W_N];
 static uint8_t arg[NB * 9216];
 
@@ -200,7 +201,7 @@ static void wgrad(void *)
 
 static void dgrad(void *)
 {
-    k_conv2_dgrad(gp, kept, arg, wd, a1, NB, ga1);
+    k_conv2_dgrad(gp, kept, arg, wd, a1, cols1, NB, tmp);
 }
 
 /* Largest error against the largest magnitude, per check. */
@@ -271,24 +272,46 @@ static void check_filter_gradient(void)
     CHECK(close_enough("conv2 bias gradient", rb));
 }
 
+/* ga1, the data gradient through conv1's ReLU, at (c, b, p). */
+static double ga1_at(int c, int b, int p)
+{
+    int y = p / 26, x = p % 26;
+    if (!(a1[(c * NB + b) * 676 + p] > 0))
+        return 0;
+    double s = 0;
+    for (int o = 0; o < 64; o++)
+        for (int kk = 0; kk < 9; kk++) {
+            int i = y - kk / 3, j = x - kk % 3;
+            if (i >= 0 && i < 24 && j >= 0 && j < 24)
+                s += wt(o, c, kk) * g2(o, b, i, j);
+        }
+    return s;
+}
+
+/* The data gradient, through conv1's filter and bias gradients that the
+ * kernel computes from it (ga1 against 9 rows of random inputs, and its
+ * sum). */
 static void check_data_gradient(void)
 {
     run_grid(2 * NB, dgrad, NULL);
-    err r = {0, 0};
-    for (int c = 0; c < 32; c++)
+    err r = {0, 0}, rb = {0, 0};
+    for (int c = 0; c < 32; c++) {
+        double want[10] = {0}, got[10] = {0};
         for (int b = 0; b < NB; b++)
             for (int p = 0; p < 676; p++) {
-                int y = p / 26, x = p % 26, at = (c * NB + b) * 676 + p;
-                double want = 0;
-                for (int o = 0; o < 64; o++)
-                    for (int kk = 0; kk < 9; kk++) {
-                        int i = y - kk / 3, j = x - kk % 3;
-                        if (i >= 0 && i < 24 && j >= 0 && j < 24)
-                            want += wt(o, c, kk) * g2(o, b, i, j);
-                    }
-                add(&r, ga1[at], a1[at] > 0 ? want : 0);
+                double g = ga1_at(c, b, p);
+                for (int k = 0; k < 9; k++)
+                    want[k] += g * cols1[k * NB * 676 + b * 676 + p];
+                want[9] += g;
             }
-    CHECK(close_enough("conv2 data gradient", r));
+        for (int k = 0; k < 10; k++) {
+            for (int s = 0; s < 2 * NB; s++)
+                got[k] += tmp[(s * 32 + c) * 12 + k];
+            add(k == 9 ? &rb : &r, got[k], want[k]);
+        }
+    }
+    CHECK(close_enough("conv1 filter gradient (from ga1)", r));
+    CHECK(close_enough("conv1 bias gradient (from ga1)", rb));
 }
 
 int main(void)
@@ -300,6 +323,8 @@ int main(void)
         v = 0.2f * uniform();
     for (float &v : b2)
         v = 0.1f * uniform();
+    for (float &v : cols1)
+        v = uniform();
     for (int i = 0; i < NB * 9216; i++) {
         gp[i] = uniform();
         kept[i] = uniform(); /* half of them kept */

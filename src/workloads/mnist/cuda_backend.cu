@@ -429,18 +429,20 @@ int conv_backward(Gpu *G, int nb, dv_error_t *err)
         k_sum_slices<<<blocks(64 * 289, T), T, 0, G->st>>>(
             G->tmp, 2 * nb, 64, W_N, 288, GR(W2), GR(B2));
         k_conv2_dgrad<<<2 * nb, 256, D_SMEM, G->st>>>(
-            G->gp, G->d1, G->am, G->w2d, G->a1, nb, G->ga1);
+            G->gp, G->d1, G->am, G->w2d, G->a1, G->cols1, nb, G->tmp);
+        k_sum_slices<<<blocks(32 * 10, T), T, 0, G->st>>>(
+            G->tmp, 2 * nb, 32, 12, 9, GR(W1), GR(B1));
         CU(cudaGetLastError());
-    } else {
-        if (gemm_nt_long(G, 64, COLS2_ROWS, n2, 576, G->ga2, n2, G->cols2, n2,
-                         GR(W2), 288, GR(B2), err) < 0)
-            return -1;
-        if (gemm(G, 1, 0, 288, n2, 64, P(W2), 288, G->ga2, n2, 0, G->cols2, n2,
-                 err) < 0)
-            return -1;
-        k_col2im<<<dim3(blocks(n1, T), 32), T, 0, G->st>>>(G->cols2, G->a1, nb,
-                                                           G->ga1);
+        return 0;
     }
+    if (gemm_nt_long(G, 64, COLS2_ROWS, n2, 576, G->ga2, n2, G->cols2, n2,
+                     GR(W2), 288, GR(B2), err) < 0)
+        return -1;
+    if (gemm(G, 1, 0, 288, n2, 64, P(W2), 288, G->ga2, n2, 0, G->cols2, n2,
+             err) < 0)
+        return -1;
+    k_col2im<<<dim3(blocks(n1, T), 32), T, 0, G->st>>>(G->cols2, G->a1, nb,
+                                                       G->ga1);
     return gemm_nt_long(G, 32, COLS1_ROWS, n1, 676, G->ga1, n1, G->cols1, n1,
                         GR(W1), 9, GR(B1), err);
 }

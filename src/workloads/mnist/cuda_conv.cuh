@@ -7,7 +7,7 @@
  * pixel offsets are computed once, before the loop. The forward epilogue
  * does bias, ReLU, 2x2 pooling and dropout (a2 is not stored); the filter
  * gradient is split over half images (k_sum_slices adds the partials); the
- * data gradient writes ga1 through conv1's ReLU. Included by
+ * data gradient goes on to conv1's gradients (ga1 is not stored). Included by
  * cuda_backend.cu inside its anonymous namespace (Ctl, pool_store,
  * pad_row); the FP32 mode keeps the im2col + cuBLAS path there.
  *
@@ -295,18 +295,21 @@ __global__ void __launch_bounds__(256)
         out[(threadIdx.x / 4) * W_N + 288] = bias;
 }
 
-/* Data gradient through conv2 and conv1's ReLU: ga1[c][b][y][x], the sum
- * over o, ki, kj of W2[o][c][ki][kj] ga2[o][b][y - ki][x - kj]. A block
+/* Data gradient through conv2 and conv1's ReLU, ga1[c][b][y][x], the sum
+ * over o, ki, kj of W2[o][c][ki][kj] ga2[o][b][y - ki][x - kj], and from it
+ * conv1's filter and bias gradients; ga1 itself is not stored. A block
  * computes the 32 channels of 13 rows (338 pixels, half an image) from
  * ga2's rows (unpooled) staged with a border of zeros (28 wide); warp w the
- * pixel tiles 6 w .. 6 w + 5 (tiles past pixel 337 are computed and dropped).
- */
+ * pixel tiles 6 w .. 6 w + 5 (tiles past pixel 337 are computed and
+ * dropped). Its partial [32][12] of conv1's gradients (filters in columns
+ * 0-8, bias in column 9) goes to tmp[block]; k_sum_slices adds them. */
 enum { D_LDW = 580, D_PS = 424, D_PIX = 13 * 26 };
 constexpr size_t D_SMEM = (32 * D_LDW + 64 * D_PS) * 4;
 
 __global__ void __launch_bounds__(256)
     k_conv2_dgrad(const float *gp, const float *d1, const uint8_t *am,
-                  const float *wd, const float *a1, int nb, float *ga1)
+                  const float *wd, const float *a1, const float *cols1, int nb,
+                  float *tmp)
 {
     extern __shared__ uint32_t smem[];
     uint32_t *sW = smem, *sP = smem + 32 * D_LDW;
@@ -365,20 +368,57 @@ __global__ void __launch_bounds__(256)
             }
         }
     }
+    /* ga1 = the product through conv1's ReLU, and from it conv1's filter
+     * and bias gradients: a thread's 4 channels x (9 inputs, a one) over
+     * its 12 pixels, then summed over the 4 lanes of a group and over the
+     * 8 warps. */
     size_t ntot = (size_t)nb * 676, base = (size_t)b * 676 + y0 * 26;
+    float part[2][2][10] = {}; /* [i][channel + 8 hy][k] */
+#pragma unroll
+    for (int f = 0; f < 6; f++)
+#pragma unroll
+        for (int hx = 0; hx < 2; hx++) {
+            int q = 8 * (6 * warp + f) + 2 * t + hx;
+            size_t px = base + min(q, D_PIX - 1);
+            float x[9];
+#pragma unroll
+            for (int k = 0; k < 9; k++)
+                x[k] = cols1[k * ntot + px];
+#pragma unroll
+            for (int i = 0; i < 2; i++)
+#pragma unroll
+                for (int hy = 0; hy < 2; hy++) {
+                    size_t at = (16 * i + g + 8 * hy) * ntot + px;
+                    float v =
+                        q < D_PIX && a1[at] > 0 ? acc[i][f][2 * hy + hx] : 0.0f;
+#pragma unroll
+                    for (int k = 0; k < 9; k++)
+                        part[i][hy][k] += v * x[k];
+                    part[i][hy][9] += v;
+                }
+        }
+    __syncthreads(); /* sW becomes the warps' sums [8][32][10] */
+    float *red = (float *)smem;
 #pragma unroll
     for (int i = 0; i < 2; i++)
 #pragma unroll
-        for (int f = 0; f < 6; f++)
+        for (int hy = 0; hy < 2; hy++)
 #pragma unroll
-            for (int h = 0; h < 4; h++) {
-                int c = 16 * i + g + 8 * (h / 2);
-                int q = 8 * (6 * warp + f) + 2 * t + h % 2;
-                if (q >= D_PIX)
-                    continue;
-                size_t at = c * ntot + base + q;
-                ga1[at] = a1[at] > 0 ? acc[i][f][h] : 0.0f;
+            for (int k = 0; k < 10; k++) {
+                float v = part[i][hy][k];
+                v += __shfl_xor_sync(0xffffffffu, v, 1);
+                v += __shfl_xor_sync(0xffffffffu, v, 2);
+                if (t == 0)
+                    red[(warp * 32 + 16 * i + g + 8 * hy) * 10 + k] = v;
             }
+    __syncthreads();
+    float *out = tmp + (size_t)blockIdx.x * 32 * 12;
+    for (int e = threadIdx.x; e < 32 * 10; e += blockDim.x) {
+        float v = 0;
+        for (int w = 0; w < 8; w++)
+            v += red[w * 320 + e];
+        out[e / 10 * 12 + e % 10] = v;
+    }
 }
 
 /* Before any launch or capture: 1 when device dev's blocks can have the
