@@ -390,7 +390,8 @@ int gemm_nt_long(Gpu *G, int M, int N, int K, int Kc, const float *A, int lda,
 /* Both convolutions with their biases and ReLUs, max-pool and dropout:
  * the batch's images -> d1, am (and a1, cols1 for the backward pass).
  * conv1 is computed directly; conv2 by the implicit products of
- * cuda_conv.cuh (TF32, the default), else by im2col and cuBLAS. */
+ * cuda_conv.cuh in the fused mode (TF32 with DROVER_MNIST_FUSED=1, an
+ * experiment: docs/BENCHMARKS.md), else by im2col and cuBLAS. */
 int conv_forward(Gpu *G, const uint8_t *im, const int32_t *idx, Ctl *ctl,
                  int stride, int nb, dv_error_t *err)
 {

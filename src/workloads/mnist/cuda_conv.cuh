@@ -1,7 +1,9 @@
-/* The convolutions of the CUDA backend's fused TF32 mode: conv1 directly
- * in FP32, conv2 as implicit matrix products on TF32 tensor cores (PTX
- * mma.sync, 16x8x8 tiles) whose operands are read straight from tiles of
- * a1 or ga2 staged in shared memory, so that conv2's im2col matrix is never
+/* The convolutions of the CUDA backend's fused TF32 mode
+ * (DROVER_MNIST_FUSED=1; on a GPU, their first version was correct and
+ * slower: docs/BENCHMARKS.md), and conv1's forward of every mode: conv1
+ * directly in FP32, conv2 as implicit matrix products on TF32 tensor cores
+ * (PTX mma.sync, 16x8x8 tiles) whose operands are read straight from tiles
+ * of a1 or ga2 staged in shared memory, so that conv2's im2col matrix is never
  * formed. With the reduction ordered (ki, kj, channel), every thread's
  * address moves by the same offset from one k-step to the next: a thread's
  * pixel offsets are computed once, before the loop. The forward epilogue
@@ -9,10 +11,10 @@
  * gradient is split over half images (k_sum_slices adds the partials); the
  * data gradient goes on to conv1's gradients (ga1 is not stored). Included by
  * cuda_backend.cu inside its anonymous namespace (Ctl, pool_store,
- * pad_row); the FP32 mode keeps the im2col + cuBLAS path there.
+ * pad_row); the other modes keep conv2's im2col + cuBLAS path there.
  *
  * Layouts (net_impl.h): cols1 [12][nb*676] (9 input rows, ones, zeros),
- * a1 and ga1 [32][nb][676] (26 x 26), W2 [64][288] with k = c*9 + ki*3 +
+ * a1 [32][nb][676] (26 x 26), W2 [64][288] with k = c*9 + ki*3 +
  * kj, d1, its argmax am and gradient gp [nb][9216] (64 x 12 x 12). ga2,
  * conv2's output gradient (24 x 24), is never stored either: the
  * gradients' kernels read it from gp, d1 and am (unpooled).
@@ -154,6 +156,29 @@ __global__ void k_w2_layouts(const float *w2, float *wf, float *wd)
 enum { F_LDW = 292, F_CS = 392 };
 constexpr size_t F_SMEM = (64 * F_LDW + 32 * F_CS) * 4;
 
+/* The forward's epilogue: the block's output tile sC [64][288] (rows y0
+ * .. y0 + 11 of image b), bias, ReLU, 2x2 max-pool and dropout as k_pool
+ * does, to d1 and am: 64 channels x 6 pooled rows x 12 pooled columns. */
+__device__ void pool_tile(const float *sC, const float *b2, int b, int y0,
+                          const Ctl *ctl, float *d1, uint8_t *am)
+{
+    for (int e = threadIdx.x; e < 64 * 72; e += blockDim.x) {
+        int c = e / 72, pr = (e % 72) / 12, pj = e % 12;
+        const float *w = sC + c * F_LDW + 2 * pr * 24 + 2 * pj;
+        float bias = b2[c], v[4] = {w[0], w[1], w[24], w[25]};
+        float m = 0;
+        int a = 0;
+        for (int q = 0; q < 4; q++) {
+            float x = v[q] + bias;
+            x = x > 0 ? x : 0;
+            if (q == 0 || x > m)
+                m = x, a = q;
+        }
+        pool_store(m, a, b * 9216 + c * 144 + (y0 / 2 + pr) * 12 + pj, ctl, d1,
+                   am);
+    }
+}
+
 __global__ void __launch_bounds__(256)
     k_conv2_fwd(const float *a1, const float *wf, const float *b2, int nb,
                 const Ctl *ctl, float *d1, uint8_t *am)
@@ -197,22 +222,7 @@ __global__ void __launch_bounds__(256)
             store_d(sC, F_LDW, m0 + 16 * i, (r0 + f / 3) * 24 + (f % 3) * 8,
                     acc[i][f], g, t);
     __syncthreads();
-    /* 64 channels x 6 pooled rows x 12 pooled columns. */
-    for (int e = threadIdx.x; e < 64 * 72; e += blockDim.x) {
-        int c = e / 72, pr = (e % 72) / 12, pj = e % 12;
-        const float *w = sC + c * F_LDW + 2 * pr * 24 + 2 * pj;
-        float bias = b2[c], v[4] = {w[0], w[1], w[24], w[25]};
-        float m = 0;
-        int a = 0;
-        for (int q = 0; q < 4; q++) {
-            float x = v[q] + bias;
-            x = x > 0 ? x : 0;
-            if (q == 0 || x > m)
-                m = x, a = q;
-        }
-        pool_store(m, a, b * 9216 + c * 144 + (y0 / 2 + pr) * 12 + pj, ctl, d1,
-                   am);
-    }
+    pool_tile(sC, b2, b, y0, ctl, d1, am);
 }
 
 /* Filter and bias gradients: block s sums over the 288 output pixels of
@@ -225,20 +235,17 @@ __global__ void __launch_bounds__(256)
 enum { W_LDG = 292, W_CS = 388, W_N = 292 };
 constexpr size_t W_SMEM = (64 * W_LDG + 32 * W_CS) * 4;
 
-__global__ void __launch_bounds__(256)
-    k_conv2_wgrad(const float *gp, const float *d1, const uint8_t *am,
-                  const float *a1, int nb, float *tmp)
+/* The filter gradient's tile of ga2, [64][288] (rows y0 .. y0 + 11 of
+ * image b) as TF32, from the 72 pooled values of each output: thread t
+ * places those of output t / 4, 18 * (t % 4) .. + 17, each in its window,
+ * and returns their sum in FP32 (each reaches one pixel: its part of the
+ * bias gradient). */
+__device__ float stage_ga2_tile(uint32_t *sG, const float *gp, const float *d1,
+                                const uint8_t *am, int b, int y0)
 {
-    extern __shared__ uint32_t smem[];
-    uint32_t *sG = smem, *sIn = smem + 64 * W_LDG;
-    int b = blockIdx.x / 2, y0 = (blockIdx.x % 2) * 12;
-    stage_a1(sIn, W_CS, a1, nb, b, y0);
-    /* ga2's tile from the 72 pooled values of each output: thread t those
-     * of output t / 4, 18 * (t % 4) .. + 17, each to its window, and their
-     * sum, the bias gradient, in FP32 (each reaches one pixel). */
     int o = threadIdx.x / 4, part = threadIdx.x % 4;
     int at0 = b * 9216 + o * 144 + y0 / 2 * 12 + 18 * part;
-    float gv[18], bias = 0;
+    float gv[18], sum = 0;
     int av[18];
 #pragma unroll
     for (int q = 0; q < 18; q++) {
@@ -253,8 +260,20 @@ __global__ void __launch_bounds__(256)
         w[1] = av[q] == 1 ? v : 0;
         w[24] = av[q] == 2 ? v : 0;
         w[25] = av[q] == 3 ? v : 0;
-        bias += gv[q];
+        sum += gv[q];
     }
+    return sum;
+}
+
+__global__ void __launch_bounds__(256)
+    k_conv2_wgrad(const float *gp, const float *d1, const uint8_t *am,
+                  const float *a1, int nb, float *tmp)
+{
+    extern __shared__ uint32_t smem[];
+    uint32_t *sG = smem, *sIn = smem + 64 * W_LDG;
+    int b = blockIdx.x / 2, y0 = (blockIdx.x % 2) * 12;
+    stage_a1(sIn, W_CS, a1, nb, b, y0);
+    float bias = stage_ga2_tile(sG, gp, d1, am, b, y0);
     __syncthreads();
     int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4,
         t = lane % 4, m0 = (warp % 2) * 32, n0 = (warp / 2) * 72;
@@ -295,31 +314,21 @@ __global__ void __launch_bounds__(256)
         out[(threadIdx.x / 4) * W_N + 288] = bias;
 }
 
-/* Data gradient through conv2 and conv1's ReLU, ga1[c][b][y][x], the sum
- * over o, ki, kj of W2[o][c][ki][kj] ga2[o][b][y - ki][x - kj], and from it
- * conv1's filter and bias gradients; ga1 itself is not stored. A block
- * computes the 32 channels of 13 rows (338 pixels, half an image) from
- * ga2's rows (unpooled) staged with a border of zeros (28 wide); warp w the
- * pixel tiles 6 w .. 6 w + 5 (tiles past pixel 337 are computed and
- * dropped). Its partial [32][12] of conv1's gradients (filters in columns
- * 0-8, bias in column 9) goes to tmp[block]; k_sum_slices adds them. */
+/* The data gradient's shared memory (its A [32][576] and the tile of ga2
+ * [64][15 x 28]) and pixels (13 rows of 26). */
 enum { D_LDW = 580, D_PS = 424, D_PIX = 13 * 26 };
 constexpr size_t D_SMEM = (32 * D_LDW + 64 * D_PS) * 4;
 
-__global__ void __launch_bounds__(256)
-    k_conv2_dgrad(const float *gp, const float *d1, const uint8_t *am,
-                  const float *wd, const float *a1, const float *cols1, int nb,
-                  float *tmp)
+/* The data gradient's tile of ga2: rows y0 - 2 .. y0 + 12 of image b
+ * (zeros outside 0 .. 23), 28 wide with a border of 2 zeros, as TF32: each
+ * pooled value's gradient to its window's argmax, from the 7 pooled rows
+ * these rows need. */
+__device__ void stage_ga2_padded(uint32_t *sP, const float *gp, const float *d1,
+                                 const uint8_t *am, int b, int y0)
 {
-    extern __shared__ uint32_t smem[];
-    uint32_t *sW = smem, *sP = smem + 32 * D_LDW;
-    int b = blockIdx.x / 2, y0 = (blockIdx.x % 2) * 13;
-    stage_rows(sW, D_LDW, wd, 576, 32, 144, false);
     for (int e = threadIdx.x; e < 64 * D_PS / 4; e += blockDim.x)
         ((uint4 *)sP)[e] = make_uint4(0, 0, 0, 0);
     __syncthreads();
-    /* ga2's rows y0 - 2 .. y0 + 12 (those in 0 .. 23): each pooled value's
-     * gradient to its window's argmax, from the 7 pooled rows they need. */
     const int n = 64 * 7 * 12, batch = 7;
     int pr0 = y0 == 0 ? 0 : 5;
     for (int e0 = threadIdx.x; e0 < n; e0 += batch * blockDim.x) {
@@ -342,6 +351,85 @@ __global__ void __launch_bounds__(256)
                     tf32_bits(gv[u]);
         }
     }
+}
+
+/* Data gradient through conv2 and conv1's ReLU, ga1[c][b][y][x], the sum
+ * over o, ki, kj of W2[o][c][ki][kj] ga2[o][b][y - ki][x - kj], and from it
+ * conv1's filter and bias gradients; ga1 itself is not stored. A block
+ * computes the 32 channels of 13 rows (338 pixels, half an image) from
+ * ga2's rows (unpooled) staged with a border of zeros (28 wide); warp w the
+ * pixel tiles 6 w .. 6 w + 5 (tiles past pixel 337 are computed and
+ * dropped). Its partial [32][12] of conv1's gradients (filters in columns
+ * 0-8, bias in column 9) goes to tmp[block]; k_sum_slices adds them. */
+/* The data gradient's epilogue: ga1, the block's product acc through
+ * conv1's ReLU, and from it conv1's filter and bias gradients, a thread's
+ * 4 channels x (9 inputs, a one) over its 12 pixels, then summed over the
+ * 4 lanes of a group and over the 8 warps into out [32][12]. */
+__device__ __forceinline__ void conv1_grads(const float (&acc)[2][6][4],
+                                            const float *a1, const float *cols1,
+                                            int nb, int b, int y0, float *out)
+{
+    extern __shared__ uint32_t smem[];
+    int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4,
+        t = lane % 4;
+    size_t ntot = (size_t)nb * 676, base = (size_t)b * 676 + y0 * 26;
+    float part[2][2][10] = {}; /* [i][channel + 8 hy][k] */
+#pragma unroll
+    for (int f = 0; f < 6; f++)
+#pragma unroll
+        for (int hx = 0; hx < 2; hx++) {
+            int q = 8 * (6 * warp + f) + 2 * t + hx;
+            size_t px = base + min(q, D_PIX - 1);
+            float x[9];
+#pragma unroll
+            for (int k = 0; k < 9; k++)
+                x[k] = cols1[k * ntot + px];
+#pragma unroll
+            for (int i = 0; i < 2; i++)
+#pragma unroll
+                for (int hy = 0; hy < 2; hy++) {
+                    size_t at = (16 * i + g + 8 * hy) * ntot + px;
+                    float v =
+                        q < D_PIX && a1[at] > 0 ? acc[i][f][2 * hy + hx] : 0.0f;
+#pragma unroll
+                    for (int k = 0; k < 9; k++)
+                        part[i][hy][k] += v * x[k];
+                    part[i][hy][9] += v;
+                }
+        }
+    __syncthreads(); /* the A tile's memory becomes the warps' sums */
+    float *red = (float *)smem;
+#pragma unroll
+    for (int i = 0; i < 2; i++)
+#pragma unroll
+        for (int hy = 0; hy < 2; hy++)
+#pragma unroll
+            for (int k = 0; k < 10; k++) {
+                float v = part[i][hy][k];
+                v += __shfl_xor_sync(0xffffffffu, v, 1);
+                v += __shfl_xor_sync(0xffffffffu, v, 2);
+                if (t == 0)
+                    red[(warp * 32 + 16 * i + g + 8 * hy) * 10 + k] = v;
+            }
+    __syncthreads();
+    for (int e = threadIdx.x; e < 32 * 10; e += blockDim.x) {
+        float v = 0;
+        for (int w = 0; w < 8; w++)
+            v += red[w * 320 + e];
+        out[e / 10 * 12 + e % 10] = v;
+    }
+}
+
+__global__ void __launch_bounds__(256)
+    k_conv2_dgrad(const float *gp, const float *d1, const uint8_t *am,
+                  const float *wd, const float *a1, const float *cols1, int nb,
+                  float *tmp)
+{
+    extern __shared__ uint32_t smem[];
+    uint32_t *sW = smem, *sP = smem + 32 * D_LDW;
+    int b = blockIdx.x / 2, y0 = (blockIdx.x % 2) * 13;
+    stage_rows(sW, D_LDW, wd, 576, 32, 144, false);
+    stage_ga2_padded(sP, gp, d1, am, b, y0);
     __syncthreads();
     int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4,
         t = lane % 4;
@@ -368,57 +456,7 @@ __global__ void __launch_bounds__(256)
             }
         }
     }
-    /* ga1 = the product through conv1's ReLU, and from it conv1's filter
-     * and bias gradients: a thread's 4 channels x (9 inputs, a one) over
-     * its 12 pixels, then summed over the 4 lanes of a group and over the
-     * 8 warps. */
-    size_t ntot = (size_t)nb * 676, base = (size_t)b * 676 + y0 * 26;
-    float part[2][2][10] = {}; /* [i][channel + 8 hy][k] */
-#pragma unroll
-    for (int f = 0; f < 6; f++)
-#pragma unroll
-        for (int hx = 0; hx < 2; hx++) {
-            int q = 8 * (6 * warp + f) + 2 * t + hx;
-            size_t px = base + min(q, D_PIX - 1);
-            float x[9];
-#pragma unroll
-            for (int k = 0; k < 9; k++)
-                x[k] = cols1[k * ntot + px];
-#pragma unroll
-            for (int i = 0; i < 2; i++)
-#pragma unroll
-                for (int hy = 0; hy < 2; hy++) {
-                    size_t at = (16 * i + g + 8 * hy) * ntot + px;
-                    float v =
-                        q < D_PIX && a1[at] > 0 ? acc[i][f][2 * hy + hx] : 0.0f;
-#pragma unroll
-                    for (int k = 0; k < 9; k++)
-                        part[i][hy][k] += v * x[k];
-                    part[i][hy][9] += v;
-                }
-        }
-    __syncthreads(); /* sW becomes the warps' sums [8][32][10] */
-    float *red = (float *)smem;
-#pragma unroll
-    for (int i = 0; i < 2; i++)
-#pragma unroll
-        for (int hy = 0; hy < 2; hy++)
-#pragma unroll
-            for (int k = 0; k < 10; k++) {
-                float v = part[i][hy][k];
-                v += __shfl_xor_sync(0xffffffffu, v, 1);
-                v += __shfl_xor_sync(0xffffffffu, v, 2);
-                if (t == 0)
-                    red[(warp * 32 + 16 * i + g + 8 * hy) * 10 + k] = v;
-            }
-    __syncthreads();
-    float *out = tmp + (size_t)blockIdx.x * 32 * 12;
-    for (int e = threadIdx.x; e < 32 * 10; e += blockDim.x) {
-        float v = 0;
-        for (int w = 0; w < 8; w++)
-            v += red[w * 320 + e];
-        out[e / 10 * 12 + e % 10] = v;
-    }
+    conv1_grads(acc, a1, cols1, nb, b, y0, tmp + (size_t)blockIdx.x * 32 * 12);
 }
 
 /* Before any launch or capture: 1 when device dev's blocks can have the
