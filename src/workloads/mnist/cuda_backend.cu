@@ -146,6 +146,8 @@ pool_store(float m, int a, int at, const Ctl *ctl, float *d1, uint8_t *am)
     d1[at] = m;
 }
 
+#include "workloads/mnist/cuda_conv.cuh"
+
 /* Max-pool 2x2 + dropout: a2 [64][nb][576] -> d1 [nb][9216], argmax. */
 __global__ void k_pool(const float *a2, int nb, const Ctl *ctl, float *d1,
                        uint8_t *am)
@@ -156,14 +158,9 @@ __global__ void k_pool(const float *a2, int nb, const Ctl *ctl, float *d1,
     int b = t / 9216, f = t - b * 9216;
     int c = f / 144, i = (f % 144) / 12, j = f % 12;
     const float *w = a2 + ((size_t)c * nb + b) * 576 + 2 * i * 24 + 2 * j;
-    float m = w[0];
-    int a = 0;
-    if (w[1] > m)
-        m = w[1], a = 1;
-    if (w[24] > m)
-        m = w[24], a = 2;
-    if (w[25] > m)
-        m = w[25], a = 3;
+    const float v[4] = {w[0], w[1], w[24], w[25]};
+    int a;
+    float m = window_max(v, &a);
     pool_store(m, a, t, ctl, d1, am);
 }
 
@@ -266,7 +263,7 @@ __global__ void k_unpool(const float *gp, const float *d1, const uint8_t *am,
         return;
     int b = t / 9216, f = t - b * 9216;
     int c = f / 144, i = (f % 144) / 12, j = f % 12;
-    float g = d1[t] > 0 ? gp[t] * (1.0f / 0.75f) : 0.0f;
+    float g = pooled_grad(gp, d1, t);
     int a = am[t];
     float *w = ga2 + ((size_t)c * nb + b) * 576 + 2 * i * 24 + 2 * j;
     w[0] = a == 0 ? g : 0.0f;
@@ -322,8 +319,6 @@ __global__ void k_advance(Ctl *ctl, uint64_t seed)
     ctl->key1 = dv__mnist_drop_key(seed, ctl->step, 1);
     ctl->key2 = dv__mnist_drop_key(seed, ctl->step, 2);
 }
-
-#include "workloads/mnist/cuda_conv.cuh"
 
 /* Row-major C[M][N] = op(A) op(B) (+ beta C), as cblas_sgemm. */
 int gemm(Gpu *G, bool ta, bool tb, int M, int N, int K, const float *A, int lda,

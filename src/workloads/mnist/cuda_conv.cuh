@@ -10,8 +10,9 @@
  * does bias, ReLU, 2x2 pooling and dropout (a2 is not stored); the filter
  * gradient is split over half images (k_sum_slices adds the partials); the
  * data gradient goes on to conv1's gradients (ga1 is not stored). Included by
- * cuda_backend.cu inside its anonymous namespace (Ctl, pool_store,
- * pad_row); the other modes keep conv2's im2col + cuBLAS path there.
+ * cuda_backend.cu inside its anonymous namespace (Ctl, batch_idx, pad_row,
+ * pool_store), which uses window_max and pooled_grad for k_pool and
+ * k_unpool too; the other modes keep conv2's im2col + cuBLAS path there.
  *
  * Layouts (net_impl.h): cols1 [12][nb*676] (9 input rows, ones, zeros),
  * a1 [32][nb][676] (26 x 26), W2 [64][288] with k = c*9 + ki*3 +
@@ -47,9 +48,21 @@ __device__ __forceinline__ void store_d(float *c, int ld, int m, int n,
     p[8 * ld + 1] = d[3];
 }
 
-/* The gradient that pooled value `at` sends to its window's argmax, as
- * k_unpool spreads gp: where d1 > 0 (kept by dropout and positive), gp
- * times 1 / 0.75. */
+/* The largest of a 2x2 window's values (row-major), the first of equals;
+ * its index in *a. */
+__device__ __forceinline__ float window_max(const float (&v)[4], int *a)
+{
+    float m = v[0];
+    *a = 0;
+    for (int q = 1; q < 4; q++)
+        if (v[q] > m)
+            m = v[q], *a = q;
+    return m;
+}
+
+/* The gradient that pooled value `at` sends to its window's argmax:
+ * where d1 > 0 (kept by dropout and positive, so ReLU passes), gp times
+ * 1 / 0.75. */
 __device__ __forceinline__ float pooled_grad(const float *gp, const float *d1,
                                              int at)
 {
@@ -60,8 +73,8 @@ __device__ __forceinline__ float pooled_grad(const float *gp, const float *d1,
 /* conv1, bias and ReLU, a thread per output pixel of the batch (all 32
  * channels); with cols non-NULL (training) it also writes the pixel's
  * column of cols1 (its 9 normalised inputs, a one, zeros) for conv1's
- * filter gradient. W1 and B1 are
- * contiguous in the parameters (320 floats from w1). */
+ * filter gradient. W1 and B1 are contiguous in the parameters (320 floats
+ * from w1). */
 __global__ void k_conv1_fwd(const uint8_t *im, const int32_t *idx,
                             const Ctl *ctl, int stride, int nb, const float *w1,
                             float *cols, float *a1)
@@ -165,15 +178,11 @@ __device__ void pool_tile(const float *sC, const float *b2, int b, int y0,
     for (int e = threadIdx.x; e < 64 * 72; e += blockDim.x) {
         int c = e / 72, pr = (e % 72) / 12, pj = e % 12;
         const float *w = sC + c * F_LDW + 2 * pr * 24 + 2 * pj;
-        float bias = b2[c], v[4] = {w[0], w[1], w[24], w[25]};
-        float m = 0;
-        int a = 0;
-        for (int q = 0; q < 4; q++) {
-            float x = v[q] + bias;
-            x = x > 0 ? x : 0;
-            if (q == 0 || x > m)
-                m = x, a = q;
-        }
+        float v[4] = {w[0], w[1], w[24], w[25]};
+        for (int q = 0; q < 4; q++)
+            v[q] = v[q] + b2[c] > 0 ? v[q] + b2[c] : 0.0f;
+        int a;
+        float m = window_max(v, &a);
         pool_store(m, a, b * 9216 + c * 144 + (y0 / 2 + pr) * 12 + pj, ctl, d1,
                    am);
     }

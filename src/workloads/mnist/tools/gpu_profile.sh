@@ -13,7 +13,7 @@ F=${2:-/usr/share/datasets/fashion-mnist}
 command -v ncu >/dev/null || { echo "gpu_profile: no ncu here" >&2; exit 1; }
 csv=$(mktemp)
 trap 'rm -f "$csv"' EXIT
-# A step is about 30 kernel launches (its graph nodes): skip about 4 steps
+# A step is 21 to 30 kernel launches (its graph nodes): skip 4 to 6 steps
 # and profile 64 launches, which hold two whole steps.
 ncu --clock-control none --launch-skip 128 --launch-count 64 \
     --metrics gpu__time_duration.sum --csv \
