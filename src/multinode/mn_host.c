@@ -20,10 +20,13 @@
 #include "common/error.h"
 #include "lib/msg.h"
 #include "lib/runtime.h"
+#include "multinode/mn.h"
 
-/* The longest the service waits for an answer of the fork server (it
- * answers once it forked, or at once with a spare). */
-#define ANSWER_WAIT_S 10
+/* The longest the service waits for an answer of the fork server, or to
+ * hand it a request (it answers once it forked, or at once with a spare).
+ * The service beats nothing meanwhile: this stays well below MN_DEAD_S,
+ * after which its node would be taken as lost. */
+#define ANSWER_WAIT_S ((int)(MN_DEAD_S - 2 * MN_HEARTBEAT_S))
 
 struct mn_host {
     int fd;
@@ -137,6 +140,7 @@ mn_host_t *mn_host_connect(const char *rundir, pid_t pid, mn_host_ended_f ended,
     int32_t v;
     int ok = h->fd >= 0 &&
              setsockopt(h->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0 &&
+             setsockopt(h->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) == 0 &&
              connect(h->fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
              dv__msg_send(h->fd, DV_MSG_HELLO, &w, NULL, 0, mfd) == 0 &&
              answer(h, &v) == 0;

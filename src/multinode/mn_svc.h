@@ -48,6 +48,8 @@ struct task {
     uint64_t rid;
     int hosted;    /* started by the host's fork server (mn_host.h) */
     uint32_t slot; /* its slot there */
+    int pidfd;     /* hosted: readable once it ended; -1 without */
+    double ended;  /* hosted: when its pidfd was seen readable, or 0 */
 };
 
 struct mn_svc {
@@ -77,6 +79,7 @@ struct mn_svc {
     struct pend *pd;
     int npd, cappd;
     double host_wait_until;
+    double host_next_check; /* of its processes' ends (svc_host_check_wait) */
     uint64_t next_rid;
     int done[2];  /* blocking object operations finished (struct objop *) */
     int inflight; /* of those, still running */
@@ -100,7 +103,9 @@ void svc_on_kill(mn_svc_t *s, const dv_wire_view_t *v, int src);
 void svc_host_ready(mn_svc_t *s, int c);
 /* The host's fork server is gone (its connection ended or broke). */
 void svc_host_gone(mn_svc_t *s);
-/* Starts that waited for the host too long are exec'd. */
+/* Starts that waited for the host too long are exec'd; a host that has
+ * not reported the end of one of its processes for MN_DEAD_S is hung (a
+ * stopped or wedged fork server) and taken as gone. */
 void svc_host_check_wait(mn_svc_t *s);
 /* At the service's end: the host's connection, the waiting starts. */
 void svc_tasks_free(mn_svc_t *s);

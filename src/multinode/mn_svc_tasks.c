@@ -13,8 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <poll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -135,6 +137,8 @@ static void task_ended(mn_svc_t *s, int i, int code)
         dv__wire_put_u64(&b, MN_CODE, (uint64_t)(int64_t)code);
         svc_send(s, &b);
     }
+    if (s->tk[i].pidfd >= 0)
+        close(s->tk[i].pidfd);
     s->tk[i] = s->tk[--s->ntk];
 }
 
@@ -181,6 +185,18 @@ void svc_host_ready(mn_svc_t *s, int c)
         drain_pending(s);
 }
 
+/* A pidfd of pid (not our child: a fork of the host), or -1 where the
+ * kernel has none (a hung host is then seen only by the next start). */
+static int open_pidfd(pid_t pid)
+{
+#ifdef SYS_pidfd_open
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+    (void)pid;
+    return -1;
+#endif
+}
+
 /* Start task in a fork of the host when there is one, else an exec of the
  * program. Returns the pid or -1. */
 static pid_t start_task(mn_svc_t *s, struct task *t, const char *task,
@@ -191,6 +207,7 @@ static pid_t start_task(mn_svc_t *s, struct task *t, const char *task,
         pid_t pid = mn_host_start(s->host, task, arg, len, gpu, &t->slot);
         if (pid > 0) {
             t->hosted = 1;
+            t->pidfd = open_pidfd(pid);
             return pid;
         }
         if (errno == EPIPE)
@@ -204,7 +221,7 @@ static void start_now(mn_svc_t *s, int src, uint64_t rid, const char *task,
                       const void *arg, size_t len, int gpu)
 {
     pid_t pid = -1;
-    struct task t = {0, src, rid, 0, 0};
+    struct task t = {0, src, rid, 0, 0, -1, 0};
     if (s->ntk == s->captk) {
         int cap = s->captk ? 2 * s->captk : 64;
         struct task *n = realloc(s->tk, (size_t)cap * sizeof(*n));
@@ -280,11 +297,40 @@ static void host_begin(mn_svc_t *s)
     s->host_wait_until = mn_now() + HOST_WAIT_S;
 }
 
-/* Starts wait for the host no longer than HOST_WAIT_S. */
+/* Whether a process of the host ended MN_DEAD_S ago and the host has
+ * not said so (it reports ends at once). Polls the pidfds twice a
+ * second. */
+static int host_silent(mn_svc_t *s, double now)
+{
+    if (!s->host || now < s->host_next_check)
+        return 0;
+    s->host_next_check = now + 0.5;
+    for (int i = 0; i < s->ntk; i++) {
+        struct task *t = &s->tk[i];
+        struct pollfd p = {t->pidfd, POLLIN, 0};
+        if (t->hosted && t->pidfd >= 0 && !t->ended && poll(&p, 1, 0) == 1)
+            t->ended = now;
+        if (t->ended && now - t->ended > MN_DEAD_S)
+            return 1;
+    }
+    return 0;
+}
+
+/* Starts wait for the host no longer than HOST_WAIT_S; a silent host is
+ * gone. */
 void svc_host_check_wait(mn_svc_t *s)
 {
-    if (s->npd && mn_now() > s->host_wait_until)
+    double now = mn_now();
+    if (s->npd && now > s->host_wait_until)
         drain_pending(s);
+    if (host_silent(s, now)) {
+        fprintf(stderr,
+                "drover: node %d: the host's fork server has not reported "
+                "the end of a process for %g s: it is taken as gone, and "
+                "its processes killed\n",
+                s->self, MN_DEAD_S);
+        svc_host_gone(s);
+    }
 }
 
 void svc_on_spawn(mn_svc_t *s, const dv_wire_view_t *v, int src)
@@ -352,6 +398,9 @@ void svc_on_kill(mn_svc_t *s, const dv_wire_view_t *v, int src)
 void svc_tasks_free(mn_svc_t *s)
 {
     mn_host_close(&s->host);
+    for (int i = 0; i < s->ntk; i++)
+        if (s->tk[i].pidfd >= 0)
+            close(s->tk[i].pidfd);
     for (int i = 0; i < s->npd; i++)
         free(s->pd[i].arg);
     free(s->pd);

@@ -1,7 +1,7 @@
 /* The node's host (src/multinode/mn_host.h) seen from a job on 2 nodes:
  * processes placed on node 1 that come from its host's fork server (their
- * parent runs this program, not the agent). Usage: dv_mn_host, under
- * `drover run` with DV_TEST_ORIGIN=yes in its environment. Prints:
+ * parent runs this program, not the agent). Usage: dv_mn_host [MODE],
+ * under `drover run` with DV_TEST_ORIGIN=yes in its environment. Prints:
  *   "hosted after K (W)"  K starts that were execs before the first that
  *                         came from the host (W 1; K 0: the first waits
  *                         for the host to come up)
@@ -12,7 +12,15 @@
  *                         saw ("1")
  *   "host gone A B"       the codes of two hosted processes, one of which
  *                         killed the host, both gone with its fork server
- *   "after host W"        how the next start was made: 2 (an exec) */
+ *   "after host W"        how the next start was made: 2 (an exec)
+ * With MODE "stop-join" or "stop-start", once the host is up, a hosted
+ * process stops it (SIGSTOP) and exits instead, and the program prints:
+ *   "stopped host A W"    that process's code (-9: its end, never reported
+ *                         by the host, is seen and the host taken as gone)
+ *                         and how the next start was made (2: an exec),
+ *                         after a join of that process ("stop-join") or
+ *                         while the host is stopped ("stop-start"), both
+ *                         before node 1 would be taken as lost */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <limits.h>
@@ -119,6 +127,16 @@ DV_TASK(host_killer)(const void *arg, size_t len, dv_result_t *res)
     return 0;
 }
 
+/* Stop the host's fork server (this process's parent), as a hung one. */
+DV_TASK(host_stopper)(const void *arg, size_t len, dv_result_t *res)
+{
+    (void)arg;
+    (void)len;
+    (void)res;
+    kill(getppid(), SIGSTOP);
+    return 0;
+}
+
 static dv_placement_t on_node1(int gpu)
 {
     dv_placement_t w = DV_PLACEMENT_DEFAULT;
@@ -155,6 +173,23 @@ static int run(const char *task, const void *arg, size_t len, int gpu)
     return finish(start(task, arg, len, gpu));
 }
 
+/* The stopper's code (-9: it went with the host, which never reported
+ * its end) and how the next start was made; with `start`, that start
+ * comes while the host is stopped and finds it so. */
+static void stop_host(int start_while_stopped)
+{
+    dv_process_t *s = start("host_stopper", NULL, 0, -1);
+    int code = 0;
+    if (!start_while_stopped)
+        code = finish(s);
+    else
+        sleep(1); /* the stopper has stopped the host */
+    int w = run("where_from", NULL, 0, -1);
+    if (start_while_stopped)
+        code = finish(s);
+    printf("stopped host %d %d\n", code, w);
+}
+
 int main(int argc, char **argv)
 {
     dv_error_t err;
@@ -170,6 +205,12 @@ int main(int argc, char **argv)
         usleep(20000);
     }
     printf("hosted after %d (%d)\n", k, w);
+    if (argc > 1 && strncmp(argv[1], "stop", 4) == 0) {
+        stop_host(strcmp(argv[1], "stop-start") == 0);
+        fflush(stdout);
+        dv_finalize();
+        return 0;
+    }
     int n = 0;
     for (int i = 0; i < 20; i++)
         n += run("where_from", NULL, 0, -1) == 1;

@@ -5,7 +5,9 @@
 # process's environment and directory, their exit codes, kills and GPU
 # placement as for an exec;
 # a host that dies takes its processes along, reported killed, and the
-# next start is an exec again; nothing is left.
+# next start is an exec again; so does a host that stops (SIGSTOP), seen
+# by a start or by a process's end it never reports, before node 1 would
+# be taken as lost; nothing is left.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=netns.sh
@@ -30,9 +32,23 @@ for want in '^hosted after 0 \(1\)$' '^hosted 20 of 20$' '^code 7$' \
     '^after host 2$'; do
     echo "$out" | grep -qE "$want" || bad "no line $want: $out"
 done
-job_gone "$job(-n[0-9]+)?" || bad "processes left"
-ls /dev/shm | grep -qE "^drover\.${job}[.-]" && bad "shared memory left"
-ls "$DROVER_TMPDIR" | grep -qE "drover\.$job([.-]|$)" && bad "runtime dir left"
+left() {
+    job_gone "$1(-n[0-9]+)?" || bad "$1: processes left"
+    ls /dev/shm | grep -qE "^drover\.$1[.-]" && bad "$1: shared memory left"
+    ls "$DROVER_TMPDIR" | grep -qE "drover\.$1([.-]|$)" &&
+        bad "$1: runtime dir left"
+}
+left "$job"
+for mode in stop-join stop-start; do
+    job=ms$$${mode#stop-}
+    out=$(cd "$DVN_DIR/work" && DV_TEST_ORIGIN=yes DV_TEST_CWD=$DVN_DIR/work \
+        timeout 120 $(dvn_nsenter_prefix 1) "$D" run --hostfile \
+        "$DVN_DIR/hosts" --launch-cmd "$DVN_DIR/enter.sh {host} {cmd}" \
+        --job-id "$job" -- "$B/bin/dv_mn_host" "$mode" 2>&1) ||
+        bad "$mode: exit $?: $out"
+    echo "$out" | grep -qE '^stopped host -9 2$' || bad "$mode: $out"
+    left "$job"
+done
 dvn_teardown
 [ "$fail" = 0 ] && echo "multinode host: ok"
 exit "$fail"
