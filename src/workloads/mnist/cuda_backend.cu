@@ -385,8 +385,8 @@ int gemm_nt_long(Gpu *G, int M, int N, int K, int Kc, const float *A, int lda,
 /* Both convolutions with their biases and ReLUs, max-pool and dropout:
  * the batch's images -> d1, am (and a1, cols1 for the backward pass).
  * conv1 is computed directly; conv2 by the implicit products of
- * cuda_conv.cuh in the fused mode (TF32 with DROVER_MNIST_FUSED=1, an
- * experiment: docs/BENCHMARKS.md), else by im2col and cuBLAS. */
+ * cuda_conv.cuh in the fused mode (TF32, unless DROVER_MNIST_FUSED=0),
+ * else by im2col and cuBLAS. */
 int conv_forward(Gpu *G, const uint8_t *im, const int32_t *idx, Ctl *ctl,
                  int stride, int nb, dv_error_t *err)
 {
@@ -804,8 +804,8 @@ dv__mnist_cuda_open(const dv__mnist_setup_t *s, dv__mnist_backend_t **out,
     G->s = *s;
     const char *sk = getenv("DROVER_MNIST_SPLITK");
     G->splitk = !(sk && strcmp(sk, "0") == 0);
-    const char *fz = getenv("DROVER_MNIST_FUSED"); /* an experiment, slower */
-    G->fused = !s->precise && fz && strcmp(fz, "1") == 0;
+    const char *fz = getenv("DROVER_MNIST_FUSED");
+    G->fused = !s->precise && !(fz && strcmp(fz, "0") == 0);
     G->wcap = s->cap > 1000 ? s->cap : 1000;
     if (G->wcap > (int)s->n_test && s->cap <= (int)s->n_test)
         G->wcap = (int)s->n_test;

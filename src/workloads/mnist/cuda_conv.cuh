@@ -1,6 +1,6 @@
-/* The convolutions of the CUDA backend's fused TF32 mode
- * (DROVER_MNIST_FUSED=1; on a GPU, their first version was correct and
- * slower: docs/BENCHMARKS.md), and conv1's forward of every mode: conv1
+/* The convolutions of the CUDA backend's fused TF32 mode (the default
+ * with TF32; DROVER_MNIST_FUSED=0 turns it off: docs/BENCHMARKS.md), and
+ * conv1's forward of every mode: conv1
  * directly in FP32, conv2 as implicit matrix products on TF32 tensor cores
  * (PTX mma.sync, 16x8x8 tiles) whose operands are read straight from tiles
  * of a1 or ga2 staged in shared memory, so that conv2's im2col matrix is never
