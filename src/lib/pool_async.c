@@ -6,11 +6,29 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "common/error.h"
 #include "lib/pool_impl.h"
 #include "lib/shm.h"
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+#define POPULATE_MIN ((size_t)1 << 20)
+
+/* Fault in a large new array here, in the submitting thread, so that the
+ * manager's first writes to it do not stop for a page fault each page
+ * (where the kernel cannot, the manager faults as before). */
+static void populate(void *p, size_t len)
+{
+    const uintptr_t page = 4096;
+    uintptr_t lo = ((uintptr_t)p + page - 1) & ~(page - 1),
+              hi = ((uintptr_t)p + len) & ~(page - 1);
+    if (len >= POPULATE_MIN && hi > lo)
+        madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE);
+}
 
 struct dv_async *dv__pool_async_new(size_t n)
 {
@@ -36,6 +54,9 @@ struct dv_async *dv__pool_async_new(size_t n)
         errno = ENOMEM;
         return NULL;
     }
+    populate(a->res, m * sizeof(*a->res));
+    populate(a->state, m);
+    populate(a->order, m * sizeof(*a->order));
     pthread_mutex_init(&a->mu, NULL);
     a->n = n;
     a->wake_at = SIZE_MAX;
