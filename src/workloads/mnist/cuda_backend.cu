@@ -333,22 +333,46 @@ int gemm(Gpu *G, bool ta, bool tb, int M, int N, int K, const float *A, int lda,
 }
 
 /* Sum S slices of [M][N] products: columns below Nw into out [M][Nw];
- * with bias, column Nw into bias [M]. */
+ * with bias, column Nw into bias [M]. A block sums 32 outputs (threadIdx.x,
+ * one warp's coalesced row) in SUM_GROUPS groups of slices (threadIdx.y:
+ * slices y, y + SUM_GROUPS, ..., with four loads in flight), then adds the
+ * groups in order: the same sum on every run. */
+enum { SUM_GROUPS = 8 };
+
 __global__ void k_sum_slices(const float *tmp, int S, int M, int N, int Nw,
                              float *out, float *bias)
 {
-    int i = blockIdx.x * blockDim.x + threadIdx.x, nw = M * Nw;
-    if (i >= nw + (bias ? M : 0))
-        return;
-    int at = i < nw ? i / Nw * N + i % Nw : (i - nw) * N + Nw;
+    __shared__ float part[SUM_GROUPS][32];
+    int i = blockIdx.x * 32 + threadIdx.x, nw = M * Nw,
+        n_out = nw + (bias ? M : 0);
+    int at = i >= n_out ? 0 : i < nw ? i / Nw * N + i % Nw : (i - nw) * N + Nw;
     long n = (long)M * N;
-    float s = 0;
-    for (int k = 0; k < S; k++)
-        s += tmp[k * n + at];
+    float s[4] = {0, 0, 0, 0};
+    int k = threadIdx.y;
+    for (; k + 3 * SUM_GROUPS < S; k += 4 * SUM_GROUPS)
+#pragma unroll
+        for (int u = 0; u < 4; u++)
+            s[u] += tmp[(k + u * SUM_GROUPS) * n + at];
+    for (; k < S; k += SUM_GROUPS)
+        s[0] += tmp[k * n + at];
+    part[threadIdx.y][threadIdx.x] = (s[0] + s[1]) + (s[2] + s[3]);
+    __syncthreads();
+    if (threadIdx.y != 0 || i >= n_out)
+        return;
+    float sum = 0;
+    for (int y = 0; y < SUM_GROUPS; y++)
+        sum += part[y][threadIdx.x];
     if (i < nw)
-        out[i] = s;
+        out[i] = sum;
     else
-        bias[i - nw] = s;
+        bias[i - nw] = sum;
+}
+
+void sum_slices(Gpu *G, int S, int M, int N, int Nw, float *out, float *bias)
+{
+    int n = M * Nw + (bias ? M : 0);
+    k_sum_slices<<<blocks(n, 32), dim3(32, SUM_GROUPS), 0, G->st>>>(
+        G->tmp, S, M, N, Nw, out, bias);
 }
 
 /* Row-major A[M][K] B[N][K]^T for a long K: a strided batched product
@@ -372,9 +396,7 @@ int gemm_nt_long(Gpu *G, int M, int N, int K, int Kc, const float *A, int lda,
                                      Kc, &one, B, ldb, Kc, A, lda, Kc, &zero,
                                      G->tmp, N, (long long)M * N, S));
     }
-    int n = M * Nw + (bias ? M : 0);
-    k_sum_slices<<<blocks(n, 256), 256, 0, G->st>>>(G->tmp, S, M, N, Nw, C,
-                                                    bias);
+    sum_slices(G, S, M, N, Nw, C, bias);
     CU(cudaGetLastError());
     return 0;
 }
@@ -422,12 +444,10 @@ int conv_backward(Gpu *G, int nb, dv_error_t *err)
     if (G->fused) {
         k_conv2_wgrad<<<2 * nb, 256, W_SMEM, G->st>>>(G->gp, G->d1, G->am,
                                                       G->a1, nb, G->tmp);
-        k_sum_slices<<<blocks(64 * 289, T), T, 0, G->st>>>(
-            G->tmp, 2 * nb, 64, W_N, 288, GR(W2), GR(B2));
+        sum_slices(G, 2 * nb, 64, W_N, 288, GR(W2), GR(B2));
         k_conv2_dgrad<<<2 * nb, 256, D_SMEM, G->st>>>(
             G->gp, G->d1, G->am, G->w2d, G->a1, G->cols1, nb, G->tmp);
-        k_sum_slices<<<blocks(32 * 10, T), T, 0, G->st>>>(
-            G->tmp, 2 * nb, 32, 12, 9, GR(W1), GR(B1));
+        sum_slices(G, 2 * nb, 32, 12, 9, GR(W1), GR(B1));
         CU(cudaGetLastError());
         return 0;
     }

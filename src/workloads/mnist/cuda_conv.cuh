@@ -239,8 +239,9 @@ __global__ void __launch_bounds__(256)
  * ga2's tile [64][288] (unpooled) and the tile's im2col, read from a1's rows,
  * whose columns are ordered (kk, c); warp w the outputs 32 * (w % 2) .. + 31 x
  * columns 72 * (w / 2) .. + 71. Its partial [64][292] (filters in columns
- * 0-287 in W2's order, bias in column 288) goes to tmp[s]; k_sum_slices
- * adds the 2 * nb partials. */
+ * 0-287 in W2's order, bias in column 288) is put together in sG's memory
+ * and goes to tmp[s] as whole rows (scattered, each store of a warp would
+ * touch 32 sectors); k_sum_slices adds the 2 * nb partials. */
 enum { W_LDG = 292, W_CS = 388, W_N = 292 };
 constexpr size_t W_SMEM = (64 * W_LDG + 32 * W_CS) * 4;
 
@@ -306,7 +307,10 @@ __global__ void __launch_bounds__(256)
             mma8(acc[1][f], a[1], b0, b1);
         }
     }
-    float *out = tmp + (size_t)blockIdx.x * 64 * W_N;
+    bias += __shfl_xor_sync(0xffffffffu, bias, 1);
+    bias += __shfl_xor_sync(0xffffffffu, bias, 2);
+    __syncthreads(); /* sG becomes the partial, in W2's order */
+    float *sOut = (float *)sG;
 #pragma unroll
     for (int i = 0; i < 2; i++)
 #pragma unroll
@@ -315,12 +319,14 @@ __global__ void __launch_bounds__(256)
             for (int h = 0; h < 4; h++) {
                 int m = m0 + 16 * i + g + 8 * (h / 2);
                 int n = n0 + 8 * f + 2 * t + h % 2;
-                out[m * W_N + (n % 32) * 9 + n / 32] = acc[i][f][h];
+                sOut[m * W_N + (n % 32) * 9 + n / 32] = acc[i][f][h];
             }
-    bias += __shfl_xor_sync(0xffffffffu, bias, 1);
-    bias += __shfl_xor_sync(0xffffffffu, bias, 2);
     if (threadIdx.x % 4 == 0)
-        out[(threadIdx.x / 4) * W_N + 288] = bias;
+        sOut[(threadIdx.x / 4) * W_N + 288] = bias;
+    __syncthreads(); /* then out in whole rows of float4 */
+    float4 *out = (float4 *)(tmp + (size_t)blockIdx.x * 64 * W_N);
+    for (int e = threadIdx.x; e < 64 * W_N / 4; e += blockDim.x)
+        out[e] = ((const float4 *)sOut)[e];
 }
 
 /* The data gradient's shared memory (its A [32][576] and the tile of ga2
