@@ -21,13 +21,13 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "common/error.h"
 #include "lib/internal.h"
+#include "lib/shm.h"
 
 static double now_s(void)
 {
@@ -124,18 +124,6 @@ struct sup {
     const struct dv__agent_opts *o;
 };
 
-/* A pidfd of pid, or -1 where the kernel has none (the bounded wait still
- * sees the end, later). */
-static int open_pidfd(pid_t pid)
-{
-#ifdef SYS_pidfd_open
-    return pid > 0 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
-#else
-    (void)pid;
-    return -1;
-#endif
-}
-
 static void reap_all(struct sup *s)
 {
     int st;
@@ -199,7 +187,8 @@ static void teardown(struct sup *s, double grace)
 int dv__agent_supervise(pid_t main_pid, const struct dv__agent_opts *o,
                         int *signo)
 {
-    struct sup s = {main_pid, 0, 0, -1, open_pidfd(main_pid), o};
+    /* Without a pidfd, the bounded wait still sees the end, later. */
+    struct sup s = {main_pid, 0, 0, -1, dv__pidfd_open(main_pid), o};
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGCHLD);

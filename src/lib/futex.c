@@ -152,3 +152,13 @@ pid_t dv__self_pid(void)
     pthread_once(&pid_once, init_pid);
     return __atomic_load_n(&cached_pid, __ATOMIC_RELAXED);
 }
+
+int dv__pidfd_open(pid_t pid)
+{
+#ifdef SYS_pidfd_open
+    return pid > 0 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
+#else
+    (void)pid;
+    return -1;
+#endif
+}

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/error.h"
 #include "lib/pool_impl.h"
@@ -23,7 +24,7 @@
  * (where the kernel cannot, the manager faults as before). */
 static void populate(void *p, size_t len)
 {
-    const uintptr_t page = 4096;
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
     uintptr_t lo = ((uintptr_t)p + page - 1) & ~(page - 1),
               hi = ((uintptr_t)p + len) & ~(page - 1);
     if (len >= POPULATE_MIN && hi > lo)

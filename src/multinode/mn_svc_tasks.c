@@ -12,15 +12,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <poll.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "lib/msg.h"
+#include "lib/shm.h"
 
 static void drain_pending(mn_svc_t *s);
 
@@ -185,18 +185,6 @@ void svc_host_ready(mn_svc_t *s, int c)
         drain_pending(s);
 }
 
-/* A pidfd of pid (not our child: a fork of the host), or -1 where the
- * kernel has none (a hung host is then seen only by the next start). */
-static int open_pidfd(pid_t pid)
-{
-#ifdef SYS_pidfd_open
-    return (int)syscall(SYS_pidfd_open, pid, 0);
-#else
-    (void)pid;
-    return -1;
-#endif
-}
-
 /* Start task in a fork of the host when there is one, else an exec of the
  * program. Returns the pid or -1. */
 static pid_t start_task(mn_svc_t *s, struct task *t, const char *task,
@@ -207,7 +195,8 @@ static pid_t start_task(mn_svc_t *s, struct task *t, const char *task,
         pid_t pid = mn_host_start(s->host, task, arg, len, gpu, &t->slot);
         if (pid > 0) {
             t->hosted = 1;
-            t->pidfd = open_pidfd(pid);
+            /* Without a pidfd, a hung host is seen by the next start. */
+            t->pidfd = dv__pidfd_open(pid);
             return pid;
         }
         if (errno == EPIPE)
