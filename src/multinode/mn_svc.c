@@ -646,7 +646,7 @@ void mn_svc_on_poll(mn_svc_t *s, zmq_pollitem_t *it, int n)
         }
         if (s->host && fd == mn_host_fd(s->host)) {
             if (mn_host_on_input(s->host) < 0)
-                svc_host_gone(s);
+                svc_host_gone(s, "closed its connection");
             continue;
         }
         if (fd == s->outr[1] || fd == s->outr[2]) {

@@ -101,8 +101,9 @@ void svc_on_spawn(mn_svc_t *s, const dv_wire_view_t *v, int src);
 void svc_on_kill(mn_svc_t *s, const dv_wire_view_t *v, int src);
 /* Client c of agent.sock said it is the node's host, its fork server up. */
 void svc_host_ready(mn_svc_t *s, int c);
-/* The host's fork server is gone (its connection ended or broke). */
-void svc_host_gone(mn_svc_t *s);
+/* The host's fork server is gone (its connection ended or broke, or it
+ * does not answer): said on stderr with why, its processes killed. */
+void svc_host_gone(mn_svc_t *s, const char *why);
 /* Starts that waited for the host too long are exec'd; a host that has
  * not reported the end of one of its processes for MN_DEAD_S is hung (a
  * stopped or wedged fork server) and taken as gone. */

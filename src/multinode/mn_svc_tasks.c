@@ -154,8 +154,15 @@ static void host_ended(void *arg, uint32_t slot, pid_t pid, int code)
 
 /* The host's fork server is gone, and its processes with it: they are
  * reported killed; later starts exec the program again. */
-void svc_host_gone(mn_svc_t *s)
+void svc_host_gone(mn_svc_t *s, const char *why)
 {
+    int hosted = 0;
+    for (int i = 0; i < s->ntk; i++)
+        hosted += s->tk[i].hosted;
+    fprintf(stderr,
+            "drover: node %d: the host's fork server %s: it is taken as gone"
+            "%s\n",
+            s->self, why, hosted ? ", and its processes killed" : "");
     mn_host_close(&s->host);
     if (s->host_pid > 0)
         kill(s->host_pid, SIGKILL);
@@ -180,7 +187,7 @@ void svc_host_ready(mn_svc_t *s, int c)
     dv_error_t err;
     s->host = mn_host_connect(s->rundir, s->host_pid, host_ended, s, &err);
     if (!s->host)
-        svc_host_gone(s);
+        svc_host_gone(s, "did not answer its greeting");
     else
         drain_pending(s);
 }
@@ -200,7 +207,8 @@ static pid_t start_task(mn_svc_t *s, struct task *t, const char *task,
             return pid;
         }
         if (errno == EPIPE)
-            svc_host_gone(s);
+            svc_host_gone(s, "did not take a start (no answer, or its "
+                             "connection broke)");
     }
     return spawn_task(s, task, arg, len, gpu);
 }
@@ -312,14 +320,8 @@ void svc_host_check_wait(mn_svc_t *s)
     double now = mn_now();
     if (s->npd && now > s->host_wait_until)
         drain_pending(s);
-    if (host_silent(s, now)) {
-        fprintf(stderr,
-                "drover: node %d: the host's fork server has not reported "
-                "the end of a process for %g s: it is taken as gone, and "
-                "its processes killed\n",
-                s->self, MN_DEAD_S);
-        svc_host_gone(s);
-    }
+    if (host_silent(s, now))
+        svc_host_gone(s, "has not reported the end of a process in time");
 }
 
 void svc_on_spawn(mn_svc_t *s, const dv_wire_view_t *v, int src)
@@ -379,7 +381,7 @@ void svc_on_kill(mn_svc_t *s, const dv_wire_view_t *v, int src)
             kill(s->tk[i].pid, sig);
         else if (mn_host_signal(s->host, s->tk[i].slot, sig) < 0 &&
                  errno == EPIPE)
-            svc_host_gone(s);
+            svc_host_gone(s, "did not take a signal");
         return;
     }
 }

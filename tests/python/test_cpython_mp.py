@@ -8,6 +8,7 @@ method passes so far); KNOWN lists single tests that are skipped with
 drover, each with its reason (docs/PYTHON.md repeats them). Exits 77
 (skipped) when drover or the test suite cannot be imported."""
 
+import faulthandler
 import sys
 
 METHOD = "drover"
@@ -72,5 +73,8 @@ if METHOD == "drover":
                                                          _test)))
 
 if __name__ == "__main__":
+    # A hang prints where every thread of this process waits, and ends the
+    # run before the caller's timeout (the suite takes well under a minute).
+    faulthandler.dump_traceback_later(240, exit=True)
     names = sys.argv[1:] or PASSING
     unittest.main(argv=[sys.argv[0]] + names, verbosity=1)
