@@ -422,7 +422,7 @@ static int do_hello(size_t i, int fd, dv__msgr_t *r)
     if (m == MAP_FAILED)
         return reply_err(i, errno, "cannot map the status table");
     S.cl[i].tab = m;
-    return reply_ok(i, 0);
+    return reply_ok(i, (int32_t)getpid()); /* for the client's watch */
 }
 
 /* One message from client i. Returns 1 in a new task child. */

@@ -109,28 +109,32 @@ struct timespec dv__deadline_min(const struct timespec *dl, long ms)
     return t;
 }
 
-/* A killed process stays a zombie until its parent reaps it, and kill(pid,
- * 0) still succeeds on it: read its state from /proc as well. */
-bool dv__pid_alive(pid_t pid)
+char dv__pid_state(pid_t pid)
 {
-    if (pid <= 0)
-        return false;
-    if (kill(pid, 0) < 0 && errno == ESRCH)
-        return false;
+    if (pid <= 0 || (kill(pid, 0) < 0 && errno == ESRCH))
+        return 0;
     char path[64], buf[256];
     snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return errno != ENOENT;
+        return errno == ENOENT ? 0 : '?';
     ssize_t n = read(fd, buf, sizeof(buf) - 1);
     close(fd);
     if (n <= 0)
-        return true;
+        return '?';
     buf[n] = '\0';
-    const char *p = strrchr(buf, ')');
-    if (!p || p[1] != ' ')
-        return true;
-    return p[2] != 'Z' && p[2] != 'X';
+    const char *p = strrchr(buf, ')'); /* the name may hold any byte */
+    if (!p || p[1] != ' ' || !p[2])
+        return '?';
+    return p[2];
+}
+
+/* A killed process stays a zombie until its parent reaps it, and kill(pid,
+ * 0) still succeeds on it: its state from /proc tells. */
+bool dv__pid_alive(pid_t pid)
+{
+    char st = dv__pid_state(pid);
+    return st && st != 'Z' && st != 'X';
 }
 
 static pid_t cached_pid;

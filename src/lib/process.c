@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -29,6 +30,8 @@
 
 #define PROCESS_MAGIC 0x70726f63u
 #define SPINS 2000
+/* A sleeping join looks at the fork server this often (seconds). */
+#define LOOK_S 0.5
 
 struct dv_process {
     uint32_t magic;
@@ -50,7 +53,15 @@ static struct {
     uint64_t gen;
     int mfd; /* the status table's memfd (also handed to the agent) */
     int afd; /* connection to the node's agent (remote starts), or -1 */
-} C = {PTHREAD_MUTEX_INITIALIZER, 0, -1, NULL, 0, 1, -1, -1};
+    struct dv__fs_watch watch;
+    int gone; /* the fork server is: its processes read as killed */
+    uint64_t local[DV_PS_SLOTS / 64]; /* slots of the fork server's starts */
+} C = {.mu = PTHREAD_MUTEX_INITIALIZER,
+       .fd = -1,
+       .gen = 1,
+       .mfd = -1,
+       .afd = -1,
+       .watch = {0, -1, 0, 0}};
 
 static void close_locked(void)
 {
@@ -66,7 +77,39 @@ static void close_locked(void)
     C.fd = -1;
     C.tab = NULL;
     C.gen++;
+    dv__fs_watch_stop(&C.watch);
+    C.gone = 0;
+    memset(C.local, 0, sizeof(C.local));
 }
+
+/* Under C.mu: whether the fork server is gone (process_watch.c). When it
+ * has just gone, the processes it started read as killed: they were, by
+ * PR_SET_PDEATHSIG (an end it did not report reads so too). */
+static int server_gone_locked(void)
+{
+    if (C.gone)
+        return 1;
+    if (C.fd < 0 || C.owner != getpid() || !dv__fs_watch_gone(&C.watch))
+        return 0;
+    C.gone = 1;
+    for (uint32_t i = 0; i < DV_PS_SLOTS; i++) {
+        struct dv__ps_slot *s = &C.tab[i];
+        uint32_t st = atomic_load(&s->state) & 0xff;
+        if (!(C.local[i / 64] >> (i % 64) & 1))
+            continue;
+        if (st == DV_PS_ABANDONED)
+            atomic_store(&s->state, DV_PS_FREE);
+        if (st != DV_PS_RUNNING)
+            continue;
+        s->code = -SIGKILL;
+        atomic_store(&s->state, DV_PS_DONE);
+        syscall(SYS_futex, &s->state, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+    }
+    return 1;
+}
+
+#define GONE_WHY \
+    "the fork server is gone (it ended, or stayed stopped for %g s)"
 
 void dv__process_disconnect(void)
 {
@@ -77,15 +120,30 @@ void dv__process_disconnect(void)
 
 /* Wait briefly for a reply by polling: a sleep and wake-up costs more
  * here than the fork server's whole answer to a start. */
-static void spin_for_reply(int fd)
+static int spin_for_reply(int fd)
 {
     char c;
     for (int i = 0; i < SPINS; i++) {
         ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-        if (n > 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
-            return;
+        if (n >= 0 || (errno != EAGAIN && errno != EINTR))
+            return 1;
         __builtin_ia32_pause();
     }
+    return 0;
+}
+
+/* Under C.mu: wait for the fork server's reply while it is there. */
+static int wait_reply(int fd)
+{
+    struct pollfd p = {fd, POLLIN, 0};
+    int n;
+    while ((n = poll(&p, 1, (int)(LOOK_S * 1000))) <= 0) {
+        if (n < 0 && errno != EINTR)
+            return 0; /* the read says what is wrong */
+        if (server_gone_locked())
+            return -1;
+    }
+    return 0;
 }
 
 static int expect_ok(int fd, int32_t *value, dv_error_t *err, const char *ctx)
@@ -93,8 +151,9 @@ static int expect_ok(int fd, int32_t *value, dv_error_t *err, const char *ctx)
     uint16_t type;
     /* Not for the agent: its answers cross to another node and back, and
      * a spin that long only takes a CPU from those who make them. */
-    if (fd != C.afd)
-        spin_for_reply(fd);
+    if (fd != C.afd && !spin_for_reply(fd) && wait_reply(fd) < 0)
+        return dv__errprintf(err, ENOTCONN, "%s: " GONE_WHY, ctx,
+                             DV_FS_STOPPED_S);
     void *body;
     size_t len;
     if (dv__msg_recv(fd, &type, &body, &len, NULL) < 0)
@@ -118,7 +177,10 @@ static int expect_ok(int fd, int32_t *value, dv_error_t *err, const char *ctx)
 static int connect_locked(dv_error_t *err)
 {
     if (C.fd >= 0 && C.owner == getpid())
-        return 0;
+        return C.gone
+                   ? dv__errprintf(err, ENOTCONN, "dv_process_start: " GONE_WHY,
+                                   DV_FS_STOPPED_S)
+                   : 0;
     close_locked();
     const char *path = dv__forkserver_path();
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -140,9 +202,11 @@ static int connect_locked(dv_error_t *err)
         dv__errprintf(err, ENOTCONN, "dv_process_start: fork server gone");
         goto fail;
     }
+    int32_t server = 0;
     if (dv__msg_send(C.fd, DV_MSG_HELLO, NULL, NULL, 0, mfd) < 0 ||
-        expect_ok(C.fd, NULL, err, "dv_process_start") < 0)
+        expect_ok(C.fd, &server, err, "dv_process_start") < 0)
         goto fail;
+    dv__fs_watch_start(&C.watch, server);
     C.mfd = mfd;
     C.owner = getpid();
     C.next = 0;
@@ -282,6 +346,9 @@ dv_process_t *dv_process_start(const char *task, const void *arg, size_t len,
         int remote = node != dv_node_self() ? node : -1;
         r = request_start(slot, remote, task, arg, len, where ? where->gpu : -1,
                           &pid, err);
+        uint64_t bit = (uint64_t)1 << (slot % 64);
+        C.local[slot / 64] =
+            remote < 0 ? C.local[slot / 64] | bit : C.local[slot / 64] & ~bit;
         if (r < 0 && C.tab)
             atomic_store(&C.tab[slot].state, DV_PS_FREE);
     }
@@ -337,6 +404,21 @@ static int poll_done(dv_process_t *p)
     return 0;
 }
 
+/* 1 when p ended (code taken), 0 while running, -1 when the handle is
+ * bad; a fork server that is gone ends its processes. */
+static int poll_done_watched(dv_process_t *p)
+{
+    int r = poll_done(p);
+    if (r != 0)
+        return r;
+    pthread_mutex_lock(&C.mu);
+    int gone = server_gone_locked();
+    pthread_mutex_unlock(&C.mu);
+    return gone ? poll_done(p) : 0;
+}
+
+/* Sleep until s changes, the deadline, or a look at the fork server is
+ * due (it may be gone). */
 static int sleep_on(struct dv__ps_slot *s, double timeout_s, double deadline)
 {
     uint32_t want = DV_PS_RUNNING;
@@ -344,18 +426,20 @@ static int sleep_on(struct dv__ps_slot *s, double timeout_s, double deadline)
                                         DV_PS_RUNNING | DV_PS_WAITER) &&
         want != (DV_PS_RUNNING | DV_PS_WAITER))
         return 0;
-    struct timespec ts, *tp = NULL;
+    struct timespec ts;
+    double left = LOOK_S;
     if (timeout_s >= 0) {
         struct timespec now;
         clock_gettime(CLOCK_MONOTONIC, &now);
-        double left = deadline - ((double)now.tv_sec + now.tv_nsec * 1e-9);
+        left = deadline - ((double)now.tv_sec + now.tv_nsec * 1e-9);
         if (left <= 0)
             return -1;
-        ts.tv_sec = (time_t)left;
-        ts.tv_nsec = (long)((left - (double)ts.tv_sec) * 1e9);
-        tp = &ts;
     }
-    syscall(SYS_futex, &s->state, FUTEX_WAIT, DV_PS_RUNNING | DV_PS_WAITER, tp,
+    if (left > LOOK_S)
+        left = LOOK_S;
+    ts.tv_sec = (time_t)left;
+    ts.tv_nsec = (long)((left - (double)ts.tv_sec) * 1e9);
+    syscall(SYS_futex, &s->state, FUTEX_WAIT, DV_PS_RUNNING | DV_PS_WAITER, &ts,
             NULL, 0);
     return 0;
 }
@@ -372,12 +456,12 @@ int dv_process_join(dv_process_t *p, double timeout_s, dv_error_t *err)
     double deadline = (double)t0.tv_sec + t0.tv_nsec * 1e-9 + timeout_s;
     while (r == 0) {
         if (timeout_s == 0 || sleep_on(slot_of(p), timeout_s, deadline) < 0) {
-            if ((r = poll_done(p)) != 0)
+            if ((r = poll_done_watched(p)) != 0)
                 break;
             return dv__errprintf(err, ETIMEDOUT,
                                  "dv_process_join: still running");
         }
-        r = poll_done(p);
+        r = poll_done_watched(p);
     }
     if (r < 0)
         return dv__errprintf(err, errno, "dv_process_join: %s",
@@ -388,12 +472,12 @@ int dv_process_join(dv_process_t *p, double timeout_s, dv_error_t *err)
 
 bool dv_process_is_alive(dv_process_t *p)
 {
-    return poll_done(p) == 0;
+    return poll_done_watched(p) == 0;
 }
 
 int dv_process_exitcode(dv_process_t *p, int *code)
 {
-    int r = poll_done(p);
+    int r = poll_done_watched(p);
     if (r < 0)
         return -1;
     if (r == 0) {

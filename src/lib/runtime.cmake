@@ -29,6 +29,9 @@ dv_add_test(test_forkserver SOURCES ${dv_unit}/test_forkserver.c LIBS drover
 dv_add_test(test_warm SOURCES ${dv_unit}/test_warm.c LIBS drover_internal
   TIMEOUT 60)
 set_tests_properties(test_warm PROPERTIES SKIP_RETURN_CODE 77)
+# A fork server killed or stopped: joins end, starts fail (each case a job).
+dv_add_test(test_process_server SOURCES ${dv_unit}/test_process_server.c
+  LIBS drover TIMEOUT 90)
 # Join waits for the exit itself (a task held in its exit by ptrace).
 dv_add_test(test_process_exit SOURCES ${dv_unit}/test_process_exit.c
   LIBS drover TIMEOUT 60)

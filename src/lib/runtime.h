@@ -95,6 +95,26 @@ int dv__forkserver_start(struct dv__task_req *req, dv_error_t *err);
  * grace period, then SIGKILL) and reap it. Safe when none runs. */
 void dv__forkserver_stop(void);
 
+/* ---- the client's watch on its fork server (process_watch.c) ---- */
+
+/* A fork server that ended, or that stays stopped (SIGSTOP, a debugger)
+ * this long, reports no more ends and answers no starts: its client takes
+ * it as gone. A busy or slow one is waited for. */
+#define DV_FS_STOPPED_S 5.0
+struct dv__fs_watch {
+    pid_t pid;            /* the fork server (its answer to HELLO), or 0 */
+    int pidfd;            /* of pid, or -1 */
+    double stopped_since; /* CLOCK_MONOTONIC seconds, 0: not stopped */
+    double last;          /* the last look */
+};
+/* Watch fork server pid (<= 0: nothing to watch). */
+void dv__fs_watch_start(struct dv__fs_watch *w, pid_t server);
+void dv__fs_watch_stop(struct dv__fs_watch *w);
+/* 1 when the fork server is gone (one stopped too long is killed first,
+ * and its tasks end with it), else 0. Looks at most twice a second;
+ * calls in between answer 0. */
+int dv__fs_watch_gone(struct dv__fs_watch *w);
+
 /* Path of the listening socket of the fork server this process talks to
  * ("" when none). */
 const char *dv__forkserver_path(void);

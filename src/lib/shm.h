@@ -119,6 +119,10 @@ pid_t dv__self_pid(void);
 /* False when process pid is gone or a zombie (killed but not reaped). */
 bool dv__pid_alive(pid_t pid);
 
+/* The state letter of process pid in /proc (R, S, D, T stopped, t traced,
+ * Z zombie...), 0 when it is gone, '?' when it cannot be read. */
+char dv__pid_state(pid_t pid);
+
 /* A pidfd of pid (readable once it ended; it need not be our child), or
  * -1 where the kernel has none. The caller closes it. */
 int dv__pidfd_open(pid_t pid);
