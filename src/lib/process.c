@@ -27,11 +27,10 @@
 #include "lib/internal.h"
 #include "lib/msg.h"
 #include "lib/remote.h"
+#include "lib/shm.h"
 
 #define PROCESS_MAGIC 0x70726f63u
 #define SPINS 2000
-/* A sleeping join looks at the fork server this often (seconds). */
-#define LOOK_S 0.5
 
 struct dv_process {
     uint32_t magic;
@@ -103,7 +102,7 @@ static int server_gone_locked(void)
             continue;
         s->code = -SIGKILL;
         atomic_store(&s->state, DV_PS_DONE);
-        syscall(SYS_futex, &s->state, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+        dv__futex_wake((uint32_t *)&s->state, INT_MAX);
     }
     return 1;
 }
@@ -137,7 +136,7 @@ static int wait_reply(int fd)
 {
     struct pollfd p = {fd, POLLIN, 0};
     int n;
-    while ((n = poll(&p, 1, (int)(LOOK_S * 1000))) <= 0) {
+    while ((n = poll(&p, 1, (int)(DV_FS_LOOK_S * 1000))) <= 0) {
         if (n < 0 && errno != EINTR)
             return 0; /* the read says what is wrong */
         if (server_gone_locked())
@@ -427,7 +426,7 @@ static int sleep_on(struct dv__ps_slot *s, double timeout_s, double deadline)
         want != (DV_PS_RUNNING | DV_PS_WAITER))
         return 0;
     struct timespec ts;
-    double left = LOOK_S;
+    double left = DV_FS_LOOK_S;
     if (timeout_s >= 0) {
         struct timespec now;
         clock_gettime(CLOCK_MONOTONIC, &now);
@@ -435,8 +434,8 @@ static int sleep_on(struct dv__ps_slot *s, double timeout_s, double deadline)
         if (left <= 0)
             return -1;
     }
-    if (left > LOOK_S)
-        left = LOOK_S;
+    if (left > DV_FS_LOOK_S)
+        left = DV_FS_LOOK_S;
     ts.tv_sec = (time_t)left;
     ts.tv_nsec = (long)((left - (double)ts.tv_sec) * 1e9);
     syscall(SYS_futex, &s->state, FUTEX_WAIT, DV_PS_RUNNING | DV_PS_WAITER, &ts,

@@ -14,8 +14,6 @@
 
 #include "lib/shm.h"
 
-/* Looks are at least this far apart (sooner calls answer "not gone"). */
-#define FS_LOOK_S 0.5
 /* Looks further apart than this do not make one stop. */
 #define FS_LOOK_GAP_S 1.5
 
@@ -52,7 +50,7 @@ static int ended(const struct dv__fs_watch *w)
 int dv__fs_watch_gone(struct dv__fs_watch *w)
 {
     double now = now_s();
-    if (w->pid <= 0 || now - w->last < FS_LOOK_S)
+    if (w->pid <= 0 || now - w->last < DV_FS_LOOK_S)
         return 0;
     if (ended(w))
         return 1;

@@ -101,6 +101,9 @@ void dv__forkserver_stop(void);
  * this long, reports no more ends and answers no starts: its client takes
  * it as gone. A busy or slow one is waited for. */
 #define DV_FS_STOPPED_S 5.0
+/* Looks at it are at least this far apart (seconds); a sleeping join and
+ * a start waiting for its answer look this often. */
+#define DV_FS_LOOK_S 0.5
 struct dv__fs_watch {
     pid_t pid;            /* the fork server (its answer to HELLO), or 0 */
     int pidfd;            /* of pid, or -1 */
