@@ -38,8 +38,10 @@ pid_t mn_host_start(mn_host_t *h, const char *task, const void *arg, size_t len,
                     int gpu, uint32_t *slot);
 /* SIGTERM or SIGKILL to the process in slot. 0 or -1 (ESRCH: it ended). */
 int mn_host_signal(mn_host_t *h, uint32_t slot, int sig);
-/* The descriptor is readable: handle what came. 0, or -1 when the host's
- * fork server is gone (every process it had is gone with it). */
+/* The descriptor was seen readable: handle what came (every message that
+ * is there, none if an answer took them meanwhile; it never waits). 0, or
+ * -1 when the host's fork server is gone (every process it had is gone
+ * with it). */
 int mn_host_on_input(mn_host_t *h);
 
 #endif

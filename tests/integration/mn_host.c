@@ -10,6 +10,9 @@
  *   "kill K term T"       hosted sleepers killed / terminated: -9, -15
  *   "gpu G"               CUDA_VISIBLE_DEVICES a process placed on GPU 1
  *                         saw ("1")
+ *   "churn N of 400"      of 400 short processes, CHURN_WINDOW at a time
+ *                         (their ends come while starts do), those that
+ *                         ended with their code (all: the host stays)
  *   "host gone A B"       the codes of two hosted processes, one of which
  *                         killed the host, both gone with its fork server
  *   "after host W"        how the next start was made: 2 (an exec)
@@ -173,6 +176,25 @@ static int run(const char *task, const void *arg, size_t len, int gpu)
     return finish(start(task, arg, len, gpu));
 }
 
+/* Starts while ends come: the host's answer to a start is read after
+ * the ends it sent before it, so the end that made its connection
+ * readable may be taken before the service looks at it. How many of
+ * 400 ended with their own code. */
+#define CHURN_WINDOW 8
+static int churn(void)
+{
+    dv_process_t *p[CHURN_WINDOW] = {0};
+    int ok = 0;
+    for (int i = 0; i < 400 + CHURN_WINDOW; i++) {
+        dv_process_t **q = &p[i % CHURN_WINDOW];
+        if (*q)
+            ok += finish(*q) == 7;
+        int seven = 7;
+        *q = i < 400 ? start("code_of", &seven, sizeof(seven), -1) : NULL;
+    }
+    return ok;
+}
+
 /* The stopper's code (-9: it went with the host, which never reported
  * its end) and how the next start was made; with `start`, that start
  * comes while the host is stopped and finds it so. */
@@ -224,6 +246,7 @@ int main(int argc, char **argv)
     int ka = finish(a);
     printf("kill %d term %d\n", ka, finish(b));
     printf("gpu %d\n", run("gpu_seen", NULL, 0, 1));
+    printf("churn %d of 400\n", churn());
     a = start("sleeper", NULL, 0, -1);
     b = start("host_killer", NULL, 0, -1);
     int ca = finish(a);

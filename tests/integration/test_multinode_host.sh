@@ -28,7 +28,7 @@ out=$(cd "$DVN_DIR/work" && DV_TEST_ORIGIN=yes DV_TEST_CWD=$DVN_DIR/work \
     --launch-cmd "$DVN_DIR/enter.sh {host} {cmd}" --job-id "$job" \
     -- "$B/bin/dv_mn_host" 2>&1) || bad "exit $?: $out"
 for want in '^hosted after 0 \(1\)$' '^hosted 20 of 20$' '^code 7$' \
-    '^kill -9 term -15$' '^gpu 1$' '^host gone -(9|15) -(9|15)$' \
+    '^kill -9 term -15$' '^gpu 1$' '^churn 400 of 400$' '^host gone -(9|15) -(9|15)$' \
     '^after host 2$'; do
     echo "$out" | grep -qE "$want" || bad "no line $want: $out"
 done

@@ -51,12 +51,6 @@ KNOWN_MULTINODE = {
         "without one: counts differ by node (they do not grow with the "
         "number of children, which is what the test checks)",
 }
-# A known defect, not a limit: twice in CI runs (not in 15 runs here) the
-# second node's host fork server closed its connection during this test,
-# its processes were killed, and notify_all waited for them for ever.
-KNOWN_MULTINODE["WithProcessesTestCondition.test_notify_all"] = (
-    "known defect: the other node's host fork server at times closes its "
-    "connection during it (its processes are then killed)")
 # Their helpers (_DummyList, and Bunch, which counts in one) keep a count
 # in multiprocessing.heap memory, a mapping of a file that a process on
 # another node cannot map: the children there fail, and Bunch waits for
